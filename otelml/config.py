@@ -1,0 +1,296 @@
+"""The whole service configuration, parsed and validated as the collector does.
+
+:func:`parse` turns an expanded config map into typed component configs and
+pipelines, and reports every problem at once, each with its ``::`` path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+
+from otelml.component import ComponentID, Kind
+from otelml.configmodel import ComponentConfig, Duration, nested_problems, validation_messages
+from otelml.confmap import ConfigError
+from otelml.pdata import Signal
+from otelml.registry import Registry
+
+TOP_LEVEL_KEYS = ("receivers", "processors", "exporters", "connectors", "extensions", "service")
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"invalid endpoint {value!r}: expected host:port")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+class PrometheusPull(ComponentConfig):
+    host: str = "localhost"
+    port: int = Field(8888, ge=0, le=65535)
+
+
+class PullExporter(ComponentConfig):
+    prometheus: PrometheusPull
+
+
+class PullReader(ComponentConfig):
+    exporter: PullExporter
+
+
+class MetricReader(ComponentConfig):
+    pull: PullReader
+
+
+class MetricsTelemetry(ComponentConfig):
+    level: Literal["none", "basic", "normal", "detailed"] = "normal"
+    # The short form, as older collectors had it; ``readers`` is the current one.
+    address: str | None = None
+    readers: list[MetricReader] = []
+
+    @field_validator("address")
+    @classmethod
+    def _check_address(cls, value):
+        if value is not None:
+            _host_port(value)
+        return value
+
+    def validate(self) -> list[str]:
+        if self.address and self.readers:
+            return ["address: set either address or readers, not both"]
+        return []
+
+    def endpoint(self) -> tuple[str, int] | None:
+        """Where to serve Prometheus metrics, or None when they are off."""
+        if self.level == "none":
+            return None
+        if self.address:
+            return _host_port(self.address)
+        if self.readers:
+            prometheus = self.readers[0].pull.exporter.prometheus
+            return prometheus.host, prometheus.port
+        return "localhost", 8888
+
+
+class LogsTelemetry(ComponentConfig):
+    level: Literal["debug", "info", "warn", "error"] = "info"
+    encoding: Literal["console"] = "console"
+
+
+class TelemetryConfig(ComponentConfig):
+    metrics: MetricsTelemetry = MetricsTelemetry()
+    logs: LogsTelemetry = LogsTelemetry()
+
+
+class PipelineSection(ComponentConfig):
+    receivers: list[str] = []
+    processors: list[str] = []
+    exporters: list[str] = []
+
+
+class ServiceSection(ComponentConfig):
+    extensions: list[str] = []
+    pipelines: dict[str, PipelineSection] = {}
+    telemetry: TelemetryConfig = TelemetryConfig()
+    shutdown_timeout: Duration = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineID:
+    signal: Signal
+    name: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.signal.value}/{self.name}" if self.name else self.signal.value
+
+
+@dataclasses.dataclass
+class Pipeline:
+    id: PipelineID
+    receivers: list[ComponentID]
+    processors: list[ComponentID]
+    exporters: list[ComponentID]
+
+
+@dataclasses.dataclass
+class Config:
+    components: dict[Kind, dict[ComponentID, ComponentConfig]]
+    pipelines: dict[PipelineID, Pipeline]
+    extensions: list[ComponentID]
+    telemetry: TelemetryConfig
+    shutdown_timeout: float
+
+    def used(self, kind: Kind) -> list[ComponentID]:
+        """Components of ``kind`` that some pipeline (or the service) uses, in first-use order."""
+        if kind is Kind.EXTENSION:
+            return list(self.extensions)
+        section = {Kind.RECEIVER: "receivers", Kind.PROCESSOR: "processors", Kind.EXPORTER: "exporters"}
+        seen: dict[ComponentID, None] = {}
+        for pipeline in self.pipelines.values():
+            if kind is Kind.CONNECTOR:
+                ids = pipeline.receivers + pipeline.exporters
+            else:
+                ids = getattr(pipeline, section[kind])
+            for component_id in ids:
+                if component_id in self.components[kind]:
+                    seen[component_id] = None
+        return list(seen)
+
+
+def parse(raw: dict[str, Any], registry: Registry) -> Config:
+    """Validate ``raw`` (already expanded and merged); raise ConfigError listing every problem."""
+    problems: list[str] = []
+    for key in raw:
+        if key not in TOP_LEVEL_KEYS:
+            problems.append(f"{key}: unknown top-level key (known: {', '.join(TOP_LEVEL_KEYS)})")
+    components = {kind: _parse_section(raw.get(kind.section), kind, registry, problems) for kind in Kind}
+    service = _parse_service(raw.get("service"), problems)
+    pipelines: dict[PipelineID, Pipeline] = {}
+    extensions: list[ComponentID] = []
+    if service is not None:
+        extensions = _references(service.extensions, "service::extensions", components[Kind.EXTENSION], "extension", problems)
+        for name, section in service.pipelines.items():
+            pipeline = _parse_pipeline(name, section, components, registry, problems)
+            if pipeline:
+                pipelines[pipeline.id] = pipeline
+        if not service.pipelines:
+            problems.append("service::pipelines: at least one pipeline must be configured")
+        _check_connectors(pipelines, components[Kind.CONNECTOR], registry, problems)
+        _check_cycles(pipelines, components[Kind.CONNECTOR], problems)
+    if problems:
+        raise ConfigError(problems)
+    return Config(components, pipelines, extensions, service.telemetry, service.shutdown_timeout)
+
+
+def _parse_section(section: Any, kind: Kind, registry: Registry, problems: list[str]) -> dict[ComponentID, ComponentConfig]:
+    parsed: dict[ComponentID, ComponentConfig] = {}
+    if section is None:
+        return parsed
+    if not isinstance(section, dict):
+        problems.append(f"{kind.section}: must be a map of component IDs to their settings")
+        return parsed
+    for key, settings in section.items():
+        path = f"{kind.section}::{key}"
+        try:
+            component_id = ComponentID.parse(key)
+        except ValueError as error:
+            problems.append(f"{path}: {error}")
+            continue
+        factory = registry.get(kind, component_id.type)
+        if factory is None:
+            known = ", ".join(registry.types(kind)) or "none"
+            problems.append(f'{path}: unknown {kind.value} type "{component_id.type}" (known: {known})')
+            continue
+        try:
+            config = factory.config_class.model_validate(settings if settings is not None else {})
+        except ValidationError as error:
+            problems += [f"{path}::{line}" for line in validation_messages(error)]
+            continue
+        component_problems = nested_problems(config)
+        if component_problems:
+            problems += [f"{path}::{line}" for line in component_problems]
+            continue
+        parsed[component_id] = config
+    return parsed
+
+
+def _parse_service(section: Any, problems: list[str]) -> ServiceSection | None:
+    if section is None:
+        problems.append("service: missing; it must name at least one pipeline")
+        return None
+    try:
+        service = ServiceSection.model_validate(section)
+    except ValidationError as error:
+        problems += [f"service::{line}" for line in validation_messages(error)]
+        return None
+    problems += [f"service::{line}" for line in nested_problems(service)]
+    return service
+
+
+def _references(names: list[str], path: str, configured: dict, what: str, problems: list[str]) -> list[ComponentID]:
+    ids = []
+    for name in names:
+        try:
+            component_id = ComponentID.parse(name)
+        except ValueError as error:
+            problems.append(f"{path}: {error}")
+            continue
+        if component_id not in configured:
+            problems.append(f'{path}: references {what} "{name}" which is not configured')
+            continue
+        if component_id in ids:
+            problems.append(f'{path}: references {what} "{name}" more than once')
+            continue
+        ids.append(component_id)
+    return ids
+
+
+def _parse_pipeline(name: str, section: PipelineSection, components, registry: Registry, problems: list[str]) -> Pipeline | None:
+    path = f"service::pipelines::{name}"
+    signal_name, _, pipeline_name = name.partition("/")
+    try:
+        signal = Signal(signal_name)
+    except ValueError:
+        problems.append(f'{path}: unknown signal "{signal_name}" (known: traces, logs, metrics)')
+        return None
+    connectors = components[Kind.CONNECTOR]
+    receivers = _references(section.receivers, path, {**components[Kind.RECEIVER], **connectors}, "receiver", problems)
+    processors = _references(section.processors, path, components[Kind.PROCESSOR], "processor", problems)
+    exporters = _references(section.exporters, path, {**components[Kind.EXPORTER], **connectors}, "exporter", problems)
+    if not section.receivers:
+        problems.append(f"{path}: must have at least one receiver")
+    if not section.exporters:
+        problems.append(f"{path}: must have at least one exporter")
+    for kind, ids in ((Kind.RECEIVER, receivers), (Kind.PROCESSOR, processors), (Kind.EXPORTER, exporters)):
+        for component_id in ids:
+            if component_id in connectors:
+                continue
+            factory = registry.get(kind, component_id.type)
+            if signal not in factory.signals:
+                supported = ", ".join(sorted(s.value for s in factory.signals)) or "none"
+                problems.append(f'{path}: {kind.value} "{component_id}" does not support {signal.value} (supports: {supported})')
+    return Pipeline(PipelineID(signal, pipeline_name), receivers, processors, exporters)
+
+
+def _check_connectors(pipelines: dict[PipelineID, Pipeline], connectors, registry: Registry, problems: list[str]) -> None:
+    for connector_id in connectors:
+        inputs = [p for p in pipelines.values() if connector_id in p.exporters]
+        outputs = [p for p in pipelines.values() if connector_id in p.receivers]
+        if not inputs and not outputs:
+            continue
+        path = f"connectors::{connector_id}"
+        if not inputs or not outputs:
+            problems.append(f"{path}: a connector must be used as an exporter in one pipeline and as a receiver in another")
+            continue
+        factory = registry.get(Kind.CONNECTOR, connector_id.type)
+        for source in inputs:
+            for target in outputs:
+                if (source.id.signal, target.id.signal) not in factory.connects:
+                    problems.append(f"{path}: cannot connect {source.id.signal.value} (pipeline {source.id}) to {target.id.signal.value} (pipeline {target.id})")
+
+
+def _check_cycles(pipelines: dict[PipelineID, Pipeline], connectors, problems: list[str]) -> None:
+    """Refuse pipelines that feed themselves through connectors."""
+    edges = {
+        p.id: {q.id for q in pipelines.values() for c in p.exporters if c in connectors and c in q.receivers}
+        for p in pipelines.values()
+    }
+    state: dict[PipelineID, str] = {}
+
+    def visit(pipeline_id: PipelineID, trail: list[PipelineID]) -> bool:
+        state[pipeline_id] = "visiting"
+        for target in sorted(edges[pipeline_id], key=str):
+            if state.get(target) == "visiting":
+                cycle = " -> ".join(str(p) for p in trail[trail.index(target):] + [target])
+                problems.append(f"service::pipelines: connectors form a cycle: {cycle}")
+                return True
+            if target not in state and visit(target, trail + [target]):
+                return True
+        state[pipeline_id] = "done"
+        return False
+
+    for pipeline_id in pipelines:
+        if pipeline_id not in state and visit(pipeline_id, [pipeline_id]):
+            return

@@ -1,0 +1,68 @@
+"""The consumer contract between pipeline stages, and fan-out.
+
+Every processor, exporter and connector is a :class:`Consumer`: an object
+with ``async consume(batch)`` that returns once it has accepted the batch,
+or raises a :class:`~otelml.errors.ConsumerError`. A consumer that changes
+the batch in place says so with ``mutates_data = True``; fan-out then gives
+it its own copy, and every other consumer shares the original.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol, runtime_checkable
+
+from otelml.errors import PermanentError
+from otelml.pdata import Batch
+
+
+@runtime_checkable
+class Consumer(Protocol):
+    mutates_data: bool
+
+    async def consume(self, batch: Batch) -> None: ...
+
+
+class FanOut:
+    """Sends each batch to several consumers concurrently.
+
+    The batch is accepted only when every consumer accepted it. When some
+    fail, a permanent error is raised only if every failure was permanent,
+    so that a sender retries when any branch may still take the data.
+    """
+
+    def __init__(self, consumers: list[Consumer]):
+        if not consumers:
+            raise ValueError("fan-out needs at least one consumer")
+        self.consumers = consumers
+        # Copies are made for all but the last mutating consumer, which may
+        # take the original if no read-only consumer shares it.
+        self.mutates_data = False
+
+    async def consume(self, batch: Batch) -> None:
+        if len(self.consumers) == 1:
+            return await self.consumers[0].consume(batch)
+        readers = [c for c in self.consumers if not c.mutates_data]
+        mutators = [c for c in self.consumers if c.mutates_data]
+        deliveries = []
+        for index, consumer in enumerate(mutators):
+            owns_original = not readers and index == len(mutators) - 1
+            deliveries.append((consumer, batch if owns_original else _copy(batch)))
+        deliveries += [(consumer, batch) for consumer in readers]
+        results = await asyncio.gather(*(c.consume(b) for c, b in deliveries), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if not errors:
+            return
+        if all(isinstance(e, PermanentError) for e in errors):
+            raise errors[0]
+        raise next(e for e in errors if not isinstance(e, PermanentError))
+
+
+def _copy(batch: Batch) -> Batch:
+    duplicate = type(batch)()
+    duplicate.CopyFrom(batch)
+    return duplicate
+
+
+def fan_out(consumers: list[Consumer]) -> Consumer:
+    return consumers[0] if len(consumers) == 1 else FanOut(consumers)

@@ -1,0 +1,168 @@
+"""The pipeline graph: components created from a Config and wired together.
+
+Exporters and connectors are created once per ID and shared by every
+pipeline that names them; processors are created per pipeline, as in the
+collector; receivers are created once per ID and fan their data out to every
+pipeline of the signal that lists them. Components configured but used by no
+pipeline are not created.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from otelml.component import ComponentID, CreateSettings, Kind
+from otelml.config import Config, Pipeline, PipelineID
+from otelml.consumer import Consumer, fan_out
+from otelml.pdata import Batch, Signal, count_items
+from otelml.registry import Registry
+from otelml.telemetry import Telemetry
+
+
+class CountingConsumer:
+    """Counts items entering a consumer into a processor's incoming/outgoing metric."""
+
+    def __init__(self, consumer: Consumer, counter):
+        self.consumer = consumer
+        self.counter = counter
+        self.mutates_data = consumer.mutates_data
+
+    async def consume(self, batch: Batch) -> None:
+        self.counter.inc(count_items(batch))
+        await self.consumer.consume(batch)
+
+
+@dataclasses.dataclass
+class Graph:
+    """Created components, grouped in the order they start."""
+
+    extensions: dict[ComponentID, object]
+    exporters: dict[ComponentID, object]
+    connectors: dict[ComponentID, object]
+    # Per pipeline, its processors from first to last.
+    processors: dict[PipelineID, list[object]]
+    receivers: dict[ComponentID, object]
+
+    # Pipelines with their connector edges, upstream first (see build()).
+    pipeline_order: list[PipelineID] = dataclasses.field(default_factory=list)
+    pipeline_connectors: dict[PipelineID, list[ComponentID]] = dataclasses.field(default_factory=dict)
+
+    def start_order(self) -> list[tuple[Kind, object, object]]:
+        """Extensions, exporters, then pipelines from the last downstream to the first
+        upstream (each connector just before the pipelines that feed it), receivers last.
+        Shutdown runs the same list backwards, so data always drains downstream."""
+        order: list[tuple[Kind, object, object]] = [(Kind.EXTENSION, i, c) for i, c in self.extensions.items()]
+        order += [(Kind.EXPORTER, i, c) for i, c in self.exporters.items()]
+        added: set[ComponentID] = set()
+        for pipeline_id in reversed(self.pipeline_order):
+            for connector_id in self.pipeline_connectors.get(pipeline_id, []):
+                if connector_id not in added:
+                    added.add(connector_id)
+                    order.append((Kind.CONNECTOR, connector_id, self.connectors[connector_id]))
+            order += [(Kind.PROCESSOR, pipeline_id, c) for c in reversed(self.processors[pipeline_id])]
+        order += [(Kind.RECEIVER, i, c) for i, c in self.receivers.items()]
+        return order
+
+
+def build(config: Config, registry: Registry, telemetry: Telemetry) -> Graph:
+    def settings(kind: Kind, component_id: ComponentID) -> CreateSettings:
+        return CreateSettings(component_id, kind, telemetry)
+
+    def factory(kind: Kind, component_id: ComponentID):
+        return registry.get(kind, component_id.type)
+
+    def component_config(kind: Kind, component_id: ComponentID):
+        return config.components[kind][component_id]
+
+    extensions = {
+        i: factory(Kind.EXTENSION, i).create(settings(Kind.EXTENSION, i), component_config(Kind.EXTENSION, i))
+        for i in config.extensions
+    }
+    exporters = {
+        i: factory(Kind.EXPORTER, i).create(settings(Kind.EXPORTER, i), component_config(Kind.EXPORTER, i))
+        for i in config.used(Kind.EXPORTER)
+    }
+    # Connectors feed pipelines that start with them, so those pipelines are
+    # built first: pipeline entries are created on demand, recursively.
+    connectors: dict[ComponentID, object] = {}
+    processors: dict[PipelineID, list[object]] = {}
+    entries: dict[PipelineID, Consumer] = {}
+
+    def exporter_consumer(pipeline: Pipeline, component_id: ComponentID) -> Consumer:
+        if component_id in config.components[Kind.CONNECTOR]:
+            return connector(component_id)
+        return exporters[component_id]
+
+    def connector(component_id: ComponentID):
+        if component_id not in connectors:
+            outputs: dict[Signal, list[Consumer]] = {}
+            for pipeline in config.pipelines.values():
+                if component_id in pipeline.receivers:
+                    outputs.setdefault(pipeline.id.signal, []).append(entry(pipeline))
+            consumers = {signal: fan_out(targets) for signal, targets in outputs.items()}
+            connectors[component_id] = factory(Kind.CONNECTOR, component_id).create(
+                settings(Kind.CONNECTOR, component_id), component_config(Kind.CONNECTOR, component_id), consumers)
+        return connectors[component_id]
+
+    def entry(pipeline: Pipeline) -> Consumer:
+        if pipeline.id in entries:
+            return entries[pipeline.id]
+        signal = pipeline.id.signal
+        next_consumer = fan_out([exporter_consumer(pipeline, e) for e in pipeline.exporters])
+        chain = []
+        for processor_id in reversed(pipeline.processors):
+            outgoing = CountingConsumer(next_consumer, telemetry.processor_outgoing.labels(str(processor_id), signal.value))
+            processor = factory(Kind.PROCESSOR, processor_id).create(
+                settings(Kind.PROCESSOR, processor_id), component_config(Kind.PROCESSOR, processor_id), signal, outgoing)
+            chain.insert(0, processor)
+            next_consumer = CountingConsumer(processor, telemetry.processor_incoming.labels(str(processor_id), signal.value))
+        processors[pipeline.id] = chain
+        entries[pipeline.id] = next_consumer
+        return next_consumer
+
+    receiver_outputs: dict[ComponentID, dict[Signal, list[Consumer]]] = {}
+    for pipeline in config.pipelines.values():
+        for receiver_id in pipeline.receivers:
+            if receiver_id in config.components[Kind.CONNECTOR]:
+                continue
+            receiver_outputs.setdefault(receiver_id, {}).setdefault(pipeline.id.signal, []).append(entry(pipeline))
+    for pipeline in config.pipelines.values():
+        entry(pipeline)
+    receivers = {
+        i: factory(Kind.RECEIVER, i).create(
+            settings(Kind.RECEIVER, i), component_config(Kind.RECEIVER, i),
+            {signal: fan_out(targets) for signal, targets in outputs.items()})
+        for i, outputs in receiver_outputs.items()
+    }
+    connector_ids = config.components[Kind.CONNECTOR]
+    pipeline_connectors = {
+        pipeline.id: [e for e in pipeline.exporters if e in connector_ids] for pipeline in config.pipelines.values()
+    }
+    return Graph(extensions, exporters, connectors, processors, receivers,
+                 topological_order(config), pipeline_connectors)
+
+
+def topological_order(config: Config) -> list[PipelineID]:
+    """Pipelines ordered so that one feeding another through a connector comes first.
+
+    The config check has already refused cycles.
+    """
+    connector_ids = config.components[Kind.CONNECTOR]
+    downstream = {
+        p.id: [q.id for q in config.pipelines.values() for c in p.exporters if c in connector_ids and c in q.receivers]
+        for p in config.pipelines.values()
+    }
+    order: list[PipelineID] = []
+    visited: set[PipelineID] = set()
+
+    def visit(pipeline_id: PipelineID):
+        if pipeline_id in visited:
+            return
+        visited.add(pipeline_id)
+        for target in downstream[pipeline_id]:
+            visit(target)
+        order.append(pipeline_id)
+
+    for pipeline_id in config.pipelines:
+        visit(pipeline_id)
+    return list(reversed(order))

@@ -1,0 +1,130 @@
+"""The running service: builds the graph, starts and stops it, serves its own metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal as signals
+import time
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from otelml.component import ComponentID, Kind, component_logger
+from otelml.config import Config
+from otelml.graph import build
+from otelml.registry import Registry
+from otelml.telemetry import Telemetry
+
+log = logging.getLogger("otelml.service")
+
+
+class Service:
+    """One collector instance.
+
+    ``start`` brings components up exporters-first and receivers-last;
+    ``shutdown`` takes them down in reverse, within ``shutdown_timeout``. Both
+    are safe to call in any order and more than once.
+    """
+
+    def __init__(self, config: Config, registry: Registry | None = None):
+        self.config = config
+        self.telemetry = Telemetry()
+        self.graph = build(config, registry or Registry.default(), self.telemetry)
+        self.state = "created"
+        self._started: list[tuple[Kind, object, object]] = []
+        self._fatal: asyncio.Event | None = None
+        self._fatal_error: BaseException | None = None
+        self._metrics_runner: web.AppRunner | None = None
+        self.metrics_address: tuple[str, int] | None = None
+
+    # Host interface, used by components.
+    def get_extension(self, component_id: ComponentID):
+        return self.graph.extensions.get(component_id)
+
+    def healthy(self) -> bool:
+        return self.state == "running" and self._fatal_error is None
+
+    def report_fatal_error(self, component: str, error: BaseException) -> None:
+        """A component that cannot go on stops the service, as in the collector."""
+        log.error("fatal error in %s: %s", component, error)
+        self._fatal_error = error
+        if self._fatal is not None:
+            self._fatal.set()
+
+    async def start(self) -> None:
+        self._fatal = asyncio.Event()
+        self.state = "starting"
+        await self._start_metrics()
+        for kind, component_id, component in self.graph.start_order():
+            component_logger(kind, component_id).info("starting")
+            try:
+                await component.start(self)
+            except Exception as error:
+                component_logger(kind, component_id).error("failed to start: %s", error)
+                await self.shutdown()
+                raise
+            self._started.append((kind, component_id, component))
+        self.state = "running"
+        log.info("everything is ready; begin running and processing data")
+
+    async def shutdown(self) -> None:
+        if self.state in ("stopping", "stopped"):
+            return
+        self.state = "stopping"
+        deadline = time.monotonic() + self.config.shutdown_timeout
+        log.info("shutting down")
+        for kind, component_id, component in reversed(self._started):
+            logger = component_logger(kind, component_id)
+            remaining = deadline - time.monotonic()
+            try:
+                async with asyncio.timeout(max(remaining, 0.001)):
+                    await component.shutdown()
+            except TimeoutError:
+                logger.error("shutdown did not finish within the shutdown timeout")
+            except Exception as error:
+                logger.error("shutdown failed: %s", error)
+        self._started.clear()
+        if self._metrics_runner is not None:
+            await self._metrics_runner.cleanup()
+            self._metrics_runner = None
+        self.state = "stopped"
+        log.info("shutdown complete")
+
+    async def run(self) -> int:
+        """Start, wait for SIGTERM/SIGINT or a fatal error, shut down; returns an exit code."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signals.SIGTERM, signals.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await self.start()
+            fatal_wait = asyncio.create_task(self._fatal.wait())
+            stop_wait = asyncio.create_task(stop.wait())
+            await asyncio.wait([fatal_wait, stop_wait], return_when=asyncio.FIRST_COMPLETED)
+            fatal_wait.cancel()
+            stop_wait.cancel()
+            if stop.is_set():
+                log.info("received a stop signal")
+        finally:
+            for sig in (signals.SIGTERM, signals.SIGINT):
+                loop.remove_signal_handler(sig)
+            await self.shutdown()
+        return 1 if self._fatal_error is not None else 0
+
+    async def _start_metrics(self) -> None:
+        endpoint = self.config.telemetry.metrics.endpoint()
+        if endpoint is None:
+            return
+
+        async def metrics(_request: web.Request) -> web.Response:
+            return web.Response(body=generate_latest(self.telemetry.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        app = web.Application()
+        app.router.add_get("/metrics", metrics)
+        self._metrics_runner = web.AppRunner(app, access_log=None)
+        await self._metrics_runner.setup()
+        site = web.TCPSite(self._metrics_runner, endpoint[0], endpoint[1])
+        await site.start()
+        self.metrics_address = self._metrics_runner.addresses[0][:2]
+        log.info("serving internal metrics on http://%s:%d/metrics", *self.metrics_address)
