@@ -35,9 +35,10 @@ class FanOut:
         if not consumers:
             raise ValueError("fan-out needs at least one consumer")
         self.consumers = consumers
-        # Copies are made for all but the last mutating consumer, which may
-        # take the original if no read-only consumer shares it.
-        self.mutates_data = False
+        # Copies are made for all but the last mutating consumer, which
+        # takes the original when no read-only consumer shares it: so this
+        # fan-out mutates its input whenever any of its consumers does.
+        self.mutates_data = any(c.mutates_data for c in consumers)
 
     async def consume(self, batch: Batch) -> None:
         if len(self.consumers) == 1:

@@ -94,6 +94,12 @@ class QueuedRetryExporter(Component):
     async def stop_exporting(self) -> None:
         """Flush and close; called after the queue drained."""
 
+    def count_rejected(self, signal: Signal, count: int, message: str) -> None:
+        """Count items the destination refused inside an accepted request (OTLP partial success)."""
+        if count:
+            self._telemetry.drop(self._name, signal, count, "rejected_by_destination")
+            self.logger.warning("destination rejected %d %s: %s", count, signal.item_name, message)
+
     # Component lifecycle.
     async def start(self, host: Host) -> None:
         await self.start_exporting(host)

@@ -22,10 +22,10 @@ from otelml.telemetry import Telemetry
 class CountingConsumer:
     """Counts items entering a consumer into a processor's incoming/outgoing metric."""
 
-    def __init__(self, consumer: Consumer, counter):
+    def __init__(self, consumer: Consumer, counter, mutates_data: bool | None = None):
         self.consumer = consumer
         self.counter = counter
-        self.mutates_data = consumer.mutates_data
+        self.mutates_data = consumer.mutates_data if mutates_data is None else mutates_data
 
     async def consume(self, batch: Batch) -> None:
         self.counter.inc(count_items(batch))
@@ -110,12 +110,17 @@ def build(config: Config, registry: Registry, telemetry: Telemetry) -> Graph:
         signal = pipeline.id.signal
         next_consumer = fan_out([exporter_consumer(pipeline, e) for e in pipeline.exporters])
         chain = []
+        # A stage may change data in place when it, or anything after it,
+        # does (a processor can pass its input batch on unchanged).
+        mutates_downstream = next_consumer.mutates_data
         for processor_id in reversed(pipeline.processors):
             outgoing = CountingConsumer(next_consumer, telemetry.processor_outgoing.labels(str(processor_id), signal.value))
             processor = factory(Kind.PROCESSOR, processor_id).create(
                 settings(Kind.PROCESSOR, processor_id), component_config(Kind.PROCESSOR, processor_id), signal, outgoing)
             chain.insert(0, processor)
-            next_consumer = CountingConsumer(processor, telemetry.processor_incoming.labels(str(processor_id), signal.value))
+            mutates_downstream = mutates_downstream or processor.mutates_data
+            next_consumer = CountingConsumer(processor, telemetry.processor_incoming.labels(str(processor_id), signal.value),
+                                             mutates_downstream)
         processors[pipeline.id] = chain
         entries[pipeline.id] = next_consumer
         return next_consumer

@@ -1,0 +1,32 @@
+from typing import Literal
+
+from pydantic import Field
+
+from otelml.configmodel import ComponentConfig, Duration
+from otelml.exporterhelper import ExporterHelperConfig, QueueConfig
+
+
+class RotationConfig(ComponentConfig):
+    max_megabytes: int = Field(100, ge=1)
+    max_backups: int = Field(100, ge=0)
+
+
+class FileConfig(ExporterHelperConfig):
+    path: str
+    format: Literal["json", "proto"] = "json"
+    rotation: RotationConfig | None = None
+    compression: Literal["", "zstd"] = ""
+    flush_interval: Duration = 1.0
+    append: bool = False
+    # Writes are local and synchronous: queueing them only delays errors.
+    sending_queue: QueueConfig = QueueConfig(enabled=False)
+
+    def validate(self) -> list[str]:
+        problems = super().validate()
+        if not self.path.strip():
+            problems.append("path: must not be empty")
+        if self.flush_interval <= 0:
+            problems.append("flush_interval: must be positive")
+        if self.append and self.rotation is not None:
+            problems.append("append: cannot be used together with rotation")
+        return problems

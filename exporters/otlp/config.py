@@ -1,0 +1,24 @@
+from typing import Literal
+
+from otelml.exporterhelper import ExporterHelperConfig
+from otelml.tlsconfig import ClientTLSConfig
+
+
+class OTLPExporterConfig(ExporterHelperConfig):
+    """The collector's otlp (gRPC) exporter settings."""
+
+    endpoint: str
+    compression: Literal["gzip", "none", ""] = "gzip"
+    headers: dict[str, str] = {}
+    tls: ClientTLSConfig = ClientTLSConfig()
+
+    def validate(self) -> list[str]:
+        problems = super().validate()
+        target = self.endpoint.split("://", 1)[-1]
+        if ":" not in target:
+            problems.append(f"endpoint: {self.endpoint!r} must be host:port")
+        return problems
+
+    def target(self) -> str:
+        """The gRPC target: a URL scheme only says whether TLS is wanted, which ``tls`` decides here."""
+        return self.endpoint.split("://", 1)[-1].rstrip("/")

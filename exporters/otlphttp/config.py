@@ -1,0 +1,35 @@
+from typing import Literal
+
+from otelml.exporterhelper import ExporterHelperConfig
+from otelml.tlsconfig import ClientTLSConfig
+
+
+class OTLPHTTPExporterConfig(ExporterHelperConfig):
+    """The collector's otlphttp exporter settings."""
+
+    endpoint: str | None = None
+    traces_endpoint: str | None = None
+    logs_endpoint: str | None = None
+    metrics_endpoint: str | None = None
+    encoding: Literal["proto", "json"] = "proto"
+    compression: Literal["gzip", "none", ""] = "gzip"
+    headers: dict[str, str] = {}
+    tls: ClientTLSConfig = ClientTLSConfig()
+
+    def validate(self) -> list[str]:
+        problems = super().validate()
+        urls = {"endpoint": self.endpoint, "traces_endpoint": self.traces_endpoint,
+                "logs_endpoint": self.logs_endpoint, "metrics_endpoint": self.metrics_endpoint}
+        if not any(urls.values()):
+            problems.append("endpoint: must be set (or each of traces_endpoint, logs_endpoint, metrics_endpoint)")
+        for name, url in urls.items():
+            if url and not url.startswith(("http://", "https://")):
+                problems.append(f"{name}: {url!r} must start with http:// or https://")
+        return problems
+
+    def url(self, signal_name: str) -> str | None:
+        """The URL for one signal: its own setting, else ``endpoint`` + ``/v1/<signal>``."""
+        specific = getattr(self, f"{signal_name}_endpoint")
+        if specific:
+            return specific
+        return f"{self.endpoint.rstrip('/')}/v1/{signal_name}" if self.endpoint else None

@@ -1,0 +1,9 @@
+from otelml.configmodel import ComponentConfig
+
+
+class HealthCheckConfig(ComponentConfig):
+    endpoint: str = "localhost:13133"
+    path: str = "/"
+
+    def validate(self) -> list[str]:
+        return [] if self.path.startswith("/") else ["path: must start with /"]

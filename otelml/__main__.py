@@ -1,0 +1,5 @@
+import sys
+
+from otelml.cli import main
+
+sys.exit(main())

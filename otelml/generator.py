@@ -1,0 +1,214 @@
+"""A telemetry generator built on the OpenTelemetry SDK: realistic traces, logs
+and metrics from several services, with occasional injected incidents.
+
+Every ``incident_every`` seconds one service misbehaves for
+``incident_length`` seconds, taking turns through: a latency spike (its
+spans take ~8x longer), an error burst (errors and ERROR logs), and a scan
+(many requests from one client address to paths that do not exist).
+Spans carry synthetic start and end times, so a generator does not need to
+wait for the durations it reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import logging
+import random
+import threading
+import time
+
+from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
+
+log = logging.getLogger("otelml.generator")
+
+# service -> (operations, median duration in ms)
+SERVICES = {
+    "frontend": (["GET /", "GET /product", "POST /cart", "POST /checkout"], 40.0),
+    "checkout": (["PlaceOrder", "PrepareOrder"], 25.0),
+    "payment": (["Charge", "Refund"], 60.0),
+    "inventory": (["Reserve", "Lookup"], 8.0),
+    "auth": (["VerifyToken", "Login"], 5.0),
+}
+INCIDENT_KINDS = ("latency_spike", "error_burst", "scan")
+
+
+class Providers:
+    """One tracer, logger and meter provider per service (each has its own resource)."""
+
+    def __init__(self, endpoint: str, protocol: str, metric_interval: float):
+        self.providers = []
+        self.services = {}
+        for service in SERVICES:
+            resource = Resource.create({"service.name": service, "service.namespace": "shop", "deployment.environment": "demo"})
+            span_exporter, log_exporter, metric_exporter = _exporters(endpoint, protocol)
+            tracer_provider = TracerProvider(resource=resource)
+            tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter, schedule_delay_millis=500))
+            logger_provider = LoggerProvider(resource=resource)
+            logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter, schedule_delay_millis=500))
+            meter_provider = MeterProvider(resource=resource, metric_readers=[
+                PeriodicExportingMetricReader(metric_exporter, export_interval_millis=int(metric_interval * 1000))])
+            meter = meter_provider.get_meter("otelml.generator")
+            self.services[service] = (
+                tracer_provider.get_tracer("otelml.generator"),
+                logger_provider.get_logger("otelml.generator"),
+                meter.create_counter("requests", unit="1", description="requests served"),
+                meter.create_histogram("request.duration", unit="ms", description="request duration"),
+            )
+            self.providers += [tracer_provider, logger_provider, meter_provider]
+
+    def shutdown(self) -> None:
+        for provider in self.providers:
+            provider.force_flush()
+        for provider in self.providers:
+            provider.shutdown()
+
+
+def _exporters(endpoint: str, protocol: str):
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        return OTLPSpanExporter(endpoint, insecure=True), OTLPLogExporter(endpoint, insecure=True), OTLPMetricExporter(endpoint, insecure=True)
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    base = endpoint if endpoint.startswith("http") else f"http://{endpoint}"
+    return (OTLPSpanExporter(f"{base}/v1/traces"), OTLPLogExporter(f"{base}/v1/logs"), OTLPMetricExporter(f"{base}/v1/metrics"))
+
+
+class Generator:
+    """Emits ``rate`` traces per second until stopped or ``duration`` passes."""
+
+    def __init__(self, endpoint: str, protocol: str = "grpc", rate: float = 50.0, duration: float = 60.0,
+                 incident_every: float = 20.0, incident_length: float = 5.0, seed: int | None = None):
+        self.endpoint = endpoint
+        self.protocol = protocol
+        self.rate = rate
+        self.duration = duration
+        self.incident_every = incident_every
+        self.incident_length = incident_length
+        self.random = random.Random(seed)
+        self.stop_event = threading.Event()
+        self.traces_sent = 0
+        self.incidents: list[tuple[float, str, str]] = []
+
+    def run(self) -> None:
+        providers = Providers(self.endpoint, self.protocol, metric_interval=5.0)
+        start = time.monotonic()
+        kinds = itertools.cycle(INCIDENT_KINDS)
+        next_incident = start + self.incident_every
+        incident: tuple[str, str] | None = None
+        incident_ends = 0.0
+        try:
+            while not self.stop_event.is_set() and time.monotonic() - start < self.duration:
+                now = time.monotonic()
+                if incident is None and self.incident_every > 0 and now >= next_incident:
+                    incident = (next(kinds), self.random.choice(list(SERVICES)[1:]))
+                    incident_ends = now + self.incident_length
+                    self.incidents.append((now - start, *incident))
+                    log.info("injecting incident: %s in %s for %.0fs", incident[0], incident[1], self.incident_length)
+                elif incident is not None and now >= incident_ends:
+                    incident = None
+                    next_incident = now + self.incident_every
+                self._trace(providers, incident)
+                self.traces_sent += 1
+                self.stop_event.wait(max(0.0, start + self.traces_sent / self.rate - time.monotonic()))
+        finally:
+            providers.shutdown()
+
+    def _trace(self, providers: Providers, incident: tuple[str, str] | None) -> None:
+        """One request: frontend -> checkout/auth -> payment/inventory, as nested spans."""
+        end_ns = time.time_ns()
+        client = f"10.0.{self.random.randint(0, 3)}.{self.random.randint(1, 254)}"
+        path = self.random.choice(SERVICES["frontend"][0])
+        if incident and incident[0] == "scan":
+            client, path = "203.0.113.66", f"GET /admin/{self.random.randint(0, 10**6):x}"
+        chain = ["frontend", self.random.choice(["checkout", "auth"]), self.random.choice(["payment", "inventory"])]
+        self._span(providers, chain, 0, path, end_ns, None, client, incident)
+
+    def _span(self, providers, chain, depth, operation, end_ns, parent, client, incident) -> int:
+        service = chain[depth]
+        tracer, logger, requests, durations = providers.services[service]
+        operations, median_ms = SERVICES[service]
+        name = operation if depth == 0 else self.random.choice(operations)
+        duration_ms = median_ms * self.random.lognormvariate(0.0, 0.35)
+        failing = False
+        if incident and incident[1] == service:
+            duration_ms *= 8.0 if incident[0] == "latency_spike" else 1.0
+            failing = incident[0] == "error_burst" and self.random.random() < 0.6
+        if incident and incident[0] == "scan" and depth == 0:
+            failing = True
+        start_ns = end_ns - int(duration_ms * 1e6)
+        span = tracer.start_span(name, context=parent, kind=SpanKind.SERVER, start_time=start_ns,
+                                 attributes={"client.address": client, "http.route": name})
+        if depth + 1 < len(chain):
+            child_end = end_ns - int(duration_ms * 1e6 * 0.1)
+            self._span(providers, chain, depth + 1, None, child_end, set_span_in_context(span), client, incident)
+        context = span.get_span_context()
+        if failing:
+            span.set_status(Status(StatusCode.ERROR, "request failed"))
+        severity, text = (SeverityNumber.ERROR, f"{name} failed for {client}") if failing else (SeverityNumber.INFO, f"{name} served in {duration_ms:.1f} ms")
+        logger.emit(LogRecord(timestamp=end_ns, trace_id=context.trace_id, span_id=context.span_id, trace_flags=context.trace_flags,
+                              severity_text=severity.name, severity_number=severity, body=text,
+                              attributes={"client.address": client, "duration_ms": round(duration_ms, 3)}))
+        requests.add(1, {"operation": name, "error": failing})
+        durations.record(duration_ms, {"operation": name})
+        span.end(end_time=end_ns)
+        return end_ns
+
+
+def add_generate_command(commands) -> None:
+    parser = commands.add_parser("generate", help="send realistic telemetry with injected incidents to an OTLP endpoint")
+    parser.add_argument("--endpoint", default="localhost:4317", help="OTLP endpoint (host:port; http://host:port for HTTP)")
+    parser.add_argument("--protocol", choices=["grpc", "http/protobuf"], default="grpc")
+    parser.add_argument("--rate", type=float, default=50.0, help="traces per second (each has 3 spans and 3 logs)")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds to run")
+    parser.add_argument("--incident-every", type=float, default=20.0, help="seconds between incidents (0: none)")
+    parser.add_argument("--incident-length", type=float, default=5.0, help="seconds an incident lasts")
+    parser.add_argument("--seed", type=int, default=None)
+
+
+def run_generator(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-5s generator: %(message)s")
+    generator = Generator(args.endpoint, args.protocol, args.rate, args.duration, args.incident_every, args.incident_length, args.seed)
+    generator.run()
+    log.info("sent %d traces, %d incidents", generator.traces_sent, len(generator.incidents))
+    return 0
+
+
+async def run_demo(config, registry, args) -> int:
+    """Run the service with the generator feeding its first OTLP gRPC receiver."""
+    from otelml.service import Service
+
+    service = Service(config, registry)
+    await service.start()
+    try:
+        endpoint = next(
+            f"{host}:{port}" for receiver in service.graph.receivers.values()
+            for transport, (host, port) in getattr(receiver, "addresses", {}).items() if transport == "grpc")
+    except StopIteration:
+        await service.shutdown()
+        log.error("the demo config needs an otlp receiver with the grpc protocol")
+        return 1
+    generator = Generator(endpoint, rate=args.rate, duration=args.duration,
+                          incident_every=min(20.0, args.duration / 3), incident_length=5.0)
+    try:
+        await asyncio.to_thread(generator.run)
+    finally:
+        await service.shutdown()
+    telemetry = service.telemetry
+    spans = telemetry.value("otelcol_receiver_accepted_spans_total", receiver="otlp", transport="grpc")
+    logs = telemetry.value("otelcol_receiver_accepted_log_records_total", receiver="otlp", transport="grpc")
+    print(f"demo: {generator.traces_sent} traces sent; otelml accepted {spans:.0f} spans and {logs:.0f} log records; "
+          f"incidents injected: {', '.join(f'{k} in {s} at {t:.0f}s' for t, k, s in generator.incidents) or 'none'}")
+    return 0

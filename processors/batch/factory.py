@@ -1,0 +1,14 @@
+from otelml.component import Kind
+from otelml.pdata import Signal
+from otelml.processors.batch.config import BatchConfig
+from otelml.processors.batch.processor import BatchProcessor
+from otelml.registry import Factory
+
+factory = Factory(
+    type="batch",
+    kind=Kind.PROCESSOR,
+    config_class=BatchConfig,
+    create=BatchProcessor,
+    signals=frozenset(Signal),
+    stability="beta",
+)

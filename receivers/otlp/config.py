@@ -1,0 +1,49 @@
+"""Settings of the ``otlp`` receiver, named as the collector's otlpreceiver."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from otelml.configmodel import ComponentConfig
+
+MIB = 1 << 20
+
+
+class GRPCSettings(ComponentConfig):
+    endpoint: str = "localhost:4317"
+    max_recv_msg_size_mib: int = Field(4, ge=1)
+    max_concurrent_streams: int = Field(0, ge=0)  # 0: gRPC's default
+
+
+class HTTPSettings(ComponentConfig):
+    endpoint: str = "localhost:4318"
+    max_request_body_size: int = Field(20 * MIB, ge=1)
+    traces_url_path: str = "/v1/traces"
+    logs_url_path: str = "/v1/logs"
+    metrics_url_path: str = "/v1/metrics"
+
+    def validate(self) -> list[str]:
+        return [f"{name}: must start with /" for name in ("traces_url_path", "logs_url_path", "metrics_url_path")
+                if not getattr(self, name).startswith("/")]
+
+
+class Protocols(ComponentConfig):
+    grpc: GRPCSettings | None = None
+    http: HTTPSettings | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_defaults(cls, data):
+        # "grpc:" with nothing after it enables the protocol with its defaults.
+        if isinstance(data, dict):
+            return {key: ({} if value is None else value) for key, value in data.items()}
+        return data
+
+
+class OTLPReceiverConfig(ComponentConfig):
+    protocols: Protocols = Protocols()
+
+    def validate(self) -> list[str]:
+        if self.protocols.grpc is None and self.protocols.http is None:
+            return ["protocols: must enable at least one of grpc, http"]
+        return []

@@ -1,0 +1,92 @@
+"""OTLP/gRPC: the Export methods of TraceService, LogsService and MetricsService.
+
+Requests arrive as raw bytes and are decoded here, so that malformed and
+oversized messages are answered (INVALID_ARGUMENT / RESOURCE_EXHAUSTED),
+counted and logged by the receiver instead of failing inside gRPC.
+"""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from otelml.errors import PermanentError, RetryableError
+from otelml.otlp import GRPC_SERVICES
+from otelml.pdata import Signal, from_proto
+from otelml.receivers.otlp.config import MIB, GRPCSettings
+
+# Seconds a throttled client is asked to wait when the pipeline names no delay.
+DEFAULT_RETRY_DELAY = 1.0
+
+
+class GRPCServer:
+    transport = "grpc"
+
+    def __init__(self, receiver, settings: GRPCSettings):
+        self.receiver = receiver
+        self.settings = settings
+        self.limit = settings.max_recv_msg_size_mib * MIB
+        self.address: tuple[str, int] | None = None
+        self._server: grpc.aio.Server | None = None
+
+    async def start(self) -> None:
+        options = [
+            # gRPC itself refuses (uncounted) only what is far beyond our own
+            # limit; between the two, the handler refuses and counts it.
+            ("grpc.max_receive_message_length", 2 * self.limit + MIB),
+        ]
+        if self.settings.max_concurrent_streams:
+            options.append(("grpc.max_concurrent_streams", self.settings.max_concurrent_streams))
+        self._server = grpc.aio.server(options=options)
+        for signal, service in GRPC_SERVICES.items():
+            if signal in self.receiver.consumers:
+                handler = grpc.unary_unary_rpc_method_handler(
+                    self._handler(signal), response_serializer=lambda message: message.SerializeToString())
+                self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, {"Export": handler}),))
+        host, _, _ = self.settings.endpoint.rpartition(":")
+        port = self._server.add_insecure_port(self.settings.endpoint)
+        if port == 0:
+            raise OSError(f"cannot listen on {self.settings.endpoint}")
+        self.address = (host, port)
+        await self._server.start()
+        self.receiver.logger.info("starting gRPC server on %s:%d", host, port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            # Let requests in flight finish; they are already in the pipeline.
+            await self._server.stop(grace=5)
+            self._server = None
+
+    def _handler(self, signal: Signal):
+        async def export(request: bytes, context: grpc.aio.ServicerContext):
+            if len(request) > self.limit:
+                self.receiver.bad_request("grpc", "too_large", f"{len(request)} bytes > max_recv_msg_size_mib")
+                await _abort(context, code_pb2.RESOURCE_EXHAUSTED, f"request of {len(request)} bytes exceeds the limit of {self.limit} bytes")
+            try:
+                batch = from_proto(request, signal)
+            except ValueError as error:
+                self.receiver.bad_request("grpc", "malformed", str(error))
+                await _abort(context, code_pb2.INVALID_ARGUMENT, str(error))
+            try:
+                rejection = await self.receiver.deliver(signal, batch, "grpc")
+            except PermanentError as error:
+                await _abort(context, code_pb2.INVALID_ARGUMENT, str(error))
+            except RetryableError as error:
+                code = code_pb2.RESOURCE_EXHAUSTED if error.throttled else code_pb2.UNAVAILABLE
+                await _abort(context, code, str(error), error.retry_after or DEFAULT_RETRY_DELAY)
+            except Exception as error:
+                await _abort(context, code_pb2.UNAVAILABLE, str(error), DEFAULT_RETRY_DELAY)
+            return rejection.response(signal)
+
+        return export
+
+
+async def _abort(context: grpc.aio.ServicerContext, code: int, message: str, retry_delay: float | None = None):
+    """End the call with ``code``; a retry delay travels as google.rpc.RetryInfo, as OTLP asks."""
+    status = status_pb2.Status(code=code, message=message)
+    if retry_delay is not None:
+        info = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=int(retry_delay), nanos=int(retry_delay % 1 * 1e9)))
+        status.details.add().Pack(info)
+    grpc_code = next(c for c in grpc.StatusCode if c.value[0] == code)
+    await context.abort(grpc_code, message, trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),))

@@ -1,0 +1,134 @@
+"""OTLP/HTTP: POST /v1/traces, /v1/logs and /v1/metrics, protobuf or JSON, optionally compressed.
+
+Errors follow the OTLP specification: 400 (not retryable) for a body that
+cannot be decoded, 413 above ``max_request_body_size`` (compressed or not),
+415 for other content types, 429/503 with Retry-After when the pipeline
+asks the client to retry. Error bodies are google.rpc.Status in the
+request's encoding.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+
+import zstandard
+from aiohttp import web
+from google.protobuf import json_format
+from google.rpc import code_pb2, status_pb2
+
+from otelml.errors import PermanentError, RetryableError
+from otelml.pdata import Signal, from_json, from_proto
+from otelml.receivers.otlp.config import HTTPSettings
+from otelml.receivers.otlp.grpc_server import DEFAULT_RETRY_DELAY
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class HTTPServer:
+    transport = "http"
+
+    def __init__(self, receiver, settings: HTTPSettings):
+        self.receiver = receiver
+        self.settings = settings
+        self.address: tuple[str, int] | None = None
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=self.settings.max_request_body_size)
+        paths = {Signal.TRACES: self.settings.traces_url_path, Signal.LOGS: self.settings.logs_url_path,
+                 Signal.METRICS: self.settings.metrics_url_path}
+        for signal, path in paths.items():
+            if signal in self.receiver.consumers:
+                app.router.add_post(path, self._handler(signal))
+        # Bodies are decompressed here, with a limit, not by aiohttp (gzip bombs).
+        self._runner = web.AppRunner(app, access_log=None, auto_decompress=False)
+        await self._runner.setup()
+        host, _, port = self.settings.endpoint.rpartition(":")
+        site = web.TCPSite(self._runner, host.strip("[]") or None, int(port))
+        await site.start()
+        self.address = self._runner.addresses[0][:2]
+        self.receiver.logger.info("starting HTTP server on %s:%d", *self.address)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def _handler(self, signal: Signal):
+        async def export(request: web.Request) -> web.Response:
+            content_type = request.content_type
+            if content_type not in (PROTOBUF, JSON):
+                self.receiver.bad_request("http", "unsupported_media_type", f"content type {content_type!r}")
+                return web.Response(status=415, text=f"unsupported content type {content_type!r}; use {PROTOBUF} or {JSON}")
+            try:
+                body = _decompress(await request.read(), request.headers.get("Content-Encoding", ""), self.settings.max_request_body_size)
+            except (web.HTTPRequestEntityTooLarge, BodyTooLarge) as error:
+                self.receiver.bad_request("http", "too_large", str(error.text if hasattr(error, "text") else error))
+                return _status(413, code_pb2.RESOURCE_EXHAUSTED, f"request body exceeds max_request_body_size of {self.settings.max_request_body_size} bytes", content_type)
+            except ValueError as error:
+                self.receiver.bad_request("http", "bad_encoding", str(error))
+                return _status(400, code_pb2.INVALID_ARGUMENT, str(error), content_type)
+            try:
+                batch = from_proto(body, signal) if content_type == PROTOBUF else from_json(body, signal)
+            except ValueError as error:
+                self.receiver.bad_request("http", "malformed", str(error))
+                return _status(400, code_pb2.INVALID_ARGUMENT, str(error), content_type)
+            try:
+                rejection = await self.receiver.deliver(signal, batch, "http")
+            except PermanentError as error:
+                return _status(400, code_pb2.INVALID_ARGUMENT, str(error), content_type)
+            except RetryableError as error:
+                status = 429 if error.throttled else 503
+                code = code_pb2.RESOURCE_EXHAUSTED if error.throttled else code_pb2.UNAVAILABLE
+                return _status(status, code, str(error), content_type, error.retry_after or DEFAULT_RETRY_DELAY)
+            except Exception as error:
+                return _status(503, code_pb2.UNAVAILABLE, str(error), content_type, DEFAULT_RETRY_DELAY)
+            return _encode(rejection.response(signal), content_type)
+
+        return export
+
+
+def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
+    """Undo Content-Encoding without ever holding more than ``limit`` bytes of output."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding in ("gzip", "deflate"):
+        # wbits 47 reads gzip or zlib headers alike.
+        decompressor = zlib.decompressobj(47 if encoding == "gzip" else 15)
+        try:
+            data = decompressor.decompress(body, limit + 1)
+        except zlib.error as error:
+            raise ValueError(f"invalid {encoding} body: {error}") from None
+        if len(data) > limit or decompressor.unconsumed_tail:
+            raise BodyTooLarge(f"decompressed body exceeds {limit} bytes")
+        return data
+    if encoding == "zstd":
+        try:
+            with zstandard.ZstdDecompressor().stream_reader(body) as reader:
+                data = reader.read(limit + 1)
+        except zstandard.ZstdError as error:
+            raise ValueError(f"invalid zstd body: {error}") from None
+        if len(data) > limit:
+            raise BodyTooLarge(f"decompressed body exceeds {limit} bytes")
+        return data
+    raise ValueError(f"unsupported Content-Encoding {encoding!r} (supported: gzip, deflate, zstd)")
+
+
+def _encode(message, content_type: str, status: int = 200, headers: dict | None = None) -> web.Response:
+    if content_type == JSON:
+        body = json_format.MessageToJson(message, indent=None).encode()
+    else:
+        body = message.SerializeToString()
+    return web.Response(status=status, body=body, content_type=content_type, headers=headers)
+
+
+def _status(http_status: int, code: int, message: str, content_type: str, retry_after: float | None = None) -> web.Response:
+    headers = {"Retry-After": str(math.ceil(retry_after))} if retry_after is not None else None
+    return _encode(status_pb2.Status(code=code, message=message), content_type, http_status, headers)
