@@ -1,5 +1,7 @@
 from typing import Literal
 
+from pydantic import SecretStr
+
 from otelml.exporterhelper import ExporterHelperConfig
 from otelml.tlsconfig import ClientTLSConfig
 
@@ -9,7 +11,8 @@ class OTLPExporterConfig(ExporterHelperConfig):
 
     endpoint: str
     compression: Literal["gzip", "none", ""] = "gzip"
-    headers: dict[str, str] = {}
+    # Opaque, as in the collector: headers often carry credentials.
+    headers: dict[str, SecretStr] = {}
     tls: ClientTLSConfig = ClientTLSConfig()
 
     def validate(self) -> list[str]:

@@ -29,7 +29,7 @@ class OTLPExporter(QueuedRetryExporter):
         super().__init__(settings, config)
         self._channel: grpc.aio.Channel | None = None
         self._calls = {}
-        self._metadata = tuple((k.lower(), v) for k, v in config.headers.items())
+        self._metadata = tuple((k.lower(), v.get_secret_value()) for k, v in config.headers.items())
         self._compression = grpc.Compression.Gzip if config.compression == "gzip" else grpc.Compression.NoCompression
 
     async def start_exporting(self, host: Host) -> None:

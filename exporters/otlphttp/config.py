@@ -1,5 +1,7 @@
 from typing import Literal
 
+from pydantic import SecretStr
+
 from otelml.exporterhelper import ExporterHelperConfig
 from otelml.tlsconfig import ClientTLSConfig
 
@@ -13,7 +15,8 @@ class OTLPHTTPExporterConfig(ExporterHelperConfig):
     metrics_endpoint: str | None = None
     encoding: Literal["proto", "json"] = "proto"
     compression: Literal["gzip", "none", ""] = "gzip"
-    headers: dict[str, str] = {}
+    # Opaque, as in the collector: headers often carry credentials.
+    headers: dict[str, SecretStr] = {}
     tls: ClientTLSConfig = ClientTLSConfig()
 
     def validate(self) -> list[str]:

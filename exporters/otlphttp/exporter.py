@@ -30,7 +30,7 @@ class OTLPHTTPExporter(QueuedRetryExporter):
         self.signals = frozenset(s for s in Signal if config.url(s.value))
         self._session: aiohttp.ClientSession | None = None
         content_type = "application/json" if config.encoding == "json" else "application/x-protobuf"
-        self._headers = {**config.headers, "Content-Type": content_type}
+        self._headers = {**{k: v.get_secret_value() for k, v in config.headers.items()}, "Content-Type": content_type}
         if config.compression == "gzip":
             self._headers["Content-Encoding"] = "gzip"
 
