@@ -1,0 +1,275 @@
+"""Retry, permanent errors and the sending queue of the otlp and otlphttp exporters.
+
+An in-process service (OTLP gRPC receiver -> exporter) forwards to a fake
+destination started here, which answers from a script of failures and then
+succeeds. Outcomes are checked by what the destination received and by the
+service's own metrics; every wait is a condition, never a sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import grpc
+import pytest
+from aiohttp import web
+from google.protobuf import duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
+
+from otelml.component import ComponentID
+from otelml.service import Service
+from tests.conftest import build_config
+
+TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+FAST_RETRY = {"initial_interval": "50ms", "max_interval": "100ms", "max_elapsed_time": "10s"}
+# A backoff that would outlast max_elapsed_time: only a server-given delay can lead to a retry.
+SLOW_RETRY = {"initial_interval": "1h", "max_interval": "1h", "max_elapsed_time": "20s"}
+NO_QUEUE = {"enabled": False}
+
+
+def spans(first: int, count: int) -> ExportTraceServiceRequest:
+    """One request of ``count`` spans whose span IDs are ``first``, ``first + 1``, ..."""
+    request = ExportTraceServiceRequest()
+    scope = request.resource_spans.add().scope_spans.add()
+    for number in range(first, first + count):
+        scope.spans.add(trace_id=bytes(15) + b"\x01", span_id=number.to_bytes(8, "big"), name=f"span-{number}")
+    return request
+
+
+def span_numbers(requests: list[ExportTraceServiceRequest]) -> list[int]:
+    return [int.from_bytes(span.span_id, "big")
+            for request in requests for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans]
+
+
+def status_details(code: grpc.StatusCode, retry_delay: float | None) -> tuple:
+    """Trailing metadata carrying google.rpc.RetryInfo, as an OTLP server sends it."""
+    if retry_delay is None:
+        return ()
+    status = status_pb2.Status(code=code.value[0], message="scripted")
+    delay = duration_pb2.Duration(seconds=int(retry_delay), nanos=int(retry_delay % 1 * 1e9))
+    status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+    return (("grpc-status-details-bin", status.SerializeToString()),)
+
+
+class FakeGRPCDestination:
+    """An OTLP/gRPC TraceService that fails from ``script`` (code, RetryInfo delay or None), then answers OK.
+
+    ``gate``, when given, holds every call until it is set.
+    """
+
+    def __init__(self, script: list[tuple[grpc.StatusCode, float | None]] = (), gate: asyncio.Event | None = None):
+        self.script = list(script)
+        self.gate = gate
+        self.calls = 0
+        self.received: list[ExportTraceServiceRequest] = []
+        self.endpoint = ""
+        self._server: grpc.aio.Server | None = None
+
+    async def _export(self, request: bytes, context: grpc.aio.ServicerContext) -> ExportTraceServiceResponse:
+        self.calls += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.script:
+            code, retry_delay = self.script.pop(0)
+            await context.abort(code, f"scripted {code.name}", trailing_metadata=status_details(code, retry_delay))
+        self.received.append(ExportTraceServiceRequest.FromString(request))
+        return ExportTraceServiceResponse()
+
+    async def __aenter__(self) -> "FakeGRPCDestination":
+        self._server = grpc.aio.server()
+        handler = grpc.unary_unary_rpc_method_handler(self._export, response_serializer=ExportTraceServiceResponse.SerializeToString)
+        self._server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler("opentelemetry.proto.collector.trace.v1.TraceService", {"Export": handler}),))
+        port = self._server.add_insecure_port("127.0.0.1:0")
+        await self._server.start()
+        self.endpoint = f"127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        if self.gate is not None:
+            self.gate.set()
+        await self._server.stop(None)
+
+
+class FakeHTTPDestination:
+    """An OTLP/HTTP /v1/traces endpoint that fails from ``script`` (status, Retry-After or None), then answers 200."""
+
+    def __init__(self, script: list[tuple[int, str | None]] = ()):
+        self.script = list(script)
+        self.calls = 0
+        self.received: list[ExportTraceServiceRequest] = []
+        self.endpoint = ""
+        self._runner: web.AppRunner | None = None
+
+    async def _export(self, request: web.Request) -> web.Response:
+        self.calls += 1
+        body = await request.read()  # aiohttp undoes the exporter's gzip
+        if self.script:
+            status, retry_after = self.script.pop(0)
+            return web.Response(status=status, text="scripted", headers={"Retry-After": retry_after} if retry_after else None)
+        self.received.append(ExportTraceServiceRequest.FromString(body))
+        return web.Response(body=ExportTraceServiceResponse().SerializeToString(), content_type="application/x-protobuf")
+
+    async def __aenter__(self) -> "FakeHTTPDestination":
+        app = web.Application()
+        app.router.add_post("/v1/traces", self._export)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        host, port = self._runner.addresses[0][:2]
+        self.endpoint = f"http://{host}:{port}"
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self._runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def forwarding_service(exporter_type: str, exporter: dict):
+    """A running service: OTLP gRPC receiver on a free port -> ``exporter``; yields it and the receiver's address."""
+    service = Service(build_config({
+        "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0"}}}},
+        "exporters": {exporter_type: exporter},
+        "service": {
+            "pipelines": {"traces": {"receivers": ["otlp"], "exporters": [exporter_type]}},
+            "telemetry": {"metrics": {"level": "none"}},
+        },
+    }))
+    await service.start()
+    try:
+        host, port = service.graph.receivers[ComponentID("otlp")].addresses["grpc"]
+        yield service, f"{host}:{port}"
+    finally:
+        await service.shutdown()
+
+
+def otlp_exporter(destination: FakeGRPCDestination, retry: dict = FAST_RETRY, queue: dict = NO_QUEUE, **extra) -> dict:
+    return {"endpoint": destination.endpoint, "tls": {"insecure": True},
+            "retry_on_failure": retry, "sending_queue": queue, **extra}
+
+
+async def send(address: str, request: ExportTraceServiceRequest) -> None:
+    """Export through the receiver as an OTLP client would; raises grpc.aio.AioRpcError on refusal."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        export = channel.unary_unary(TRACE_EXPORT, request_serializer=ExportTraceServiceRequest.SerializeToString,
+                                     response_deserializer=ExportTraceServiceResponse.FromString)
+        await export(request)
+
+
+def sent(service: Service, exporter: str) -> float:
+    return service.telemetry.value("otelcol_exporter_sent_spans_total", exporter=exporter)
+
+
+def failed(service: Service, exporter: str) -> float:
+    return service.telemetry.value("otelcol_exporter_send_failed_spans_total", exporter=exporter)
+
+
+def dropped(service: Service, exporter: str, reason: str) -> float:
+    return service.telemetry.value("otelml_dropped_items_total", component=exporter, otel_signal="traces", reason=reason)
+
+
+# otlp (gRPC) exporter
+
+
+async def test_unavailable_then_ok_delivers_every_span_exactly_once():
+    script = [(grpc.StatusCode.UNAVAILABLE, 0.05), (grpc.StatusCode.UNAVAILABLE, None), (grpc.StatusCode.UNAVAILABLE, None)]
+    async with FakeGRPCDestination(script) as destination:
+        async with forwarding_service("otlp", otlp_exporter(destination, queue={"num_consumers": 4})) as (service, address):
+            await asyncio.gather(*(send(address, spans(100 * n, 10)) for n in range(5)))
+        # Shutdown drained the sending queue, so every outcome is final here.
+        assert destination.calls == 5 + len(script)
+        assert sorted(span_numbers(destination.received)) == [100 * n + i for n in range(5) for i in range(10)]
+        assert sent(service, "otlp") == 50
+        assert failed(service, "otlp") == 0
+
+
+@pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED])
+async def test_retry_info_delay_is_honoured_and_makes_resource_exhausted_retryable(code):
+    async with FakeGRPCDestination([(code, 0.05)]) as destination:
+        async with forwarding_service("otlp", otlp_exporter(destination, retry=SLOW_RETRY)) as (service, address):
+            await send(address, spans(1, 3))
+        assert destination.calls == 2
+        assert span_numbers(destination.received) == [1, 2, 3]
+        assert sent(service, "otlp") == 3
+
+
+@pytest.mark.parametrize("code", [grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED])
+async def test_permanent_error_is_not_retried_and_is_counted(code):
+    async with FakeGRPCDestination([(code, None)]) as destination:
+        async with forwarding_service("otlp", otlp_exporter(destination)) as (service, address):
+            with pytest.raises(grpc.aio.AioRpcError) as refusal:
+                await send(address, spans(1, 4))
+        assert refusal.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert destination.calls == 1
+        assert destination.received == []
+        assert failed(service, "otlp") == 4
+        assert dropped(service, "otlp", "permanent_error") == 4
+        assert sent(service, "otlp") == 0
+
+
+async def test_max_elapsed_time_exhausted_drops_with_reason():
+    retry = {"initial_interval": "50ms", "max_interval": "50ms", "max_elapsed_time": "300ms", "randomization_factor": 0}
+    async with FakeGRPCDestination([(grpc.StatusCode.UNAVAILABLE, None)] * 100) as destination:
+        async with forwarding_service("otlp", otlp_exporter(destination, retry=retry, queue={})) as (service, address):
+            await send(address, spans(1, 2))  # queued: the client is answered before sending
+        assert destination.calls > 1
+        assert destination.received == []
+        assert dropped(service, "otlp", "retries_exhausted") == 2
+        assert failed(service, "otlp") == 2
+
+
+async def test_full_queue_refuses_with_a_retryable_error_and_counts_enqueue_failed():
+    gate = asyncio.Event()
+    async with FakeGRPCDestination(gate=gate) as destination:
+        queue = {"num_consumers": 1, "queue_size": 1}
+        async with forwarding_service("otlp", otlp_exporter(destination, queue=queue, timeout="30s")) as (service, address):
+            await send(address, spans(1, 1))
+            while destination.calls == 0:  # the only worker now holds the first request
+                await asyncio.sleep(0.01)
+            await send(address, spans(2, 1))  # fills the queue
+            with pytest.raises(grpc.aio.AioRpcError) as refusal:
+                await send(address, spans(3, 5))
+            gate.set()
+        assert refusal.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert any(key == "grpc-status-details-bin" for key, _ in refusal.value.trailing_metadata())
+        assert service.telemetry.value("otelcol_exporter_enqueue_failed_spans_total", exporter="otlp") == 5
+        assert service.telemetry.value("otelcol_receiver_refused_spans_total", receiver="otlp", transport="grpc") == 5
+        assert span_numbers(destination.received) == [1, 2]
+        assert sent(service, "otlp") == 2
+
+
+# otlphttp exporter
+
+
+def otlphttp_exporter(destination: FakeHTTPDestination, retry: dict) -> dict:
+    return {"endpoint": destination.endpoint, "retry_on_failure": retry, "sending_queue": NO_QUEUE}
+
+
+async def test_otlphttp_503_with_retry_after_then_200_delivers_everything():
+    async with FakeHTTPDestination([(503, "1"), (503, None)]) as destination:
+        async with forwarding_service("otlphttp", otlphttp_exporter(destination, FAST_RETRY)) as (service, address):
+            await send(address, spans(1, 6))
+        assert destination.calls == 3
+        assert span_numbers(destination.received) == [1, 2, 3, 4, 5, 6]
+        assert sent(service, "otlphttp") == 6
+
+
+async def test_otlphttp_retry_after_is_honoured():
+    async with FakeHTTPDestination([(429, "1")]) as destination:
+        async with forwarding_service("otlphttp", otlphttp_exporter(destination, SLOW_RETRY)) as (service, address):
+            await send(address, spans(1, 2))
+        assert destination.calls == 2
+        assert span_numbers(destination.received) == [1, 2]
+
+
+async def test_otlphttp_400_is_permanent():
+    async with FakeHTTPDestination([(400, None)]) as destination:
+        async with forwarding_service("otlphttp", otlphttp_exporter(destination, FAST_RETRY)) as (service, address):
+            with pytest.raises(grpc.aio.AioRpcError) as refusal:
+                await send(address, spans(1, 3))
+        assert refusal.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert destination.calls == 1
+        assert failed(service, "otlphttp") == 3
+        assert dropped(service, "otlphttp", "permanent_error") == 3
