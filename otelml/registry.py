@@ -24,11 +24,14 @@ log = logging.getLogger(__name__)
 # module:attribute of each built-in factory, imported when the registry is built.
 BUILTIN_FACTORIES = (
     "otelml.receivers.otlp.factory:factory",
+    "otelml.receivers.kafka.factory:factory",
+    "otelml.receivers.mqtt.factory:factory",
     "otelml.processors.batch.factory:factory",
     "otelml.exporters.debug.factory:factory",
     "otelml.exporters.file.factory:factory",
     "otelml.exporters.otlp.factory:factory",
     "otelml.exporters.otlphttp.factory:factory",
+    "otelml.exporters.kafka.factory:factory",
     "otelml.extensions.health_check.factory:factory",
     "otelml.connectors.forward.factory:factory",
 )

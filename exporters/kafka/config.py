@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from otelml.configmodel import ComponentConfig
+from otelml.encoding import Encoding, encoding_problem
+from otelml.exporterhelper import ExporterHelperConfig
+from otelml.pdata import Signal
+from otelml.receivers.kafka.client import KafkaClientConfig
+
+
+class TopicConfig(ComponentConfig):
+    topic: str
+    encoding: Encoding = Encoding.OTLP_PROTO
+
+
+class TracesTopic(TopicConfig):
+    topic: str = "otlp_spans"
+
+
+class LogsTopic(TopicConfig):
+    topic: str = "otlp_logs"
+
+
+class MetricsTopic(TopicConfig):
+    topic: str = "otlp_metrics"
+
+
+class ProducerConfig(ComponentConfig):
+    # The broker's default message.max.bytes, as the collector's default.
+    max_message_bytes: int = Field(1_000_000, ge=1024)
+    # 0: no acknowledgement, 1: the leader's, -1: every in-sync replica's.
+    required_acks: Literal[0, 1, -1] = 1
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "none"
+
+
+class KafkaExporterConfig(ExporterHelperConfig, KafkaClientConfig):
+    traces: TracesTopic = TracesTopic()
+    logs: LogsTopic = LogsTopic()
+    metrics: MetricsTopic = MetricsTopic()
+    # A resource attribute whose value, when present, names the topic for that resource.
+    topic_from_attribute: str = ""
+    partition_traces_by_id: bool = False
+    partition_logs_by_resource_attributes: bool = False
+    partition_metrics_by_resource_attributes: bool = False
+    producer: ProducerConfig = ProducerConfig()
+
+    def topic_of(self, signal: Signal) -> TopicConfig:
+        return getattr(self, signal.value)
+
+    def validate(self) -> list[str]:
+        problems = ExporterHelperConfig.validate(self) + KafkaClientConfig.validate(self)
+        for signal in Signal:
+            section = self.topic_of(signal)
+            problem = encoding_problem(signal, section.encoding)
+            if problem:
+                problems.append(f"{signal.value}::encoding: {problem}")
+            if not section.topic:
+                problems.append(f"{signal.value}::topic: must not be empty")
+        return problems

@@ -1,0 +1,117 @@
+"""Turning one batch into Kafka messages: topic, key and size limit.
+
+A batch is cut, in this order, by topic (``topic_from_attribute``), by
+message key (trace ID, or a hash of the resource attributes) and finally by
+size, so that every message fits ``max_message_bytes``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable, Iterator
+
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from otelml import pdata
+from otelml.encoding import Encoding, encode_batch, encode_log_record
+from otelml.errors import PermanentError
+from otelml.pdata import Batch, Signal
+
+
+@dataclasses.dataclass(frozen=True)
+class Message:
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+def split_by_trace_id(batch: ExportTraceServiceRequest) -> dict[bytes, ExportTraceServiceRequest]:
+    """One batch per trace ID, each keeping its spans' resources and scopes.
+
+    >>> from opentelemetry.proto.trace.v1.trace_pb2 import Span
+    >>> batch = ExportTraceServiceRequest()
+    >>> scope = batch.resource_spans.add().scope_spans.add()
+    >>> scope.spans.extend([Span(trace_id=b"a" * 16), Span(trace_id=b"b" * 16), Span(trace_id=b"a" * 16)])
+    >>> {t[:1]: pdata.count_items(b) for t, b in split_by_trace_id(batch).items()}
+    {b'a': 2, b'b': 1}
+    """
+    pieces: dict[bytes, ExportTraceServiceRequest] = {}
+    for resource in batch.resource_spans:
+        resource_copies = {}
+        for scope in resource.scope_spans:
+            scope_copies = {}
+            for span in scope.spans:
+                target = scope_copies.get(span.trace_id)
+                if target is None:
+                    resource_copy = resource_copies.get(span.trace_id)
+                    if resource_copy is None:
+                        piece = pieces.setdefault(span.trace_id, ExportTraceServiceRequest())
+                        resource_copy = piece.resource_spans.add(resource=resource.resource, schema_url=resource.schema_url)
+                        resource_copies[span.trace_id] = resource_copy
+                    target = resource_copy.scope_spans.add(scope=scope.scope, schema_url=scope.schema_url)
+                    scope_copies[span.trace_id] = target
+                target.spans.append(span)
+    return pieces
+
+
+def resource_key(resource) -> bytes:
+    """A stable hash of a resource's attributes, the same in every process and in any attribute order.
+
+    >>> from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+    >>> from otelml.encoding import add_attributes
+    >>> a, b = Resource(), Resource()
+    >>> add_attributes(a.attributes, {"x": 1, "y": "z"}); add_attributes(b.attributes, {"y": "z", "x": 1})
+    >>> resource_key(a) == resource_key(b), len(resource_key(a))
+    (True, 32)
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    for attribute in sorted(resource.attributes, key=lambda kv: kv.key):
+        for part in (attribute.key.encode(), attribute.value.SerializeToString(deterministic=True)):
+            digest.update(len(part).to_bytes(4, "big"))
+            digest.update(part)
+    return digest.hexdigest().encode()
+
+
+def group_resources(batch: Batch, key_of: Callable[[object], object]) -> dict[object, Batch]:
+    """The resources of ``batch`` grouped by ``key_of(resource)``, one batch per key, in order."""
+    signal = Signal.of(batch)
+    groups: dict[object, Batch] = {}
+    for resource in getattr(batch, signal.resource_field):
+        group = groups.setdefault(key_of(resource), signal.request_type())
+        getattr(group, signal.resource_field).append(resource)
+    return groups
+
+
+def message_size(key: bytes | None, value: bytes) -> int:
+    """The size the producer checks against its limit: the record in its own record batch."""
+    return DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, [])
+
+
+def fit(batch: Batch, encoding: Encoding, key: bytes | None, limit: int) -> Iterator[bytes]:
+    """Payloads of ``batch`` that each fit ``limit``, halving the batch as often as needed.
+
+    Raises :class:`PermanentError` when a single item alone is over the limit.
+    """
+    if encoding.per_record:
+        for resource in batch.resource_logs:
+            for scope in resource.scope_logs:
+                for record in scope.log_records:
+                    yield _checked(encode_log_record(record, encoding), key, limit, 1)
+        return
+    value = encode_batch(batch, encoding)
+    items = pdata.count_items(batch)
+    if message_size(key, value) <= limit or items <= 1:
+        yield _checked(value, key, limit, items)
+        return
+    for piece in pdata.split(batch, (items + 1) // 2):
+        yield from fit(piece, encoding, key, limit)
+
+
+def _checked(value: bytes, key: bytes | None, limit: int, items: int) -> bytes:
+    size = message_size(key, value)
+    if size > limit:
+        what = "a single item" if items == 1 else "a message without items"
+        raise PermanentError(f"{what} needs {size} bytes, over max_message_bytes ({limit})")
+    return value

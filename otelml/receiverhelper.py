@@ -1,0 +1,106 @@
+"""At-least-once hand-over from a message broker into a pipeline.
+
+The Kafka and MQTT receivers acknowledge a message to its broker (Kafka
+offset commit, MQTT PUBACK/PUBCOMP) only after the pipeline accepted the
+data. :class:`PipelinePusher` does the pushing: a retryable refusal is
+retried with exponential backoff while the message stays unacknowledged,
+a permanent one is given up; either way every item is counted with the
+receiver's transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import random
+import time
+
+from otelml.component import CreateSettings
+from otelml.consumer import Consumer
+from otelml.errors import PermanentError
+from otelml.exporterhelper import RetryConfig
+from otelml.pdata import Batch, Signal
+
+# Pushing into a pipeline is local: start retrying fast, but never give up
+# unless told to, since giving up means skipping data a broker still holds.
+DEFAULT_ERROR_BACKOFF = RetryConfig(initial_interval=0.1, max_interval=10.0, max_elapsed_time=0)
+
+
+class Outcome(enum.Enum):
+    ACCEPTED = "accepted"
+    """The pipeline took the data: acknowledge it."""
+    REJECTED = "rejected"
+    """Refused for good (permanent error, retries off or exhausted): acknowledge, it was counted as dropped."""
+    ABANDONED = "abandoned"
+    """Stopped while retrying: do not acknowledge, so that the broker delivers it again."""
+
+
+class PipelinePusher:
+    """Pushes batches into a pipeline for one receiver, retrying as ``backoff`` says.
+
+    Parameters
+    ----------
+    settings
+        The receiver's create settings (ID, telemetry, logger).
+    transport
+        The transport label of the receiver's metrics, e.g. ``kafka``.
+    backoff
+        How to retry retryable refusals; ``max_elapsed_time: 0`` retries until stopped.
+    """
+
+    def __init__(self, settings: CreateSettings, transport: str, backoff: RetryConfig):
+        self.settings = settings
+        self.transport = transport
+        self.backoff = backoff
+        self._name = str(settings.id)
+        self._telemetry = settings.telemetry
+        self._logger = settings.logger
+
+    async def push(self, consumer: Consumer, batch: Batch, items: int, stop: asyncio.Event) -> Outcome:
+        """Hand ``batch`` to ``consumer`` until accepted, refused for good, or ``stop`` is set."""
+        signal = Signal.of(batch)
+        interval = self.backoff.initial_interval
+        limit = self.backoff.max_elapsed_time
+        deadline = time.monotonic() + limit if limit > 0 else float("inf")
+        while True:
+            try:
+                await consumer.consume(batch)
+            except PermanentError as error:
+                self._telemetry.receiver_refused(self._name, self.transport, signal, items)
+                return self._reject(signal, items, "permanent_error", error)
+            except Exception as error:
+                self._telemetry.receiver_refused(self._name, self.transport, signal, items)
+                if not self.backoff.enabled:
+                    return self._reject(signal, items, "retry_disabled", error)
+                jitter = self.backoff.randomization_factor
+                wait = interval * random.uniform(1 - jitter, 1 + jitter)
+                if time.monotonic() + wait > deadline:
+                    return self._reject(signal, items, "retries_exhausted", error)
+                self._logger.warning("the pipeline refused %d %s, retrying in %.2fs: %s", items, signal.item_name, wait, error)
+                if await _set_within(stop, wait):
+                    self._logger.info("stopped retrying %d %s; the broker will deliver them again", items, signal.item_name)
+                    return Outcome.ABANDONED
+                interval = min(interval * self.backoff.multiplier, self.backoff.max_interval)
+            else:
+                self._telemetry.receiver_accepted(self._name, self.transport, signal, items)
+                return Outcome.ACCEPTED
+
+    def bad_message(self, reason: str, where: str, error: Exception) -> None:
+        """Count and log one message that cannot be used; the caller skips it."""
+        self._telemetry.receiver_bad_request(self._name, self.transport, reason)
+        self._logger.warning("skipping a message that cannot be used (%s) at %s: %s", reason, where, error)
+
+    def _reject(self, signal: Signal, items: int, reason: str, error: Exception) -> Outcome:
+        self._telemetry.drop(self._name, signal, items, reason)
+        self._logger.error("dropping %d %s (%s): %s", items, signal.item_name, reason, error)
+        return Outcome.REJECTED
+
+
+async def _set_within(event: asyncio.Event, seconds: float) -> bool:
+    """Wait up to ``seconds`` for ``event``; True when it was set."""
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True

@@ -1,0 +1,71 @@
+"""Connection settings shared by the Kafka receiver and exporter, as the collector's ``configkafka``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import field_validator
+
+from otelml.configmodel import ComponentConfig
+from otelml.tlsconfig import ClientTLSConfig
+
+
+class SASLConfig(ComponentConfig):
+    mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    username: str = ""
+    password: str = ""
+
+    def validate(self) -> list[str]:
+        problems = []
+        if not self.username:
+            problems.append("username: required for SASL")
+        if not self.password:
+            problems.append("password: required for SASL")
+        return problems
+
+
+class AuthConfig(ComponentConfig):
+    sasl: SASLConfig | None = None
+
+
+class KafkaClientConfig(ComponentConfig):
+    """Where the brokers are and how to authenticate to them."""
+
+    brokers: list[str] = ["localhost:9092"]
+    client_id: str = "otelml"
+    auth: AuthConfig = AuthConfig()
+    # Present (and not ``insecure``) means the connection uses TLS.
+    tls: ClientTLSConfig | None = None
+
+    @field_validator("brokers", mode="before")
+    @classmethod
+    def _split_brokers(cls, value):
+        # One string of comma-separated addresses, as ${env:KAFKA_BROKERS} gives.
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def validate(self) -> list[str]:
+        problems = []
+        if not self.brokers:
+            problems.append("brokers: at least one broker address is required")
+        for index, broker in enumerate(self.brokers):
+            host, sep, port = broker.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                problems.append(f"brokers::{index}: {broker!r} is not host:port")
+        return problems
+
+    def client_options(self) -> dict:
+        """Keyword arguments for aiokafka's producer, consumer and admin clients."""
+        use_tls = self.tls is not None and not self.tls.insecure
+        sasl = self.auth.sasl
+        options = {
+            "bootstrap_servers": list(self.brokers),
+            "client_id": self.client_id,
+            "security_protocol": ("SASL_SSL" if use_tls else "SASL_PLAINTEXT") if sasl else ("SSL" if use_tls else "PLAINTEXT"),
+        }
+        if use_tls:
+            options["ssl_context"] = self.tls.ssl_context()
+        if sasl:
+            options.update(sasl_mechanism=sasl.mechanism, sasl_plain_username=sasl.username, sasl_plain_password=sasl.password)
+        return options

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from otelml.configmodel import ComponentConfig, Duration
+from otelml.encoding import Encoding, encoding_problem
+from otelml.exporterhelper import RetryConfig
+from otelml.pdata import Signal
+from otelml.receiverhelper import DEFAULT_ERROR_BACKOFF
+from otelml.receivers.kafka.client import KafkaClientConfig
+
+
+class TopicsConfig(ComponentConfig):
+    topics: list[str]
+    encoding: Encoding = Encoding.OTLP_PROTO
+
+
+class TracesTopics(TopicsConfig):
+    topics: list[str] = ["otlp_spans"]
+
+
+class LogsTopics(TopicsConfig):
+    topics: list[str] = ["otlp_logs"]
+
+
+class MetricsTopics(TopicsConfig):
+    topics: list[str] = ["otlp_metrics"]
+
+
+class HeaderExtractionConfig(ComponentConfig):
+    extract_headers: bool = False
+    # Header names to copy; each becomes the resource attribute kafka.header.<name>.
+    headers: list[str] = []
+
+
+class MessageMarkingConfig(ComponentConfig):
+    # True: commit after the pipeline accepted (at-least-once); False: before (at-most-once).
+    after: bool = True
+
+
+class KafkaReceiverConfig(KafkaClientConfig):
+    group_id: str = "otelml"
+    initial_offset: Literal["latest", "earliest"] = "latest"
+    session_timeout: Duration = 10.0
+    heartbeat_interval: Duration = 3.0
+    traces: TracesTopics = TracesTopics()
+    logs: LogsTopics = LogsTopics()
+    metrics: MetricsTopics = MetricsTopics()
+    header_extraction: HeaderExtractionConfig = HeaderExtractionConfig()
+    message_marking: MessageMarkingConfig = MessageMarkingConfig()
+    error_backoff: RetryConfig = DEFAULT_ERROR_BACKOFF
+    # Messages fetched at most per poll; one poll's messages of a partition become one batch.
+    max_fetch_records: int = Field(500, ge=1)
+
+    def topics_of(self, signal: Signal) -> TopicsConfig:
+        return getattr(self, signal.value)
+
+    def validate(self) -> list[str]:
+        problems = super().validate()
+        if not self.group_id:
+            problems.append("group_id: must not be empty")
+        if self.session_timeout <= 0:
+            problems.append("session_timeout: must be positive")
+        if not 0 < self.heartbeat_interval < self.session_timeout:
+            problems.append("heartbeat_interval: must be positive and shorter than session_timeout")
+        owners: dict[str, Signal] = {}
+        for signal in Signal:
+            section = self.topics_of(signal)
+            problem = encoding_problem(signal, section.encoding)
+            if problem:
+                problems.append(f"{signal.value}::encoding: {problem}")
+            if not section.topics:
+                problems.append(f"{signal.value}::topics: at least one topic is required")
+            for topic in section.topics:
+                if topic in owners:
+                    # A message must decode as one signal: the topic says which.
+                    problems.append(f"{signal.value}::topics: {topic!r} is already a {owners[topic].value} topic")
+                owners.setdefault(topic, signal)
+        return problems

@@ -1,0 +1,212 @@
+"""The Kafka receiver: consumes topics in a consumer group and commits what the pipeline accepted.
+
+Each poll's messages of one partition are decoded into one batch and pushed
+into the pipeline while that partition is paused, so one partition never has
+more than one batch in flight and its offsets are committed in order. A
+retryable refusal keeps the partition paused and retries with backoff; other
+partitions go on. When the group takes partitions away, the in-flight work
+on them finishes (or stops retrying) and commits before they are released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import IllegalStateError, KafkaError
+
+from otelml.component import Component, CreateSettings, Host
+from otelml.consumer import Consumer
+from otelml.encoding import BatchBuilder, Encoding
+from otelml.pdata import Signal
+from otelml.receiverhelper import Outcome, PipelinePusher
+from otelml.receivers.kafka.config import KafkaReceiverConfig
+
+TRANSPORT = "kafka"
+HEADER_ATTRIBUTE_PREFIX = "kafka.header."
+_POLL_TIMEOUT_MS = 500
+_MAX_CONNECT_BACKOFF = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class _Route:
+    """Where the messages of one topic go."""
+
+    signal: Signal
+    encoding: Encoding
+    consumer: Consumer
+
+
+@dataclasses.dataclass
+class _Work:
+    """The batch in flight for one partition."""
+
+    task: asyncio.Task
+    # Set when the partition is revoked or the receiver stops: give up retrying.
+    stop: asyncio.Event
+
+
+class KafkaReceiver(Component):
+    def __init__(self, settings: CreateSettings, config: KafkaReceiverConfig, consumers: dict[Signal, Consumer]):
+        self.settings = settings
+        self.config = config
+        self.logger = settings.logger
+        self.routes = {
+            topic: _Route(signal, config.topics_of(signal).encoding, consumer)
+            for signal, consumer in consumers.items()
+            for topic in config.topics_of(signal).topics
+        }
+        self.pusher = PipelinePusher(settings, TRANSPORT, config.error_backoff)
+        self._client: AIOKafkaConsumer | None = None
+        self._run_task: asyncio.Task | None = None
+        self._in_flight: dict[TopicPartition, _Work] = {}
+        self._stopped = False
+
+    async def start(self, host: Host) -> None:
+        # Built here so that unreadable TLS files fail the start; the brokers
+        # themselves may come up later, the run loop keeps trying.
+        options = self.config.client_options()
+        self._run_task = asyncio.create_task(self._run(options))
+        self._run_task.add_done_callback(lambda task: self._report_crash(task, host))
+
+    def _report_crash(self, task: asyncio.Task, host: Host) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        self.logger.error("the consumer loop failed: %r", task.exception())
+        report = getattr(host, "report_fatal_error", None)
+        if report is not None:
+            report(f"receiver {self.settings.id}", task.exception())
+
+    async def shutdown(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._run_task is not None:
+            self._run_task.cancel()
+            await asyncio.gather(self._run_task, return_exceptions=True)
+        await self._finish(list(self._in_flight))
+        if self._client is not None:
+            await self._client.stop()
+            self._client = None
+
+    # --- consuming -----------------------------------------------------------
+
+    async def _run(self, options: dict) -> None:
+        self._client = await self._connect(options)
+        self.logger.info("consuming %s as group %s", ", ".join(sorted(self.routes)), self.config.group_id)
+        while True:
+            try:
+                fetched = await self._client.getmany(timeout_ms=_POLL_TIMEOUT_MS, max_records=self.config.max_fetch_records)
+            except KafkaError as error:
+                # The client recovers from broker outages by itself; wait for it.
+                self.logger.warning("fetching failed: %s", error)
+                await asyncio.sleep(1.0)
+                continue
+            for partition, messages in fetched.items():
+                if messages:
+                    self._dispatch(partition, messages)
+
+    async def _connect(self, options: dict) -> AIOKafkaConsumer:
+        delay = 1.0
+        while True:
+            client = AIOKafkaConsumer(
+                **options,
+                group_id=self.config.group_id,
+                enable_auto_commit=False,
+                auto_offset_reset=self.config.initial_offset,
+                session_timeout_ms=int(self.config.session_timeout * 1000),
+                heartbeat_interval_ms=int(self.config.heartbeat_interval * 1000),
+                max_poll_records=self.config.max_fetch_records,
+            )
+            client.subscribe(topics=sorted(self.routes), listener=_Rebalance(self))
+            try:
+                await client.start()
+                return client
+            except asyncio.CancelledError:
+                await client.stop()
+                raise
+            except KafkaError as error:
+                await client.stop()
+                self.logger.warning("cannot reach the brokers %s, retrying in %.0fs: %s", ",".join(self.config.brokers), delay, error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _MAX_CONNECT_BACKOFF)
+
+    def _dispatch(self, partition: TopicPartition, messages: list) -> None:
+        # Paused until this batch is done, so that the next poll brings the
+        # following messages only once these are accepted or given up.
+        self._client.pause(partition)
+        stop = asyncio.Event()
+        task = asyncio.create_task(self._process(partition, messages, stop))
+        self._in_flight[partition] = _Work(task, stop)
+
+    async def _process(self, partition: TopicPartition, messages: list, stop: asyncio.Event) -> None:
+        route = self.routes[partition.topic]
+        next_offset = messages[-1].offset + 1
+        try:
+            builder = BatchBuilder(route.signal, route.encoding)
+            for message in messages:
+                try:
+                    builder.add(message.value or b"", self._header_attributes(message.headers), time_ns=message.timestamp * 1_000_000)
+                except ValueError as error:
+                    where = f"topic {partition.topic} partition {partition.partition} offset {message.offset}"
+                    self.pusher.bad_message("undecodable", where, error)
+            if not self.config.message_marking.after:
+                await self._commit(partition, next_offset)
+            outcome = Outcome.ACCEPTED
+            if builder.items:
+                outcome = await self.pusher.push(route.consumer, builder.batch, builder.items, stop)
+            if outcome is not Outcome.ABANDONED and self.config.message_marking.after:
+                await self._commit(partition, next_offset)
+        except Exception:
+            # Unforeseen: read these messages again rather than skip them.
+            self.logger.exception("processing %s[%d] failed; reading it again from offset %d", partition.topic, partition.partition, messages[0].offset)
+            if partition in self._client.assignment():
+                self._client.seek(partition, messages[0].offset)
+        finally:
+            del self._in_flight[partition]
+            if not stop.is_set() and partition in self._client.assignment():
+                self._client.resume(partition)
+
+    def _header_attributes(self, headers) -> dict[str, str]:
+        extraction = self.config.header_extraction
+        if not extraction.extract_headers or not headers:
+            return {}
+        wanted = set(extraction.headers)
+        return {
+            HEADER_ATTRIBUTE_PREFIX + key: value.decode("utf-8", errors="replace")
+            for key, value in headers
+            if key in wanted and value is not None
+        }
+
+    async def _commit(self, partition: TopicPartition, offset: int) -> None:
+        try:
+            await self._client.commit({partition: offset})
+        except (KafkaError, IllegalStateError) as error:
+            # The partition moved to another member, which reads these
+            # messages again: a duplicate, never a loss.
+            self.logger.warning("cannot commit offset %d of %s[%d]: %s", offset, partition.topic, partition.partition, error)
+
+    async def _finish(self, partitions) -> None:
+        """Let the in-flight work on ``partitions`` end: the current attempt completes and commits, retries stop."""
+        works = [self._in_flight[p] for p in partitions if p in self._in_flight]
+        for work in works:
+            work.stop.set()
+        await asyncio.gather(*(work.task for work in works), return_exceptions=True)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, receiver: KafkaReceiver):
+        self.receiver = receiver
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        if revoked:
+            self.receiver.logger.info("partitions revoked: %s", _describe(revoked))
+        await self.receiver._finish(revoked)
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        self.receiver.logger.info("partitions assigned: %s", _describe(assigned))
+
+
+def _describe(partitions) -> str:
+    return ", ".join(f"{p.topic}[{p.partition}]" for p in sorted(partitions)) or "none"
