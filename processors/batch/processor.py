@@ -75,7 +75,10 @@ class BatchProcessor(Component):
     async def _send_loop(self) -> None:
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), self.config.timeout)
+                # Not asyncio.wait_for: on Python 3.11 it swallows a cancel that
+                # arrives once the event is set, and shutdown then waits forever.
+                async with asyncio.timeout(self.config.timeout):
+                    await self._wake.wait()
                 self._size_triggers.inc()
             except TimeoutError:
                 if not self._buffer:
