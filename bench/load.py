@@ -22,7 +22,10 @@ from otelml.otlp import GRPC_SERVICES
 from otelml.pdata import Signal
 from otelml.synthetic import make_trace_request
 
-MARKER_SCOPE = "bench.marker"
+# The marker's scope name carries the send's sequence number in fixed width,
+# so the sink finds it in the raw bytes without decoding the request.
+MARKER_PREFIX = b"bench.marker."
+MARKER_DIGITS = 12
 EXPORT_METHOD = f"/{GRPC_SERVICES[Signal.TRACES]}/Export"
 
 
@@ -41,7 +44,7 @@ class Workload:
 def marker(sequence: int) -> bytes:
     request = ExportTraceServiceRequest()
     scope_spans = request.resource_spans.add().scope_spans.add()
-    scope_spans.scope.name = MARKER_SCOPE
+    scope_spans.scope.name = f"{MARKER_PREFIX.decode()}{sequence:0{MARKER_DIGITS}d}"
     now = time.time_ns()
     scope_spans.spans.add(trace_id=sequence.to_bytes(16, "big"), span_id=sequence.to_bytes(8, "big"), name="bench.marker",
                           start_time_unix_nano=now, end_time_unix_nano=now + 1000)

@@ -80,13 +80,14 @@ def count_items(batch: Batch) -> int:
 
 
 def merge(batches: list[Batch]) -> Batch:
-    """One batch holding the resources of all ``batches``, in order."""
-    if len(batches) == 1:
-        return batches[0]
-    merged = type(batches[0])()
-    field = Signal.of(batches[0]).resource_field
-    for batch in batches:
-        getattr(merged, field).MergeFrom(getattr(batch, field))
+    """The resources of all ``batches``, in order, in the first one.
+
+    The first batch is extended in place (copying it too would cost as much
+    as the whole merge of its followers), so the caller must own it.
+    """
+    merged = batches[0]
+    for batch in batches[1:]:
+        merged.MergeFrom(batch)
     return merged
 
 

@@ -112,15 +112,18 @@ class OtelmlProcess:
             return parse_metrics(response.read().decode())
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else 0
-        self.process.send_signal(sig)
+        if self.process is None:
+            return 0
         try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise RuntimeError(f"otelml did not stop within {timeout}s:\n{self.log()}")
+            if self.process.poll() is not None:
+                return self.process.returncode
+            self.process.send_signal(sig)
+            try:
+                return self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                raise RuntimeError(f"otelml did not stop within {timeout}s:\n{self.log()}")
         finally:
             self._log.close()
 

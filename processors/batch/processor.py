@@ -23,7 +23,8 @@ from otelml.processors.batch.config import BatchConfig
 
 
 class BatchProcessor(Component):
-    mutates_data = False
+    # Batches are merged into the first one waiting, so it must own them.
+    mutates_data = True
 
     def __init__(self, settings: CreateSettings, config: BatchConfig, signal: Signal, next_consumer: Consumer):
         self.settings = settings

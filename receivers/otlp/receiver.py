@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from otelml.component import Component, CreateSettings, Host
+from otelml.configauth import server_authenticator
 from otelml.consumer import Consumer
 from otelml.errors import PermanentError
 from otelml.otlp import partial_success_response
@@ -34,12 +35,13 @@ class OTLPReceiver(Component):
 
     async def start(self, host: Host) -> None:
         # Imported here so that each transport's libraries load only when enabled.
-        if self.config.protocols.grpc is not None:
+        grpc_settings, http_settings = self.config.protocols.grpc, self.config.protocols.http
+        if grpc_settings is not None:
             from otelml.receivers.otlp.grpc_server import GRPCServer
-            self._servers.append(GRPCServer(self, self.config.protocols.grpc))
-        if self.config.protocols.http is not None:
+            self._servers.append(GRPCServer(self, grpc_settings, server_authenticator(host, grpc_settings.auth)))
+        if http_settings is not None:
             from otelml.receivers.otlp.http_server import HTTPServer
-            self._servers.append(HTTPServer(self, self.config.protocols.http))
+            self._servers.append(HTTPServer(self, http_settings, server_authenticator(host, http_settings.auth)))
         for server in self._servers:
             await server.start()
 
@@ -80,6 +82,10 @@ class OTLPReceiver(Component):
         self.settings.telemetry.receiver_bad_request(self.id, transport, reason)
         self.logger.warning("refused a %s request (%s): %s", transport, reason, detail)
 
+    def unauthenticated(self, transport: str, peer: str) -> None:
+        """Count and log a request refused for missing or wrong credentials."""
+        self.bad_request(transport, "unauthenticated", f"missing or invalid credentials from {peer}")
+
 
 def drop_invalid_ids(batch: Batch, signal: Signal) -> Rejection:
     """Remove records whose trace or span ID has the wrong length.
@@ -94,10 +100,15 @@ def drop_invalid_ids(batch: Batch, signal: Signal) -> Rejection:
     for resource in getattr(batch, signal.resource_field):
         for scope in (resource.scope_spans if signal is Signal.TRACES else resource.scope_logs):
             records = scope.spans if signal is Signal.TRACES else scope.log_records
-            valid_ids = _valid_span_ids if signal is Signal.TRACES else _valid_log_ids
-            if all(valid_ids(r) for r in records):
-                continue
-            keep = [r for r in records if valid_ids(r)]
+            # Inline checks: this runs on every record of every request.
+            if signal is Signal.TRACES:
+                if all(len(r.trace_id) == 16 and len(r.span_id) == 8 for r in records):
+                    continue
+                keep = [r for r in records if len(r.trace_id) == 16 and len(r.span_id) == 8]
+            else:
+                if all(len(r.trace_id) in (0, 16) and len(r.span_id) in (0, 8) for r in records):
+                    continue
+                keep = [r for r in records if len(r.trace_id) in (0, 16) and len(r.span_id) in (0, 8)]
             rejected += len(records) - len(keep)
             del records[:]
             records.extend(keep)
@@ -105,10 +116,3 @@ def drop_invalid_ids(batch: Batch, signal: Signal) -> Rejection:
         return Rejection()
     return Rejection(rejected, f"{rejected} {signal.item_name} had a trace ID that is not 16 bytes or a span ID that is not 8 bytes")
 
-
-def _valid_span_ids(span) -> bool:
-    return len(span.trace_id) == 16 and len(span.span_id) == 8
-
-
-def _valid_log_ids(record) -> bool:
-    return len(record.trace_id) in (0, 16) and len(record.span_id) in (0, 8)
