@@ -87,7 +87,8 @@ class FileExporter(QueuedRetryExporter):
         self.path.rename(self.path.with_name(f"{self.path.stem}-{stamp}{self.path.suffix}"))
         keep = self.config.rotation.max_backups
         if keep:  # 0 keeps every backup, as in the collector
-            backups = sorted(self.path.parent.glob(f"{self.path.stem}-*{self.path.suffix}"))
+            # Only names in the shape written above: other files may share the prefix.
+            backups = sorted(self.path.parent.glob(f"{self.path.stem}-????-??-??T??-??-??.??????{self.path.suffix}"))
             for old in backups[:-keep]:
                 old.unlink()
         self._open(append=False)
