@@ -1,0 +1,90 @@
+"""How much memory this process uses and how much the machine (or container) grants it.
+
+Both are read from ``/proc`` and the cgroup file system: a read of
+``/proc/self/statm`` costs microseconds, so checking it often is cheap.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import os
+from pathlib import Path
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+# cgroup v1 writes "no limit" as the largest page-aligned 64-bit number.
+_UNLIMITED = 1 << 62
+
+
+def resident_bytes() -> int:
+    """The resident set size (RSS) of this process, in bytes."""
+    with open("/proc/self/statm", "rb") as statm:
+        return int(statm.read().split()[1]) * PAGE_SIZE
+
+
+def total_memory_bytes() -> int:
+    """Memory available to this process: physical memory, or the cgroup limit when lower."""
+    total = _meminfo_total()
+    limit = cgroup_limit_bytes()
+    return min(total, limit) if limit else total
+
+
+def _meminfo_total() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) * 1024
+    raise OSError("/proc/meminfo has no MemTotal line")
+
+
+def cgroup_limit_bytes(proc_cgroup: str = "/proc/self/cgroup", root: str = "/sys/fs/cgroup") -> int | None:
+    """The memory limit of this process's cgroup (v2 or v1), or None when there is none."""
+    candidates = []
+    try:
+        lines = Path(proc_cgroup).read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":
+            candidates.append(f"{root}{path.rstrip('/')}/memory.max")
+        elif "memory" in controllers.split(","):
+            candidates.append(f"{root}/memory{path.rstrip('/')}/memory.limit_in_bytes")
+    # Inside a container the process's own cgroup is usually mounted at the root.
+    candidates += [f"{root}/memory.max", f"{root}/memory/memory.limit_in_bytes"]
+    for candidate in candidates:
+        try:
+            text = Path(candidate).read_text().strip()
+        except OSError:
+            continue
+        if text == "max":
+            return None
+        if text.isdigit():
+            return int(text) if int(text) < _UNLIMITED else None
+    return None
+
+
+def _load_malloc_trim():
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    return getattr(ctypes.CDLL(name), "malloc_trim", None)
+
+
+_malloc_trim = _load_malloc_trim()
+
+
+def trim_heap() -> None:
+    """Give heap pages that hold no objects back to the system (glibc ``malloc_trim``; cheap).
+
+    Freed memory otherwise stays with the allocator, so the RSS would not
+    fall when a backlog drains.
+    """
+    if _malloc_trim is not None:
+        _malloc_trim(0)
+
+
+def collect_garbage() -> None:
+    """Free unreachable objects (a full, costlier collection), then trim the heap."""
+    gc.collect()
+    trim_heap()

@@ -1,0 +1,160 @@
+"""The ``memory_limiter`` processor: refuse data while the process uses too much memory.
+
+Every ``check_interval`` the process RSS is compared with two limits, as
+in the collector. Above the soft limit (``limit - spike_limit``) every
+batch is refused with a throttling :class:`~otelml.errors.RetryableError`:
+OTLP clients get RESOURCE_EXHAUSTED with RetryInfo or HTTP 429 with
+Retry-After, broker receivers pause and leave messages unacknowledged.
+The data is not lost, its sender keeps it, so it is counted as refused,
+not dropped. Over the soft limit, freed heap pages are returned to the
+system at each check (else the RSS would not fall as a backlog drains) and
+a garbage collection is forced at most every
+``min_gc_interval_when_soft_limited``; over the hard limit, at most every
+``min_gc_interval_when_hard_limited`` (default: at each check). Data flows
+again once the RSS is back under the soft limit.
+
+All pipelines that list the same ``memory_limiter`` ID share one monitor,
+so memory is checked (and garbage collected) once per interval, not once
+per pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from typing import Callable
+
+from otelml.component import Component, ComponentID, CreateSettings, Host
+from otelml.consumer import Consumer
+from otelml.errors import RetryableError
+from otelml.pdata import Batch, Signal, count_items
+from otelml.processors.memory_limiter import memory
+from otelml.processors.memory_limiter.config import MIB, MemoryLimiterConfig
+
+# A sender asked to come back sooner than the next check would only be refused again.
+MIN_RETRY_AFTER = 1.0
+
+
+class MemoryMonitor:
+    """Measures memory and decides whether data must be refused.
+
+    Parameters
+    ----------
+    config
+        The limits and how often to check them.
+    logger
+        Where limit crossings are reported.
+    read_usage
+        Returns the process's memory use in bytes (the RSS by default).
+    trim
+        Returns freed memory to the system, cheaply; called at each check over the soft limit.
+    collect
+        Frees unreachable objects (a full garbage collection); called at most
+        every ``min_gc_interval_when_soft_limited`` / ``..._hard_limited``.
+    total_memory
+        Bytes available to the process, for the percentage limits.
+    """
+
+    def __init__(self, config: MemoryLimiterConfig, logger, read_usage: Callable[[], int] = memory.resident_bytes,
+                 trim: Callable[[], None] = memory.trim_heap, collect: Callable[[], None] = memory.collect_garbage,
+                 total_memory: Callable[[], int] = memory.total_memory_bytes):
+        self.config = config
+        self.logger = logger
+        self.read_usage = read_usage
+        self.trim = trim
+        self.collect = collect
+        self.hard_limit, self.soft_limit = config.limits(0 if config.limit_mib else total_memory())
+        self.refusing = False
+        self._last_collection = float("-inf")
+        self._users = 0
+        self._task: asyncio.Task | None = None
+
+    def check(self) -> None:
+        """Measure once; free memory when over the soft limit; refuse while still over it."""
+        usage = self.read_usage()
+        if usage >= self.soft_limit:
+            self.trim()
+            usage = self.read_usage()
+        if usage >= self.soft_limit:
+            hard = usage >= self.hard_limit
+            interval = self.config.min_gc_interval_when_hard_limited if hard else self.config.min_gc_interval_when_soft_limited
+            if time.monotonic() - self._last_collection >= interval:
+                self.collect()
+                self._last_collection = time.monotonic()
+                usage = self.read_usage()
+        refusing = usage >= self.soft_limit
+        if refusing and not self.refusing:
+            self.logger.warning("memory usage %d MiB is above the soft limit of %d MiB; refusing data",
+                                usage // MIB, self.soft_limit // MIB)
+        elif self.refusing and not refusing:
+            self.logger.info("memory usage %d MiB is back under the soft limit; accepting data", usage // MIB)
+        self.refusing = refusing
+
+    def acquire(self) -> None:
+        """One more processor relies on this monitor; the first starts the checks."""
+        self._users += 1
+        if self._task is None:
+            self.logger.info("memory limits: hard %d MiB, soft %d MiB, checked every %gs",
+                             self.hard_limit // MIB, self.soft_limit // MIB, self.config.check_interval)
+            self.check()
+            self._task = asyncio.create_task(self._check_loop())
+
+    async def release_user(self) -> None:
+        """One processor less; the last one stops the checks."""
+        self._users -= 1
+        if self._users == 0 and self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _check_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.check_interval)
+            try:
+                self.check()
+            except OSError as error:  # /proc unreadable: keep the last decision
+                self.logger.error("cannot measure memory usage: %s", error)
+
+
+# One monitor per memory_limiter ID of each service (a service is identified by its telemetry).
+_monitors: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def shared_monitor(settings: CreateSettings, config: MemoryLimiterConfig) -> MemoryMonitor:
+    by_id: dict[ComponentID, MemoryMonitor] = _monitors.setdefault(settings.telemetry, {})
+    if settings.id not in by_id:
+        by_id[settings.id] = MemoryMonitor(config, settings.logger)
+    return by_id[settings.id]
+
+
+class MemoryLimiterProcessor(Component):
+    mutates_data = False
+
+    def __init__(self, settings: CreateSettings, config: MemoryLimiterConfig, signal: Signal, next_consumer: Consumer):
+        self.settings = settings
+        self.config = config
+        self.signal = signal
+        self.next = next_consumer
+        self.monitor = shared_monitor(settings, config)
+        self.retry_after = max(config.check_interval, MIN_RETRY_AFTER)
+        refused = settings.telemetry.counter(
+            f"otelcol_processor_refused_{signal.item_name}",
+            f"{signal.item_name.replace('_', ' ').capitalize()} refused by the processor; the sender may retry them.", ["processor"])
+        self._refused = refused.labels(str(settings.id))
+        self._started = False
+
+    async def start(self, host: Host) -> None:
+        self.monitor.acquire()
+        self._started = True
+
+    async def shutdown(self) -> None:
+        if self._started:
+            self._started = False
+            await self.monitor.release_user()
+
+    async def consume(self, batch: Batch) -> None:
+        if self.monitor.refusing:
+            self._refused.inc(count_items(batch))
+            raise RetryableError("data refused due to high memory usage", retry_after=self.retry_after, throttled=True)
+        await self.next.consume(batch)
