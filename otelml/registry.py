@@ -27,6 +27,7 @@ BUILTIN_FACTORIES = (
     "otelml.receivers.kafka.factory:factory",
     "otelml.receivers.mqtt.factory:factory",
     "otelml.processors.batch.factory:factory",
+    "otelml.processors.anomaly.factory:factory",
     "otelml.processors.memory_limiter.factory:factory",
     "otelml.exporters.debug.factory:factory",
     "otelml.exporters.file.factory:factory",

@@ -1,0 +1,102 @@
+"""References to the parts of a span or log record that name a stream or give its value.
+
+A reference is text such as ``resource.service.name``, ``span.name`` or
+``attributes.client.address``. Parsing happens once, at config time; the
+batch reader then turns each reference into a direct field access.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from otelml.pdata import Signal
+
+BOTH = frozenset({Signal.TRACES, Signal.LOGS})
+TRACES = frozenset({Signal.TRACES})
+LOGS = frozenset({Signal.LOGS})
+
+# Record fields a key may use, with the signals that have them.
+KEY_FIELDS = {
+    "scope.name": ("scope", BOTH),
+    "scope.version": ("scope", BOTH),
+    "span.name": ("record", TRACES),
+    "span.kind": ("record", TRACES),
+    "span.status.code": ("record", TRACES),
+    "log.severity_text": ("record", LOGS),
+    "log.severity_number": ("record", LOGS),
+    "log.event_name": ("record", LOGS),
+    "body": ("record", LOGS),
+}
+# Numeric values a target may use.
+# ``rate`` is the key's own record rate, computed from record times (see the processor).
+TARGET_FIELDS = {"duration": TRACES, "severity_number": LOGS, "body": LOGS, "rate": BOTH}
+KEY_HELP = "resource.<attribute>, attributes.<attribute>, " + ", ".join(KEY_FIELDS)
+TARGET_HELP = "attributes.<attribute>, " + ", ".join(TARGET_FIELDS)
+
+DEFAULT_KEYS = {Signal.TRACES: ["resource.service.name", "span.name"], Signal.LOGS: ["resource.service.name"]}
+DEFAULT_TARGETS = {Signal.TRACES: "duration", Signal.LOGS: "severity_number"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """One parsed reference.
+
+    ``level`` is where the value lives: ``resource`` or ``record`` attributes
+    (``attribute`` names it), or a ``scope``/``record`` field (``field``).
+    """
+
+    text: str
+    level: str
+    signals: frozenset[Signal]
+    attribute: str = ""
+    field: str = ""
+
+    @property
+    def label(self) -> str:
+        """Short name used in key descriptions (``service.name``, ``span.name``)."""
+        return self.attribute or self.field
+
+
+def parse_key(text: str) -> Reference:
+    """A key reference; raises ``ValueError`` naming the allowed forms.
+
+    >>> parse_key("resource.service.name").attribute
+    'service.name'
+    >>> parse_key("span.name").signals == TRACES
+    True
+    """
+    attribute = _attribute_reference(text)
+    if attribute is not None:
+        return attribute
+    if text in KEY_FIELDS:
+        level, signals = KEY_FIELDS[text]
+        return Reference(text, level, signals, field=text)
+    raise ValueError(f'unknown reference "{text}" (use {KEY_HELP})')
+
+
+def parse_target(text: str) -> Reference:
+    """A target reference: a numeric field or record attribute.
+
+    >>> parse_target("attributes.temperature").attribute
+    'temperature'
+    """
+    if text.startswith("attributes."):
+        return _attribute_reference(text)
+    if text in TARGET_FIELDS:
+        return Reference(text, "record", TARGET_FIELDS[text], field=text)
+    raise ValueError(f'unknown target "{text}" (use {TARGET_HELP})')
+
+
+def _attribute_reference(text: str) -> Reference | None:
+    for prefix, level in (("resource.", "resource"), ("attributes.", "record")):
+        if text.startswith(prefix):
+            name = text[len(prefix):]
+            if not name:
+                raise ValueError(f'reference "{text}" names no attribute')
+            return Reference(text, level, BOTH, attribute=name)
+    return None
+
+
+def check_signal(reference: Reference, signal: Signal) -> None:
+    if signal not in reference.signals:
+        raise ValueError(f'"{reference.text}" does not exist in {signal.value}')
