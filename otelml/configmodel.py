@@ -8,7 +8,7 @@ unknown keys are errors; ``validate()`` adds the checks that span fields.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Iterator
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, ValidationError
 
@@ -87,16 +87,18 @@ def validation_messages(error: ValidationError) -> list[str]:
     return lines
 
 
-def nested_problems(config: BaseModel, prefix: str = "") -> list[str]:
-    """``validate()`` of ``config`` and of every nested section, with their paths."""
-    problems = []
-    if isinstance(config, ComponentConfig):
-        problems += [f"{prefix}{p}" for p in config.validate()]
+def sections(config: BaseModel, prefix: str = "") -> Iterator[tuple[str, BaseModel]]:
+    """``config`` and every section nested in it (in fields, lists and maps), each with its ``::`` path prefix."""
+    yield prefix, config
     for name in type(config).model_fields:
         value = getattr(config, name)
         values = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else [(None, value)]
         for key, item in values:
             if isinstance(item, BaseModel):
-                path = f"{prefix}{name}::" if key is None else f"{prefix}{name}::{key}::"
-                problems += nested_problems(item, path)
-    return problems
+                yield from sections(item, f"{prefix}{name}::" if key is None else f"{prefix}{name}::{key}::")
+
+
+def nested_problems(config: BaseModel, prefix: str = "") -> list[str]:
+    """``validate()`` of ``config`` and of every nested section, with their paths."""
+    return [f"{path}{problem}" for path, section in sections(config, prefix)
+            if isinstance(section, ComponentConfig) for problem in section.validate()]

@@ -27,6 +27,7 @@ BUILTIN_FACTORIES = (
     "otelml.receivers.kafka.factory:factory",
     "otelml.receivers.mqtt.factory:factory",
     "otelml.processors.batch.factory:factory",
+    "otelml.processors.redaction.factory:factory",
     "otelml.processors.anomaly.factory:factory",
     "otelml.processors.memory_limiter.factory:factory",
     "otelml.exporters.debug.factory:factory",
@@ -35,6 +36,7 @@ BUILTIN_FACTORIES = (
     "otelml.exporters.otlphttp.factory:factory",
     "otelml.exporters.kafka.factory:factory",
     "otelml.extensions.health_check.factory:factory",
+    "otelml.extensions.bearertokenauth.factory:factory",
     "otelml.connectors.forward.factory:factory",
 )
 

@@ -2,6 +2,7 @@ from typing import Literal
 
 from pydantic import SecretStr
 
+from otelml.configauth import AuthConfig
 from otelml.exporterhelper import ExporterHelperConfig
 from otelml.tlsconfig import ClientTLSConfig
 
@@ -14,9 +15,10 @@ class OTLPExporterConfig(ExporterHelperConfig):
     # Opaque, as in the collector: headers often carry credentials.
     headers: dict[str, SecretStr] = {}
     tls: ClientTLSConfig = ClientTLSConfig()
+    auth: AuthConfig | None = None
 
     def validate(self) -> list[str]:
-        problems = super().validate()
+        problems = super().validate() + [f"tls::{problem}" for problem in self.tls.grpc_problems()]
         target = self.endpoint.split("://", 1)[-1]
         if ":" not in target:
             problems.append(f"endpoint: {self.endpoint!r} must be host:port")

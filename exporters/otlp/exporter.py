@@ -12,6 +12,7 @@ import grpc
 from google.rpc import error_details_pb2, status_pb2
 
 from otelml.component import CreateSettings, Host
+from otelml.configauth import client_authenticator
 from otelml.errors import PermanentError, RetryableError
 from otelml.exporterhelper import QueuedRetryExporter
 from otelml.exporters.otlp.config import OTLPExporterConfig
@@ -31,8 +32,10 @@ class OTLPExporter(QueuedRetryExporter):
         self._calls = {}
         self._metadata = tuple((k.lower(), v.get_secret_value()) for k, v in config.headers.items())
         self._compression = grpc.Compression.Gzip if config.compression == "gzip" else grpc.Compression.NoCompression
+        self._authenticator = None
 
     async def start_exporting(self, host: Host) -> None:
+        self._authenticator = client_authenticator(host, self.config.auth)
         tls = self.config.tls
         credentials = tls.grpc_credentials()
         target = self.config.target()
@@ -54,9 +57,12 @@ class OTLPExporter(QueuedRetryExporter):
 
     async def export(self, batch: Batch) -> None:
         signal = Signal.of(batch)
+        metadata = self._metadata
+        if self._authenticator is not None:
+            metadata += tuple(self._authenticator.headers().items())
         try:
             response = await self._calls[signal](
-                batch, metadata=self._metadata, compression=self._compression, wait_for_ready=False)
+                batch, metadata=metadata, compression=self._compression, wait_for_ready=False)
         except grpc.aio.AioRpcError as error:
             raise _classify(error) from None
         self.count_rejected(signal, *rejected_items(signal, response))

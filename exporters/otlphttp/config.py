@@ -2,6 +2,7 @@ from typing import Literal
 
 from pydantic import SecretStr
 
+from otelml.configauth import AuthConfig
 from otelml.exporterhelper import ExporterHelperConfig
 from otelml.tlsconfig import ClientTLSConfig
 
@@ -18,6 +19,7 @@ class OTLPHTTPExporterConfig(ExporterHelperConfig):
     # Opaque, as in the collector: headers often carry credentials.
     headers: dict[str, SecretStr] = {}
     tls: ClientTLSConfig = ClientTLSConfig()
+    auth: AuthConfig | None = None
 
     def validate(self) -> list[str]:
         problems = super().validate()

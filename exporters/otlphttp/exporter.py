@@ -15,6 +15,7 @@ import aiohttp
 from google.protobuf import json_format
 
 from otelml.component import CreateSettings, Host
+from otelml.configauth import client_authenticator
 from otelml.errors import PermanentError, RetryableError
 from otelml.exporterhelper import QueuedRetryExporter
 from otelml.exporters.otlphttp.config import OTLPHTTPExporterConfig
@@ -33,8 +34,10 @@ class OTLPHTTPExporter(QueuedRetryExporter):
         self._headers = {**{k: v.get_secret_value() for k, v in config.headers.items()}, "Content-Type": content_type}
         if config.compression == "gzip":
             self._headers["Content-Encoding"] = "gzip"
+        self._authenticator = None
 
     async def start_exporting(self, host: Host) -> None:
+        self._authenticator = client_authenticator(host, self.config.auth)
         needs_tls = any((self.config.url(s.value) or "").startswith("https://") for s in Signal)
         connector = aiohttp.TCPConnector(ssl=self.config.tls.ssl_context() if needs_tls else False)
         self._session = aiohttp.ClientSession(connector=connector)
@@ -53,7 +56,9 @@ class OTLPHTTPExporter(QueuedRetryExporter):
         if self.config.compression == "gzip":
             body = gzip.compress(body, compresslevel=5)
         try:
-            async with self._session.post(url, data=body, headers=self._headers) as response:
+            headers = self._headers if self._authenticator is None else {**self._headers, **self._authenticator.headers()}
+            async with self._session.post(url, data=body, headers=headers,
+                                          server_hostname=self.config.tls.server_name_override) as response:
                 payload = await response.read()
                 if response.status // 100 == 2:
                     self._check_partial_success(signal, payload, response.content_type)

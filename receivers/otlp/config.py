@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
+from otelml.configauth import AuthConfig
 from otelml.configmodel import ComponentConfig
+from otelml.tlsconfig import ServerTLSConfig
 
 MIB = 1 << 20
 
@@ -13,14 +15,22 @@ class GRPCSettings(ComponentConfig):
     endpoint: str = "localhost:4317"
     max_recv_msg_size_mib: int = Field(4, ge=1)
     max_concurrent_streams: int = Field(0, ge=0)  # 0: gRPC's default
+    tls: ServerTLSConfig | None = None
+    auth: AuthConfig | None = None
+
+    def validate(self) -> list[str]:
+        return [f"tls::{problem}" for problem in self.tls.grpc_problems()] if self.tls else []
 
 
 class HTTPSettings(ComponentConfig):
     endpoint: str = "localhost:4318"
     max_request_body_size: int = Field(20 * MIB, ge=1)
+    max_concurrent_requests: int = Field(0, ge=0)  # 0: no limit
     traces_url_path: str = "/v1/traces"
     logs_url_path: str = "/v1/logs"
     metrics_url_path: str = "/v1/metrics"
+    tls: ServerTLSConfig | None = None
+    auth: AuthConfig | None = None
 
     def validate(self) -> list[str]:
         return [f"{name}: must start with /" for name in ("traces_url_path", "logs_url_path", "metrics_url_path")

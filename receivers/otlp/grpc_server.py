@@ -11,6 +11,7 @@ import grpc
 from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from otelml.configauth import ServerAuthenticator
 from otelml.errors import PermanentError, RetryableError
 from otelml.otlp import GRPC_SERVICES
 from otelml.pdata import Signal, from_proto
@@ -23,9 +24,10 @@ DEFAULT_RETRY_DELAY = 1.0
 class GRPCServer:
     transport = "grpc"
 
-    def __init__(self, receiver, settings: GRPCSettings):
+    def __init__(self, receiver, settings: GRPCSettings, authenticator: ServerAuthenticator | None = None):
         self.receiver = receiver
         self.settings = settings
+        self.authenticator = authenticator
         self.limit = settings.max_recv_msg_size_mib * MIB
         self.address: tuple[str, int] | None = None
         self._server: grpc.aio.Server | None = None
@@ -45,12 +47,15 @@ class GRPCServer:
                     self._handler(signal), response_serializer=lambda message: message.SerializeToString())
                 self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, {"Export": handler}),))
         host, _, _ = self.settings.endpoint.rpartition(":")
-        port = self._server.add_insecure_port(self.settings.endpoint)
+        if self.settings.tls is None:
+            port = self._server.add_insecure_port(self.settings.endpoint)
+        else:
+            port = self._server.add_secure_port(self.settings.endpoint, self.settings.tls.grpc_credentials(self.receiver.logger))
         if port == 0:
             raise OSError(f"cannot listen on {self.settings.endpoint}")
         self.address = (host, port)
         await self._server.start()
-        self.receiver.logger.info("starting gRPC server on %s:%d", host, port)
+        self.receiver.logger.info("starting gRPC server on %s:%d%s", host, port, " with TLS" if self.settings.tls else "")
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -60,6 +65,9 @@ class GRPCServer:
 
     def _handler(self, signal: Signal):
         async def export(request: bytes, context: grpc.aio.ServicerContext):
+            if self.authenticator is not None and not self.authenticator.authenticate(dict(context.invocation_metadata() or ())):
+                self.receiver.unauthenticated("grpc", context.peer())
+                await _abort(context, code_pb2.UNAUTHENTICATED, "missing or invalid credentials")
             if len(request) > self.limit:
                 self.receiver.bad_request("grpc", "too_large", f"{len(request)} bytes > max_recv_msg_size_mib")
                 await _abort(context, code_pb2.RESOURCE_EXHAUSTED, f"request of {len(request)} bytes exceeds the limit of {self.limit} bytes")

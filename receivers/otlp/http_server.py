@@ -3,7 +3,8 @@
 Errors follow the OTLP specification: 400 (not retryable) for a body that
 cannot be decoded, 413 above ``max_request_body_size`` (compressed or not),
 415 for other content types, 429/503 with Retry-After when the pipeline
-asks the client to retry. Error bodies are google.rpc.Status in the
+asks the client to retry, 503 with Retry-After beyond
+``max_concurrent_requests`` requests in flight. Error bodies are google.rpc.Status in the
 request's encoding.
 """
 
@@ -17,6 +18,7 @@ from aiohttp import web
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
 
+from otelml.configauth import ServerAuthenticator
 from otelml.errors import PermanentError, RetryableError
 from otelml.pdata import Signal, from_json, from_proto
 from otelml.receivers.otlp.config import HTTPSettings
@@ -33,14 +35,17 @@ class BodyTooLarge(Exception):
 class HTTPServer:
     transport = "http"
 
-    def __init__(self, receiver, settings: HTTPSettings):
+    def __init__(self, receiver, settings: HTTPSettings, authenticator: ServerAuthenticator | None = None):
         self.receiver = receiver
         self.settings = settings
+        self.authenticator = authenticator
         self.address: tuple[str, int] | None = None
         self._runner: web.AppRunner | None = None
+        self._in_flight = 0
 
     async def start(self) -> None:
-        app = web.Application(client_max_size=self.settings.max_request_body_size)
+        limit = [self._limit_concurrency] if self.settings.max_concurrent_requests else []
+        app = web.Application(client_max_size=self.settings.max_request_body_size, middlewares=limit)
         paths = {Signal.TRACES: self.settings.traces_url_path, Signal.LOGS: self.settings.logs_url_path,
                  Signal.METRICS: self.settings.metrics_url_path}
         for signal, path in paths.items():
@@ -50,19 +55,36 @@ class HTTPServer:
         self._runner = web.AppRunner(app, access_log=None, auto_decompress=False)
         await self._runner.setup()
         host, _, port = self.settings.endpoint.rpartition(":")
-        site = web.TCPSite(self._runner, host.strip("[]") or None, int(port))
+        tls = self.settings.tls
+        ssl_context = tls.ssl_context(self.receiver.logger) if tls else None
+        site = web.TCPSite(self._runner, host.strip("[]") or None, int(port), ssl_context=ssl_context)
         await site.start()
         self.address = self._runner.addresses[0][:2]
-        self.receiver.logger.info("starting HTTP server on %s:%d", *self.address)
+        self.receiver.logger.info("starting HTTP%s server on %s:%d", "S" if tls else "", *self.address)
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
 
+    @web.middleware
+    async def _limit_concurrency(self, request: web.Request, handler) -> web.StreamResponse:
+        # Refused before the body is read, so that a flood of requests cannot fill memory.
+        if self._in_flight >= self.settings.max_concurrent_requests:
+            self.receiver.bad_request("http", "too_many_requests", f"{self._in_flight} requests are in flight already")
+            return _status(503, code_pb2.UNAVAILABLE, "too many concurrent requests", request.content_type, DEFAULT_RETRY_DELAY)
+        self._in_flight += 1
+        try:
+            return await handler(request)
+        finally:
+            self._in_flight -= 1
+
     def _handler(self, signal: Signal):
         async def export(request: web.Request) -> web.Response:
             content_type = request.content_type
+            if self.authenticator is not None and not self.authenticator.authenticate(request.headers):
+                self.receiver.unauthenticated("http", request.remote or "an unknown address")
+                return _status(401, code_pb2.UNAUTHENTICATED, "missing or invalid credentials", content_type)
             if content_type not in (PROTOBUF, JSON):
                 self.receiver.bad_request("http", "unsupported_media_type", f"content type {content_type!r}")
                 return web.Response(status=415, text=f"unsupported content type {content_type!r}; use {PROTOBUF} or {JSON}")
