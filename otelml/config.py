@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError, field_validator
 from otelml.component import ComponentID, Kind
 from otelml.configmodel import ComponentConfig, Duration, nested_problems, validation_messages
 from otelml.confmap import ConfigError
+from otelml.exporterhelper import ExporterHelperConfig
 from otelml.pdata import Signal
 from otelml.registry import Registry
 
@@ -151,6 +152,7 @@ def parse(raw: dict[str, Any], registry: Registry) -> Config:
     extensions: list[ComponentID] = []
     if service is not None:
         extensions = _references(service.extensions, "service::extensions", components[Kind.EXTENSION], "extension", problems)
+        problems += extension_reference_problems(_storage_references(components[Kind.EXPORTER]), components[Kind.EXTENSION], extensions)
         for name, section in service.pipelines.items():
             pipeline = _parse_pipeline(name, section, components, registry, problems)
             if pipeline:
@@ -225,6 +227,26 @@ def _references(names: list[str], path: str, configured: dict, what: str, proble
             continue
         ids.append(component_id)
     return ids
+
+
+def extension_reference_problems(references: list[tuple[str, ComponentID]], configured: dict, enabled: list[ComponentID]) -> list[str]:
+    """A problem for each ``(path, extension ID)`` whose extension is not configured or not in service::extensions.
+
+    For every setting that names an extension, e.g. ``sending_queue::storage``.
+    """
+    problems = []
+    for path, extension_id in references:
+        if extension_id not in configured:
+            problems.append(f'{path}: references extension "{extension_id}" which is not configured')
+        elif extension_id not in enabled:
+            problems.append(f'{path}: references extension "{extension_id}" which is not enabled in service::extensions')
+    return problems
+
+
+def _storage_references(exporters: dict[ComponentID, ComponentConfig]) -> list[tuple[str, ComponentID]]:
+    return [(f"exporters::{exporter_id}::sending_queue::storage", ComponentID.parse(config.sending_queue.storage))
+            for exporter_id, config in exporters.items()
+            if isinstance(config, ExporterHelperConfig) and config.sending_queue.storage is not None]
 
 
 def _parse_pipeline(name: str, section: PipelineSection, components, registry: Registry, problems: list[str]) -> Pipeline | None:

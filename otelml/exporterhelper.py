@@ -12,9 +12,14 @@ then behaves as the collector's exporterhelper:
   ``max_elapsed_time`` (0 = forever);
 - ``sending_queue`` accepts batches at once and sends them from
   ``num_consumers`` workers; a full queue refuses with a retryable error.
+  With ``storage`` naming a ``file_storage`` extension, queued batches are
+  written to disk before they are accepted and survive a crash or restart.
 
 Every item is counted: sent, send-failed (with a drop reason), or
-enqueue-failed.
+enqueue-failed. At shutdown the queue is drained within the service's
+shutdown timeout; what is left is counted as dropped (reason ``shutdown``)
+from a memory queue, and stays on disk for the next start in a persistent
+one.
 """
 
 from __future__ import annotations
@@ -23,12 +28,13 @@ import asyncio
 import random
 import time
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from otelml.component import Component, CreateSettings, Host
+from otelml.component import Component, ComponentID, CreateSettings, Host, Kind
 from otelml.configmodel import ComponentConfig, Duration
 from otelml.errors import PermanentError, RetryableError
 from otelml.pdata import Batch, Signal, count_items
+from otelml.sendingqueue import Entry, MemoryRecords, PersistentRecords, QueueFull, SendingQueue
 
 
 class RetryConfig(ComponentConfig):
@@ -54,6 +60,15 @@ class QueueConfig(ComponentConfig):
     enabled: bool = True
     num_consumers: int = Field(10, ge=1)
     queue_size: int = Field(1000, ge=1)
+    # A storage extension (file_storage/NAME) that makes the queue persistent.
+    storage: str | None = None
+
+    @field_validator("storage")
+    @classmethod
+    def _check_storage(cls, value: str | None) -> str | None:
+        if value is not None:
+            ComponentID.parse(value)
+        return value
 
 
 class ExporterHelperConfig(ComponentConfig):
@@ -79,7 +94,7 @@ class QueuedRetryExporter(Component):
         self.logger = settings.logger
         self._name = str(settings.id)
         self._telemetry = settings.telemetry
-        self._queues: dict[Signal, asyncio.Queue] = {}
+        self._queues: dict[Signal, SendingQueue] = {}
         self._workers: list[asyncio.Task] = []
         self._started = False
         self._stopped = False
@@ -103,14 +118,31 @@ class QueuedRetryExporter(Component):
     # Component lifecycle.
     async def start(self, host: Host) -> None:
         await self.start_exporting(host)
-        if self.config.sending_queue.enabled:
-            for signal in self.signals:
-                queue = asyncio.Queue(self.config.sending_queue.queue_size)
+        settings = self.config.sending_queue
+        try:
+            for signal in self.signals if settings.enabled else ():
+                queue = SendingQueue(await self._records(host, signal), settings.queue_size)
                 self._queues[signal] = queue
-                self._telemetry.queue_capacity.labels(self._name, signal.value).set(queue.maxsize)
-                self._telemetry.queue_size.labels(self._name, signal.value).set(0)
-                self._workers += [asyncio.create_task(self._drain(signal, queue)) for _ in range(self.config.sending_queue.num_consumers)]
+                restored = await queue.restore()
+                if restored:
+                    self.logger.info("restored %d queued %s batches from %s", restored, signal.value, settings.storage)
+                self._telemetry.queue_capacity.labels(self._name, signal.value).set(queue.capacity)
+                self._show_size(signal, queue)
+                self._workers += [asyncio.create_task(self._drain(signal, queue)) for _ in range(settings.num_consumers)]
+        except BaseException:
+            await self._close_queues()
+            await self.stop_exporting()
+            raise
         self._started = True
+
+    async def _records(self, host: Host, signal: Signal):
+        storage = self.config.sending_queue.storage
+        if storage is None:
+            return MemoryRecords()
+        extension = host.get_extension(ComponentID.parse(storage))
+        if not hasattr(extension, "record_store"):
+            raise ValueError(f'sending_queue::storage: "{storage}" is not an enabled storage extension')
+        return PersistentRecords(await extension.record_store(Kind.EXPORTER, self.settings.id, signal.value), signal)
 
     async def shutdown(self) -> None:
         """Send what is queued, then close. The service bounds this with its shutdown timeout."""
@@ -121,11 +153,16 @@ class QueuedRetryExporter(Component):
         try:
             await asyncio.gather(*(queue.join() for queue in self._queues.values()))
         finally:
-            for worker in self._workers:
-                worker.cancel()
-            await asyncio.gather(*self._workers, return_exceptions=True)
-            self._count_abandoned()
+            await self._close_queues()
             await self.stop_exporting()
+
+    async def _close_queues(self) -> None:
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        for signal, queue in self._queues.items():
+            self._abandon(signal, queue)
+            await queue.close()
 
     # Data path.
     async def consume(self, batch: Batch) -> None:
@@ -138,26 +175,45 @@ class QueuedRetryExporter(Component):
             return
         items = count_items(batch)
         try:
-            queue.put_nowait((batch, items))
-        except asyncio.QueueFull:
+            await queue.put(batch, items)
+        except QueueFull:
             self._telemetry.exporter_enqueue_failed(self._name, signal, items)
             self.logger.warning("sending queue is full, refusing %d %s", items, signal.item_name)
             raise RetryableError("sending queue is full", throttled=True) from None
-        self._telemetry.queue_size.labels(self._name, signal.value).set(queue.qsize())
+        except OSError as error:  # the persistent queue cannot write: the sender keeps the data
+            self._telemetry.exporter_enqueue_failed(self._name, signal, items)
+            self.logger.error("cannot queue %d %s: %s", items, signal.item_name, error)
+            raise RetryableError(f"cannot queue the data: {error}") from None
+        self._show_size(signal, queue)
 
-    async def _drain(self, signal: Signal, queue: asyncio.Queue) -> None:
+    def _show_size(self, signal: Signal, queue: SendingQueue) -> None:
+        self._telemetry.queue_size.labels(self._name, signal.value).set(queue.size())
+
+    async def _drain(self, signal: Signal, queue: SendingQueue) -> None:
         while True:
-            batch, items = await queue.get()
-            self._telemetry.queue_size.labels(self._name, signal.value).set(queue.qsize())
+            entry = await queue.get()
+            self._show_size(signal, queue)
+            await self._send_entry(signal, queue, entry)
             try:
-                await self._send(batch, signal, items)
-            except asyncio.CancelledError:
-                self._fail(signal, items, "shutdown", RuntimeError("sending was cut off by shutdown"))
-                raise
-            except Exception:
-                pass  # _send counted and logged it; the queue has no one to return it to
-            finally:
-                queue.task_done()
+                await queue.done(entry)
+            except OSError as error:
+                self.logger.error("cannot remove a batch from the persistent queue; it may be sent again after a restart: %s", error)
+
+    async def _send_entry(self, signal: Signal, queue: SendingQueue, entry: Entry) -> None:
+        """Send one queued batch; every outcome but shutdown is final and counted."""
+        try:
+            batch = await queue.load(entry)
+        except (ValueError, OSError) as error:  # a stored record that cannot be read back
+            self._fail(signal, entry.items, "unreadable", error)
+            return
+        try:
+            await self._send(batch, signal, entry.items)
+        except asyncio.CancelledError:
+            if not queue.persistent:
+                self._fail(signal, entry.items, "shutdown", RuntimeError("sending was cut off by shutdown"))
+            raise  # a persistent entry stays stored and is sent again after the restart
+        except Exception:
+            pass  # _send counted and logged it; the queue has no one to return it to
 
     async def _send(self, batch: Batch, signal: Signal, items: int) -> None:
         retry = self.config.retry_on_failure
@@ -206,8 +262,13 @@ class QueuedRetryExporter(Component):
         self._telemetry.drop(self._name, signal, items, reason)
         self.logger.error("dropping %d %s (%s): %s", items, signal.item_name, reason, error)
 
-    def _count_abandoned(self) -> None:
-        for signal, queue in self._queues.items():
-            while not queue.empty():
-                _, items = queue.get_nowait()
-                self._fail(signal, items, "shutdown", RuntimeError("still queued at shutdown"))
+    def _abandon(self, signal: Signal, queue: SendingQueue) -> None:
+        """Account for what shutdown left unsent: dropped from memory, kept on disk."""
+        waiting = queue.take_waiting()
+        if queue.persistent:
+            if waiting:
+                self.logger.info("%d waiting %s batches (and any cut off while sending) stay in the persistent queue for the next start",
+                                 len(waiting), signal.value)
+            return
+        for entry in waiting:
+            self._fail(signal, entry.items, "shutdown", RuntimeError("still queued at shutdown"))
