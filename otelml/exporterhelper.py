@@ -234,7 +234,9 @@ class QueuedRetryExporter(Component):
                 wait = self._backoff(interval, error)
                 if time.monotonic() + wait > deadline:
                     self._fail(signal, items, "retries_exhausted", error)
-                    raise PermanentError(f"gave up after {attempt} attempts: {error}") from error
+                    # Not permanent, as in the collector: a client that retries may
+                    # find the destination back.
+                    raise RetryableError(f"gave up after {attempt} attempts: {error}") from error
                 self.logger.info("export of %d %s failed, retrying in %.2fs: %s", items, signal.item_name, wait, error)
                 await asyncio.sleep(wait)
                 interval = min(interval * retry.multiplier, retry.max_interval)

@@ -70,7 +70,7 @@ async def batch_processor(downstream: Downstream, **settings):
 
 
 def triggers(telemetry: Telemetry, trigger: str) -> float:
-    return telemetry.value("otelcol_processor_batch_send_trigger_total", processor="batch", trigger=trigger)
+    return telemetry.value(f"otelcol_processor_batch_{trigger}_trigger_send_total", processor="batch")
 
 
 async def test_reaching_send_batch_size_sends_the_whole_buffer():

@@ -40,10 +40,13 @@ class BatchProcessor(Component):
         self._drained = asyncio.Condition()
         self._sender: asyncio.Task | None = None
         self._stopped = False
-        triggers = settings.telemetry.counter(
-            "otelcol_processor_batch_send_trigger", "Batches sent, by what triggered the send.", ["processor", "trigger"])
-        self._size_triggers = triggers.labels(str(settings.id), "batch_size")
-        self._timeout_triggers = triggers.labels(str(settings.id), "timeout")
+        # The collector's names for what made the processor send a batch.
+        self._size_triggers = settings.telemetry.counter(
+            "otelcol_processor_batch_batch_size_trigger_send", "Batches sent because they reached send_batch_size.",
+            ["processor"]).labels(str(settings.id))
+        self._timeout_triggers = settings.telemetry.counter(
+            "otelcol_processor_batch_timeout_trigger_send", "Batches sent because the timeout passed.",
+            ["processor"]).labels(str(settings.id))
 
     async def start(self, host: Host) -> None:
         if self.config.timeout > 0:
