@@ -12,11 +12,29 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tests.conftest import otlp_to_file_config
+from otelml.pdata import Signal
+from tests.conftest import otlp_to_file_config, read_batches, spans_of
 from tests.security.certs import PKI
 
 # Short, so that a refused export (which the SDK retries) fails fast.
 SDK_TIMEOUT = 3
+TRACES_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+def address(otelml, protocol: str) -> str:
+    """host:port of an OtelmlProcess's OTLP ``grpc`` or ``http`` receiver."""
+    return otelml.grpc_endpoint if protocol == "grpc" else f"127.0.0.1:{otelml.ports['HTTP']}"
+
+
+def received_span_names(otelml) -> list[str]:
+    """Sorted names of the spans an OtelmlProcess of :func:`gateway_config` has written."""
+    return sorted(s.name for s in spans_of(read_batches(otelml.workdir / "out.jsonl", Signal.TRACES)))
+
+
+def send_traces(otelml, request) -> None:
+    """One export over plain-text gRPC to an OtelmlProcess; raises grpc.RpcError when refused."""
+    with grpc.insecure_channel(otelml.grpc_endpoint) as channel:
+        channel.unary_unary(TRACES_METHOD, request_serializer=lambda m: m.SerializeToString())(request, timeout=10)
 
 
 def make_spans(count: int, service: str = "security-test") -> tuple[ReadableSpan, ...]:

@@ -6,29 +6,19 @@ import asyncio
 import logging
 import ssl
 
-import grpc
 import pytest
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from otelml.confmap import ConfigError
-from otelml.pdata import Signal
 from otelml.synthetic import make_trace_request
 from otelml.tlsconfig import ServerTLSConfig
-from tests.conftest import build_config, metric, read_batches, spans_of
+from tests.conftest import build_config, metric
 from tests.security.certs import Authority
-from tests.security.clients import gateway_config, make_spans, sdk_export, served_certificate, server_tls
+from tests.security.clients import (address, gateway_config, make_spans, received_span_names, sdk_export, send_traces,
+                                    served_certificate, server_tls)
 from tests.test_otlp_e2e import wait_for
 
-TRACES_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 PROTOCOLS = ["grpc", "http"]
-
-
-def address(otelml, protocol: str) -> str:
-    return otelml.grpc_endpoint if protocol == "grpc" else f"127.0.0.1:{otelml.ports['HTTP']}"
-
-
-def received_span_names(otelml) -> list[str]:
-    return sorted(s.name for s in spans_of(read_batches(otelml.workdir / "out.jsonl", Signal.TRACES)))
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -74,8 +64,7 @@ def test_otelml_forwards_to_otelml_over_mutual_tls_with_a_token(pki, otelml_proc
         pipeline["exporters"] = ["otlp", "otlphttp"]
     request = make_trace_request(spans=30, services=3)
     with otelml_process(agent_config, extra_env={"GATEWAY_TOKEN": "forwarding-token-1"}) as agent:
-        with grpc.insecure_channel(agent.grpc_endpoint) as channel:
-            channel.unary_unary(TRACES_METHOD, request_serializer=lambda m: m.SerializeToString())(request, timeout=10)
+        send_traces(agent, request)
         assert wait_for(lambda: metric(gateway.metrics(), "otelcol_receiver_accepted_spans_total") >= 60)
         agent_samples = agent.metrics()
     gateway_samples = gateway.metrics()
@@ -129,7 +118,7 @@ async def test_min_version_refuses_older_clients(pki):
         await server.wait_closed()
 
 
-def test_tls_settings_are_checked_with_their_paths(pki, tmp_path):
+def test_tls_settings_are_checked_with_their_paths(pki, tmp_path, gateway_env):
     mismatched = {"cert_file": str(pki.server_cert), "key_file": str(pki.client_key)}
     config = gateway_config(mismatched)
     config["receivers"]["otlp"]["protocols"]["grpc"]["tls"] = server_tls(pki, min_version="1.3", max_version="1.2")
