@@ -233,10 +233,12 @@ def from_json(data: bytes | str | dict, signal: Signal) -> Batch:
         document = json.loads(data) if not isinstance(data, dict) else data
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"invalid JSON: {error}") from None
+    except RecursionError:
+        raise ValueError("invalid JSON: nested too deeply") from None
     if not isinstance(document, dict):
         raise ValueError("invalid OTLP/JSON: the top level must be an object")
-    _convert_ids(document, _hex_to_base64)
     try:
+        _convert_ids(document, _hex_to_base64)
         # Unknown fields are ignored, as the OTLP specification requires.
         return json_format.ParseDict(document, signal.request_type(), ignore_unknown_fields=True)
     except (json_format.ParseError, RecursionError) as error:

@@ -27,9 +27,14 @@ class CaptureExporter(Component):
         self.batches: list[Batch] = []
         self.gate = asyncio.Event()
         self.gate.set()
+        self.waiting = 0  # consume() calls held at the gate
 
     async def consume(self, batch: Batch) -> None:
-        await self.gate.wait()
+        self.waiting += 1
+        try:
+            await self.gate.wait()
+        finally:
+            self.waiting -= 1
         self.batches.append(batch)
 
     def items(self) -> int:
