@@ -39,6 +39,7 @@ BUILTIN_FACTORIES = (
     "otelml.extensions.file_storage.factory:factory",
     "otelml.extensions.bearertokenauth.factory:factory",
     "otelml.connectors.forward.factory:factory",
+    "otelml.connectors.anomaly_alerts.factory:factory",
 )
 
 

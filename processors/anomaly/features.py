@@ -26,7 +26,7 @@ SECONDS_PER_DAY = 86400.0
 TWO_PI = 2.0 * math.pi
 # 1970-01-01 was a Thursday: shift so that Monday is day 0.
 EPOCH_WEEKDAY = 3
-RATE_SMOOTHING = 0.1
+RATE_SMOOTHING = 0.3
 CALENDAR_INPUTS = frozenset({"hour", "hour_of_week"})
 
 
@@ -48,7 +48,7 @@ class FeaturesConfig(ComponentConfig):
 
 
 class RateTracker:
-    """A key's records per second, from record times, smoothed over about ten records.
+    """A key's records per second, from record times, smoothed over the last few records.
 
     >>> rate = RateTracker()
     >>> for when in (0.0, 0.5, 1.0):

@@ -109,9 +109,13 @@ class AnomalyProcessor(Component):
         path = self._checkpoint_path.resolve()
         if path in _CLAIMED_PATHS:
             raise ValueError(f"checkpoint path {path} is already used by another anomaly processor; give each its own")
+        try:
+            self._restore()
+        except BaseException:
+            self._started = False
+            raise
         _CLAIMED_PATHS.add(path)
         self._claimed = True
-        self._restore()
         self._checkpoint_task = asyncio.create_task(self._checkpoint_every_interval())
 
     async def shutdown(self) -> None:

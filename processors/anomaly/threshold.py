@@ -17,17 +17,15 @@ class AdaptiveConfig(ComponentConfig):
 
 
 class ThresholdConfig(ComponentConfig):
-    """``threshold: 0.8`` is short for ``threshold: {static: 0.8}``."""
+    """``threshold: 0.9`` is short for ``threshold: {static: 0.9}``."""
 
-    static: float = Field(0.8, ge=0, le=1)
+    static: float = Field(0.7, ge=0, le=1)
     adaptive: AdaptiveConfig | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return {"static": value}
-        return value
+        return value if isinstance(value, (dict, ThresholdConfig)) else {"static": value}
 
 
 class Threshold:

@@ -1,0 +1,90 @@
+"""Alerts: flagged records become log records in their own logs pipeline."""
+
+from __future__ import annotations
+
+import pytest
+
+from otelml.component import ComponentID, CreateSettings, Kind
+from otelml.connectors.anomaly_alerts.config import AnomalyAlertsConfig
+from otelml.connectors.anomaly_alerts.connector import AnomalyAlertsConnector
+from otelml.pdata import Signal
+from otelml.service import Service
+from otelml.telemetry import Telemetry
+from tests.anomaly.support import START, Collect, SpanSpec, attribute, make_processor, records_of, traces
+from tests.anomaly.test_scoring import steady
+from tests.conftest import build_config, logs_of, read_batches
+
+
+async def scored_with_spike(**settings):
+    processor = make_processor(warmup=50, **settings)
+    batch = traces(steady(300) + [SpanSpec("checkout", "GET /cart", START + 300, 2000.0)])
+    await processor.consume(batch)
+    return batch
+
+
+async def test_each_anomaly_becomes_one_alert_with_its_details():
+    batch = await scored_with_spike(alerts=True)
+    flagged = [r for r in records_of(batch) if attribute(r, "otelml.anomaly")]
+    assert len(flagged) == 1
+    sink = Collect()
+    connector = AnomalyAlertsConnector(CreateSettings(ComponentID("anomaly_alerts"), Kind.CONNECTOR, Telemetry()),
+                                       AnomalyAlertsConfig(), {Signal.LOGS: sink})
+    await connector.consume(batch)
+    [alert] = logs_of(sink.batches)
+    span = flagged[0]
+    assert alert.severity_text == "ERROR" and alert.event_name == "otelml.alert"
+    assert alert.trace_id == span.trace_id and alert.span_id == span.span_id
+    assert alert.body.string_value.startswith("anomaly: score ")
+    assert "expected 5" in alert.body.string_value and "actual 2000" in alert.body.string_value
+    assert attribute(alert, "otelml.key") == "service.name=checkout span.name=GET /cart"
+    assert attribute(alert, "otelml.actual") == pytest.approx(2000.0)
+    assert attribute(alert, "otelml.source.span.name") == "GET /cart"
+    resource = sink.batches[0].resource_logs[0].resource
+    assert [(kv.key, kv.value.string_value) for kv in resource.attributes] == [("service.name", "checkout")]
+
+
+async def test_without_alert_details_the_body_is_built_from_the_scores():
+    batch = await scored_with_spike()
+    sink = Collect()
+    connector = AnomalyAlertsConnector(CreateSettings(ComponentID("anomaly_alerts"), Kind.CONNECTOR, Telemetry()),
+                                       AnomalyAlertsConfig(), {Signal.LOGS: sink})
+    await connector.consume(batch)
+    [alert] = logs_of(sink.batches)
+    assert alert.body.string_value.startswith("anomaly: score 0.")
+    assert attribute(alert, "otelml.key") is None
+
+
+async def test_incidents_only_connector_skips_anomalies():
+    batch = await scored_with_spike()
+    sink = Collect()
+    connector = AnomalyAlertsConnector(CreateSettings(ComponentID("anomaly_alerts"), Kind.CONNECTOR, Telemetry()),
+                                       AnomalyAlertsConfig(anomalies=False), {Signal.LOGS: sink})
+    await connector.consume(batch)
+    assert all(attribute(r, "otelml.incident.predicted") for r in logs_of(sink.batches))
+
+
+async def test_alerts_flow_into_their_own_pipeline_through_the_service(tmp_path):
+    config = build_config({
+        "receivers": {"otlp": {"protocols": {"http": {"endpoint": "127.0.0.1:0"}}}},
+        "processors": {"anomaly": {"warmup": 50, "alerts": True}},
+        "connectors": {"anomaly_alerts": None},
+        "exporters": {"file/alerts": {"path": str(tmp_path / "alerts.jsonl"), "flush_interval": "10ms"}},
+        "service": {
+            "pipelines": {
+                "traces": {"receivers": ["otlp"], "processors": ["anomaly"], "exporters": ["anomaly_alerts"]},
+                "logs/alerts": {"receivers": ["anomaly_alerts"], "exporters": ["file/alerts"]},
+            },
+            "telemetry": {"metrics": {"level": "none"}},
+        },
+    })
+    service = Service(config)
+    await service.start()
+    try:
+        [entry] = [c for c in service.graph.receivers.values()]
+        pipeline_entry = entry.consumers[Signal.TRACES]
+        await pipeline_entry.consume(traces(steady(300) + [SpanSpec("checkout", "GET /cart", START + 300, 2000.0)]))
+    finally:
+        await service.shutdown()
+    alerts = logs_of(read_batches(tmp_path / "alerts.jsonl", Signal.LOGS))
+    assert [attribute(a, "otelml.actual") for a in alerts if attribute(a, "otelml.anomaly")] == [pytest.approx(2000.0)]
+    assert service.telemetry.value("otelml_anomaly_alerts_total", connector="anomaly_alerts", kind="anomaly") == 1

@@ -1,0 +1,96 @@
+"""Config errors name their full path; the testdata examples validate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from otelml.confmap import ConfigError
+from tests.conftest import build_config
+
+TESTDATA = Path(__file__).resolve().parents[2] / "processors" / "anomaly" / "testdata"
+
+
+def config_with(processor: dict, signal: str = "traces") -> dict:
+    return {
+        "receivers": {"otlp": {"protocols": {"grpc": None}}},
+        "processors": {"anomaly/latency": processor},
+        "exporters": {"debug": None},
+        "service": {"pipelines": {signal: {"receivers": ["otlp"], "processors": ["anomaly/latency"], "exporters": ["debug"]}}},
+    }
+
+
+def problems(processor: dict) -> list[str]:
+    """The processor's own problems (the pipeline naming it then also reports it missing)."""
+    with pytest.raises(ConfigError) as error:
+        build_config(config_with(processor))
+    return [p for p in error.value.problems if p.startswith("processors::")]
+
+
+def test_defaults_validate():
+    config = build_config(config_with({}))
+    assert config.pipelines
+
+
+def test_unknown_model_lists_the_known_ones():
+    [problem] = problems({"models": ["seasonal_profile", "isolation_forest"]})
+    assert problem.startswith('processors::anomaly/latency::models::1::name: unknown model "isolation_forest"')
+    assert "half_space_trees" in problem and "linear_regression" in problem
+
+
+def test_bad_model_params_are_reported_with_their_path():
+    [problem] = problems({"models": [{"name": "ewm_mean", "params": {"alpha": 2}}]})
+    assert problem.startswith("processors::anomaly/latency::models::0::params: cannot build ewm_mean")
+
+
+def test_bad_references():
+    found = problems({"key": ["resource.service.name", "spam.name"], "target": "latency"})
+    assert any(p.startswith('processors::anomaly/latency::key::1: unknown reference "spam.name"') for p in found)
+    assert any(p.startswith('processors::anomaly/latency::target: unknown target "latency"') for p in found)
+
+
+@pytest.mark.parametrize("threshold, path", [
+    (1.5, "threshold::static"),
+    ({"adaptive": {"quantile": 1.2}}, "threshold::adaptive::quantile"),
+    ({"adaptive": {"window": 2}}, "threshold::adaptive::window"),
+    ("high", "threshold::static"),
+])
+def test_bad_threshold(threshold, path):
+    [problem] = problems({"threshold": threshold})
+    assert problem.startswith(f"processors::anomaly/latency::{path}:"), problem
+
+
+def test_duplicate_model_ids_and_bad_trend():
+    found = problems({"models": ["ewm_mean", "ewm_mean"], "trend": {"window": 2, "horizon": "0s"}})
+    assert 'processors::anomaly/latency::models::1::id: "ewm_mean" is used twice; give one of them another id' in found
+    assert "processors::anomaly/latency::trend::window: must be between 3 and 10000 scores" in found
+    assert "processors::anomaly/latency::trend::horizon: must be positive" in found
+
+
+def test_checkpoint_needs_a_signing_key(monkeypatch):
+    monkeypatch.delenv("OTELML_CHECKPOINT_KEY", raising=False)
+    [problem] = problems({"state": {"checkpoint": {"path": "state.ckpt"}}})
+    assert problem.startswith("processors::anomaly/latency::state::checkpoint::key: required to sign the checkpoint")
+    monkeypatch.setenv("OTELML_CHECKPOINT_KEY", "short")
+    [problem] = problems({"state": {"checkpoint": {"path": "state.ckpt"}}})
+    assert problem.endswith("key: must be at least 16 characters long")
+    monkeypatch.setenv("OTELML_CHECKPOINT_KEY", "a-long-enough-signing-key")
+    assert build_config(config_with({"state": {"checkpoint": {"path": "state.ckpt"}}}))
+
+
+def test_a_span_reference_in_a_logs_pipeline_fails_at_creation():
+    from otelml.service import Service
+
+    config = build_config(config_with({"key": ["span.name"]}, signal="logs"))
+    with pytest.raises(ValueError, match='"span.name" does not exist in logs'):
+        Service(config)
+
+
+@pytest.mark.parametrize("path", sorted(TESTDATA.glob("*.yaml")), ids=lambda p: p.name)
+def test_testdata_configs_validate(path, monkeypatch):
+    monkeypatch.setenv("OTELML_CHECKPOINT_KEY", "a-long-enough-signing-key")
+    document = yaml.safe_load(path.read_text())
+    if "service" in document:
+        assert build_config(document).pipelines

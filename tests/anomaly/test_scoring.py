@@ -1,0 +1,142 @@
+"""What the processor flags, per key, on synthetic streams."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from otelml.pdata import Signal
+from otelml.processors.anomaly.output import ANOMALY, EXPECTED, FORECAST, PREDICTED, SCORE
+from tests.anomaly.support import START, SpanSpec, attribute, logs, make_processor, outputs, records_of, traces
+
+WARMUP = 100
+
+
+def steady(count: int, start: float = START, service: str = "checkout", name: str = "GET /cart",
+           level_ms: float = 50.0, seed: int = 1, step: float = 1.0) -> list[SpanSpec]:
+    rng = random.Random(seed)
+    return [SpanSpec(service, name, start + i * step, level_ms * rng.lognormvariate(0, 0.1)) for i in range(count)]
+
+
+async def run(processor, batch):
+    await processor.consume(batch)
+    return batch
+
+
+async def test_every_record_gets_the_output_attributes():
+    processor = make_processor(verbose=True)
+    batch = await run(processor, traces(steady(3)))
+    keys = [kv.key for kv in records_of(batch)[-1].attributes]
+    assert keys == ["otelml.score", "otelml.anomaly", "otelml.expected", "otelml.forecast", "otelml.trend.slope",
+                    "otelml.incident.predicted", "otelml.score.seasonal_profile", "otelml.score.ewm_mean"]
+
+
+async def test_level_shift_is_flagged_within_a_few_records_and_steady_stream_is_not():
+    processor = make_processor(warmup=WARMUP)
+    history = await run(processor, traces(steady(600)))
+    assert not any(outputs(history, ANOMALY)[WARMUP:]), "a steady stream must not be flagged after warmup"
+    shifted = steady(10, start=START + 600, level_ms=400.0, seed=2)
+    after = await run(processor, traces(shifted))
+    flags = outputs(after, ANOMALY)
+    assert flags.index(True) < 3
+    assert outputs(after, EXPECTED)[0] == pytest.approx(50.0, rel=0.1), "expected stays the learned level, in ms"
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_trend_forecast_crosses_the_threshold_before_a_slow_ramp_does(seed):
+    # The residual scale keeps learning, so a ramp tops out near z = 6 (score ~0.65): threshold 0.6.
+    processor = make_processor(warmup=WARMUP, trend={"window": 60, "horizon": "60s"}, threshold=0.6)
+    await run(processor, traces(steady(3000, seed=seed)))
+    rng = random.Random(seed + 10)
+    ramp = [SpanSpec("checkout", "GET /cart", START + 3000 + i, 50.0 * math.exp(0.01 * i) * rng.lognormvariate(0, 0.1))
+            for i in range(300)]
+    batch = await run(processor, traces(ramp))
+    first_predicted = outputs(batch, PREDICTED).index(True)
+    first_anomaly = outputs(batch, ANOMALY).index(True)
+    assert first_predicted < first_anomaly
+    assert outputs(batch, SCORE)[first_predicted] < 0.6
+    assert outputs(batch, FORECAST)[first_predicted] >= 0.6
+
+
+async def test_services_never_share_a_model():
+    processor = make_processor(warmup=WARMUP)
+    # The same span name at two services, one ten times slower: both are normal for themselves.
+    fast = steady(400, service="cart", name="GET /item", level_ms=20.0, seed=4)
+    slow = steady(400, service="search", name="GET /item", level_ms=200.0, seed=5)
+    mixed = [span for pair in zip(fast, slow) for span in pair]
+    batch = await run(processor, traces(mixed))
+    assert len(processor.store.keys) == 2
+    assert not any(outputs(batch, ANOMALY))
+    cart = processor.store.keys[("cart", "GET /item")]
+    search = processor.store.keys[("search", "GET /item")]
+    assert cart.models[1] is not search.models[1]
+    # Each learned its own level (models work on log1p of the duration in ms).
+    assert cart.models[1].mean == pytest.approx(math.log1p(20.0), abs=0.1)
+    assert search.models[1].mean == pytest.approx(math.log1p(200.0), abs=0.1)
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_logs_keyed_by_client_address_flag_the_scanning_client(seed):
+    processor = make_processor(Signal.LOGS, key=["attributes.client.address"], target="rate", warmup=50)
+    clients = [f"10.0.0.{n}" for n in range(1, 6)]
+    rng = random.Random(seed)
+    normal = []
+    for client in clients:
+        when = START
+        for _ in range(1000):
+            when += rng.expovariate(1.0)  # about one request per second
+            normal.append({"when": when, "attributes": {"client.address": client}})
+    normal.sort(key=lambda r: r["when"])
+    history = await run(processor, logs(normal, resource={"service.name": "gateway"}))
+    assert not any(outputs(history, ANOMALY)[500:])
+    scan_start = normal[-1]["when"]
+    # One client starts probing paths at 500 requests per second; another goes on as before.
+    scan = [{"when": scan_start + i * 0.002, "attributes": {"client.address": "10.0.0.3", "url.path": f"/admin{i}"}}
+            for i in range(200)]
+    others = [{"when": scan_start + i, "attributes": {"client.address": "10.0.0.1"}} for i in range(1, 6)]
+    batch = await run(processor, logs(scan + others, resource={"service.name": "gateway"}))
+    flagged = {attribute(r, "client.address") for r in records_of(batch) if attribute(r, ANOMALY)}
+    assert flagged == {"10.0.0.3"}
+    assert len(processor.store.keys) == len(clients)
+
+
+async def test_iot_temperature_keyed_by_device():
+    processor = make_processor(Signal.LOGS, key=["resource.device.id"], target="attributes.temperature", warmup=50)
+    rng = random.Random(7)
+    readings = [{"when": START + i * 60, "resource": {"device.id": device}, "attributes": {"temperature": base + rng.gauss(0, 0.2)}}
+                for i in range(300) for device, base in (("sensor-1", 21.0), ("sensor-2", 35.0))]
+    history = await run(processor, logs(readings))
+    assert not any(outputs(history, ANOMALY)[100:])
+    overheating = [{"when": START + 300 * 60, "resource": {"device.id": "sensor-1"}, "attributes": {"temperature": 29.0}},
+                   {"when": START + 300 * 60, "resource": {"device.id": "sensor-2"}, "attributes": {"temperature": 35.1}}]
+    batch = await run(processor, logs(overheating))
+    assert outputs(batch, ANOMALY) == [True, False]
+    assert outputs(batch, EXPECTED)[0] == pytest.approx(21.0, abs=0.5)
+
+
+async def test_records_without_a_target_pass_unscored_and_are_counted():
+    processor = make_processor(Signal.LOGS, target="attributes.temperature")
+    batch = await run(processor, logs([{"when": START, "attributes": {"humidity": 40.0}}]))
+    assert outputs(batch) == [None]
+    assert processor.settings.telemetry.value("otelml_anomaly_unscored_records_total", processor="anomaly") == 1
+
+
+async def test_flagged_records_are_not_learned_by_default():
+    spike = SpanSpec("checkout", "GET /cart", START + 600, 5000.0)
+    means = {}
+    for learn in (False, True):
+        processor = make_processor(warmup=WARMUP, learn_from_anomalies=learn)
+        await run(processor, traces(steady(600) + [spike]))
+        means[learn] = processor.store.keys[("checkout", "GET /cart")].models[1].mean
+    assert means[True] > means[False]
+
+
+async def test_rescoring_replaces_earlier_output_attributes():
+    processor = make_processor()
+    batch = await run(processor, traces(steady(5)))
+    again = make_processor()
+    await again.consume(batch)
+    keys = [kv.key for kv in records_of(batch)[-1].attributes]
+    assert keys.count("otelml.score") == 1

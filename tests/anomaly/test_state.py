@@ -1,0 +1,124 @@
+"""Per-key state: LRU and idle eviction, and signed checkpoints across restarts."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from otelml.processors.anomaly.state import MAGIC, CheckpointError
+from otelml.telemetry import Telemetry
+from tests.anomaly.support import START, SpanSpec, make_processor, outputs, traces
+from tests.anomaly.test_scoring import steady
+
+KEY = "a-long-enough-signing-key"
+
+
+def evictions(telemetry: Telemetry, reason: str) -> float:
+    return telemetry.value("otelml_anomaly_evicted_keys_total", processor="anomaly", reason=reason)
+
+
+async def test_least_recently_used_keys_are_evicted_and_counted():
+    telemetry = Telemetry()
+    processor = make_processor(telemetry=telemetry, state={"max_keys": 3})
+    spans = [SpanSpec("shop", f"op{n}", START + n, 10.0) for n in range(5)]
+    await processor.consume(traces(spans))
+    assert [key[1] for key in processor.store.keys] == ["op2", "op3", "op4"]
+    assert evictions(telemetry, "lru") == 2
+    # Using op2 again makes op3 the oldest.
+    await processor.consume(traces([SpanSpec("shop", "op2", START + 5, 10.0), SpanSpec("shop", "op5", START + 6, 10.0)]))
+    assert [key[1] for key in processor.store.keys] == ["op4", "op2", "op5"]
+    assert evictions(telemetry, "lru") == 3
+    assert telemetry.value("otelml_anomaly_keys", processor="anomaly") == 3
+
+
+async def test_keys_idle_longer_than_the_ttl_are_evicted_by_record_time():
+    telemetry = Telemetry()
+    processor = make_processor(telemetry=telemetry, state={"ttl": "10m"})
+    await processor.consume(traces([SpanSpec("shop", "old", START, 10.0), SpanSpec("shop", "busy", START, 10.0)]))
+    await processor.consume(traces([SpanSpec("shop", "busy", START + 300, 10.0)]))
+    assert len(processor.store.keys) == 2
+    await processor.consume(traces([SpanSpec("shop", "busy", START + 601, 10.0)]))
+    assert [key[1] for key in processor.store.keys] == ["busy"]
+    assert evictions(telemetry, "ttl") == 1
+
+
+def checkpointing(path, **settings):
+    return make_processor(state={"checkpoint": {"path": str(path), "key": KEY, "interval": "1h"}}, **settings)
+
+
+async def test_checkpoint_round_trip_gives_identical_scores(tmp_path):
+    path = tmp_path / "anomaly.ckpt"
+    history, future = steady(500, seed=1), steady(200, start=START + 500, seed=2, level_ms=80.0)
+    uninterrupted = make_processor()
+    await uninterrupted.consume(traces(history))
+    expected = traces(future)
+    await uninterrupted.consume(expected)
+
+    first = checkpointing(path)
+    await first.start(None)
+    await first.consume(traces(history))
+    await first.shutdown()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert not list(tmp_path.glob(".*.tmp")), "the temporary file was renamed into place"
+
+    restarted = checkpointing(path)
+    await restarted.start(None)
+    resumed = traces(future)
+    await restarted.consume(resumed)
+    await restarted.shutdown()
+    assert outputs(resumed) == outputs(expected)
+    assert outputs(resumed, "otelml.forecast") == outputs(expected, "otelml.forecast")
+
+
+async def test_a_tampered_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "anomaly.ckpt"
+    writer = checkpointing(path)
+    await writer.start(None)
+    await writer.consume(traces(steady(50)))
+    await writer.shutdown()
+    data = bytearray(path.read_bytes())
+    data[-20] ^= 0x01
+    path.write_bytes(bytes(data))
+    reader = checkpointing(path)
+    with pytest.raises(CheckpointError, match="failed its signature check"):
+        await reader.start(None)
+    await reader.shutdown()
+
+
+async def test_a_checkpoint_signed_with_another_key_or_not_a_checkpoint_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / "anomaly.ckpt"
+    writer = checkpointing(path)
+    await writer.start(None)
+    await writer.shutdown()
+    monkeypatch.setenv("OTELML_CHECKPOINT_KEY", "another-signing-key-here")
+    stranger = make_processor(state={"checkpoint": {"path": str(path)}})
+    with pytest.raises(CheckpointError, match="failed its signature check"):
+        await stranger.start(None)
+    path.write_bytes(b"\x80\x04pickled bytes that would run code")
+    with pytest.raises(CheckpointError, match="is not an anomaly checkpoint"):
+        await checkpointing(path).start(None)
+    assert not path.read_bytes().startswith(MAGIC)
+
+
+async def test_a_checkpoint_from_other_model_settings_is_ignored(tmp_path):
+    path = tmp_path / "anomaly.ckpt"
+    writer = checkpointing(path)
+    await writer.start(None)
+    await writer.consume(traces(steady(50)))
+    await writer.shutdown()
+    other = checkpointing(path, models=["ewm_mean"])
+    await other.start(None)
+    assert not other.store.keys
+    await other.shutdown()
+
+
+async def test_two_processors_cannot_share_a_checkpoint_path(tmp_path):
+    path = tmp_path / "anomaly.ckpt"
+    first, second = checkpointing(path), checkpointing(path)
+    await first.start(None)
+    with pytest.raises(ValueError, match="already used by another anomaly processor"):
+        await second.start(None)
+    await second.shutdown()
+    await first.shutdown()
+    await first.shutdown()
