@@ -25,43 +25,38 @@ class RedactionProcessor(Component):
         self.signal = signal
         self.next = next_consumer
         self.redactor = Redactor(config)
-        self._redact = {Signal.TRACES: self._redact_traces, Signal.LOGS: self._redact_logs,
-                        Signal.METRICS: self._redact_metrics}[signal]
+        self._scope_field, self._record_field = _FIELDS[signal]
+        self._redact_record = {Signal.TRACES: self._redact_span, Signal.LOGS: self._redact_log_record,
+                               Signal.METRICS: self._redact_metric}[signal]
 
     async def consume(self, batch: Batch) -> None:
-        self._redact(batch)
+        redact = self.redactor.redact_attributes
+        for resource_group in getattr(batch, self.signal.resource_field):
+            redact(resource_group.resource.attributes)
+            for scope_group in getattr(resource_group, self._scope_field):
+                redact(scope_group.scope.attributes)
+                for record in getattr(scope_group, self._record_field):
+                    self._redact_record(record)
         await self.next.consume(batch)
 
-    def _redact_traces(self, batch) -> None:
+    def _redact_span(self, span) -> None:
         redact = self.redactor.redact_attributes
-        for resource_spans in batch.resource_spans:
-            redact(resource_spans.resource.attributes)
-            for scope_spans in resource_spans.scope_spans:
-                redact(scope_spans.scope.attributes)
-                for span in scope_spans.spans:
-                    redact(span.attributes)
-                    for event in span.events:
-                        redact(event.attributes)
-                    for link in span.links:
-                        redact(link.attributes)
+        redact(span.attributes)
+        for event in span.events:
+            redact(event.attributes)
+        for link in span.links:
+            redact(link.attributes)
 
-    def _redact_logs(self, batch) -> None:
-        redact = self.redactor.redact_attributes
-        for resource_logs in batch.resource_logs:
-            redact(resource_logs.resource.attributes)
-            for scope_logs in resource_logs.scope_logs:
-                redact(scope_logs.scope.attributes)
-                for record in scope_logs.log_records:
-                    redact(record.attributes)
-                    self.redactor.redact_body(record.body, record.attributes)
+    def _redact_log_record(self, record) -> None:
+        self.redactor.redact_attributes(record.attributes)
+        self.redactor.redact_body(record.body, record.attributes)
 
-    def _redact_metrics(self, batch) -> None:
-        redact = self.redactor.redact_attributes
-        for resource_metrics in batch.resource_metrics:
-            redact(resource_metrics.resource.attributes)
-            for scope_metrics in resource_metrics.scope_metrics:
-                redact(scope_metrics.scope.attributes)
-                for metric in scope_metrics.metrics:
-                    kind = metric.WhichOneof("data")
-                    for point in (getattr(metric, kind).data_points if kind else ()):
-                        redact(point.attributes)
+    def _redact_metric(self, metric) -> None:
+        kind = metric.WhichOneof("data")
+        for point in (getattr(metric, kind).data_points if kind else ()):
+            self.redactor.redact_attributes(point.attributes)
+
+
+# Per signal: the scope-level list of a resource, and the record list of a scope.
+_FIELDS = {Signal.TRACES: ("scope_spans", "spans"), Signal.LOGS: ("scope_logs", "log_records"),
+           Signal.METRICS: ("scope_metrics", "metrics")}
