@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator
 
 from otelml.component import ComponentID, Kind
+from otelml.configauth import authenticator_references
 from otelml.configmodel import ComponentConfig, Duration, nested_problems, validation_messages
 from otelml.confmap import ConfigError
 from otelml.exporterhelper import ExporterHelperConfig
@@ -152,6 +153,7 @@ def parse(raw: dict[str, Any], registry: Registry) -> Config:
     extensions: list[ComponentID] = []
     if service is not None:
         extensions = _references(service.extensions, "service::extensions", components[Kind.EXTENSION], "extension", problems)
+        problems += extension_reference_problems(authenticator_references(components), components[Kind.EXTENSION], extensions)
         problems += extension_reference_problems(_storage_references(components[Kind.EXPORTER]), components[Kind.EXTENSION], extensions)
         for name, section in service.pipelines.items():
             pipeline = _parse_pipeline(name, section, components, registry, problems)
