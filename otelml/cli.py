@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("components", help="list the registered components and their signals")
     from otelml.generator import add_generate_command
     add_generate_command(commands)
+    from otelml.replay import add_replay_command
+    add_replay_command(commands)
     demo = commands.add_parser("demo", help="run config/demo.yaml with the generator feeding it")
     _add_config_options(demo, suppress=True)
     demo.add_argument("--duration", type=float, default=60.0, help="seconds to run (default 60)")
@@ -80,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         print(yaml.safe_dump(_redacted(config), sort_keys=False), end="")
         return 0
     configure_logging(config.telemetry.logs.level)
+    if args.command == "replay":
+        from otelml.replay import run_replay
+        return run_replay(config, registry, args)
     if args.command == "demo":
         from otelml.generator import run_demo
         return asyncio.run(run_demo(config, registry, args))

@@ -162,7 +162,8 @@ async def replay(config: Config, registry: Registry, input_path: Path, output: I
     return chains, lines
 
 
-def print_summary(chains: list[ReplayChain], lines: int, top: int, out: IO[str] = sys.stdout) -> None:
+def print_summary(chains: list[ReplayChain], lines: int, top: int, out: IO[str] | None = None) -> None:
+    out = out or sys.stdout
     print(f"replayed {lines} batches", file=out)
     for chain in chains:
         for processor in chain.processors:

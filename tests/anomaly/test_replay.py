@@ -6,6 +6,7 @@ import asyncio
 import io
 import urllib.request
 
+import yaml
 import zstandard
 
 from otelml.pdata import Signal, to_json
@@ -97,3 +98,25 @@ def test_replay_reads_zstd_recordings_and_replaces_earlier_scores(tmp_path):
     assert len(once) == len(twice) == 150
     assert [attribute(s, "otelml.score") for s in once] == [attribute(s, "otelml.score") for s in twice]
     assert all([kv.key for kv in s.attributes].count("otelml.score") == 1 for s in twice)
+
+
+def test_replay_command(tmp_path, capsys):
+    from otelml.cli import main
+
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "receivers": {"otlp": {"protocols": {"http": None}}},
+        "processors": {"anomaly/latency": {"warmup": 10}},
+        "exporters": {"debug": None},
+        "service": {"pipelines": {"traces": {"receivers": ["otlp"], "processors": ["anomaly/latency"], "exporters": ["debug"]}}},
+    }))
+    recording = tmp_path / "recorded.jsonl"
+    recording.write_bytes(b"".join(to_json(make_trace_request(spans=100, services=2, seed=n)) + b"\n" for n in range(2)))
+    scored = tmp_path / "scored.jsonl"
+    assert main(["replay", "--config", str(config), "--input", str(recording), "--output", str(scored), "--top", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "replayed 2 batches" in out and "traces / anomaly/latency:" in out
+    assert len(spans_of(read_batches(scored, Signal.TRACES))) == 200
+    recording.write_text("{not json\n")
+    assert main(["replay", "--config", str(config), "--input", str(recording)]) == 1
+    assert "line 1: invalid JSON" in capsys.readouterr().err
