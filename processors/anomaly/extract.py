@@ -158,6 +158,8 @@ class BatchReader:
         record_refs = self.record_refs
         log_target = self.log_target
         need_errors = self.need_errors
+        # The default span key's record part, read without the general path.
+        single_field = record_refs[0].field if len(record_refs) == 1 else None
         for record in records:
             found = find_attributes(record.attributes, attribute_names) if attribute_names else None
             if target.attribute:
@@ -168,13 +170,18 @@ class BatchReader:
                 value = float(record.severity_number) if record.severity_number else None
             elif target.field == "rate":
                 # Known only from the key's past: the processor fills it in.
-                value = math.nan
+                value = 0.0
             else:
                 value = any_value_number(record.body)
-            if value is None:
+            if value is None or not math.isfinite(value):
                 columns.skipped += 1
                 continue
-            key = outer + tuple(_record_text(record, r, found) for r in record_refs) if record_refs else outer
+            if not record_refs:
+                key = outer
+            elif single_field == "span.name":
+                key = outer + (record.name,)
+            else:
+                key = outer + tuple([_record_text(record, r, found) for r in record_refs])
             columns.records.append(record)
             columns.keys.append(key)
             columns.actual.append(value)

@@ -121,7 +121,6 @@ MODELS = {
     "hoeffding_tree_regressor": tree.HoeffdingTreeRegressor,
     "half_space_trees": _unit_range(anomaly.HalfSpaceTrees),
     "gaussian_scorer": anomaly.GaussianScorer,
-    "standard_absolute_deviation": anomaly.StandardAbsoluteDeviation,
     "holt_winters": functools.partial(time_series.HoltWinters, alpha=0.3, beta=0.1),
     "snarimax": functools.partial(time_series.SNARIMAX, p=2, d=0, q=1),
 }

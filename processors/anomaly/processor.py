@@ -28,7 +28,7 @@ from otelml.processors.anomaly.extract import BatchReader, Columns, signed_exp, 
 from otelml.processors.anomaly.features import FeatureBuilder, RateTracker
 from otelml.processors.anomaly.output import AttributeWriter
 from otelml.processors.anomaly.references import DEFAULT_KEYS, DEFAULT_TARGETS, parse_key, parse_target
-from otelml.processors.anomaly.scoring import ModelSpec, ResidualScale, combine, z_to_score
+from otelml.processors.anomaly.scoring import COMBINERS, ModelSpec, ResidualScale, z_to_score
 from otelml.processors.anomaly.state import KeyState, KeyStore
 from otelml.processors.anomaly.threshold import Threshold
 
@@ -45,7 +45,8 @@ class Outputs:
         self.expected: list[float | None] = [None] * count
         self.threshold = [0.0] * count
         self.ready = [False] * count
-        self.model_scores = [[0.0] * model_count for _ in range(count)]
+        # Filled only with verbose output.
+        self.model_scores = [[0.0] * model_count] * count
 
 
 class AnomalyProcessor(Component):
@@ -72,6 +73,7 @@ class AnomalyProcessor(Component):
                                   feature_attributes=self.features.attributes)
         self.log_target = log_target
         self.weights = [spec.weight for spec in self.specs]
+        self.combine = COMBINERS[config.combine]
         self.residual_alpha = 1.0 - 0.5 ** (1.0 / config.residual_half_life)
         self.threshold = Threshold(config.threshold)
         self.store = KeyStore(config.state.max_keys, config.state.ttl)
@@ -187,13 +189,12 @@ class AnomalyProcessor(Component):
                 group.append(index)
         outputs = Outputs(len(columns.records), len(self.specs))
         states, segments = [], []
-        times = np.asarray(columns.times)
+        times, scores = columns.times, outputs.score
         for key, indices in groups.items():
             state = self.store.touch(key, self._new_state)
             self._score_key(state, indices, columns, outputs)
             states.append(state)
-            positions = np.asarray(indices)
-            segments.append(trend.Segment(state.trend, times[positions], np.asarray([outputs.score[i] for i in indices])))
+            segments.append((*state.trend, [times[i] for i in indices], [scores[i] for i in indices]))
         trends, histories = trend.fit(segments, self.config.trend.window, self.config.trend.horizon)
         for state, history in zip(states, histories):
             state.trend = history
@@ -209,18 +210,21 @@ class AnomalyProcessor(Component):
 
     def _score_key(self, state: KeyState, indices: list[int], columns: Columns, outputs: Outputs) -> None:
         """Score, then teach, each of one key's records in order (the hot loop)."""
-        specs = self.specs
-        features = self.features
+        features, feature_state = self.features, state.features
         build = None if features.empty else features.build
         residual_alpha = self.residual_alpha
-        threshold = self.threshold
-        method, weights = self.config.combine, self.weights
+        threshold, threshold_state = self.threshold, state.threshold
+        combine, weights = self.combine, self.weights
         warmup = self.config.warmup
         learn_flagged = self.config.learn_from_anomalies
+        verbose = self.config.verbose
         values, times = columns.values, columns.times
         errors, attributes = columns.errors, columns.attributes
-        models, scales = state.models, state.scales
-        pairs = list(zip(specs, models, scales))
+        # Per model: its position, and the calls that predict (or detect) and learn.
+        steps = [(position, *spec.bind(model), scale)
+                 for position, (spec, model, scale) in enumerate(zip(self.specs, state.models, state.scales))]
+        learners = [step[2] for step in steps]
+        model_count = len(steps)
         rate = state.rate
         for index in indices:
             when = times[index]
@@ -232,39 +236,41 @@ class AnomalyProcessor(Component):
                 columns.actual[index] = current
                 values[index] = signed_log(current) if self.log_target else current
             y = values[index]
-            x = build(state.features, when, errors[index] if errors else False,
+            x = build(feature_state, when, errors[index] if errors else False,
                       attributes[index] if attributes else {}) if build else {}
-            scores = outputs.model_scores[index]
+            scores = [0.0] * model_count
             predictions = []
-            for position, (spec, model, scale) in enumerate(pairs):
+            for position, judge, _, scale in steps:
                 if scale is None:
-                    scores[position] = spec.detect(model, x, y)
+                    scores[position] = judge(x, y)
                     continue
-                prediction = spec.expect(model, x)
+                prediction = judge(x)
                 if prediction is None:
                     continue
-                residual = y - prediction
-                scores[position] = z_to_score(scale.z(residual))
                 # The scale always learns, so that a lasting change widens it until
                 # records stop being flagged and the models follow the new level.
-                scale.learn(residual, residual_alpha)
+                scores[position] = z_to_score(scale.observe(y - prediction, residual_alpha))
                 predictions.append(prediction)
-            limit = threshold.current(state.threshold)
-            composite = combine(method, scores, weights, limit)
+            limit = threshold.current(threshold_state)
+            composite = combine(scores, weights, limit)
             state.count += 1
             ready = state.count > warmup
             flagged = ready and composite >= limit
             if learn_flagged or not flagged:
-                for spec, model in zip(specs, models):
-                    spec.learn(model, x, y)
-            features.learn(state.features, y, when)
-            threshold.learn(state.threshold, composite)
+                for learn in learners:
+                    learn(x, y)
+            if feature_state is not None:
+                features.learn(feature_state, y, when)
+            if threshold_state is not None:
+                threshold.learn(threshold_state, composite)
             if when > state.last_seen:
                 state.last_seen = when
             outputs.score[index] = composite
             outputs.anomaly[index] = flagged
             outputs.threshold[index] = limit
             outputs.ready[index] = ready
+            if verbose:
+                outputs.model_scores[index] = scores
             if predictions:
                 outputs.expected[index] = sum(predictions) / len(predictions)
 

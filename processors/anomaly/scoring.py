@@ -5,12 +5,22 @@ the running mean and variance of its past residuals: ``z = |r - mean| / sd``
 becomes ``z / (z + 3)``, so three standard deviations score 0.5, nine score
 0.75 and the score keeps growing with the surprise instead of saturating.
 An anomaly detector's own score (already in [0, 1]) is used as it is.
+
+The composite score combines the models' scores; ``vote`` is the share of
+models whose own score reaches the threshold:
+
+>>> COMBINERS["max"]([0.2, 0.9], [1, 1], 0.8), COMBINERS["weighted"]([0.0, 1.0], [1, 3], 0.8)
+(0.9, 0.75)
+>>> COMBINERS["vote"]([0.2, 0.9], [1, 1], 0.8)
+0.5
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import math
+from typing import Callable
 
 from river import base
 from river.time_series.base import Forecaster
@@ -39,9 +49,9 @@ class ResidualScale:
     over the first records, an exponentially weighted one afterwards.
 
     >>> scale = ResidualScale()
-    >>> for r in (1.0, -1.0, 1.0, -1.0):
-    ...     scale.learn(r, alpha=0.01)
-    >>> round(scale.z(3.0), 3)
+    >>> round([scale.observe(r, alpha=0.01) for r in (1.0, -1.0, 1.0, -1.0)][-1], 3)
+    1.414
+    >>> round(scale.observe(3.0, alpha=0.01), 3)
     3.0
     """
 
@@ -52,18 +62,20 @@ class ResidualScale:
         self.var = 0.0
         self.n = 0
 
-    def z(self, residual: float) -> float:
-        if self.n < 2:
-            return 0.0
-        spread = max(math.sqrt(self.var), RELATIVE_FLOOR * (1.0 + abs(self.mean)))
-        return abs(residual - self.mean) / spread
-
-    def learn(self, residual: float, alpha: float) -> None:
-        self.n += 1
-        weight = max(alpha, 1.0 / self.n)
+    def observe(self, residual: float, alpha: float) -> float:
+        """How many deviations ``residual`` lies from the mean (0 before two residuals), then learn it."""
         delta = residual - self.mean
+        if self.n < 2:
+            z = 0.0
+        else:
+            spread = math.sqrt(self.var)
+            floor = RELATIVE_FLOOR * (1.0 + abs(self.mean))
+            z = abs(delta) / (spread if spread > floor else floor)
+        self.n += 1
+        weight = 1.0 / self.n if self.n * alpha < 1.0 else alpha
         self.mean += weight * delta
         self.var = (1.0 - weight) * (self.var + weight * delta * delta)
+        return z
 
 
 class Kind(enum.Enum):
@@ -119,51 +131,76 @@ class ModelSpec:
         except (TypeError, ValueError) as error:
             raise ValueError(f"cannot build {self.name} with params {self.params}: {error}") from None
 
-    def expect(self, estimator, x: dict) -> float | None:
-        """A regressor's or forecaster's prediction for this record (None if it has none)."""
-        if self.kind is Kind.REGRESSOR:
-            prediction = estimator.predict_one(x)
-        else:
-            try:
-                prediction = estimator.forecast(horizon=1)[0]
-            except (IndexError, ValueError, ZeroDivisionError):
-                # River forecasters raise until they have seen enough values.
-                return None
-        return prediction if prediction is not None and math.isfinite(prediction) else None
+    def bind(self, estimator) -> tuple[Callable, Callable]:
+        """The two calls the processor makes on ``estimator`` for each record.
 
-    def detect(self, estimator, x: dict, y: float) -> float:
-        """A detector's own score, clipped to [0, 1]."""
+        The first predicts (regressors, forecasters: ``judge(x) -> float | None``)
+        or scores (detectors: ``judge(x, y) -> float`` in [0, 1]); the second
+        learns (``learn(x, y)``).
+        """
+        if self.kind is Kind.REGRESSOR:
+            if self.inputs is not None:
+                # Built-in models predict finite numbers or None; no check needed.
+                return estimator.predict_one, estimator.learn_one
+            return functools.partial(_predict, estimator), estimator.learn_one
+        if self.kind is Kind.FORECASTER:
+            return functools.partial(_forecast, estimator), functools.partial(_learn_series, estimator)
         if self.kind is Kind.SUPERVISED_DETECTOR:
-            score = estimator.score_one(x, y)
-        else:
-            score = estimator.score_one({**x, "target": y})
-        return min(max(float(score), 0.0), 1.0) if score == score else 0.0
-
-    def learn(self, estimator, x: dict, y: float) -> None:
-        if self.kind is Kind.REGRESSOR:
-            estimator.learn_one(x, y)
-        elif self.kind is Kind.FORECASTER:
-            estimator.learn_one(y)
-        elif self.kind is Kind.SUPERVISED_DETECTOR:
-            estimator.learn_one(x, y)
-        else:
-            estimator.learn_one({**x, "target": y})
+            return functools.partial(_score_supervised, estimator), estimator.learn_one
+        return functools.partial(_score_unsupervised, estimator), functools.partial(_learn_unsupervised, estimator)
 
 
-def combine(method: str, scores: list[float], weights: list[float], threshold: float) -> float:
-    """One composite score in [0, 1] from the models' scores.
+def _finite(value) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
-    ``vote`` is the share of models whose own score reaches ``threshold``.
 
-    >>> combine("max", [0.2, 0.9], [1, 1], 0.8), combine("weighted", [0.0, 1.0], [1, 3], 0.8)
-    (0.9, 0.75)
-    >>> combine("vote", [0.2, 0.9], [1, 1], 0.8)
-    0.5
-    """
-    if method == "max":
-        return max(scores)
-    if method == "mean":
-        return sum(scores) / len(scores)
-    if method == "weighted":
-        return sum(s * w for s, w in zip(scores, weights)) / sum(weights)
+def _predict(estimator, x: dict) -> float | None:
+    return _finite(estimator.predict_one(x))
+
+
+def _forecast(estimator, x: dict) -> float | None:
+    try:
+        return _finite(estimator.forecast(horizon=1)[0])
+    except (IndexError, ValueError, ZeroDivisionError):
+        # River forecasters raise until they have seen enough values.
+        return None
+
+
+def _learn_series(estimator, x: dict, y: float) -> None:
+    estimator.learn_one(y)
+
+
+def _clip(score) -> float:
+    return min(max(float(score), 0.0), 1.0) if score == score else 0.0
+
+
+def _score_supervised(estimator, x: dict, y: float) -> float:
+    return _clip(estimator.score_one(x, y))
+
+
+def _score_unsupervised(estimator, x: dict, y: float) -> float:
+    return _clip(estimator.score_one({**x, "target": y}))
+
+
+def _learn_unsupervised(estimator, x: dict, y: float) -> None:
+    estimator.learn_one({**x, "target": y})
+
+
+def _max(scores: list[float], weights: list[float], threshold: float) -> float:
+    return max(scores)
+
+
+def _mean(scores: list[float], weights: list[float], threshold: float) -> float:
+    return sum(scores) / len(scores)
+
+
+def _weighted(scores: list[float], weights: list[float], threshold: float) -> float:
+    return sum(s * w for s, w in zip(scores, weights)) / sum(weights)
+
+
+def _vote(scores: list[float], weights: list[float], threshold: float) -> float:
     return sum(1 for s in scores if s >= threshold) / len(scores)
+
+
+# Each makes one composite score in [0, 1] from the models' scores, their weights and the threshold.
+COMBINERS = {"max": _max, "mean": _mean, "weighted": _weighted, "vote": _vote}

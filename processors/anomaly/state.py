@@ -16,7 +16,6 @@ import pickle
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 from pydantic import Field, SecretStr
 
 from otelml.configmodel import ComponentConfig, Duration
@@ -73,7 +72,7 @@ class KeyState:
     __slots__ = ("models", "scales", "features", "threshold", "trend", "rate", "count", "last_seen",
                  "anomalies", "incidents", "max_score")
 
-    def __init__(self, models: list, scales: list, features, threshold, trend: np.ndarray, rate=None):
+    def __init__(self, models: list, scales: list, features, threshold, trend: tuple, rate=None):
         self.models = models
         self.scales = scales
         self.features = features

@@ -13,6 +13,7 @@ cut into batches, so a replay gives bit-identical forecasts.
 from __future__ import annotations
 
 import dataclasses
+from array import array
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -33,18 +34,9 @@ class TrendConfig(ComponentConfig):
         return problems
 
 
-def empty_history() -> np.ndarray:
-    """A key's past (time, score) pairs, one column each, newest last."""
-    return np.empty((2, 0))
-
-
-@dataclasses.dataclass
-class Segment:
-    """One key's part of a batch: its history and its new records' times and scores."""
-
-    history: np.ndarray
-    times: np.ndarray
-    scores: np.ndarray
+def empty_history() -> tuple[array, array]:
+    """A key's past times and scores, newest last."""
+    return array("d"), array("d")
 
 
 @dataclasses.dataclass
@@ -57,49 +49,54 @@ class Trends:
     points: np.ndarray
 
 
-def fit(segments: list[Segment], window: int, horizon: float) -> tuple[Trends, list[np.ndarray]]:
+# A segment is one key's part of a batch: (history times, history scores, new times, new scores).
+Segment = tuple[array, array, list, list]
+
+
+def fit(segments: list[Segment], window: int, horizon: float) -> tuple[Trends, list[tuple[array, array]]]:
     """Trends of every new record, and each segment's history to keep (last ``window - 1``).
 
-    >>> segment = Segment(empty_history(), np.arange(4.0), np.array([0.1, 0.2, 0.3, 0.4]))
+    >>> segment = (*empty_history(), [0.0, 1.0, 2.0, 3.0], [0.1, 0.2, 0.3, 0.4])
     >>> trends, histories = fit([segment], window=3, horizon=1.0)
-    >>> np.round(trends.forecast, 6).tolist(), histories[0].shape
-    ([0.1, 0.15, 0.4, 0.5], (2, 2))
+    >>> np.round(trends.forecast, 6).tolist(), histories[0][1].tolist()
+    ([0.1, 0.15, 0.4, 0.5], [0.3, 0.4])
     """
     keep = window - 1
-    times, scores, weights, ends, histories = [], [], [], [], []
-    offset = 0
-    for segment in segments:
-        pad = keep - segment.history.shape[1]
-        times += [np.zeros(pad), segment.history[0], segment.times]
-        scores += [np.zeros(pad), segment.history[1], segment.scores]
-        weights += [np.zeros(pad), np.ones(segment.history.shape[1] + len(segment.times))]
-        length = keep + len(segment.times)
-        ends.append(np.arange(offset + keep, offset + length))
-        offset += length
-    all_times = np.concatenate(times)
-    all_scores = np.concatenate(scores)
-    all_weights = np.concatenate(weights)
-    end = np.concatenate(ends)
+    # One flat run per segment: padding (weight 0) up to ``keep``, history, new records.
+    times, scores, weights, ends, spans = array("d"), array("d"), array("d"), [], []
+    zeros = array("d", bytes(8 * keep))
+    ones = array("d", [1.0]) * (keep + max(len(segment[2]) for segment in segments))
+    for history_times, history_scores, new_times, new_scores in segments:
+        pad = keep - len(history_times)
+        offset = len(times)
+        times.extend(zeros[:pad])
+        times.extend(history_times)
+        times.extend(new_times)
+        scores.extend(zeros[:pad])
+        scores.extend(history_scores)
+        scores.extend(new_scores)
+        weights.extend(zeros[:pad])
+        weights.extend(ones[:len(history_times) + len(new_times)])
+        ends.extend(range(offset + keep, len(times)))
+        spans.append((len(times), min(keep, len(history_times) + len(new_times))))
+    all_times = np.frombuffer(times)
+    end = np.asarray(ends)
     start = end - keep
     window_times = sliding_window_view(all_times, window)[start]
-    window_scores = sliding_window_view(all_scores, window)[start]
-    valid = sliding_window_view(all_weights, window)[start]
-    # Times relative to the record itself keep the sums small and exact enough.
+    window_scores = sliding_window_view(np.frombuffer(scores), window)[start]
+    valid = sliding_window_view(np.frombuffer(weights), window)[start]
+    # Times relative to the record itself keep the sums small and exact enough;
+    # padding has weight 0, and so relative time 0, in every sum below.
     relative = (window_times - all_times[end][:, None]) * valid
     points = valid.sum(axis=1)
-    mean_time = relative.sum(axis=1) / points
-    mean_score = (window_scores * valid).sum(axis=1) / points
-    time_deviation = (relative - mean_time[:, None]) * valid
-    score_deviation = (window_scores - mean_score[:, None]) * valid
-    spread = (time_deviation * time_deviation).sum(axis=1)
-    covariance = (time_deviation * score_deviation).sum(axis=1)
-    usable = (points >= 3) & (spread > 0)
+    sum_time = relative.sum(axis=1)
+    sum_score = np.einsum("ij,ij->i", window_scores, valid)
+    spread = np.einsum("ij,ij->i", relative, relative) - sum_time * sum_time / points
+    covariance = np.einsum("ij,ij->i", relative, window_scores) - sum_time * sum_score / points
+    usable = (points >= 3) & (spread > 1e-12 * np.maximum(1.0, sum_time * sum_time / points))
     slope = np.where(usable, covariance / np.where(usable, spread, 1.0), 0.0)
-    now = mean_score - slope * mean_time
-    reach = np.minimum(horizon, -np.where(valid > 0, relative, 0.0).min(axis=1))
+    now = (sum_score - slope * sum_time) / points
+    reach = np.minimum(horizon, -relative.min(axis=1))
     forecast = np.clip(now + slope * reach, 0.0, 1.0)
-    for segment, segment_end in zip(segments, np.cumsum([keep + len(s.times) for s in segments])):
-        kept = min(keep, segment.history.shape[1] + len(segment.times))
-        tail = slice(segment_end - kept, segment_end)
-        histories.append(np.stack([all_times[tail], all_scores[tail]]))
+    histories = [(times[stop - kept:stop], scores[stop - kept:stop]) for stop, kept in spans]
     return Trends(now, slope, forecast, points), histories
