@@ -168,7 +168,7 @@ def config_problems(settings: dict) -> list[str]:
 @pytest.mark.parametrize(("settings", "problem"), [
     ({}, "exporters::file::path: Field required"),
     ({"path": " "}, "exporters::file::path: must not be empty"),
-    ({"path": "out.jsonl", "flush_interval": "0s"}, "exporters::file::flush_interval: must be positive"),
+    ({"path": "out.jsonl", "flush_interval": "-1s"}, "exporters::file::flush_interval: must not be negative (0 flushes every write)"),
     ({"path": "out.jsonl", "append": True, "rotation": {}}, "exporters::file::append: cannot be used together with rotation"),
     ({"path": "out.jsonl", "format": "xml"}, "exporters::file::format: "),
     ({"path": "out.jsonl", "compression": "gzip"}, "exporters::file::compression: "),

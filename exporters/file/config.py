@@ -25,8 +25,8 @@ class FileConfig(ExporterHelperConfig):
         problems = super().validate()
         if not self.path.strip():
             problems.append("path: must not be empty")
-        if self.flush_interval <= 0:
-            problems.append("flush_interval: must be positive")
+        if self.flush_interval < 0:
+            problems.append("flush_interval: must not be negative (0 flushes every write)")
         if self.append and self.rotation is not None:
             problems.append("append: cannot be used together with rotation")
         return problems

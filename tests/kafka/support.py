@@ -1,0 +1,167 @@
+"""Helpers for the broker tests (Kafka and MQTT): pipeline ends, numbered data, components built by their factories."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from otelml.component import ComponentID, CreateSettings
+from otelml.configmodel import nested_problems
+from otelml.errors import RetryableError
+from otelml.exporters.kafka.factory import factory as kafka_exporter
+from otelml.pdata import Batch, count_items
+from otelml.receivers.kafka.factory import factory as kafka_receiver
+from otelml.receivers.mqtt.factory import factory as mqtt_receiver
+from otelml.registry import Factory
+from otelml.telemetry import Telemetry
+
+# Numbers the tests measured (duplicates after a crash, ...), shown at the end of the run.
+MEASUREMENTS: list[str] = []
+
+FACTORIES = {"kafka_exporter": kafka_exporter, "kafka_receiver": kafka_receiver, "mqtt_receiver": mqtt_receiver}
+
+
+class Sink:
+    """The end of a pipeline: keeps what it accepted; may refuse the first ``refuse`` pushes."""
+
+    mutates_data = False
+
+    def __init__(self, refuse: int = 0, error: Exception | None = None):
+        self.batches: list[Batch] = []
+        self.refusals_left = refuse
+        self.error = error or RetryableError("not now")
+        self.calls = 0
+
+    async def consume(self, batch: Batch) -> None:
+        self.calls += 1
+        if self.refusals_left:
+            self.refusals_left -= 1
+            raise self.error
+        self.batches.append(batch)
+
+    @property
+    def items(self) -> int:
+        return sum(count_items(b) for b in self.batches)
+
+    def records(self) -> list:
+        return [r for b in self.batches for rl in b.resource_logs for sl in rl.scope_logs for r in sl.log_records]
+
+
+class Host:
+    """What a component started on its own may ask of its service."""
+
+    def __init__(self):
+        self.fatal_errors: list[BaseException] = []
+
+    def get_extension(self, component_id):
+        return None
+
+    def report_fatal_error(self, component: str, error: BaseException) -> None:
+        self.fatal_errors.append(error)
+
+
+def create(component: str, settings: dict, *args):
+    """``kafka_exporter``, ``kafka_receiver`` or ``mqtt_receiver`` made by its factory from a config map
+    that must validate; returns (component, telemetry)."""
+    factory: Factory = FACTORIES[component]
+    config = factory.config_class.model_validate(settings)
+    assert nested_problems(config) == []
+    telemetry = Telemetry()
+    return factory.create(CreateSettings(ComponentID(factory.type), factory.kind, telemetry), config, *args), telemetry
+
+
+async def eventually(condition, timeout: float = 30.0, what: str = "the condition") -> None:
+    """Wait until ``condition()`` is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout}s")
+        await asyncio.sleep(0.05)
+
+
+def numbered_logs(start: int, count: int, service: str = "checkout") -> ExportLogsServiceRequest:
+    """``count`` log records whose ``seq`` attribute runs from ``start``, under one resource."""
+    batch = ExportLogsServiceRequest()
+    resource = batch.resource_logs.add()
+    resource.resource.attributes.add(key="service.name").value.string_value = service
+    scope = resource.scope_logs.add()
+    for seq in range(start, start + count):
+        record = scope.log_records.add(time_unix_nano=1_700_000_000_000_000_000 + seq, severity_number=9)
+        record.body.string_value = f"record {seq}"
+        record.attributes.add(key="seq").value.int_value = seq
+    return batch
+
+
+def sequence_numbers(records) -> list[int]:
+    """The ``seq`` attributes of ``records``, in order."""
+    return [kv.value.int_value for record in records for kv in record.attributes if kv.key == "seq"]
+
+
+def traces(trace_count: int, spans_per_trace: int, services: int = 2) -> ExportTraceServiceRequest:
+    """Spans of ``trace_count`` traces interleaved over ``services`` resources."""
+    batch = ExportTraceServiceRequest()
+    scopes = []
+    for service in range(services):
+        resource = batch.resource_spans.add()
+        resource.resource.attributes.add(key="service.name").value.string_value = f"service-{service}"
+        scopes.append(resource.scope_spans.add())
+    for trace in range(trace_count):
+        for index in range(spans_per_trace):
+            scopes[index % services].spans.add(
+                trace_id=(trace + 1).to_bytes(16, "big"), span_id=(trace * 100 + index + 1).to_bytes(8, "big"),
+                name=f"op-{index}", start_time_unix_nano=1, end_time_unix_nano=2)
+    return batch
+
+
+def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 30.0, settle: float = 1.0) -> list:
+    """Every message of ``topic`` from the beginning, read by librdkafka (not our client).
+
+    Reads until ``count`` messages arrived, then ``settle`` seconds more to
+    catch extra ones; returns confluent-kafka ``Message`` objects. Blocking:
+    call it through ``asyncio.to_thread`` while components run.
+    """
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "otelml-tests-readback", "enable.auto.commit": False})
+    try:
+        deadline = time.monotonic() + timeout
+        partitions = []
+        while not partitions:
+            try:
+                metadata = consumer.list_topics(topic, timeout=5).topics.get(topic)
+            except KafkaException:
+                metadata = None
+            if metadata is not None and metadata.error is None:
+                partitions = sorted(metadata.partitions)
+            elif time.monotonic() > deadline:
+                raise AssertionError(f"topic {topic} never appeared")
+            else:
+                time.sleep(0.1)
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        messages = []
+        settled_at = None
+        while time.monotonic() < (settled_at or deadline):
+            message = consumer.poll(0.2)
+            if message is not None and message.error() is None:
+                messages.append(message)
+            if len(messages) >= count and settled_at is None:
+                settled_at = time.monotonic() + settle
+        return messages
+    finally:
+        consumer.close()
+
+
+def measure(line: str) -> None:
+    """Report ``line`` in the summary at the end of the test run."""
+    MEASUREMENTS.append(line)
+    print(line)
+
+
+def print_measurements(terminalreporter) -> None:
+    if MEASUREMENTS:
+        terminalreporter.section("broker test measurements")
+        for line in MEASUREMENTS:
+            terminalreporter.write_line(line)
+        MEASUREMENTS.clear()

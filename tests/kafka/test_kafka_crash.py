@@ -1,0 +1,63 @@
+"""At-least-once across a crash: otelml (kafka receiver -> file exporter) killed with SIGKILL mid-stream and restarted."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import signal
+import time
+
+from confluent_kafka import Producer
+
+from otelml.pdata import Signal
+from tests.conftest import logs_of, read_batches
+from tests.kafka.support import eventually, measure, numbered_logs, sequence_numbers
+
+MESSAGES, PER_MESSAGE = 400, 10
+
+
+def kafka_to_file_config() -> dict:
+    return {
+        "receivers": {"kafka": {"brokers": "${env:KAFKA_BROKERS}", "group_id": "crash", "initial_offset": "earliest",
+                                "session_timeout": "6s", "heartbeat_interval": "1s", "logs": {"topics": ["stream"]}}},
+        # Appending, so that the restarted process adds to what the killed one wrote; flushing
+        # every write, so that what the exporter accepted (and the receiver committed) is in the file.
+        "exporters": {"file": {"path": "${env:OUT}/out.jsonl", "append": True, "flush_interval": 0}},
+        "service": {"pipelines": {"logs": {"receivers": ["kafka"], "exporters": ["file"]}},
+                    "telemetry": {"metrics": {"address": "${env:METRICS}"}}},
+    }
+
+
+def produce_stream(bootstrap: str, stop_after: float = 7.0) -> None:
+    """MESSAGES messages of PER_MESSAGE numbered records, spread over ``stop_after`` seconds."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    pause = stop_after / MESSAGES
+    for index in range(MESSAGES):
+        producer.produce("stream", numbered_logs(index * PER_MESSAGE, PER_MESSAGE).SerializeToString())
+        producer.poll(0)
+        time.sleep(pause)
+    assert producer.flush(15) == 0
+
+
+async def test_sigkill_mid_stream_then_restart_every_record_at_least_once(tansu, otelml_process):
+    await tansu.create_topic("stream", partitions=3)
+    otelml = otelml_process(kafka_to_file_config(), {"KAFKA_BROKERS": tansu.bootstrap}).start()
+    out = otelml.workdir / "out.jsonl"
+
+    def received() -> list[int]:
+        return sequence_numbers(logs_of(read_batches(out, Signal.LOGS)))
+
+    producing = asyncio.create_task(asyncio.to_thread(produce_stream, tansu.bootstrap))
+    total = MESSAGES * PER_MESSAGE
+    # The group's first assignment takes a few seconds and brings the backlog; kill in the steady flow after it.
+    await eventually(lambda: len(received()) > total // 2, what="half of the stream written")
+    assert otelml.stop(signal.SIGKILL) == -signal.SIGKILL
+    killed_at = len(received())
+    assert not producing.done(), "killed in the middle of the stream"
+    otelml.start()
+    await producing
+    await eventually(lambda: set(received()) == set(range(total)), timeout=60, what="every record in the output")
+    otelml.stop()
+    counts = collections.Counter(received())
+    duplicates = sum(count - 1 for count in counts.values())
+    measure(f"kafka receiver, SIGKILL after {killed_at} of {total} records then restart: every record present, {duplicates} duplicates")

@@ -1,0 +1,225 @@
+"""The kafka exporter against a real broker, read back by librdkafka (confluent-kafka), a client we did not write."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import grpc
+import pytest
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+
+from otelml import pdata
+from otelml.encoding import BatchBuilder, Encoding, any_value_to_python
+from otelml.errors import PermanentError, RetryableError
+from otelml.pdata import Signal, count_items
+from tests.kafka.support import Host, create, eventually, measure, numbered_logs, read_topic, sequence_numbers, traces
+
+ENCODINGS = {
+    Signal.TRACES: ["otlp_proto", "otlp_json"],
+    Signal.METRICS: ["otlp_proto", "otlp_json"],
+    Signal.LOGS: ["otlp_proto", "otlp_json", "raw", "text", "json"],
+}
+
+
+def gauge_batch(points: int) -> ExportMetricsServiceRequest:
+    batch = ExportMetricsServiceRequest()
+    metric = batch.resource_metrics.add().scope_metrics.add().metrics.add(name="queue.depth")
+    for index in range(points):
+        metric.gauge.data_points.add(as_int=index, time_unix_nano=1_700_000_000_000_000_000 + index)
+    return batch
+
+
+def decode(signal: Signal, encoding: str, messages) -> pdata.Batch:
+    builder = BatchBuilder(signal, Encoding(encoding))
+    for message in messages:
+        builder.add(message.value())
+    return builder.batch
+
+
+def otlp_to_kafka_config() -> dict:
+    """OTLP in; one kafka exporter per encoding, each writing its own topics."""
+    exporters = {
+        f"kafka/{encoding}": {
+            "brokers": "${env:KAFKA_BROKERS}",
+            **{s.value: {"topic": f"{s.value}-{encoding}", "encoding": encoding} for s in Signal if encoding in ENCODINGS[s]},
+        }
+        for encoding in ENCODINGS[Signal.LOGS]
+    }
+    return {
+        "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "${env:GRPC}"}}}},
+        "exporters": exporters,
+        "service": {
+            "pipelines": {s.value: {"receivers": ["otlp"], "exporters": [f"kafka/{e}" for e in ENCODINGS[s]]} for s in Signal},
+            "telemetry": {"metrics": {"address": "${env:METRICS}"}},
+        },
+    }
+
+
+async def test_otlp_in_kafka_out_in_every_encoding(tansu, otelml_process):
+    sent = {Signal.TRACES: traces(5, 4), Signal.LOGS: numbered_logs(0, 30), Signal.METRICS: gauge_batch(6)}
+    with otelml_process(otlp_to_kafka_config(), {"KAFKA_BROKERS": tansu.bootstrap}) as otelml:
+        with grpc.insecure_channel(otelml.grpc_endpoint) as channel:
+            trace_service_pb2_grpc.TraceServiceStub(channel).Export(sent[Signal.TRACES], timeout=10)
+            logs_service_pb2_grpc.LogsServiceStub(channel).Export(sent[Signal.LOGS], timeout=10)
+            metrics_service_pb2_grpc.MetricsServiceStub(channel).Export(sent[Signal.METRICS], timeout=10)
+        for signal, encodings in ENCODINGS.items():
+            for encoding in encodings:
+                per_record = Encoding(encoding).per_record
+                expected_messages = count_items(sent[signal]) if per_record else 1
+                messages = await asyncio.to_thread(read_topic, tansu.bootstrap, f"{signal.value}-{encoding}", expected_messages, settle=0.2)
+                assert len(messages) == expected_messages, (signal, encoding)
+                received = decode(signal, encoding, messages)
+                if per_record:
+                    bodies = [any_value_to_python(r.body) for rl in received.resource_logs for sl in rl.scope_logs for r in sl.log_records]
+                    expected = [f"record {i}" for i in range(30)]
+                    if encoding == "raw":
+                        expected = [text.encode() for text in expected]
+                    elif encoding == "json":
+                        expected = [{"body": text} for text in expected]
+                    assert sorted(bodies, key=str) == sorted(expected, key=str), encoding
+                else:
+                    assert received == sent[signal], (signal, encoding)
+
+
+async def test_partition_traces_by_id_keys_each_trace(tansu):
+    await tansu.create_topic("spans", partitions=4)
+    exporter, _ = create("kafka_exporter", {"brokers": [tansu.bootstrap], "traces": {"topic": "spans"}, "partition_traces_by_id": True})
+    await exporter.start(Host())
+    try:
+        await exporter.consume(traces(12, 5, services=3))
+    finally:
+        await exporter.shutdown()
+    messages = await asyncio.to_thread(read_topic, tansu.bootstrap, "spans", 12, settle=0.3)
+    assert len(messages) == 12
+    partition_of_key = {}
+    for message in messages:
+        batch = pdata.from_proto(message.value(), Signal.TRACES)
+        trace_ids = {span.trace_id.hex() for rs in batch.resource_spans for ss in rs.scope_spans for span in ss.spans}
+        assert trace_ids == {message.key().decode()}, "one message carries one trace, keyed by its hex ID"
+        assert count_items(batch) == 5
+        assert len(batch.resource_spans) == 3, "each span keeps its own resource"
+        partition_of_key.setdefault(message.key(), message.partition())
+    assert len(partition_of_key) == 12
+    assert len(set(partition_of_key.values())) > 1, "keys spread over partitions"
+
+    # The same trace IDs sent again land on the same partitions.
+    exporter, _ = create("kafka_exporter", {"brokers": [tansu.bootstrap], "traces": {"topic": "spans"}, "partition_traces_by_id": True})
+    await exporter.start(Host())
+    try:
+        await exporter.consume(traces(12, 1))
+    finally:
+        await exporter.shutdown()
+    messages = await asyncio.to_thread(read_topic, tansu.bootstrap, "spans", 24, settle=0.3)
+    for message in messages:
+        assert partition_of_key[message.key()] == message.partition()
+
+
+async def test_partition_logs_by_resource_attributes_and_topic_from_attribute(tansu):
+    batch = numbered_logs(0, 3, service="a")
+    batch.resource_logs.extend(numbered_logs(3, 2, service="b").resource_logs)
+    batch.resource_logs.extend(numbered_logs(5, 4, service="a").resource_logs)
+    routed = batch.resource_logs[1].resource.attributes.add(key="kafka.topic")
+    routed.value.string_value = "logs-b"
+    exporter, _ = create("kafka_exporter", {
+        "brokers": [tansu.bootstrap], "logs": {"topic": "logs-default"},
+        "partition_logs_by_resource_attributes": True, "topic_from_attribute": "kafka.topic"})
+    await exporter.start(Host())
+    try:
+        await exporter.consume(batch)
+        await exporter.consume(batch)
+    finally:
+        await exporter.shutdown()
+    default = await asyncio.to_thread(read_topic, tansu.bootstrap, "logs-default", 2, settle=0.3)
+    routed = await asyncio.to_thread(read_topic, tansu.bootstrap, "logs-b", 2, settle=0.3)
+    assert len(default) == 2 and len(routed) == 2, "resources with equal attributes share one message"
+    assert len({m.key() for m in default}) == 1, "equal resource attributes give equal keys"
+    assert len({m.key() for m in routed}) == 1
+    assert routed[0].key() != default[0].key()
+    assert len(default[0].key()) == 32
+    records = [r for rl in pdata.from_proto(default[0].value(), Signal.LOGS).resource_logs for sl in rl.scope_logs for r in sl.log_records]
+    assert sequence_numbers(records) == [0, 1, 2, 5, 6, 7, 8]
+
+
+async def test_max_message_bytes_splits_and_refuses_a_single_oversized_record(tansu):
+    limit = 4096
+    exporter, telemetry = create("kafka_exporter", {
+        "brokers": [tansu.bootstrap], "logs": {"topic": "small"}, "producer": {"max_message_bytes": limit},
+        "sending_queue": {"enabled": False}})
+    await exporter.start(Host())
+    try:
+        batch = numbered_logs(0, 1000)
+        assert len(batch.SerializeToString()) > 4 * limit
+        await exporter.consume(batch)
+        huge = numbered_logs(1000, 1)
+        huge.resource_logs[0].scope_logs[0].log_records[0].body.string_value = "x" * (2 * limit)
+        with pytest.raises(PermanentError):
+            await exporter.consume(huge)
+    finally:
+        await exporter.shutdown()
+    messages = await asyncio.to_thread(read_topic, tansu.bootstrap, "small", 5, settle=0.5)
+    assert len(messages) > 4
+    assert all(len(m.value()) <= limit for m in messages)
+    records = [r for m in messages for rl in pdata.from_proto(m.value(), Signal.LOGS).resource_logs for sl in rl.scope_logs for r in sl.log_records]
+    assert sorted(sequence_numbers(records)) == list(range(1000))
+    assert telemetry.value("otelml_dropped_items_total", component="kafka", otel_signal="logs", reason="permanent_error") == 1
+
+
+@pytest.mark.parametrize("compression", ["gzip", "snappy", "lz4", "zstd"])
+async def test_every_compression_is_readable_by_librdkafka(tansu, compression):
+    exporter, telemetry = create("kafka_exporter", {
+        "brokers": [tansu.bootstrap], "logs": {"topic": "compressed", "encoding": "json"},
+        "producer": {"compression": compression, "required_acks": -1}})
+    await exporter.start(Host())
+    try:
+        await exporter.consume(numbered_logs(0, 20))
+    finally:
+        await exporter.shutdown()
+    messages = await asyncio.to_thread(read_topic, tansu.bootstrap, "compressed", 20, settle=0.2)
+    assert sorted(json.loads(m.value())["body"] for m in messages) == sorted(f"record {i}" for i in range(20))
+    assert telemetry.value("otelcol_exporter_sent_log_records_total", exporter="kafka") == 20
+
+
+async def test_broker_outage_delivers_what_was_queued_and_counts_what_overflowed(gated_tansu):
+    tansu, gate = gated_tansu
+    await tansu.create_topic("outage", partitions=1)
+    exporter, telemetry = create("kafka_exporter", {
+        "brokers": [tansu.bootstrap], "logs": {"topic": "outage"}, "timeout": "1s",
+        "retry_on_failure": {"initial_interval": "200ms", "max_interval": "1s", "max_elapsed_time": 0},
+        "sending_queue": {"num_consumers": 1, "queue_size": 5}})
+    await exporter.start(Host())
+    accepted, refused = [], []
+    try:
+        await exporter.consume(numbered_logs(0, 10))
+        assert len(await asyncio.to_thread(read_topic, tansu.bootstrap, "outage", 1, settle=0)) == 1
+        gate.close()
+        await tansu.stop()
+        # Ten seconds without a broker, a batch every 0.8s: the queue holds some, the rest is refused.
+        for index in range(12):
+            batch = numbered_logs(100 + 10 * index, 10)
+            try:
+                await exporter.consume(batch)
+                accepted.append(batch)
+            except RetryableError:
+                refused.append(batch)
+            await asyncio.sleep(0.8)
+        await tansu.start()
+        # The in-memory broker lost its topics; clients come back once it has the topic again.
+        await tansu.create_topic("outage", partitions=1)
+        gate.open()
+        await eventually(lambda: telemetry.value("otelcol_exporter_sent_log_records_total", exporter="kafka") == 10 * (1 + len(accepted)),
+                         timeout=60, what="the queued batches being sent after the outage")
+    finally:
+        await exporter.shutdown()
+    assert accepted and refused, "the outage both filled the queue and overflowed it"
+    assert telemetry.value("otelcol_exporter_enqueue_failed_log_records_total", exporter="kafka") == 10 * len(refused)
+    messages = await asyncio.to_thread(read_topic, tansu.bootstrap, "outage", len(accepted), settle=1.0)
+    received = sequence_numbers(r for m in messages for rl in pdata.from_proto(m.value(), Signal.LOGS).resource_logs
+                                for sl in rl.scope_logs for r in sl.log_records)
+    expected = sorted(s for batch in accepted for s in sequence_numbers(batch.resource_logs[0].scope_logs[0].log_records))
+    assert sorted(set(received)) == expected
+    measure(f"kafka exporter, 10 s broker outage: {len(accepted)} batches queued and delivered, {len(refused)} refused by the full queue, "
+            f"{len(received) - len(set(received))} duplicate records")
