@@ -24,7 +24,7 @@ from otelml.pdata import Batch, Signal
 from otelml.processors.anomaly import state as checkpoint
 from otelml.processors.anomaly import trend
 from otelml.processors.anomaly.config import AnomalyConfig
-from otelml.processors.anomaly.extract import BatchReader, Columns, signed_exp, signed_log
+from otelml.processors.anomaly.extract import BatchReader, Columns, signed_exp
 from otelml.processors.anomaly.features import FeatureBuilder, RateTracker
 from otelml.processors.anomaly.output import AttributeWriter
 from otelml.processors.anomaly.references import DEFAULT_KEYS, DEFAULT_TARGETS, parse_key, parse_target
@@ -72,6 +72,8 @@ class AnomalyProcessor(Component):
         self.reader = BatchReader(signal, key, target, log_target, need_errors=self.features.error,
                                   feature_attributes=self.features.attributes)
         self.log_target = log_target
+        # Rates can be far below one per second, where log1p would flatten them: they take a plain log.
+        self.inverse = (math.exp if self.rate_target else signed_exp) if log_target else None
         self.weights = [spec.weight for spec in self.specs]
         self.combine = COMBINERS[config.combine]
         self.residual_alpha = 1.0 - 0.5 ** (1.0 / config.residual_half_life)
@@ -234,7 +236,7 @@ class AnomalyProcessor(Component):
                 if current is None or not math.isfinite(current):
                     continue
                 columns.actual[index] = current
-                values[index] = signed_log(current) if self.log_target else current
+                values[index] = math.log(current) if self.log_target else current
             y = values[index]
             x = build(feature_state, when, errors[index] if errors else False,
                       attributes[index] if attributes else {}) if build else {}
@@ -287,15 +289,15 @@ class AnomalyProcessor(Component):
         predicted_list = predicted.tolist()
         write, alerts = self.writer.write, self.config.alerts
         verbose = self.config.verbose
-        log_target = self.log_target
+        inverse = self.inverse
         anomalies = incidents = 0
         position = 0
         for (key, indices), state in zip(groups.items(), states):
             for index in indices:
                 score, flagged, incident = outputs.score[index], outputs.anomaly[index], predicted_list[position]
                 expected = outputs.expected[index]
-                if expected is not None and log_target:
-                    expected = signed_exp(expected)
+                if expected is not None and inverse is not None:
+                    expected = inverse(expected)
                 record = columns.records[index]
                 write(record, score, flagged, expected, forecast[position], slope[position], incident,
                       outputs.model_scores[index] if verbose else ())

@@ -19,7 +19,7 @@ class AdaptiveConfig(ComponentConfig):
 class ThresholdConfig(ComponentConfig):
     """``threshold: 0.9`` is short for ``threshold: {static: 0.9}``."""
 
-    static: float = Field(0.7, ge=0, le=1)
+    static: float = Field(0.6, ge=0, le=1)
     adaptive: AdaptiveConfig | None = None
 
     @model_validator(mode="before")

@@ -95,7 +95,8 @@ async def test_logs_keyed_by_client_address_flag_the_scanning_client(seed):
     # One client starts probing paths at 500 requests per second; another goes on as before.
     scan = [{"when": scan_start + i * 0.002, "attributes": {"client.address": "10.0.0.3", "url.path": f"/admin{i}"}}
             for i in range(200)]
-    others = [{"when": scan_start + i, "attributes": {"client.address": "10.0.0.1"}} for i in range(1, 6)]
+    last_seen = max(r["when"] for r in normal if r["attributes"]["client.address"] == "10.0.0.1")
+    others = [{"when": last_seen + i, "attributes": {"client.address": "10.0.0.1"}} for i in range(1, 6)]
     batch = await run(processor, logs(scan + others, resource={"service.name": "gateway"}))
     flagged = {attribute(r, "client.address") for r in records_of(batch) if attribute(r, ANOMALY)}
     assert flagged == {"10.0.0.3"}
