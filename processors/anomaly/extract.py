@@ -165,7 +165,8 @@ class BatchReader:
             if target.attribute:
                 value = any_value_number(found[target.attribute]) if target.attribute in found else None
             elif target.field == "duration":
-                value = max(record.end_time_unix_nano - record.start_time_unix_nano, 0) / 1e6
+                nanos = record.end_time_unix_nano - record.start_time_unix_nano
+                value = nanos / 1e6 if nanos > 0 else 0.0
             elif target.field == "severity_number":
                 value = float(record.severity_number) if record.severity_number else None
             elif target.field == "rate":
