@@ -33,13 +33,13 @@ from otelml.registry import Registry
 from otelml.replay import replay
 
 
-def evaluation_config(processor: dict, signal: str = "logs") -> dict:
+def evaluation_config(processor: dict, signal: str = "logs", processor_id: str = "anomaly") -> dict:
     """A config map whose one pipeline runs ``processor`` (replay needs no real receiver or exporter)."""
     return {
         "receivers": {"otlp": {"protocols": {"grpc": None}}},
-        "processors": {"anomaly": processor},
+        "processors": {processor_id: processor},
         "exporters": {"debug": None},
-        "service": {"pipelines": {signal: {"receivers": ["otlp"], "processors": ["anomaly"], "exporters": ["debug"]}}},
+        "service": {"pipelines": {signal: {"receivers": ["otlp"], "processors": [processor_id], "exporters": ["debug"]}}},
     }
 
 

@@ -34,15 +34,11 @@ def make_processor(signal: Signal = Signal.TRACES, telemetry: Telemetry | None =
     return AnomalyProcessor(create, config, signal, Collect())
 
 
+_VALUE_FIELDS = {str: "string_value", float: "double_value", int: "int_value"}
+
+
 def _set(attributes, key: str, value) -> None:
-    attribute = attributes.add()
-    attribute.key = key
-    if isinstance(value, str):
-        attribute.value.string_value = value
-    elif isinstance(value, float):
-        attribute.value.double_value = value
-    else:
-        attribute.value.int_value = value
+    setattr(attributes.add(key=key).value, _VALUE_FIELDS[type(value)], value)
 
 
 @dataclasses.dataclass

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from evaluation.run import evaluation_config
 from otelml.confmap import ConfigError
 from tests.conftest import build_config
 
@@ -14,12 +15,7 @@ TESTDATA = Path(__file__).resolve().parents[2] / "processors" / "anomaly" / "tes
 
 
 def config_with(processor: dict, signal: str = "traces") -> dict:
-    return {
-        "receivers": {"otlp": {"protocols": {"grpc": None}}},
-        "processors": {"anomaly/latency": processor},
-        "exporters": {"debug": None},
-        "service": {"pipelines": {signal: {"receivers": ["otlp"], "processors": ["anomaly/latency"], "exporters": ["debug"]}}},
-    }
+    return evaluation_config(processor, signal, processor_id="anomaly/latency")
 
 
 def problems(processor: dict) -> list[str]:

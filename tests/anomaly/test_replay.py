@@ -9,6 +9,7 @@ import urllib.request
 import yaml
 import zstandard
 
+from evaluation.run import evaluation_config
 from otelml.pdata import Signal, to_json
 from otelml.replay import print_summary, replay
 from otelml.registry import Registry
@@ -78,12 +79,7 @@ def test_replay_of_a_recording_gives_the_live_scores(otelml_process, tmp_path):
 
 
 def test_replay_reads_zstd_recordings_and_replaces_earlier_scores(tmp_path):
-    config = build_config({
-        "receivers": {"otlp": {"protocols": {"http": None}}},
-        "processors": {"anomaly": {}},
-        "exporters": {"debug": None},
-        "service": {"pipelines": {"traces": {"receivers": ["otlp"], "processors": ["anomaly"], "exporters": ["debug"]}}},
-    })
+    config = build_config(evaluation_config({}, "traces"))
     batches = [make_trace_request(spans=50, services=2, seed=n, start_ns=1_700_000_000_000_000_000 + n * 10**9) for n in range(3)]
     compressor = zstandard.ZstdCompressor()
     recording = tmp_path / "recorded.jsonl.zst"
@@ -104,12 +100,7 @@ def test_replay_command(tmp_path, capsys):
     from otelml.cli import main
 
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({
-        "receivers": {"otlp": {"protocols": {"http": None}}},
-        "processors": {"anomaly/latency": {"warmup": 10}},
-        "exporters": {"debug": None},
-        "service": {"pipelines": {"traces": {"receivers": ["otlp"], "processors": ["anomaly/latency"], "exporters": ["debug"]}}},
-    }))
+    config.write_text(yaml.safe_dump(evaluation_config({"warmup": 10}, "traces", processor_id="anomaly/latency")))
     recording = tmp_path / "recorded.jsonl"
     recording.write_bytes(b"".join(to_json(make_trace_request(spans=100, services=2, seed=n)) + b"\n" for n in range(2)))
     scored = tmp_path / "scored.jsonl"

@@ -47,6 +47,14 @@ def checkpointing(path, **settings):
     return make_processor(state={"checkpoint": {"path": str(path), "key": KEY, "interval": "1h"}}, **settings)
 
 
+async def write_checkpoint(path, records: int = 50) -> None:
+    """Run a processor over a steady stream and stop it, leaving its checkpoint at ``path``."""
+    writer = checkpointing(path)
+    await writer.start(None)
+    await writer.consume(traces(steady(records)))
+    await writer.shutdown()
+
+
 async def test_checkpoint_round_trip_gives_identical_scores(tmp_path):
     path = tmp_path / "anomaly.ckpt"
     history, future = steady(500, seed=1), steady(200, start=START + 500, seed=2, level_ms=80.0)
@@ -73,10 +81,7 @@ async def test_checkpoint_round_trip_gives_identical_scores(tmp_path):
 
 async def test_a_tampered_checkpoint_is_refused(tmp_path):
     path = tmp_path / "anomaly.ckpt"
-    writer = checkpointing(path)
-    await writer.start(None)
-    await writer.consume(traces(steady(50)))
-    await writer.shutdown()
+    await write_checkpoint(path)
     data = bytearray(path.read_bytes())
     data[-20] ^= 0x01
     path.write_bytes(bytes(data))
@@ -88,9 +93,7 @@ async def test_a_tampered_checkpoint_is_refused(tmp_path):
 
 async def test_a_checkpoint_signed_with_another_key_or_not_a_checkpoint_is_refused(tmp_path, monkeypatch):
     path = tmp_path / "anomaly.ckpt"
-    writer = checkpointing(path)
-    await writer.start(None)
-    await writer.shutdown()
+    await write_checkpoint(path, records=0)
     monkeypatch.setenv("OTELML_CHECKPOINT_KEY", "another-signing-key-here")
     stranger = make_processor(state={"checkpoint": {"path": str(path)}})
     with pytest.raises(CheckpointError, match="failed its signature check"):
@@ -103,10 +106,7 @@ async def test_a_checkpoint_signed_with_another_key_or_not_a_checkpoint_is_refus
 
 async def test_a_checkpoint_from_other_model_settings_is_ignored(tmp_path):
     path = tmp_path / "anomaly.ckpt"
-    writer = checkpointing(path)
-    await writer.start(None)
-    await writer.consume(traces(steady(50)))
-    await writer.shutdown()
+    await write_checkpoint(path)
     other = checkpointing(path, models=["ewm_mean"])
     await other.start(None)
     assert not other.store.keys
