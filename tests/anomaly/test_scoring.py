@@ -41,6 +41,8 @@ async def test_level_shift_is_flagged_within_a_few_records_and_steady_stream_is_
     after = await run(processor, traces(shifted))
     flags = outputs(after, ANOMALY)
     assert flags.index(True) < 3
+    counted = processor.settings.telemetry.value("otelml_anomaly_anomalies_total", processor="anomaly")
+    assert counted == sum(flags) > 0
     assert outputs(after, EXPECTED)[0] == pytest.approx(50.0, rel=0.1), "expected stays the learned level, in ms"
 
 

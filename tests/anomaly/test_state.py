@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import stat
 
 import pytest
@@ -122,3 +123,21 @@ async def test_two_processors_cannot_share_a_checkpoint_path(tmp_path):
     await second.shutdown()
     await first.shutdown()
     await first.shutdown()
+
+
+async def test_checkpoints_are_written_every_interval(tmp_path):
+    path = tmp_path / "anomaly.ckpt"
+    processor = make_processor(state={"checkpoint": {"path": str(path), "key": KEY, "interval": "20ms"}})
+    await processor.start(None)
+    try:
+        await processor.consume(traces(steady(20)))
+        for _ in range(500):
+            if path.exists():
+                break
+            await asyncio.sleep(0.01)
+        assert path.exists(), "no checkpoint was written while running"
+        restored = checkpointing(path)
+        restored._restore()
+        assert list(restored.store.keys) == [("checkout", "GET /cart")]
+    finally:
+        await processor.shutdown()
