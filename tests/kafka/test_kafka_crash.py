@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import collections
-import signal
 import time
 
 from confluent_kafka import Producer
 
-from otelml.pdata import Signal
-from tests.conftest import logs_of, read_batches
-from tests.kafka.support import eventually, measure, numbered_logs, sequence_numbers
+from tests.kafka.support import kill_mid_stream_and_restart, measure, numbered_logs
 
 MESSAGES, PER_MESSAGE = 400, 10
 
@@ -42,22 +37,7 @@ def produce_stream(bootstrap: str, stop_after: float = 7.0) -> None:
 async def test_sigkill_mid_stream_then_restart_every_record_at_least_once(tansu, otelml_process):
     await tansu.create_topic("stream", partitions=3)
     otelml = otelml_process(kafka_to_file_config(), {"KAFKA_BROKERS": tansu.bootstrap}).start()
-    out = otelml.workdir / "out.jsonl"
-
-    def received() -> list[int]:
-        return sequence_numbers(logs_of(read_batches(out, Signal.LOGS)))
-
-    producing = asyncio.create_task(asyncio.to_thread(produce_stream, tansu.bootstrap))
     total = MESSAGES * PER_MESSAGE
     # The group's first assignment takes a few seconds and brings the backlog; kill in the steady flow after it.
-    await eventually(lambda: len(received()) > total // 2, what="half of the stream written")
-    assert otelml.stop(signal.SIGKILL) == -signal.SIGKILL
-    killed_at = len(received())
-    assert not producing.done(), "killed in the middle of the stream"
-    otelml.start()
-    await producing
-    await eventually(lambda: set(received()) == set(range(total)), timeout=60, what="every record in the output")
-    otelml.stop()
-    counts = collections.Counter(received())
-    duplicates = sum(count - 1 for count in counts.values())
+    killed_at, duplicates = await kill_mid_stream_and_restart(otelml, lambda: produce_stream(tansu.bootstrap), total, total // 2)
     measure(f"kafka receiver, SIGKILL after {killed_at} of {total} records then restart: every record present, {duplicates} duplicates")

@@ -9,28 +9,19 @@ import grpc
 import pytest
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
 from otelml import pdata
 from otelml.encoding import BatchBuilder, Encoding, any_value_to_python
 from otelml.errors import PermanentError, RetryableError
 from otelml.pdata import Signal, count_items
-from tests.kafka.support import Host, create, eventually, measure, numbered_logs, read_topic, sequence_numbers, traces
+from tests.kafka.support import duplicates, eventually, gauge_metrics, measure, numbered_logs, read_topic, sequence_numbers, started, traces
 
 ENCODINGS = {
     Signal.TRACES: ["otlp_proto", "otlp_json"],
     Signal.METRICS: ["otlp_proto", "otlp_json"],
     Signal.LOGS: ["otlp_proto", "otlp_json", "raw", "text", "json"],
 }
-
-
-def gauge_batch(points: int) -> ExportMetricsServiceRequest:
-    batch = ExportMetricsServiceRequest()
-    metric = batch.resource_metrics.add().scope_metrics.add().metrics.add(name="queue.depth")
-    for index in range(points):
-        metric.gauge.data_points.add(as_int=index, time_unix_nano=1_700_000_000_000_000_000 + index)
-    return batch
 
 
 def decode(signal: Signal, encoding: str, messages) -> pdata.Batch:
@@ -60,7 +51,7 @@ def otlp_to_kafka_config() -> dict:
 
 
 async def test_otlp_in_kafka_out_in_every_encoding(tansu, otelml_process):
-    sent = {Signal.TRACES: traces(5, 4), Signal.LOGS: numbered_logs(0, 30), Signal.METRICS: gauge_batch(6)}
+    sent = {Signal.TRACES: traces(5, 4), Signal.LOGS: numbered_logs(0, 30), Signal.METRICS: gauge_metrics(6)}
     with otelml_process(otlp_to_kafka_config(), {"KAFKA_BROKERS": tansu.bootstrap}) as otelml:
         with grpc.insecure_channel(otelml.grpc_endpoint) as channel:
             trace_service_pb2_grpc.TraceServiceStub(channel).Export(sent[Signal.TRACES], timeout=10)
@@ -87,12 +78,8 @@ async def test_otlp_in_kafka_out_in_every_encoding(tansu, otelml_process):
 
 async def test_partition_traces_by_id_keys_each_trace(tansu):
     await tansu.create_topic("spans", partitions=4)
-    exporter, _ = create("kafka_exporter", {"brokers": [tansu.bootstrap], "traces": {"topic": "spans"}, "partition_traces_by_id": True})
-    await exporter.start(Host())
-    try:
+    async with started("kafka_exporter", {"brokers": [tansu.bootstrap], "traces": {"topic": "spans"}, "partition_traces_by_id": True}) as (exporter, _):
         await exporter.consume(traces(12, 5, services=3))
-    finally:
-        await exporter.shutdown()
     messages = await asyncio.to_thread(read_topic, tansu.bootstrap, "spans", 12, settle=0.3)
     assert len(messages) == 12
     partition_of_key = {}
@@ -107,12 +94,8 @@ async def test_partition_traces_by_id_keys_each_trace(tansu):
     assert len(set(partition_of_key.values())) > 1, "keys spread over partitions"
 
     # The same trace IDs sent again land on the same partitions.
-    exporter, _ = create("kafka_exporter", {"brokers": [tansu.bootstrap], "traces": {"topic": "spans"}, "partition_traces_by_id": True})
-    await exporter.start(Host())
-    try:
+    async with started("kafka_exporter", {"brokers": [tansu.bootstrap], "traces": {"topic": "spans"}, "partition_traces_by_id": True}) as (exporter, _):
         await exporter.consume(traces(12, 1))
-    finally:
-        await exporter.shutdown()
     messages = await asyncio.to_thread(read_topic, tansu.bootstrap, "spans", 24, settle=0.3)
     for message in messages:
         assert partition_of_key[message.key()] == message.partition()
@@ -124,15 +107,11 @@ async def test_partition_logs_by_resource_attributes_and_topic_from_attribute(ta
     batch.resource_logs.extend(numbered_logs(5, 4, service="a").resource_logs)
     routed = batch.resource_logs[1].resource.attributes.add(key="kafka.topic")
     routed.value.string_value = "logs-b"
-    exporter, _ = create("kafka_exporter", {
-        "brokers": [tansu.bootstrap], "logs": {"topic": "logs-default"},
-        "partition_logs_by_resource_attributes": True, "topic_from_attribute": "kafka.topic"})
-    await exporter.start(Host())
-    try:
+    async with started("kafka_exporter", {
+            "brokers": [tansu.bootstrap], "logs": {"topic": "logs-default"},
+            "partition_logs_by_resource_attributes": True, "topic_from_attribute": "kafka.topic"}) as (exporter, _):
         await exporter.consume(batch)
         await exporter.consume(batch)
-    finally:
-        await exporter.shutdown()
     default = await asyncio.to_thread(read_topic, tansu.bootstrap, "logs-default", 2, settle=0.3)
     routed = await asyncio.to_thread(read_topic, tansu.bootstrap, "logs-b", 2, settle=0.3)
     assert len(default) == 2 and len(routed) == 2, "resources with equal attributes share one message"
@@ -146,11 +125,9 @@ async def test_partition_logs_by_resource_attributes_and_topic_from_attribute(ta
 
 async def test_max_message_bytes_splits_and_refuses_a_single_oversized_record(tansu):
     limit = 4096
-    exporter, telemetry = create("kafka_exporter", {
-        "brokers": [tansu.bootstrap], "logs": {"topic": "small"}, "producer": {"max_message_bytes": limit},
-        "sending_queue": {"enabled": False}})
-    await exporter.start(Host())
-    try:
+    async with started("kafka_exporter", {
+            "brokers": [tansu.bootstrap], "logs": {"topic": "small"}, "producer": {"max_message_bytes": limit},
+            "sending_queue": {"enabled": False}}) as (exporter, telemetry):
         batch = numbered_logs(0, 1000)
         assert len(batch.SerializeToString()) > 4 * limit
         await exporter.consume(batch)
@@ -158,8 +135,6 @@ async def test_max_message_bytes_splits_and_refuses_a_single_oversized_record(ta
         huge.resource_logs[0].scope_logs[0].log_records[0].body.string_value = "x" * (2 * limit)
         with pytest.raises(PermanentError):
             await exporter.consume(huge)
-    finally:
-        await exporter.shutdown()
     messages = await asyncio.to_thread(read_topic, tansu.bootstrap, "small", 5, settle=0.5)
     assert len(messages) > 4
     assert all(len(m.value()) <= limit for m in messages)
@@ -170,14 +145,10 @@ async def test_max_message_bytes_splits_and_refuses_a_single_oversized_record(ta
 
 @pytest.mark.parametrize("compression", ["gzip", "snappy", "lz4", "zstd"])
 async def test_every_compression_is_readable_by_librdkafka(tansu, compression):
-    exporter, telemetry = create("kafka_exporter", {
-        "brokers": [tansu.bootstrap], "logs": {"topic": "compressed", "encoding": "json"},
-        "producer": {"compression": compression, "required_acks": -1}})
-    await exporter.start(Host())
-    try:
+    async with started("kafka_exporter", {
+            "brokers": [tansu.bootstrap], "logs": {"topic": "compressed", "encoding": "json"},
+            "producer": {"compression": compression, "required_acks": -1}}) as (exporter, telemetry):
         await exporter.consume(numbered_logs(0, 20))
-    finally:
-        await exporter.shutdown()
     messages = await asyncio.to_thread(read_topic, tansu.bootstrap, "compressed", 20, settle=0.2)
     assert sorted(json.loads(m.value())["body"] for m in messages) == sorted(f"record {i}" for i in range(20))
     assert telemetry.value("otelcol_exporter_sent_log_records_total", exporter="kafka") == 20
@@ -186,13 +157,11 @@ async def test_every_compression_is_readable_by_librdkafka(tansu, compression):
 async def test_broker_outage_delivers_what_was_queued_and_counts_what_overflowed(gated_tansu):
     tansu, gate = gated_tansu
     await tansu.create_topic("outage", partitions=1)
-    exporter, telemetry = create("kafka_exporter", {
-        "brokers": [tansu.bootstrap], "logs": {"topic": "outage"}, "timeout": "1s",
-        "retry_on_failure": {"initial_interval": "200ms", "max_interval": "1s", "max_elapsed_time": 0},
-        "sending_queue": {"num_consumers": 1, "queue_size": 5}})
-    await exporter.start(Host())
     accepted, refused = [], []
-    try:
+    async with started("kafka_exporter", {
+            "brokers": [tansu.bootstrap], "logs": {"topic": "outage"}, "timeout": "1s",
+            "retry_on_failure": {"initial_interval": "200ms", "max_interval": "1s", "max_elapsed_time": 0},
+            "sending_queue": {"num_consumers": 1, "queue_size": 5}}) as (exporter, telemetry):
         await exporter.consume(numbered_logs(0, 10))
         assert len(await asyncio.to_thread(read_topic, tansu.bootstrap, "outage", 1, settle=0)) == 1
         gate.close()
@@ -212,8 +181,6 @@ async def test_broker_outage_delivers_what_was_queued_and_counts_what_overflowed
         gate.open()
         await eventually(lambda: telemetry.value("otelcol_exporter_sent_log_records_total", exporter="kafka") == 10 * (1 + len(accepted)),
                          timeout=60, what="the queued batches being sent after the outage")
-    finally:
-        await exporter.shutdown()
     assert accepted and refused, "the outage both filled the queue and overflowed it"
     assert telemetry.value("otelcol_exporter_enqueue_failed_log_records_total", exporter="kafka") == 10 * len(refused)
     messages = await asyncio.to_thread(read_topic, tansu.bootstrap, "outage", len(accepted), settle=1.0)
@@ -222,4 +189,4 @@ async def test_broker_outage_delivers_what_was_queued_and_counts_what_overflowed
     expected = sorted(s for batch in accepted for s in sequence_numbers(batch.resource_logs[0].scope_logs[0].log_records))
     assert sorted(set(received)) == expected
     measure(f"kafka exporter, 10 s broker outage: {len(accepted)} batches queued and delivered, {len(refused)} refused by the full queue, "
-            f"{len(received) - len(set(received))} duplicate records")
+            f"{duplicates(received)} duplicate records")

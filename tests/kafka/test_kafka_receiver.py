@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
 import json
 import logging
@@ -20,7 +19,7 @@ from otelml.errors import RetryableError
 from otelml.pdata import Signal
 from otelml.synthetic import make_trace_request
 from tests.conftest import free_port
-from tests.kafka.support import Host, Sink, create, eventually, numbered_logs, sequence_numbers
+from tests.kafka.support import Sink, eventually, numbered_logs, sequence_numbers, started
 
 # Short sessions: tansu gives a group its first assignment after about half the session timeout.
 GROUP_SETTINGS = {"session_timeout": "6s", "heartbeat_interval": "1s", "initial_offset": "earliest",
@@ -51,19 +50,6 @@ async def committed(bootstrap: str, group: str, topics: dict[str, int]) -> dict[
     return {(tp.topic, tp.partition): tp.offset for tp in await asyncio.to_thread(fetch) if tp.offset >= 0}
 
 
-@contextlib.asynccontextmanager
-async def running(settings: dict, consumers: dict):
-    """A kafka receiver, started and always shut down; yields (receiver, telemetry)."""
-    receiver, telemetry = create("kafka_receiver", settings, consumers)
-    host = Host()
-    await receiver.start(host)
-    try:
-        yield receiver, telemetry
-    finally:
-        await receiver.shutdown()
-    assert host.fatal_errors == []
-
-
 async def test_librdkafka_producer_feeds_otlp_proto_and_json_with_headers(tansu):
     spans = make_trace_request(spans=30, services=3)
     readings = [json.dumps({"device": f"d{i}", "temperature": 20.5 + i, "ok": True, "meta": {"unit": "C"}}).encode() for i in range(5)]
@@ -73,7 +59,7 @@ async def test_librdkafka_producer_feeds_otlp_proto_and_json_with_headers(tansu)
     settings = {**GROUP_SETTINGS, "brokers": [tansu.bootstrap], "traces": {"topics": ["spans"]},
                 "logs": {"topics": ["readings"], "encoding": "json"},
                 "header_extraction": {"extract_headers": True, "headers": ["tenant"]}}
-    async with running(settings, {Signal.TRACES: traces_sink, Signal.LOGS: logs_sink}) as (_, telemetry):
+    async with started("kafka_receiver", settings, {Signal.TRACES: traces_sink, Signal.LOGS: logs_sink}) as (_, telemetry):
         await eventually(lambda: traces_sink.items == 30 and logs_sink.items == 5, what="all data arriving")
     received = traces_sink.batches[0]
     for resource in received.resource_spans:
@@ -101,7 +87,7 @@ async def test_rotel_collector_feeds_the_receiver(tansu, tmp_path, rotel_format,
         rotel = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
         sent = make_trace_request(spans=200, services=4, seed=7)
-        async with running({**GROUP_SETTINGS, "brokers": [tansu.bootstrap], "traces": {"topics": ["otlp_traces"], "encoding": encoding}},
+        async with started("kafka_receiver", {**GROUP_SETTINGS, "brokers": [tansu.bootstrap], "traces": {"topics": ["otlp_traces"], "encoding": encoding}},
                            {Signal.TRACES: sink}):
             await asyncio.to_thread(_export_when_listening, grpc_port, sent)
             await eventually(lambda: sink.items >= 200, what="rotel's spans arriving")
@@ -135,7 +121,7 @@ async def test_retryable_refusal_pauses_only_its_partition_and_commits_after_acc
 
     sink = RefusesPartitionZero()
     settings = {**GROUP_SETTINGS, "brokers": [tansu.bootstrap], "group_id": "pausing", "logs": {"topics": ["events"]}}
-    async with running(settings, {Signal.LOGS: sink}) as (_, telemetry):
+    async with started("kafka_receiver", settings, {Signal.LOGS: sink}) as (_, telemetry):
         await eventually(lambda: sink.items == 10 and sink.calls >= 3, what="partition 1 delivered while partition 0 is retried")
         offsets = await committed(tansu.bootstrap, "pausing", {"events": 2})
         assert offsets.get(("events", 1)) == 10
@@ -161,8 +147,8 @@ async def test_bad_messages_are_counted_logged_and_skipped(tansu, kcat_environme
     # A topic has one encoding: the JSON topic is read by a second receiver.
     json_settings = {**GROUP_SETTINGS, "brokers": [tansu.bootstrap], "group_id": "bad-input-json",
                      "logs": {"topics": ["json-logs"], "encoding": "json"}}
-    async with running(settings, {Signal.LOGS: logs_sink, Signal.TRACES: traces_sink}) as (_, telemetry), \
-            running(json_settings, {Signal.LOGS: json_sink}) as (_, json_telemetry):
+    async with started("kafka_receiver", settings, {Signal.LOGS: logs_sink, Signal.TRACES: traces_sink}) as (_, telemetry), \
+            started("kafka_receiver", json_settings, {Signal.LOGS: json_sink}) as (_, json_telemetry):
         await eventually(lambda: logs_sink.items == 2 and json_sink.items == 1, what="the good messages arriving")
         await eventually(lambda: telemetry.value("otelml_receiver_failed_requests_total", receiver="kafka", transport="kafka", reason="undecodable") == 2,
                          what="two bad messages counted")
@@ -199,9 +185,9 @@ async def test_rebalance_finishes_in_flight_work_and_commits_before_revoke(tansu
     gate = asyncio.Event()
     first, second = Gated(gate), Sink()
     settings = {**GROUP_SETTINGS, "brokers": [tansu.bootstrap], "group_id": "rebalancing", "logs": {"topics": ["orders"]}}
-    async with running(settings, {Signal.LOGS: first}) as (receiver, _):
+    async with started("kafka_receiver", settings, {Signal.LOGS: first}) as (receiver, _):
         await eventually(lambda: len(receiver._in_flight) == 2, what="both partitions in flight on the first member")
-        async with running(settings, {Signal.LOGS: second}):
+        async with started("kafka_receiver", settings, {Signal.LOGS: second}):
             await eventually(lambda: any("partitions revoked: orders[0], orders[1]" in r.getMessage() for r in caplog.records),
                              what="the first member being asked to give up its partitions")
             # The revocation waits for the blocked batches; let them through.
