@@ -27,6 +27,7 @@ TRANSPORT = "kafka"
 HEADER_ATTRIBUTE_PREFIX = "kafka.header."
 _POLL_TIMEOUT_MS = 500
 _MAX_CONNECT_BACKOFF = 30.0
+_UNFORESEEN_ERROR_PAUSE = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,7 +148,9 @@ class KafkaReceiver(Component):
             builder = BatchBuilder(route.signal, route.encoding)
             for message in messages:
                 try:
-                    builder.add(message.value or b"", self._header_attributes(message.headers), time_ns=message.timestamp * 1_000_000)
+                    # A message without a timestamp (-1) leaves the record time to the receive time.
+                    time_ns = message.timestamp * 1_000_000 if message.timestamp > 0 else None
+                    builder.add(message.value or b"", self._header_attributes(message.headers), time_ns=time_ns)
                 except ValueError as error:
                     where = f"topic {partition.topic} partition {partition.partition} offset {message.offset}"
                     self.pusher.bad_message("undecodable", where, error)
@@ -159,8 +162,9 @@ class KafkaReceiver(Component):
             if outcome is not Outcome.ABANDONED and self.config.message_marking.after:
                 await self._commit(partition, next_offset)
         except Exception:
-            # Unforeseen: read these messages again rather than skip them.
+            # Unforeseen: read these messages again rather than skip them, after a pause, not in a hot loop.
             self.logger.exception("processing %s[%d] failed; reading it again from offset %d", partition.topic, partition.partition, messages[0].offset)
+            await asyncio.sleep(_UNFORESEEN_ERROR_PAUSE)
             if partition in self._client.assignment():
                 self._client.seek(partition, messages[0].offset)
         finally:

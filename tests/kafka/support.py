@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import signal
 import socket
 import subprocess
@@ -60,6 +61,18 @@ class Sink:
         return [r for b in self.batches for rl in b.resource_logs for sl in rl.scope_logs for r in sl.log_records]
 
 
+class GatedSink(Sink):
+    """A Sink that holds every batch until ``gate`` is set."""
+
+    def __init__(self, gate: asyncio.Event):
+        super().__init__()
+        self.gate = gate
+
+    async def consume(self, batch: Batch) -> None:
+        await self.gate.wait()
+        await super().consume(batch)
+
+
 class Host:
     """What a component started on its own may ask of its service."""
 
@@ -92,9 +105,14 @@ async def started(component: str, settings: dict, *args):
 
 
 async def eventually(condition, timeout: float = 30.0, what: str = "the condition") -> None:
-    """Wait until ``condition()`` is true; fail after ``timeout`` seconds."""
+    """Wait until ``condition()`` (a function or a coroutine function) is true; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    while not condition():
+
+    async def holds() -> bool:
+        result = condition()
+        return await result if inspect.isawaitable(result) else result
+
+    while not await holds():
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not happen within {timeout}s")
         await asyncio.sleep(0.05)

@@ -19,7 +19,8 @@ from otelml.errors import RetryableError
 from otelml.pdata import Signal
 from otelml.synthetic import make_trace_request
 from tests.conftest import free_port
-from tests.kafka.support import Sink, eventually, numbered_logs, sequence_numbers, started
+from tests.kafka.conftest import TansuBroker
+from tests.kafka.support import GatedSink, Sink, eventually, numbered_logs, sequence_numbers, started
 
 # Short sessions: tansu gives a group its first assignment after about half the session timeout.
 GROUP_SETTINGS = {"session_timeout": "6s", "heartbeat_interval": "1s", "initial_offset": "earliest",
@@ -133,6 +134,25 @@ async def test_retryable_refusal_pauses_only_its_partition_and_commits_after_acc
     assert telemetry.value("otelcol_receiver_refused_log_records_total", receiver="kafka", transport="kafka") >= 3
 
 
+async def test_marking_before_commits_ahead_of_the_pipeline(tansu):
+    await tansu.create_topic("early", partitions=1)
+    await asyncio.to_thread(produce, tansu.bootstrap, "early", [numbered_logs(i, 1).SerializeToString() for i in range(3)], 0)
+    gate = asyncio.Event()
+    sink = GatedSink(gate)
+    settings = {**GROUP_SETTINGS, "brokers": [tansu.bootstrap], "group_id": "at-most-once", "logs": {"topics": ["early"]},
+                "message_marking": {"after": False}}
+    async with started("kafka_receiver", settings, {Signal.LOGS: sink}) as (receiver, _):
+        await eventually(lambda: receiver._in_flight, what="the batch in flight")
+
+        async def marked() -> bool:
+            return await committed(tansu.bootstrap, "at-most-once", {"early": 1}) == {("early", 0): 3}
+
+        await eventually(marked, what="the offsets committed")
+        assert sink.items == 0, "committed while the pipeline still holds the batch"
+        gate.set()
+        await eventually(lambda: sink.items == 3, what="the batch accepted")
+
+
 async def test_bad_messages_are_counted_logged_and_skipped(tansu, kcat_environment, caplog):
     caplog.set_level(logging.WARNING, logger="otelml")
     good = numbered_logs(0, 2).SerializeToString()
@@ -173,17 +193,8 @@ async def test_rebalance_finishes_in_flight_work_and_commits_before_revoke(tansu
         await asyncio.to_thread(produce, tansu.bootstrap, "orders",
                                 [numbered_logs(partition * 1000 + i, 1).SerializeToString() for i in range(10)], partition)
 
-    class Gated(Sink):
-        def __init__(self, gate: asyncio.Event):
-            super().__init__()
-            self.gate = gate
-
-        async def consume(self, batch):
-            await self.gate.wait()
-            await super().consume(batch)
-
     gate = asyncio.Event()
-    first, second = Gated(gate), Sink()
+    first, second = GatedSink(gate), Sink()
     settings = {**GROUP_SETTINGS, "brokers": [tansu.bootstrap], "group_id": "rebalancing", "logs": {"topics": ["orders"]}}
     async with started("kafka_receiver", settings, {Signal.LOGS: first}) as (receiver, _):
         await eventually(lambda: len(receiver._in_flight) == 2, what="both partitions in flight on the first member")
@@ -204,3 +215,24 @@ async def test_rebalance_finishes_in_flight_work_and_commits_before_revoke(tansu
     delivered = sequence_numbers(first.records()) + sequence_numbers(second.records())
     assert sorted(delivered) == sorted(p * 1000 + i for p in (0, 1) for i in range(20)), "every record exactly once"
     assert second.items > 0, "the second member took over a partition"
+
+
+async def test_receiver_and_exporter_start_before_the_broker_and_connect_when_it_comes(tmp_path, caplog):
+    broker = TansuBroker(free_port(), tmp_path / "tansu.log")
+    sink = Sink()
+    exporter_settings = {"brokers": [broker.bootstrap], "logs": {"topic": "late"},
+                         "retry_on_failure": {"initial_interval": "200ms", "max_interval": "1s"}}
+    receiver_settings = {**GROUP_SETTINGS, "brokers": [broker.bootstrap], "logs": {"topics": ["late"]}}
+    try:
+        async with started("kafka_exporter", exporter_settings) as (exporter, exporter_telemetry), \
+                started("kafka_receiver", receiver_settings, {Signal.LOGS: sink}):
+            await exporter.consume(numbered_logs(0, 5))
+            await eventually(lambda: any("cannot reach the brokers" in r.getMessage() for r in caplog.records if r.name.startswith("otelml.receiver")),
+                             what="the receiver failing to connect")
+            await broker.start()
+            await broker.create_topic("late", partitions=1)
+            await eventually(lambda: sink.items == 5, timeout=45, what="the records going through the broker once it is up")
+    finally:
+        await broker.stop()
+    assert sequence_numbers(sink.records()) == list(range(5))
+    assert exporter_telemetry.value("otelcol_exporter_sent_log_records_total", exporter="kafka") == 5
