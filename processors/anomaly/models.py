@@ -119,7 +119,8 @@ MODELS = {
     "pa_regressor": _scaled(linear_model.PARegressor),
     "bayesian_linear_regression": _scaled(linear_model.BayesianLinearRegression),
     "hoeffding_tree_regressor": tree.HoeffdingTreeRegressor,
-    "half_space_trees": _unit_range(anomaly.HalfSpaceTrees),
+    # A fixed seed: the same trees in a replay as in the live run.
+    "half_space_trees": _unit_range(functools.partial(anomaly.HalfSpaceTrees, seed=42)),
     "gaussian_scorer": anomaly.GaussianScorer,
     "holt_winters": functools.partial(time_series.HoltWinters, alpha=0.3, beta=0.1),
     "snarimax": functools.partial(time_series.SNARIMAX, p=2, d=0, q=1),

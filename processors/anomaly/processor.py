@@ -2,7 +2,7 @@
 
 One batch at a time: read key, target and time of every record
 (:mod:`extract`), group records by key, run each key's models over its
-records in order (:meth:`AnomalyProcessor._score_key`), fit the score
+records in order (:meth:`AnomalyProcessor._score_keys`), fit the score
 trends of the whole batch at once (:mod:`trend`), then append the output
 attributes (:mod:`output`). Models see only record timestamps, never the
 wall clock, so replaying recorded data reproduces the live scores.
@@ -190,16 +190,13 @@ class AnomalyProcessor(Component):
             else:
                 group.append(index)
         outputs = Outputs(len(columns.records), len(self.specs))
-        states, segments = [], []
+        touch, create = self.store.touch, self._new_state
+        states = [touch(key, create) for key in groups]
+        self._score_keys(states, list(groups.values()), columns, outputs)
         times, scores = columns.times, outputs.score
-        for key, indices in groups.items():
-            state = self.store.touch(key, self._new_state)
-            self._score_key(state, indices, columns, outputs)
-            states.append(state)
-            segments.append((*state.trend, [times[i] for i in indices], [scores[i] for i in indices]))
-        trends, histories = trend.fit(segments, self.config.trend.window, self.config.trend.horizon)
-        for state, history in zip(states, histories):
-            state.trend = history
+        segments = [(*state.trend, [times[i] for i in indices], [scores[i] for i in indices])
+                    for state, indices in zip(states, groups.values())]
+        trends = trend.fit(segments, self.config.trend.window, self.config.trend.horizon)
         order = [index for indices in groups.values() for index in indices]
         predicted = self._predicted_incidents(trends, order, outputs)
         self._finish_batch(columns, groups, states, outputs, trends, predicted)
@@ -210,71 +207,75 @@ class AnomalyProcessor(Component):
         return KeyState(models, scales, self.features.new_state(), self.threshold.new_state(), trend.empty_history(),
                         RateTracker() if self.rate_target else None)
 
-    def _score_key(self, state: KeyState, indices: list[int], columns: Columns, outputs: Outputs) -> None:
-        """Score, then teach, each of one key's records in order (the hot loop)."""
-        features, feature_state = self.features, state.features
+    def _score_keys(self, states: list[KeyState], groups: list[list[int]], columns: Columns, outputs: Outputs) -> None:
+        """Score, then teach, each key's records in order (the hot loop)."""
+        features = self.features
         build = None if features.empty else features.build
         residual_alpha = self.residual_alpha
-        threshold, threshold_state = self.threshold, state.threshold
+        threshold = self.threshold
         combine, weights = self.combine, self.weights
         warmup = self.config.warmup
         learn_flagged = self.config.learn_from_anomalies
         verbose = self.config.verbose
         values, times = columns.values, columns.times
         errors, attributes = columns.errors, columns.attributes
-        # Per model: its position, and the calls that predict (or detect) and learn.
-        steps = [(position, *spec.bind(model), scale)
-                 for position, (spec, model, scale) in enumerate(zip(self.specs, state.models, state.scales))]
-        learners = [step[2] for step in steps]
-        model_count = len(steps)
-        rate = state.rate
-        for index in indices:
-            when = times[index]
-            if rate is not None:
-                current = rate.peek(when)
-                rate.observe(when)
-                if current is None or not math.isfinite(current):
-                    continue
-                columns.actual[index] = current
-                values[index] = math.log(current) if self.log_target else current
-            y = values[index]
-            x = build(feature_state, when, errors[index] if errors else False,
-                      attributes[index] if attributes else {}) if build else {}
-            scores = [0.0] * model_count
-            predictions = []
-            for position, judge, _, scale in steps:
-                if scale is None:
-                    scores[position] = judge(x, y)
-                    continue
-                prediction = judge(x)
-                if prediction is None:
-                    continue
-                # The scale always learns, so that a lasting change widens it until
-                # records stop being flagged and the models follow the new level.
-                scores[position] = z_to_score(scale.observe(y - prediction, residual_alpha))
-                predictions.append(prediction)
-            limit = threshold.current(threshold_state)
-            composite = combine(scores, weights, limit)
-            state.count += 1
-            ready = state.count > warmup
-            flagged = ready and composite >= limit
-            if learn_flagged or not flagged:
-                for learn in learners:
-                    learn(x, y)
-            if feature_state is not None:
-                features.learn(feature_state, y, when)
-            if threshold_state is not None:
-                threshold.learn(threshold_state, composite)
-            if when > state.last_seen:
-                state.last_seen = when
-            outputs.score[index] = composite
-            outputs.anomaly[index] = flagged
-            outputs.threshold[index] = limit
-            outputs.ready[index] = ready
-            if verbose:
-                outputs.model_scores[index] = scores
-            if predictions:
-                outputs.expected[index] = sum(predictions) / len(predictions)
+        specs = self.specs
+        # One list reused for every record: each model writes its place each time.
+        scores = [0.0] * len(specs)
+        for state, indices in zip(states, groups):
+            feature_state, threshold_state, rate = state.features, state.threshold, state.rate
+            # Per model: its position, and the calls that predict (or detect) and learn.
+            steps = [(position, *spec.bind(model), scale)
+                     for position, (spec, model, scale) in enumerate(zip(specs, state.models, state.scales))]
+            learners = [step[2] for step in steps]
+            for index in indices:
+                when = times[index]
+                if rate is not None:
+                    current = rate.peek(when)
+                    rate.observe(when)
+                    if current is None or not math.isfinite(current):
+                        continue
+                    columns.actual[index] = current
+                    values[index] = math.log(current) if self.log_target else current
+                y = values[index]
+                x = build(feature_state, when, errors[index] if errors else False,
+                          attributes[index] if attributes else {}) if build else {}
+                predicted_sum, predictions = 0.0, 0
+                for position, judge, _, scale in steps:
+                    if scale is None:
+                        scores[position] = judge(x, y)
+                        continue
+                    prediction = judge(x)
+                    if prediction is None:
+                        scores[position] = 0.0
+                        continue
+                    # The scale always learns, so that a lasting change widens it until
+                    # records stop being flagged and the models follow the new level.
+                    scores[position] = z_to_score(scale.observe(y - prediction, residual_alpha))
+                    predicted_sum += prediction
+                    predictions += 1
+                limit = threshold.current(threshold_state)
+                composite = combine(scores, weights, limit)
+                state.count += 1
+                ready = state.count > warmup
+                flagged = ready and composite >= limit
+                if learn_flagged or not flagged:
+                    for learn in learners:
+                        learn(x, y)
+                if feature_state is not None:
+                    features.learn(feature_state, y, when)
+                if threshold_state is not None:
+                    threshold.learn(threshold_state, composite)
+                if when > state.last_seen:
+                    state.last_seen = when
+                outputs.score[index] = composite
+                outputs.anomaly[index] = flagged
+                outputs.threshold[index] = limit
+                outputs.ready[index] = ready
+                if verbose:
+                    outputs.model_scores[index] = scores.copy()
+                if predictions:
+                    outputs.expected[index] = predicted_sum / predictions
 
     def _predicted_incidents(self, trends: trend.Trends, order: list[int], outputs: Outputs) -> np.ndarray:
         """A rising trend line that is below the threshold now and above it at the horizon."""
@@ -297,7 +298,7 @@ class AnomalyProcessor(Component):
                 score, flagged, incident = outputs.score[index], outputs.anomaly[index], predicted_list[position]
                 expected = outputs.expected[index]
                 if expected is not None and inverse is not None:
-                    expected = inverse(expected)
+                    expected = _inverse_or_none(inverse, expected)
                 record = columns.records[index]
                 write(record, score, flagged, expected, forecast[position], slope[position], incident,
                       outputs.model_scores[index] if verbose else ())
@@ -340,3 +341,11 @@ class AnomalyProcessor(Component):
     def key_summaries(self) -> list[tuple[str, KeyState]]:
         """Every live key, described, with its state (records, anomalies, incidents, highest score)."""
         return [(self.reader.describe(key), state) for key, state in self.store.keys.items()]
+
+
+def _inverse_or_none(inverse, value: float) -> float | None:
+    """A prediction back in target units; None when a diverged model's prediction has none."""
+    try:
+        return inverse(value)
+    except OverflowError:
+        return None

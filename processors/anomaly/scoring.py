@@ -142,7 +142,7 @@ class ModelSpec:
             if self.inputs is not None:
                 # Built-in models predict finite numbers or None; no check needed.
                 return estimator.predict_one, estimator.learn_one
-            return functools.partial(_predict, estimator), estimator.learn_one
+            return functools.partial(_predict, estimator), functools.partial(_learn, estimator)
         if self.kind is Kind.FORECASTER:
             return functools.partial(_forecast, estimator), functools.partial(_learn_series, estimator)
         if self.kind is Kind.SUPERVISED_DETECTOR:
@@ -155,7 +155,18 @@ def _finite(value) -> float | None:
 
 
 def _predict(estimator, x: dict) -> float | None:
-    return _finite(estimator.predict_one(x))
+    try:
+        return _finite(estimator.predict_one(x))
+    except (ArithmeticError, ValueError):
+        # A River model that diverged (overflowing weights) has no prediction.
+        return None
+
+
+def _learn(estimator, x: dict, y: float) -> None:
+    try:
+        estimator.learn_one(x, y)
+    except ArithmeticError:
+        return
 
 
 def _forecast(estimator, x: dict) -> float | None:

@@ -53,40 +53,41 @@ class Trends:
 Segment = tuple[array, array, list, list]
 
 
-def fit(segments: list[Segment], window: int, horizon: float) -> tuple[Trends, list[tuple[array, array]]]:
-    """Trends of every new record, and each segment's history to keep (last ``window - 1``).
+def fit(segments: list[Segment], window: int, horizon: float) -> Trends:
+    """Trends of every new record; each segment's history becomes its last ``window - 1`` points.
 
-    >>> segment = (*empty_history(), [0.0, 1.0, 2.0, 3.0], [0.1, 0.2, 0.3, 0.4])
-    >>> trends, histories = fit([segment], window=3, horizon=1.0)
-    >>> np.round(trends.forecast, 6).tolist(), histories[0][1].tolist()
+    >>> history = empty_history()
+    >>> trends = fit([(*history, [0.0, 1.0, 2.0, 3.0], [0.1, 0.2, 0.3, 0.4])], window=3, horizon=1.0)
+    >>> np.round(trends.forecast, 6).tolist(), history[1].tolist()
     ([0.1, 0.15, 0.4, 0.5], [0.3, 0.4])
     """
     keep = window - 1
-    # One flat run per segment: padding (weight 0) up to ``keep``, history, new records.
-    times, scores, weights, ends, spans = array("d"), array("d"), array("d"), [], []
-    zeros = array("d", bytes(8 * keep))
-    ones = array("d", [1.0]) * (keep + max(len(segment[2]) for segment in segments))
+    # All segments one after the other, after ``keep`` zeros so that every window starts
+    # inside the arrays; points outside a record's own segment get weight 0.
+    times, scores = array("d", bytes(8 * keep)), array("d", bytes(8 * keep))
+    ends, firsts, spans = [], [], []
     for history_times, history_scores, new_times, new_scores in segments:
-        pad = keep - len(history_times)
-        offset = len(times)
-        times.extend(zeros[:pad])
+        first = len(times)
         times.extend(history_times)
         times.extend(new_times)
-        scores.extend(zeros[:pad])
         scores.extend(history_scores)
         scores.extend(new_scores)
-        weights.extend(zeros[:pad])
-        weights.extend(ones[:len(history_times) + len(new_times)])
-        ends.extend(range(offset + keep, len(times)))
-        spans.append((len(times), min(keep, len(history_times) + len(new_times))))
+        ends.extend(range(first + len(history_times), len(times)))
+        firsts += [first] * len(new_times)
+        spans.append((len(times), min(keep, len(times) - first)))
+    # Histories are updated in place (no new objects for the garbage collector to follow),
+    # and before numpy shares the arrays' memory, which makes slicing them slower.
+    for (history_times, history_scores, _, _), (stop, kept) in zip(segments, spans):
+        history_times[:] = times[stop - kept:stop]
+        history_scores[:] = scores[stop - kept:stop]
     all_times = np.frombuffer(times)
     end = np.asarray(ends)
     start = end - keep
     window_times = sliding_window_view(all_times, window)[start]
     window_scores = sliding_window_view(np.frombuffer(scores), window)[start]
-    valid = sliding_window_view(np.frombuffer(weights), window)[start]
+    valid = ((start[:, None] + np.arange(window)) >= np.asarray(firsts)[:, None]).astype(float)
     # Times relative to the record itself keep the sums small and exact enough;
-    # padding has weight 0, and so relative time 0, in every sum below.
+    # points outside the record's segment have weight 0, and so relative time 0, in every sum.
     relative = (window_times - all_times[end][:, None]) * valid
     points = valid.sum(axis=1)
     sum_time = relative.sum(axis=1)
@@ -98,5 +99,4 @@ def fit(segments: list[Segment], window: int, horizon: float) -> tuple[Trends, l
     now = (sum_score - slope * sum_time) / points
     reach = np.minimum(horizon, -relative.min(axis=1))
     forecast = np.clip(now + slope * reach, 0.0, 1.0)
-    histories = [(times[stop - kept:stop], scores[stop - kept:stop]) for stop, kept in spans]
-    return Trends(now, slope, forecast, points), histories
+    return Trends(now, slope, forecast, points)

@@ -8,6 +8,7 @@ import random
 import pytest
 
 from otelml.pdata import Signal
+from otelml.synthetic import BASE_TIME_NS, make_trace_request
 from otelml.processors.anomaly.output import ANOMALY, EXPECTED, FORECAST, PREDICTED, SCORE
 from tests.anomaly.support import START, SpanSpec, attribute, logs, make_processor, outputs, records_of, traces
 
@@ -143,3 +144,15 @@ async def test_rescoring_replaces_earlier_output_attributes():
     await again.consume(batch)
     keys = [kv.key for kv in records_of(batch)[-1].attributes]
     assert keys.count("otelml.score") == 1
+
+
+async def test_a_diverging_river_model_does_not_stop_scoring():
+    # Plain SGD on these features (rates of a thousand spans per second) overflows after a while.
+    processor = make_processor(models=["linear_regression"])
+    for number in range(2):
+        batch = make_trace_request(spans=2000, services=2, operations=2, seed=number,
+                                   start_ns=BASE_TIME_NS + number * 2000 * 1_000_000)
+        await run(processor, batch)
+        scores = outputs(batch)
+        assert len(scores) == 2000 and all(0.0 <= score <= 1.0 for score in scores)
+    assert None in outputs(batch, EXPECTED), "the model diverged: some records have no expected value"
