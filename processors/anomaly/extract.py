@@ -153,23 +153,26 @@ class BatchReader:
 
     def _read_records(self, records, outer: tuple, columns: Columns) -> None:
         traces = self.signal is Signal.TRACES
-        target = self.target
+        target_attribute, target_field = self.target.attribute, self.target.field
         attribute_names = self.record_attribute_names
         record_refs = self.record_refs
         log_target = self.log_target
         need_errors = self.need_errors
+        feature_attributes = self.feature_attributes
         # The default span key's record part, read without the general path.
         single_field = record_refs[0].field if len(record_refs) == 1 else None
+        add_record, add_key, add_actual = columns.records.append, columns.keys.append, columns.actual.append
+        add_value, add_time = columns.values.append, columns.times.append
         for record in records:
             found = find_attributes(record.attributes, attribute_names) if attribute_names else None
-            if target.attribute:
-                value = any_value_number(found[target.attribute]) if target.attribute in found else None
-            elif target.field == "duration":
+            if target_attribute:
+                value = any_value_number(found[target_attribute]) if target_attribute in found else None
+            elif target_field == "duration":
                 nanos = record.end_time_unix_nano - record.start_time_unix_nano
                 value = nanos / 1e6 if nanos > 0 else 0.0
-            elif target.field == "severity_number":
+            elif target_field == "severity_number":
                 value = float(record.severity_number) if record.severity_number else None
-            elif target.field == "rate":
+            elif target_field == "rate":
                 # Known only from the key's past: the processor fills it in.
                 value = 0.0
             else:
@@ -183,15 +186,15 @@ class BatchReader:
                 key = outer + (record.name,)
             else:
                 key = outer + tuple([_record_text(record, r, found) for r in record_refs])
-            columns.records.append(record)
-            columns.keys.append(key)
-            columns.actual.append(value)
-            columns.values.append(signed_log(value) if log_target else value)
-            columns.times.append(_record_time(record, traces))
+            add_record(record)
+            add_key(key)
+            add_actual(value)
+            add_value(signed_log(value) if log_target else value)
+            add_time(_record_time(record, traces))
             if need_errors:
                 columns.errors.append(record.status.code == STATUS_ERROR if traces else record.severity_number >= SEVERITY_ERROR)
-            if self.feature_attributes:
-                columns.attributes.append({name: any_value_number(found[name]) for name in self.feature_attributes if name in found})
+            if feature_attributes:
+                columns.attributes.append({name: any_value_number(found[name]) for name in feature_attributes if name in found})
 
 
 def _record_time(record, traces: bool) -> float:

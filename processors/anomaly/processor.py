@@ -224,10 +224,12 @@ class AnomalyProcessor(Component):
         scores = [0.0] * len(specs)
         for state, indices in zip(states, groups):
             feature_state, threshold_state, rate = state.features, state.threshold, state.rate
-            # Per model: its position, and the calls that predict (or detect) and learn.
-            steps = [(position, *spec.bind(model), scale)
-                     for position, (spec, model, scale) in enumerate(zip(specs, state.models, state.scales))]
-            learners = [step[2] for step in steps]
+            if state.calls is None:
+                # Per model: its position, and the calls that predict (or detect) and learn.
+                steps = [(position, *spec.bind(model), scale)
+                         for position, (spec, model, scale) in enumerate(zip(specs, state.models, state.scales))]
+                state.calls = steps, [step[2] for step in steps]
+            steps, learners = state.calls
             for index in indices:
                 when = times[index]
                 if rate is not None:

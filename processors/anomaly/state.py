@@ -66,11 +66,12 @@ class KeyState:
     ``models`` and ``scales`` run parallel to the configured models (a scale
     only for models judged by their residuals); ``trend`` holds the recent
     (time, score) pairs; ``rate`` tracks the record rate when it is the
-    target; the last three fields feed the replay summary.
+    target; the last three fields feed the replay summary. ``calls`` caches the
+    processor's bound calls on the models; it is rebuilt, not checkpointed.
     """
 
     __slots__ = ("models", "scales", "features", "threshold", "trend", "rate", "count", "last_seen",
-                 "anomalies", "incidents", "max_score")
+                 "anomalies", "incidents", "max_score", "calls")
 
     def __init__(self, models: list, scales: list, features, threshold, trend: tuple, rate=None):
         self.models = models
@@ -84,6 +85,15 @@ class KeyState:
         self.anomalies = 0
         self.incidents = 0
         self.max_score = 0.0
+        self.calls = None
+
+    def __getstate__(self):
+        return {name: getattr(self, name) for name in self.__slots__ if name != "calls"}
+
+    def __setstate__(self, state):
+        self.calls = None
+        for name, value in state.items():
+            setattr(self, name, value)
 
 
 class KeyStore:
