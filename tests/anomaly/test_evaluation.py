@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from evaluation.nab import PROFILES, LabelledSeries, row_weights, scaled_sigmoid, score_corpus, sweep
+from evaluation.nab import PROFILES, LabelledSeries, load_corpus, locate_data, row_weights, scaled_sigmoid, score_corpus, sweep
 from evaluation.run import evaluate, file_details
 from evaluation.streams import write_streams
 
@@ -99,3 +99,10 @@ def test_harness_replays_a_small_corpus_and_finds_a_level_shift(tmp_path):
     assert result.by_profile["standard"].normalised > 80
     lines = file_details(corpus, result)
     assert lines[1].startswith("shift.csv") and lines[1].split()[-1] == "0.50"
+
+
+def test_nab_dev_corpus_is_found_beside_the_repository():
+    corpus = load_corpus(locate_data())
+    assert len(corpus) == 27
+    assert sum(len(s.windows) for s in corpus) == 53
+    assert all(start <= end < len(s.values) for s in corpus for start, end in s.windows)
