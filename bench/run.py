@@ -24,6 +24,7 @@ RATE_FRACTIONS = (0.25, 0.5, 0.75)
 def default_systems() -> dict[str, System]:
     return {
         "otelml": System("otelml", "otelml"),
+        "otelml-anomaly": System("otelml-anomaly", "otelml", processors=[{"batch": {}}, {"anomaly": {}}]),
         "rotel": System("rotel", "rotel"),
     }
 

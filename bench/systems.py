@@ -116,6 +116,10 @@ class System:
         return subprocess.Popen(args, env=env, cwd=workdir, stdout=open(workdir / "log", "wb"), stderr=subprocess.STDOUT)
 
     def _start_otelml(self, port: int, sink_port: int | None, workdir: Path) -> subprocess.Popen:
+        # The batch processor goes last unless the system places it itself.
+        order = [pid for entry in self.processors for pid in entry]
+        if "batch" not in order:
+            order.append("batch")
         processors = {pid: cfg for entry in self.processors for pid, cfg in entry.items()}
         processors["batch"] = {"timeout": self.batch_timeout, "send_batch_size": 8192}
         if sink_port is not None:
@@ -129,7 +133,7 @@ class System:
             "processors": processors,
             "exporters": exporters,
             "service": {
-                "pipelines": {"traces": {"receivers": ["otlp"], "processors": [*[p for e in self.processors for p in e], "batch"],
+                "pipelines": {"traces": {"receivers": ["otlp"], "processors": order,
                                          "exporters": list(exporters)}},
                 "telemetry": {"metrics": {"level": "none"}, "logs": {"level": "warn"}},
             },

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal as signals
 import time
@@ -66,6 +67,7 @@ class Service:
                 raise
             self._started.append((kind, component_id, component))
         self.state = "running"
+        _tune_garbage_collection()
         log.info("everything is ready; begin running and processing data")
 
     async def shutdown(self) -> None:
@@ -128,3 +130,17 @@ class Service:
         await site.start()
         self.metrics_address = self._metrics_runner.addresses[0][:2]
         log.info("serving internal metrics on http://%s:%d/metrics", *self.metrics_address)
+
+
+def _tune_garbage_collection() -> None:
+    """Keep the cyclic garbage collector off the hot path.
+
+    Batches are freed by reference counting; what the cyclic collector
+    walks is long-lived state (modules, configs, per-key models), and with
+    the default thresholds it did so often enough to take 15-25% of the
+    anomaly processor's time. Objects alive once everything has started are
+    moved out of its sight, and collections of the young generation are
+    made rarer.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 1_000)
