@@ -26,6 +26,7 @@ def default_systems() -> dict[str, System]:
         "otelml": System("otelml", "otelml"),
         "otelml-anomaly": System("otelml-anomaly", "otelml", processors=[{"batch": {}}, {"anomaly": {}}]),
         "rotel": System("rotel", "rotel"),
+        "rotel-river": System("rotel-river", "rotel", rotel_processor=Path(__file__).parent / "rotel_river_processor.py"),
     }
 
 
@@ -95,7 +96,8 @@ def ratios(systems: dict) -> dict:
             return systems[a]["spans_per_cpu_second"] / systems[b]["spans_per_cpu_second"]
         return None
 
-    pairs = {"otelml/rotel": ("otelml", "rotel"), "otelml/ceiling": ("otelml", "ceiling")}
+    pairs = {"otelml/rotel": ("otelml", "rotel"), "otelml/ceiling": ("otelml", "ceiling"),
+             "otelml-anomaly/rotel-river": ("otelml-anomaly", "rotel-river")}
     return {label: value for label, (a, b) in pairs.items() if (value := ratio(a, b)) is not None}
 
 
