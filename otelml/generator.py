@@ -209,6 +209,14 @@ async def run_demo(config, registry, args) -> int:
     telemetry = service.telemetry
     spans = telemetry.value("otelcol_receiver_accepted_spans_total", receiver="otlp", transport="grpc")
     logs = telemetry.value("otelcol_receiver_accepted_log_records_total", receiver="otlp", transport="grpc")
+    anomalies = sum(telemetry.value("otelml_anomaly_anomalies_total", processor=str(p)) for p in _anomaly_processors(config))
+    incidents = sum(telemetry.value("otelml_anomaly_predicted_incidents_total", processor=str(p)) for p in _anomaly_processors(config))
     print(f"demo: {generator.traces_sent} traces sent; otelml accepted {spans:.0f} spans and {logs:.0f} log records; "
+          f"{anomalies:.0f} flagged as anomalies, {incidents:.0f} as predicted incidents; "
           f"incidents injected: {', '.join(f'{k} in {s} at {t:.0f}s' for t, k, s in generator.incidents) or 'none'}")
     return 0
+
+
+def _anomaly_processors(config):
+    from otelml.component import Kind
+    return [i for i in config.components[Kind.PROCESSOR] if i.type == "anomaly"]
