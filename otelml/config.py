@@ -148,6 +148,7 @@ def parse(raw: dict[str, Any], registry: Registry) -> Config:
         if key not in TOP_LEVEL_KEYS:
             problems.append(f"{key}: unknown top-level key (known: {', '.join(TOP_LEVEL_KEYS)})")
     components = {kind: _parse_section(raw.get(kind.section), kind, registry, problems) for kind in Kind}
+    _check_ambiguous_ids(components, problems)
     service = _parse_service(raw.get("service"), problems)
     pipelines: dict[PipelineID, Pipeline] = {}
     extensions: list[ComponentID] = []
@@ -318,3 +319,11 @@ def _check_cycles(pipelines: dict[PipelineID, Pipeline], connectors, problems: l
     for pipeline_id in pipelines:
         if pipeline_id not in state and visit(pipeline_id, [pipeline_id]):
             return
+
+
+def _check_ambiguous_ids(components, problems: list[str]) -> None:
+    """A connector stands where receivers and exporters do, so it may not share their IDs."""
+    for connector_id in components[Kind.CONNECTOR]:
+        for kind in (Kind.RECEIVER, Kind.EXPORTER):
+            if connector_id in components[kind]:
+                problems.append(f'connectors::{connector_id}: ambiguous ID: {kind.value} "{connector_id}" has the same ID; rename one of them')

@@ -27,8 +27,8 @@ BUILTIN_FACTORIES = (
     "otelml.receivers.kafka.factory:factory",
     "otelml.receivers.mqtt.factory:factory",
     "otelml.processors.batch.factory:factory",
-    "otelml.processors.redaction.factory:factory",
     "otelml.processors.anomaly.factory:factory",
+    "otelml.processors.redaction.factory:factory",
     "otelml.processors.memory_limiter.factory:factory",
     "otelml.exporters.debug.factory:factory",
     "otelml.exporters.file.factory:factory",
@@ -110,7 +110,7 @@ class Registry:
                     log.error("cannot load %s %s from entry point %s: %s", kind.value, entry.name, entry.value, error)
                     continue
                 if not isinstance(factory, Factory) or factory.kind is not kind:
-                    log.error("entry point %s in otelml.%s is not a %s factory", entry.value, kind.section, kind.value)
+                    log.error("entry point %s in otelml.%s is not a factory of kind %s", entry.value, kind.section, kind.value)
                     continue
                 registry.add(factory)
         return registry

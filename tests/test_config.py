@@ -190,3 +190,20 @@ def test_missing_file_and_bad_yaml(tmp_path):
         load_files([tmp_path / "absent.yaml", bad])
     assert len(caught.value.problems) == 2
     assert os.fspath(tmp_path / "absent.yaml") in caught.value.problems[0]
+
+
+def test_a_connector_may_not_share_an_id_with_a_receiver():
+    from otelml.config import parse
+    from otelml.registry import Factory
+    from otelml.receivers.otlp.config import OTLPReceiverConfig
+    from otelml.pdata import Signal
+
+    registry = Registry.default()
+    # A third-party receiver whose type is also a connector type.
+    registry.add(Factory("forward", Kind.RECEIVER, OTLPReceiverConfig, create=lambda *a: None, signals=frozenset(Signal)))
+    document = minimal(receivers={"forward": {"protocols": {"grpc": None}}}, connectors={"forward": None},
+                       service={"pipelines": {"traces/a": {"receivers": ["otlp"], "exporters": ["forward"]},
+                                              "traces/b": {"receivers": ["forward"], "exporters": ["debug"]}}})
+    with pytest.raises(ConfigError) as caught:
+        parse(expand(document), registry)
+    assert 'connectors::forward: ambiguous ID: receiver "forward" has the same ID; rename one of them' in caught.value.problems

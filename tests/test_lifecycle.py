@@ -108,7 +108,7 @@ ONE_PIPELINE = {
     "receivers": {"recorder/a": {}, "recorder/b": {}, "recorder/unused": {}},
     "processors": {"recorder/p1": {}, "recorder/p2": {}, "recorder/unused": {}},
     "exporters": {"recorder/x": {}, "recorder/unused": {}},
-    "connectors": {"recorder/unused": {}},
+    "connectors": {"recorder/unused_connector": {}},
     "service": {
         "extensions": ["recorder/ext"],
         "pipelines": {"traces": {"receivers": ["recorder/a", "recorder/b"], "processors": ["recorder/p1", "recorder/p2"],
