@@ -53,6 +53,10 @@ class KafkaReceiverConfig(KafkaClientConfig):
     error_backoff: RetryConfig = DEFAULT_ERROR_BACKOFF
     # Messages fetched at most per poll; one poll's messages of a partition become one batch.
     max_fetch_records: int = Field(500, ge=1)
+    # How long the broker may hold a fetch while it has less than one message.
+    max_fetch_wait: Duration = 0.25
+    # Bytes fetched at most per partition and request; a larger message is still fetched whole.
+    default_fetch_size: int = Field(1_048_576, ge=1024)
 
     def topics_of(self, signal: Signal) -> TopicsConfig:
         return getattr(self, signal.value)
@@ -61,6 +65,8 @@ class KafkaReceiverConfig(KafkaClientConfig):
         problems = super().validate()
         if not self.group_id:
             problems.append("group_id: must not be empty")
+        if self.max_fetch_wait <= 0:
+            problems.append("max_fetch_wait: must be positive")
         if self.session_timeout <= 0:
             problems.append("session_timeout: must be positive")
         if not 0 < self.heartbeat_interval < self.session_timeout:

@@ -1,16 +1,19 @@
 """The Kafka receiver: consumes topics in a consumer group and commits what the pipeline accepted.
 
-Each poll's messages of one partition are decoded into one batch and pushed
-into the pipeline while that partition is paused, so one partition never has
-more than one batch in flight and its offsets are committed in order. A
-retryable refusal keeps the partition paused and retries with backoff; other
-partitions go on. When the group takes partitions away, the in-flight work
-on them finishes (or stops retrying) and commits before they are released.
+Each poll's messages of one partition are decoded into one batch. A task per
+partition pushes its batches into the pipeline one after the other and
+commits each once accepted, so offsets are committed in order; meanwhile the
+client keeps fetching. A partition with ``MAX_QUEUED_BATCHES`` batches
+waiting is paused until its task catches up, so a retryable refusal (retried
+with backoff) holds back only that partition and bounds what is in memory.
+When the group takes partitions away, their current attempt finishes and
+commits, and the batches still waiting are dropped for the new owner to read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -25,6 +28,8 @@ from otelml.receivers.kafka.config import KafkaReceiverConfig
 
 TRANSPORT = "kafka"
 HEADER_ATTRIBUTE_PREFIX = "kafka.header."
+# Fetched batches a partition may have waiting before it is paused.
+MAX_QUEUED_BATCHES = 2
 _POLL_TIMEOUT_MS = 500
 _MAX_CONNECT_BACKOFF = 30.0
 _UNFORESEEN_ERROR_PAUSE = 1.0
@@ -40,12 +45,14 @@ class _Route:
 
 
 @dataclasses.dataclass
-class _Work:
-    """The batch in flight for one partition."""
+class _Partition:
+    """The fetched batches of one partition and the task pushing them."""
 
-    task: asyncio.Task
+    waiting: collections.deque = dataclasses.field(default_factory=collections.deque)
     # Set when the partition is revoked or the receiver stops: give up retrying.
-    stop: asyncio.Event
+    stop: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    task: asyncio.Task | None = None
+    paused: bool = False
 
 
 class KafkaReceiver(Component):
@@ -61,7 +68,9 @@ class KafkaReceiver(Component):
         self.pusher = PipelinePusher(settings, TRANSPORT, config.error_backoff)
         self._client: AIOKafkaConsumer | None = None
         self._run_task: asyncio.Task | None = None
-        self._in_flight: dict[TopicPartition, _Work] = {}
+        self._partitions: dict[TopicPartition, _Partition] = {}
+        # Partitions being given away: what a poll still brings for them is left to the next owner.
+        self._releasing: set[TopicPartition] = set()
         self._stopped = False
 
     async def start(self, host: Host) -> None:
@@ -86,7 +95,7 @@ class KafkaReceiver(Component):
         if self._run_task is not None:
             self._run_task.cancel()
             await asyncio.gather(self._run_task, return_exceptions=True)
-        await self._finish(list(self._in_flight))
+        await self._finish(list(self._partitions))
         if self._client is not None:
             await self._client.stop()
             self._client = None
@@ -119,6 +128,8 @@ class KafkaReceiver(Component):
                 session_timeout_ms=int(self.config.session_timeout * 1000),
                 heartbeat_interval_ms=int(self.config.heartbeat_interval * 1000),
                 max_poll_records=self.config.max_fetch_records,
+                fetch_max_wait_ms=int(self.config.max_fetch_wait * 1000),
+                max_partition_fetch_bytes=self.config.default_fetch_size,
             )
             client.subscribe(topics=sorted(self.routes), listener=_Rebalance(self))
             try:
@@ -134,43 +145,65 @@ class KafkaReceiver(Component):
                 delay = min(delay * 2, _MAX_CONNECT_BACKOFF)
 
     def _dispatch(self, partition: TopicPartition, messages: list) -> None:
-        # Paused until this batch is done, so that the next poll brings the
-        # following messages only once these are accepted or given up.
-        self._client.pause(partition)
-        stop = asyncio.Event()
-        task = asyncio.create_task(self._process(partition, messages, stop))
-        self._in_flight[partition] = _Work(task, stop)
+        if partition in self._releasing:
+            return
+        state = self._partitions.setdefault(partition, _Partition())
+        state.waiting.append(messages)
+        if len(state.waiting) >= MAX_QUEUED_BATCHES and not state.paused:
+            self._client.pause(partition)
+            state.paused = True
+        # A task that found nothing more to do has returned within the same
+        # step, so it is either done or will see this batch.
+        if state.task is None or state.task.done():
+            state.task = asyncio.create_task(self._drain(partition, state))
 
-    async def _process(self, partition: TopicPartition, messages: list, stop: asyncio.Event) -> None:
+    async def _drain(self, partition: TopicPartition, state: _Partition) -> None:
+        while state.waiting and not state.stop.is_set():
+            messages = state.waiting[0]
+            try:
+                outcome = await self._process(partition, messages, state.stop)
+            except Exception:
+                # Unforeseen: read these messages again rather than skip them, after a pause, not in a hot loop.
+                self.logger.exception("processing %s[%d] failed; reading it again from offset %d",
+                                      partition.topic, partition.partition, messages[0].offset)
+                await asyncio.sleep(_UNFORESEEN_ERROR_PAUSE)
+                state.waiting.clear()
+                if not state.stop.is_set() and partition in self._client.assignment():
+                    self._client.seek(partition, messages[0].offset)
+                    self._resume(partition, state)
+                return
+            if outcome is Outcome.ABANDONED:
+                return
+            state.waiting.popleft()
+            if len(state.waiting) < MAX_QUEUED_BATCHES and partition in self._client.assignment():
+                self._resume(partition, state)
+
+    def _resume(self, partition: TopicPartition, state: _Partition) -> None:
+        if state.paused:
+            self._client.resume(partition)
+            state.paused = False
+
+    async def _process(self, partition: TopicPartition, messages: list, stop: asyncio.Event) -> Outcome:
+        """Decode, push and commit one batch."""
         route = self.routes[partition.topic]
         next_offset = messages[-1].offset + 1
-        try:
-            builder = BatchBuilder(route.signal, route.encoding)
-            for message in messages:
-                try:
-                    # A message without a timestamp (-1) leaves the record time to the receive time.
-                    time_ns = message.timestamp * 1_000_000 if message.timestamp > 0 else None
-                    builder.add(message.value or b"", self._header_attributes(message.headers), time_ns=time_ns)
-                except ValueError as error:
-                    where = f"topic {partition.topic} partition {partition.partition} offset {message.offset}"
-                    self.pusher.bad_message("undecodable", where, error)
-            if not self.config.message_marking.after:
-                await self._commit(partition, next_offset)
-            outcome = Outcome.ACCEPTED
-            if builder.items:
-                outcome = await self.pusher.push(route.consumer, builder.batch, builder.items, stop)
-            if outcome is not Outcome.ABANDONED and self.config.message_marking.after:
-                await self._commit(partition, next_offset)
-        except Exception:
-            # Unforeseen: read these messages again rather than skip them, after a pause, not in a hot loop.
-            self.logger.exception("processing %s[%d] failed; reading it again from offset %d", partition.topic, partition.partition, messages[0].offset)
-            await asyncio.sleep(_UNFORESEEN_ERROR_PAUSE)
-            if partition in self._client.assignment():
-                self._client.seek(partition, messages[0].offset)
-        finally:
-            del self._in_flight[partition]
-            if not stop.is_set() and partition in self._client.assignment():
-                self._client.resume(partition)
+        builder = BatchBuilder(route.signal, route.encoding)
+        for message in messages:
+            try:
+                # A message without a timestamp (-1) leaves the record time to the receive time.
+                time_ns = message.timestamp * 1_000_000 if message.timestamp > 0 else None
+                builder.add(message.value or b"", self._header_attributes(message.headers), time_ns=time_ns)
+            except ValueError as error:
+                where = f"topic {partition.topic} partition {partition.partition} offset {message.offset}"
+                self.pusher.bad_message("undecodable", where, error)
+        if not self.config.message_marking.after:
+            await self._commit(partition, next_offset)
+        outcome = Outcome.ACCEPTED
+        if builder.items:
+            outcome = await self.pusher.push(route.consumer, builder.batch, builder.items, stop)
+        if outcome is not Outcome.ABANDONED and self.config.message_marking.after:
+            await self._commit(partition, next_offset)
+        return outcome
 
     def _header_attributes(self, headers) -> dict[str, str]:
         extraction = self.config.header_extraction
@@ -192,11 +225,13 @@ class KafkaReceiver(Component):
             self.logger.warning("cannot commit offset %d of %s[%d]: %s", offset, partition.topic, partition.partition, error)
 
     async def _finish(self, partitions) -> None:
-        """Let the in-flight work on ``partitions`` end: the current attempt completes and commits, retries stop."""
-        works = [self._in_flight[p] for p in partitions if p in self._in_flight]
-        for work in works:
-            work.stop.set()
-        await asyncio.gather(*(work.task for work in works), return_exceptions=True)
+        """Let the work on ``partitions`` end: the current attempt completes and commits, retries stop,
+        waiting batches are dropped (uncommitted, so the next owner reads them)."""
+        self._releasing.update(partitions)
+        states = [self._partitions.pop(p) for p in partitions if p in self._partitions]
+        for state in states:
+            state.stop.set()
+        await asyncio.gather(*(s.task for s in states if s.task is not None), return_exceptions=True)
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -209,6 +244,7 @@ class _Rebalance(ConsumerRebalanceListener):
         await self.receiver._finish(revoked)
 
     async def on_partitions_assigned(self, assigned) -> None:
+        self.receiver._releasing.clear()
         self.receiver.logger.info("partitions assigned: %s", _describe(assigned))
 
 

@@ -67,8 +67,10 @@ class GatedSink(Sink):
     def __init__(self, gate: asyncio.Event):
         super().__init__()
         self.gate = gate
+        self.held = 0
 
     async def consume(self, batch: Batch) -> None:
+        self.held += 1
         await self.gate.wait()
         await super().consume(batch)
 

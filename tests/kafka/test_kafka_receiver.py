@@ -11,12 +11,14 @@ from pathlib import Path
 
 import grpc
 import pytest
+from aiokafka import TopicPartition as KafkaPartition
 from confluent_kafka import Consumer, Producer, TopicPartition
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
 from otelml.encoding import any_value_to_python
 from otelml.errors import RetryableError
 from otelml.pdata import Signal
+from otelml.receivers.kafka.receiver import MAX_QUEUED_BATCHES
 from otelml.synthetic import make_trace_request
 from tests.conftest import free_port
 from tests.kafka.conftest import TansuBroker
@@ -113,25 +115,30 @@ async def test_retryable_refusal_pauses_only_its_partition_and_commits_after_acc
 
     class RefusesPartitionZero(Sink):
         refusing = True
+        refusals = 0
 
         async def consume(self, batch):
             if self.refusing and min(sequence_numbers(r for rl in batch.resource_logs for sl in rl.scope_logs for r in sl.log_records)) < 100:
-                self.calls += 1
+                self.refusals += 1
                 raise RetryableError("downstream is busy")
             await super().consume(batch)
 
     sink = RefusesPartitionZero()
-    settings = {**GROUP_SETTINGS, "brokers": [tansu.bootstrap], "group_id": "pausing", "logs": {"topics": ["events"]}}
-    async with started("kafka_receiver", settings, {Signal.LOGS: sink}) as (_, telemetry):
-        await eventually(lambda: sink.items == 10 and sink.calls >= 3, what="partition 1 delivered while partition 0 is retried")
+    # Two messages per poll, so that partition 0 has more batches than may wait.
+    settings = {**GROUP_SETTINGS, "brokers": [tansu.bootstrap], "group_id": "pausing", "logs": {"topics": ["events"]}, "max_fetch_records": 2}
+    async with started("kafka_receiver", settings, {Signal.LOGS: sink}) as (receiver, telemetry):
+        await eventually(lambda: sink.items == 10 and sink.refusals >= 3, what="partition 1 delivered while partition 0 is retried")
         offsets = await committed(tansu.bootstrap, "pausing", {"events": 2})
         assert offsets.get(("events", 1)) == 10
         assert ("events", 0) not in offsets, "nothing of the refused partition is committed"
+        refused = receiver._partitions[KafkaPartition("events", 0)]
+        await eventually(lambda: refused.paused, what="the refused partition paused")
+        assert len(refused.waiting) == MAX_QUEUED_BATCHES, "no more is fetched for it than may wait"
         sink.refusing = False
         await eventually(lambda: sink.items == 20, what="partition 0 delivered once accepted")
     assert await committed(tansu.bootstrap, "pausing", {"events": 2}) == {("events", 0): 10, ("events", 1): 10}
     assert sorted(sequence_numbers(sink.records())) == list(range(10)) + list(range(100, 110))
-    assert telemetry.value("otelcol_receiver_refused_log_records_total", receiver="kafka", transport="kafka") >= 3
+    assert telemetry.value("otelcol_receiver_refused_log_records_total", receiver="kafka", transport="kafka") >= 6, "two records per refused attempt"
 
 
 async def test_marking_before_commits_ahead_of_the_pipeline(tansu):
@@ -141,8 +148,8 @@ async def test_marking_before_commits_ahead_of_the_pipeline(tansu):
     sink = GatedSink(gate)
     settings = {**GROUP_SETTINGS, "brokers": [tansu.bootstrap], "group_id": "at-most-once", "logs": {"topics": ["early"]},
                 "message_marking": {"after": False}}
-    async with started("kafka_receiver", settings, {Signal.LOGS: sink}) as (receiver, _):
-        await eventually(lambda: receiver._in_flight, what="the batch in flight")
+    async with started("kafka_receiver", settings, {Signal.LOGS: sink}):
+        await eventually(lambda: sink.held == 1, what="the batch held by the pipeline")
 
         async def marked() -> bool:
             return await committed(tansu.bootstrap, "at-most-once", {"early": 1}) == {("early", 0): 3}
@@ -196,8 +203,8 @@ async def test_rebalance_finishes_in_flight_work_and_commits_before_revoke(tansu
     gate = asyncio.Event()
     first, second = GatedSink(gate), Sink()
     settings = {**GROUP_SETTINGS, "brokers": [tansu.bootstrap], "group_id": "rebalancing", "logs": {"topics": ["orders"]}}
-    async with started("kafka_receiver", settings, {Signal.LOGS: first}) as (receiver, _):
-        await eventually(lambda: len(receiver._in_flight) == 2, what="both partitions in flight on the first member")
+    async with started("kafka_receiver", settings, {Signal.LOGS: first}):
+        await eventually(lambda: first.held == 2, what="a batch of each partition held on the first member")
         async with started("kafka_receiver", settings, {Signal.LOGS: second}):
             await eventually(lambda: any("partitions revoked: orders[0], orders[1]" in r.getMessage() for r in caplog.records),
                              what="the first member being asked to give up its partitions")

@@ -128,9 +128,11 @@ async def test_qos1_unaccepted_message_is_redelivered_to_the_kept_session(mosqui
     """Only what the pipeline accepted is acknowledged: the rest comes back when the session resumes."""
 
     class RefusesHeld(Sink):
+        refusals = 0
+
         async def consume(self, batch):
             if any("held" in str(any_value_to_python(r.body)) for rl in batch.resource_logs for sl in rl.scope_logs for r in sl.log_records):
-                self.calls += 1
+                self.refusals += 1
                 raise RetryableError("downstream is busy")
             await super().consume(batch)
 
@@ -141,7 +143,7 @@ async def test_qos1_unaccepted_message_is_redelivered_to_the_kept_session(mosqui
         await asyncio.to_thread(mosquitto.publish, "jobs", "accepted")
         await eventually(lambda: first.items == 1, what="the first message accepted")
         await asyncio.to_thread(mosquitto.publish, "jobs", "held")
-        await eventually(lambda: first.calls >= 3, what="the held message being retried")
+        await eventually(lambda: first.refusals >= 3, what="the held message being retried")
     second = Sink()
     async with subscribed(settings, {Signal.LOGS: second}):
         await eventually(lambda: second.items == 1, what="the held message delivered again")
