@@ -15,7 +15,6 @@ and as the size of a checkpoint.
 from __future__ import annotations
 
 import argparse
-import pickle
 import time
 import tracemalloc
 
@@ -23,6 +22,7 @@ from otelml.component import ComponentID, CreateSettings, Kind
 from otelml.pdata import Signal
 from otelml.processors.anomaly.config import AnomalyConfig
 from otelml.processors.anomaly.processor import AnomalyProcessor
+from otelml.processors.anomaly.state import dump_state
 from otelml.synthetic import BASE_TIME_NS, make_trace_request
 from otelml.telemetry import Telemetry
 
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         profiler.stop()
 
     spans = args.batches * args.spans
-    checkpoint = len(pickle.dumps(processor.store.keys, protocol=pickle.HIGHEST_PROTOCOL))
+    checkpoint = len(dump_state(processor.store, processor.fingerprint))
     models = ", ".join(m.model_id for m in config.models)
     print(f"models: {models}; {args.batches} batches x {args.spans} spans, {live_keys} keys")
     print(f"throughput: {spans / elapsed:,.0f} spans per CPU-second ({elapsed * 1e6 / spans:.2f} us per span)")

@@ -1,16 +1,18 @@
 """Reading what the models need from a whole OTLP batch, and nothing else.
 
 :class:`BatchReader` walks resources, scopes and records once and fills
-parallel lists (record, key, target, time, ...). Resource and scope parts of
+parallel arrays (key id, target, time, ...). Resource and scope parts of
 the key are read once per resource or scope; record attributes are scanned
-only when a reference needs them.
+only when a reference needs them, and when none does each field is read for
+a whole scope at once.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
+
+import numpy as np
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
@@ -52,35 +54,94 @@ def find_attributes(attributes, names: frozenset[str]) -> dict:
     return {kv.key: kv.value for kv in attributes if kv.key in names}
 
 
-def signed_log(value: float) -> float:
+def signed_log(values: np.ndarray) -> np.ndarray:
     """``log1p`` that keeps the sign, so that negative readings stay usable.
 
-    >>> signed_log(0.0), round(signed_log(-math.e + 1), 6)
-    (0.0, -1.0)
+    Computed with :func:`math.log1p` (numpy's differs in the last bit), so
+    every path gives the same bits.
+
+    >>> signed_log(np.array([0.0, -math.e + 1])).round(6).tolist()
+    [0.0, -1.0]
     """
-    return math.log1p(value) if value >= 0 else -math.log1p(-value)
+    magnitudes = np.fromiter(map(math.log1p, np.abs(values).tolist()), float, len(values))
+    return np.copysign(magnitudes, values)
 
 
-def signed_exp(value: float) -> float:
-    """The inverse of :func:`signed_log`."""
-    return math.expm1(value) if value >= 0 else -math.expm1(-value)
+def signed_exp(values: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`signed_log`; NaN where the result would overflow.
+
+    >>> signed_exp(np.array([0.0, -1.0, 1000.0])).round(6).tolist()
+    [0.0, -1.718282, nan]
+    """
+    return np.copysign(_map_or_nan(math.expm1, np.abs(values)), values)
 
 
-@dataclasses.dataclass
+def plain_exp(values: np.ndarray) -> np.ndarray:
+    """:func:`math.exp` over an array; NaN where the result would overflow."""
+    return _map_or_nan(math.exp, values)
+
+
+def _map_or_nan(function, values: np.ndarray) -> np.ndarray:
+    listed = values.tolist()
+    try:
+        return np.fromiter(map(function, listed), float, len(listed))
+    except OverflowError:
+        return np.array([_or_nan(function, value) for value in listed], dtype=float)
+
+
+def _or_nan(function, value: float) -> float:
+    try:
+        return function(value)
+    except OverflowError:
+        return math.nan
+
+
 class Columns:
-    """One batch's scorable records, as parallel lists in batch order."""
+    """One batch's scorable records: the records in batch order, and numpy arrays parallel to them.
 
-    records: list = dataclasses.field(default_factory=list)
-    keys: list[tuple] = dataclasses.field(default_factory=list)
-    # The target in the models' units (after the transform) and in its own.
-    values: list[float] = dataclasses.field(default_factory=list)
-    actual: list[float] = dataclasses.field(default_factory=list)
-    times: list[float] = dataclasses.field(default_factory=list)
-    # Filled only when a feature needs them.
-    errors: list[bool] = dataclasses.field(default_factory=list)
-    attributes: list[dict] = dataclasses.field(default_factory=list)
-    # Records passed through unscored because their target is missing.
-    skipped: int = 0
+    ``keys`` lists the batch's distinct keys in first-seen order; ``key_ids``
+    gives each record's place in it. ``values`` is the target in the models'
+    units (after the transform), ``actual`` in its own.
+    """
+
+    def __init__(self, records: list, keys: list[tuple], key_ids: np.ndarray, actual: np.ndarray, values: np.ndarray,
+                 times: np.ndarray, errors: list[bool], attributes: list[dict], skipped: int):
+        self.records = records
+        self.keys = keys
+        self.key_ids = key_ids
+        self.actual = actual
+        self.values = values
+        self.times = times
+        # Filled only when a feature needs them.
+        self.errors = errors
+        self.attributes = attributes
+        # Records passed through unscored because their target is missing.
+        self.skipped = skipped
+
+
+class _Gathered:
+    """What the readers collect while walking a batch, as Python lists."""
+
+    def __init__(self):
+        self.records: list = []
+        self.keys: dict[tuple, int] = {}
+        self.key_ids: list[int] = []
+        self.actual: list[float] = []
+        self.time_nanos: list[int] = []
+        self.errors: list[bool] = []
+        self.attributes: list[dict] = []
+        self.skipped = 0
+
+    def add_keys(self, outer: tuple, record_parts: list) -> None:
+        """The key ids of records whose keys are ``outer`` plus one part each (a tuple, or a text)."""
+        keys = self.keys
+        if record_parts and not isinstance(record_parts[0], tuple):
+            record_parts = [(part,) for part in record_parts]
+        local = {}
+        for part in dict.fromkeys(record_parts):
+            key = outer + part
+            local[part] = keys.setdefault(key, len(keys))
+        self.key_ids.extend(map(local.__getitem__, record_parts))
 
 
 class BatchReader:
@@ -100,6 +161,19 @@ class BatchReader:
         Fill :attr:`Columns.errors`.
     feature_attributes
         Record attributes to collect as numbers into :attr:`Columns.attributes`.
+
+    Examples
+    --------
+    >>> from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    >>> from otelml.processors.anomaly.references import parse_key, parse_target
+    >>> request = ExportTraceServiceRequest()
+    >>> spans = request.resource_spans.add().scope_spans.add().spans
+    >>> for name, nanos in (("a", 2_000_000), ("b", 1_000_000), ("a", 0)):
+    ...     span = spans.add(name=name, start_time_unix_nano=10**18, end_time_unix_nano=10**18 + nanos)
+    >>> reader = BatchReader(Signal.TRACES, [parse_key("span.name")], parse_target("duration"), log_target=False)
+    >>> columns = reader.read(request)
+    >>> columns.keys, columns.key_ids.tolist(), columns.actual.tolist()
+    ([('a',), ('b',)], [0, 1, 0], [2.0, 1.0, 0.0])
     """
 
     def __init__(self, signal: Signal, key: list[Reference], target: Reference, log_target: bool,
@@ -123,24 +197,31 @@ class BatchReader:
             [r.attribute for r in self.record_refs if r.attribute]
             + ([target.attribute] if target.attribute else [])
             + list(self.feature_attributes))
+        # Without record attributes to look up, each field is read for a whole scope at once.
+        self.by_field = (not self.record_attribute_names and not need_errors
+                         and target.field in ("duration", "severity_number", "rate"))
 
     def describe(self, key: tuple) -> str:
         """``service.name=checkout span.name=GET /cart`` for an internal key tuple."""
         return " ".join(f"{ref.label}={key[i]}" for ref, i in zip(self.key, self.key_order))
 
     def read(self, batch: Batch) -> Columns:
-        columns = Columns()
+        gathered = _Gathered()
+        read_records = self._read_fields if self.by_field else self._read_each
         if self.signal is Signal.TRACES:
             for resource_spans in batch.resource_spans:
                 outer = self._resource_part(resource_spans.resource)
                 for scope_spans in resource_spans.scope_spans:
-                    self._read_records(scope_spans.spans, outer + self._scope_part(scope_spans.scope), columns)
+                    read_records(scope_spans.spans, outer + self._scope_part(scope_spans.scope), gathered)
         else:
             for resource_logs in batch.resource_logs:
                 outer = self._resource_part(resource_logs.resource)
                 for scope_logs in resource_logs.scope_logs:
-                    self._read_records(scope_logs.log_records, outer + self._scope_part(scope_logs.scope), columns)
-        return columns
+                    read_records(scope_logs.log_records, outer + self._scope_part(scope_logs.scope), gathered)
+        actual = np.asarray(gathered.actual, dtype=float)
+        values = signed_log(actual) if self.log_target else actual.copy()
+        return Columns(gathered.records, list(gathered.keys), np.asarray(gathered.key_ids, dtype=np.intp), actual, values,
+                       _seconds(gathered.time_nanos), gathered.errors, gathered.attributes, gathered.skipped)
 
     def _resource_part(self, resource) -> tuple:
         if not self.resource_refs:
@@ -151,18 +232,55 @@ class BatchReader:
     def _scope_part(self, scope) -> tuple:
         return tuple(scope.name if r.field == "scope.name" else scope.version for r in self.scope_refs)
 
-    def _read_records(self, records, outer: tuple, columns: Columns) -> None:
+    def _read_fields(self, records, outer: tuple, gathered: _Gathered) -> None:
+        """A scope's records, one field at a time (no record attributes are needed)."""
+        # A list first: iterating a list is cheaper than iterating the protobuf container again for each field.
+        records = list(records)
+        traces = self.signal is Signal.TRACES
+        if traces:
+            times = [record.end_time_unix_nano for record in records]
+        else:
+            times = [record.time_unix_nano or record.observed_time_unix_nano for record in records]
+        field = self.target.field
+        if field == "duration":
+            starts = [record.start_time_unix_nano for record in records]
+            actual = [(end - start) / 1e6 if end > start else 0.0 for start, end in zip(starts, times)]
+        elif field == "severity_number":
+            actual = [float(record.severity_number) for record in records]
+            if 0.0 in actual:
+                # An unset severity is no reading: those records are not scored.
+                kept = [number for number, value in enumerate(actual) if value]
+                gathered.skipped += len(actual) - len(kept)
+                records = [records[number] for number in kept]
+                times = [times[number] for number in kept]
+                actual = [actual[number] for number in kept]
+        else:
+            # The rate is known only from the key's past: the processor fills it in.
+            actual = [0.0] * len(times)
+        if not self.record_refs:
+            gathered.add_keys(outer, [()] * len(actual))
+        elif len(self.record_refs) == 1:
+            reference = self.record_refs[0]
+            if reference.field == "span.name":
+                gathered.add_keys(outer, [record.name for record in records])
+            else:
+                gathered.add_keys(outer, [_record_text(record, reference, None) for record in records])
+        else:
+            gathered.add_keys(outer, [tuple([_record_text(record, r, None) for r in self.record_refs]) for record in records])
+        gathered.records.extend(records)
+        gathered.actual.extend(actual)
+        gathered.time_nanos.extend(times)
+
+    def _read_each(self, records, outer: tuple, gathered: _Gathered) -> None:
+        """A scope's records one by one: their attributes are looked up."""
         traces = self.signal is Signal.TRACES
         target_attribute, target_field = self.target.attribute, self.target.field
         attribute_names = self.record_attribute_names
         record_refs = self.record_refs
-        log_target = self.log_target
         need_errors = self.need_errors
         feature_attributes = self.feature_attributes
-        # The default span key's record part, read without the general path.
-        single_field = record_refs[0].field if len(record_refs) == 1 else None
-        add_record, add_key, add_actual = columns.records.append, columns.keys.append, columns.actual.append
-        add_value, add_time = columns.values.append, columns.times.append
+        parts = []
+        add_record, add_actual, add_time = gathered.records.append, gathered.actual.append, gathered.time_nanos.append
         for record in records:
             found = find_attributes(record.attributes, attribute_names) if attribute_names else None
             if target_attribute:
@@ -173,38 +291,34 @@ class BatchReader:
             elif target_field == "severity_number":
                 value = float(record.severity_number) if record.severity_number else None
             elif target_field == "rate":
-                # Known only from the key's past: the processor fills it in.
                 value = 0.0
             else:
                 value = any_value_number(record.body)
             if value is None or not math.isfinite(value):
-                columns.skipped += 1
+                gathered.skipped += 1
                 continue
-            if not record_refs:
-                key = outer
-            elif single_field == "span.name":
-                key = outer + (record.name,)
-            else:
-                key = outer + tuple([_record_text(record, r, found) for r in record_refs])
+            parts.append(tuple([_record_text(record, r, found) for r in record_refs]))
             add_record(record)
-            add_key(key)
             add_actual(value)
-            add_value(signed_log(value) if log_target else value)
-            add_time(_record_time(record, traces))
+            add_time(record.end_time_unix_nano if traces else (record.time_unix_nano or record.observed_time_unix_nano))
             if need_errors:
-                columns.errors.append(record.status.code == STATUS_ERROR if traces else record.severity_number >= SEVERITY_ERROR)
+                gathered.errors.append(record.status.code == STATUS_ERROR if traces else record.severity_number >= SEVERITY_ERROR)
             if feature_attributes:
-                columns.attributes.append({name: any_value_number(found[name]) for name in feature_attributes if name in found})
+                gathered.attributes.append({name: any_value_number(found[name]) for name in feature_attributes if name in found})
+        gathered.add_keys(outer, parts)
 
 
-def _record_time(record, traces: bool) -> float:
-    """Seconds since the epoch: a span's end, a log's time (or observed time)."""
-    nanos = record.end_time_unix_nano if traces else (record.time_unix_nano or record.observed_time_unix_nano)
-    # Records without any timestamp are placed at arrival, the only time known.
-    return nanos / 1e9 if nanos else time.time()
+def _seconds(nanos: list[int]) -> np.ndarray:
+    """Record times in seconds since the epoch: a span's end, a log's time (or observed time)."""
+    times = np.asarray(nanos, dtype=np.uint64).astype(float) / 1e9
+    unknown = times == 0
+    if unknown.any():
+        # Records without any timestamp are placed at arrival, the only time known.
+        times[unknown] = time.time()
+    return times
 
 
-def _record_text(record, reference: Reference, found: dict) -> str:
+def _record_text(record, reference: Reference, found: dict | None) -> str:
     if reference.attribute:
         return any_value_text(found[reference.attribute]) if reference.attribute in found else ""
     field = reference.field

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from otelml.configmodel import ComponentConfig
 
 SECONDS_PER_DAY = 86400.0
@@ -90,6 +92,20 @@ class FeatureState:
         self.lags: list[float] = []
         self.ewm: list[float | None] = [None] * ewm_count
         self.rate = RateTracker()
+
+
+def calendar_bins(times: np.ndarray, period: str) -> np.ndarray:
+    """The ``hour`` (period ``day``) or ``hour_of_week`` (``week``) of each time, as :meth:`FeatureBuilder.build` gives it.
+
+    >>> calendar_bins(np.array([0.0, 3600.0 * 25]), "day").tolist(), calendar_bins(np.array([0.0]), "week").tolist()
+    ([0, 1], [72])
+    """
+    day_fraction = np.remainder(times, SECONDS_PER_DAY) / SECONDS_PER_DAY
+    hour = (day_fraction * 24).astype(np.intp)
+    if period == "day":
+        return hour
+    weekday = (np.floor_divide(times, SECONDS_PER_DAY).astype(np.intp) + EPOCH_WEEKDAY) % 7
+    return weekday * 24 + hour
 
 
 class FeatureBuilder:

@@ -1,18 +1,19 @@
 """The ``anomaly`` processor: scores every span or log record and forecasts trouble per key.
 
 One batch at a time: read key, target and time of every record
-(:mod:`extract`), group records by key, run each key's models over its
-records in order (:meth:`AnomalyProcessor._score_keys`), fit the score
-trends of the whole batch at once (:mod:`trend`), then append the output
-attributes (:mod:`output`). Models see only record timestamps, never the
-wall clock, so replaying recorded data reproduces the live scores.
+(:mod:`extract`), give each key its slot in the per-key arrays
+(:mod:`state`), run each key's models over its records in order (rank by
+rank with numpy for the built-in models, :mod:`vectorised`; record by record
+otherwise, :mod:`scorer`), fit the score trends of the whole batch at once
+(:mod:`trend`), then append the output attributes (:mod:`output`). Models
+see only record timestamps, never the wall clock, so replaying recorded data
+reproduces the live scores.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import math
 import json
 from pathlib import Path
 
@@ -24,29 +25,19 @@ from otelml.pdata import Batch, Signal
 from otelml.processors.anomaly import state as checkpoint
 from otelml.processors.anomaly import trend
 from otelml.processors.anomaly.config import AnomalyConfig
-from otelml.processors.anomaly.extract import BatchReader, Columns, signed_exp
-from otelml.processors.anomaly.features import FeatureBuilder, RateTracker
+from otelml.processors.anomaly.extract import BatchReader, Columns, plain_exp, signed_exp
+from otelml.processors.anomaly.features import FeatureBuilder
+from otelml.processors.anomaly.layout import Layout
 from otelml.processors.anomaly.output import AttributeWriter
 from otelml.processors.anomaly.references import DEFAULT_KEYS, DEFAULT_TARGETS, parse_key, parse_target
-from otelml.processors.anomaly.scoring import COMBINERS, ModelSpec, ResidualScale, z_to_score
-from otelml.processors.anomaly.state import KeyState, KeyStore
+from otelml.processors.anomaly.scorer import Outputs, RecordScorer
+from otelml.processors.anomaly.scoring import ModelSpec
+from otelml.processors.anomaly.state import KeyStore, KeySummary
 from otelml.processors.anomaly.threshold import Threshold
+from otelml.processors.anomaly.vectorised import VectorScorer
 
 # Checkpoint paths in use by running processors: two must never share one.
 _CLAIMED_PATHS: set[Path] = set()
-
-
-class Outputs:
-    """Per-record results of one batch, indexed like :class:`Columns`."""
-
-    def __init__(self, count: int, model_count: int):
-        self.score = [0.0] * count
-        self.anomaly = [False] * count
-        self.expected: list[float | None] = [None] * count
-        self.threshold = [0.0] * count
-        self.ready = [False] * count
-        # Filled only with verbose output.
-        self.model_scores = [[0.0] * model_count] * count
 
 
 class AnomalyProcessor(Component):
@@ -54,7 +45,9 @@ class AnomalyProcessor(Component):
 
     mutates_data = True
 
-    def __init__(self, settings: CreateSettings, config: AnomalyConfig, signal: Signal, next_consumer: Consumer):
+    def __init__(self, settings: CreateSettings, config: AnomalyConfig, signal: Signal, next_consumer: Consumer,
+                 per_record: bool = False):
+        """``per_record`` forces the general scorer even where the vectorised one applies (tests compare the two)."""
         self.settings = settings
         self.config = config
         self.signal = signal
@@ -71,14 +64,13 @@ class AnomalyProcessor(Component):
         self.features = FeatureBuilder(config.features if river_models else None, inputs)
         self.reader = BatchReader(signal, key, target, log_target, need_errors=self.features.error,
                                   feature_attributes=self.features.attributes)
-        self.log_target = log_target
         # Rates can be far below one per second, where log1p would flatten them: they take a plain log.
-        self.inverse = (math.exp if self.rate_target else signed_exp) if log_target else None
-        self.weights = [spec.weight for spec in self.specs]
-        self.combine = COMBINERS[config.combine]
-        self.residual_alpha = 1.0 - 0.5 ** (1.0 / config.residual_half_life)
-        self.threshold = Threshold(config.threshold)
-        self.store = KeyStore(config.state.max_keys, config.state.ttl)
+        self.inverse = (plain_exp if self.rate_target else signed_exp) if log_target else None
+        if not per_record and VectorScorer.supports(self.specs, config, self.rate_target):
+            self.scorer = VectorScorer(self.specs, config)
+        else:
+            self.scorer = RecordScorer(self.specs, config, self.features, Threshold(config.threshold), log_target, self.rate_target)
+        self.store = KeyStore(config.state.max_keys, config.state.ttl, {**self.scorer.fields, **trend.history_fields(config.trend.window)})
         self.writer = AttributeWriter(signal, [spec.id for spec in self.specs] if config.verbose else [])
         self.fingerprint = self._fingerprint()
         self._checkpoint_path = Path(config.state.checkpoint.path) if config.state.checkpoint.path else None
@@ -149,8 +141,7 @@ class AnomalyProcessor(Component):
         if restored["fingerprint"] != self.fingerprint:
             self.logger.warning("checkpoint %s was written with other model settings; starting afresh", self._checkpoint_path)
             return
-        self.store.keys = restored["keys"]
-        self.store.clock = restored["clock"]
+        self.store.restore(restored)
         self._keys.set(len(self.store.keys))
         self.logger.info("restored %d keys from %s", len(self.store.keys), self._checkpoint_path)
 
@@ -182,143 +173,39 @@ class AnomalyProcessor(Component):
             self._skipped.inc(columns.skipped)
         if not columns.records:
             return
-        groups: dict[tuple, list[int]] = {}
-        for index, key in enumerate(columns.keys):
-            group = groups.get(key)
-            if group is None:
-                groups[key] = [index]
-            else:
-                group.append(index)
-        outputs = Outputs(len(columns.records), len(self.specs))
-        touch, create = self.store.touch, self._new_state
-        states = [touch(key, create) for key in groups]
-        self._score_keys(states, list(groups.values()), columns, outputs)
-        times, scores = columns.times, outputs.score
-        segments = [(*state.trend, [times[i] for i in indices], [scores[i] for i in indices])
-                    for state, indices in zip(states, groups.values())]
-        trends = trend.fit(segments, self.config.trend.window, self.config.trend.horizon)
-        order = [index for indices in groups.values() for index in indices]
-        predicted = self._predicted_incidents(trends, order, outputs)
-        self._finish_batch(columns, groups, states, outputs, trends, predicted)
-
-    def _new_state(self) -> KeyState:
-        models = [spec.create() for spec in self.specs]
-        scales = [ResidualScale() if spec.predicts else None for spec in self.specs]
-        return KeyState(models, scales, self.features.new_state(), self.threshold.new_state(), trend.empty_history(),
-                        RateTracker() if self.rate_target else None)
-
-    def _score_keys(self, states: list[KeyState], groups: list[list[int]], columns: Columns, outputs: Outputs) -> None:
-        """Score, then teach, each key's records in order (the hot loop)."""
-        features = self.features
-        build = None if features.empty else features.build
-        residual_alpha = self.residual_alpha
-        threshold = self.threshold
-        combine, weights = self.combine, self.weights
-        warmup = self.config.warmup
-        learn_flagged = self.config.learn_from_anomalies
-        verbose = self.config.verbose
-        values, times = columns.values, columns.times
-        errors, attributes = columns.errors, columns.attributes
-        specs = self.specs
-        # One list reused for every record: each model writes its place each time.
-        scores = [0.0] * len(specs)
-        for state, indices in zip(states, groups):
-            feature_state, threshold_state, rate = state.features, state.threshold, state.rate
-            if state.calls is None:
-                # Per model: its position, and the calls that predict (or detect) and learn.
-                steps = [(position, *spec.bind(model), scale)
-                         for position, (spec, model, scale) in enumerate(zip(specs, state.models, state.scales))]
-                state.calls = steps, [step[2] for step in steps]
-            steps, learners = state.calls
-            for index in indices:
-                when = times[index]
-                if rate is not None:
-                    current = rate.peek(when)
-                    rate.observe(when)
-                    if current is None or not math.isfinite(current):
-                        continue
-                    columns.actual[index] = current
-                    values[index] = math.log(current) if self.log_target else current
-                y = values[index]
-                x = build(feature_state, when, errors[index] if errors else False,
-                          attributes[index] if attributes else {}) if build else {}
-                predicted_sum, predictions = 0.0, 0
-                for position, judge, _, scale in steps:
-                    if scale is None:
-                        scores[position] = judge(x, y)
-                        continue
-                    prediction = judge(x)
-                    if prediction is None:
-                        scores[position] = 0.0
-                        continue
-                    # The scale always learns, so that a lasting change widens it until
-                    # records stop being flagged and the models follow the new level.
-                    scores[position] = z_to_score(scale.observe(y - prediction, residual_alpha))
-                    predicted_sum += prediction
-                    predictions += 1
-                limit = threshold.current(threshold_state)
-                composite = combine(scores, weights, limit)
-                state.count += 1
-                ready = state.count > warmup
-                flagged = ready and composite >= limit
-                if learn_flagged or not flagged:
-                    for learn in learners:
-                        learn(x, y)
-                if feature_state is not None:
-                    features.learn(feature_state, y, when)
-                if threshold_state is not None:
-                    threshold.learn(threshold_state, composite)
-                if when > state.last_seen:
-                    state.last_seen = when
-                outputs.score[index] = composite
-                outputs.anomaly[index] = flagged
-                outputs.threshold[index] = limit
-                outputs.ready[index] = ready
-                if verbose:
-                    outputs.model_scores[index] = scores.copy()
-                if predictions:
-                    outputs.expected[index] = predicted_sum / predictions
-
-    def _predicted_incidents(self, trends: trend.Trends, order: list[int], outputs: Outputs) -> np.ndarray:
-        """A rising trend line that is below the threshold now and above it at the horizon."""
-        limit = np.asarray([outputs.threshold[i] for i in order])
-        ready = np.asarray([outputs.ready[i] for i in order], dtype=bool)
+        slots = self.store.assign(columns.keys, self.scorer.new_key)
+        layout = Layout(columns.key_ids, len(columns.keys))
+        outputs = self.scorer.score(self.store, slots, layout, columns)
+        trends = trend.fit(self.store.arrays, slots, layout, columns.times, outputs.score, self.config.trend.window,
+                           self.config.trend.horizon)
         enough = trends.points >= max(3, self.config.trend.window // 2)
-        return ready & enough & (trends.slope > 0) & (trends.now < limit) & (trends.forecast >= limit)
+        # A rising trend line that is below the threshold now and above it at the horizon.
+        predicted = (outputs.ready & enough & (trends.slope > 0) & (trends.now < outputs.threshold)
+                     & (trends.forecast >= outputs.threshold))
+        self._finish_batch(columns, slots, layout, outputs, trends, predicted)
 
-    def _finish_batch(self, columns: Columns, groups: dict, states: list[KeyState], outputs: Outputs,
+    def _finish_batch(self, columns: Columns, slots: np.ndarray, layout: Layout, outputs: Outputs,
                       trends: trend.Trends, predicted: np.ndarray) -> None:
-        forecast, slope = trends.forecast.tolist(), trends.slope.tolist()
-        predicted_list = predicted.tolist()
-        write, alerts = self.writer.write, self.config.alerts
-        verbose = self.config.verbose
-        inverse = self.inverse
-        anomalies = incidents = 0
-        position = 0
-        for (key, indices), state in zip(groups.items(), states):
-            for index in indices:
-                score, flagged, incident = outputs.score[index], outputs.anomaly[index], predicted_list[position]
-                expected = outputs.expected[index]
-                if expected is not None and inverse is not None:
-                    expected = _inverse_or_none(inverse, expected)
-                record = columns.records[index]
-                write(record, score, flagged, expected, forecast[position], slope[position], incident,
-                      outputs.model_scores[index] if verbose else ())
-                if flagged or incident:
-                    anomalies += flagged
-                    incidents += incident
-                    state.anomalies += flagged
-                    state.incidents += incident
-                    if alerts:
-                        self.writer.write_alert(record, self._reason(score, flagged, incident, forecast[position],
-                                                                     outputs.threshold[index], expected, columns.actual[index]),
-                                                self.reader.describe(key), columns.actual[index])
-                if score > state.max_score:
-                    state.max_score = score
-                position += 1
-            if state.last_seen > self.store.clock:
-                self.store.clock = state.last_seen
+        expected = np.where(outputs.has_expected, outputs.expected, np.nan)
+        if self.inverse is not None:
+            expected = self.inverse(expected)
+        self.writer.write(columns.records, outputs.score, outputs.anomaly, expected, trends.forecast, trends.slope,
+                          predicted, outputs.model_scores)
+        arrays, key_ids, scored = self.store.arrays, layout.key_ids, outputs.scored
+        size = len(slots)
+        per_key = {"anomalies": np.bincount(key_ids, weights=outputs.anomaly, minlength=size),
+                   "incidents": np.bincount(key_ids, weights=predicted, minlength=size)}
+        for name, added in per_key.items():
+            arrays[name][slots] += added.astype(np.int64)
+        for name, values in (("max_score", outputs.score), ("last_seen", columns.times)):
+            highest = arrays[name][slots]
+            np.fmax.at(highest, key_ids[scored], values[scored])
+            arrays[name][slots] = highest
+        self.store.clock = max(self.store.clock, float(np.max(arrays["last_seen"][slots])))
+        if self.config.alerts:
+            self._write_alerts(columns, outputs, trends, predicted, expected)
         self.store.expire()
+        anomalies, incidents = int(per_key["anomalies"].sum()), int(per_key["incidents"].sum())
         if anomalies:
             self._anomalies.inc(anomalies)
         if incidents:
@@ -328,6 +215,17 @@ class AnomalyProcessor(Component):
                 self._evictions[reason].inc(total - self._reported_evictions[reason])
                 self._reported_evictions[reason] = total
         self._keys.set(len(self.store.keys))
+
+    def _write_alerts(self, columns: Columns, outputs: Outputs, trends: trend.Trends, predicted: np.ndarray,
+                      expected: np.ndarray) -> None:
+        """The alert details, on flagged records and predicted incidents only."""
+        for index in np.flatnonzero(outputs.anomaly | predicted).tolist():
+            value = float(expected[index])
+            reason = self._reason(float(outputs.score[index]), bool(outputs.anomaly[index]), bool(predicted[index]),
+                                  float(trends.forecast[index]), float(outputs.threshold[index]),
+                                  value if value == value else None, float(columns.actual[index]))
+            key = columns.keys[columns.key_ids[index]]
+            self.writer.write_alert(columns.records[index], reason, self.reader.describe(key), float(columns.actual[index]))
 
     def _reason(self, score: float, flagged: bool, incident: bool, forecast: float, limit: float,
                 expected: float | None, actual: float) -> str:
@@ -340,14 +238,6 @@ class AnomalyProcessor(Component):
             parts.append(f"predicted incident: score trend reaches {forecast:.3f} >= threshold {limit:.3f} within {horizon:g}s")
         return "; ".join(parts)
 
-    def key_summaries(self) -> list[tuple[str, KeyState]]:
-        """Every live key, described, with its state (records, anomalies, incidents, highest score)."""
-        return [(self.reader.describe(key), state) for key, state in self.store.keys.items()]
-
-
-def _inverse_or_none(inverse, value: float) -> float | None:
-    """A prediction back in target units; None when a diverged model's prediction has none."""
-    try:
-        return inverse(value)
-    except OverflowError:
-        return None
+    def key_summaries(self) -> list[tuple[str, KeySummary]]:
+        """Every live key, described, with its records, anomalies, incidents and highest score."""
+        return [(self.reader.describe(key), self.store.summary(slot)) for key, slot in self.store.keys.items()]

@@ -14,14 +14,18 @@ import hmac
 import os
 import pickle
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
+
+import numpy as np
 
 from pydantic import Field, SecretStr
 
 from otelml.configmodel import ComponentConfig, Duration
 
 KEY_ENV = "OTELML_CHECKPOINT_KEY"
-MAGIC = b"OTELML-ANOMALY-CHECKPOINT/1\n"
+MAGIC = b"OTELML-ANOMALY-CHECKPOINT/2\n"
+# Format 1 pickled one object per key; its files cannot be read into per-key arrays.
+FORMAT_1_MAGIC = b"OTELML-ANOMALY-CHECKPOINT/1\n"
 SIGNATURE_BYTES = hashlib.sha256().digest_size
 MIN_KEY_LENGTH = 16
 
@@ -60,31 +64,23 @@ class StateConfig(ComponentConfig):
         return ["ttl: must not be negative (0 keeps idle keys)"] if self.ttl < 0 else []
 
 
-class KeyState:
-    """Everything learned about one key.
+class KeyModels:
+    """The per-record path's Python state of one key: its models and what feeds them.
 
     ``models`` and ``scales`` run parallel to the configured models (a scale
-    only for models judged by their residuals); ``trend`` holds the recent
-    (time, score) pairs; ``rate`` tracks the record rate when it is the
-    target; the last three fields feed the replay summary. ``calls`` caches the
-    processor's bound calls on the models; it is rebuilt, not checkpointed.
+    only for models judged by their residuals); ``rate`` tracks the record
+    rate when it is the target. ``calls`` caches the processor's bound calls
+    on the models; it is rebuilt, not checkpointed.
     """
 
-    __slots__ = ("models", "scales", "features", "threshold", "trend", "rate", "count", "last_seen",
-                 "anomalies", "incidents", "max_score", "calls")
+    __slots__ = ("models", "scales", "features", "threshold", "rate", "calls")
 
-    def __init__(self, models: list, scales: list, features, threshold, trend: tuple, rate=None):
+    def __init__(self, models: list, scales: list, features, threshold, rate=None):
         self.models = models
         self.scales = scales
         self.features = features
         self.threshold = threshold
-        self.trend = trend
         self.rate = rate
-        self.count = 0
-        self.last_seen = float("-inf")
-        self.anomalies = 0
-        self.incidents = 0
-        self.max_score = 0.0
         self.calls = None
 
     def __getstate__(self):
@@ -96,51 +92,144 @@ class KeyState:
             setattr(self, name, value)
 
 
+class KeySummary(NamedTuple):
+    """What the replay summary shows of one key."""
+
+    count: int
+    anomalies: int
+    incidents: int
+    max_score: float
+
+
+# Per-key bookkeeping every processor keeps: name -> (shape after the slot axis, dtype, value of a new key).
+BOOKKEEPING = {
+    "count": ((), np.int64, 0),
+    "last_seen": ((), np.float64, -np.inf),
+    "anomalies": ((), np.int64, 0),
+    "incidents": ((), np.int64, 0),
+    "max_score": ((), np.float64, 0.0),
+}
+INITIAL_SLOTS = 64
+
+
 class KeyStore:
-    """Key -> :class:`KeyState`, least recently used first.
+    """Key -> slot in per-key numpy arrays, least recently used first.
+
+    Each field (see :data:`BOOKKEEPING`; scorers and the trend add theirs) is
+    one array whose first axis is the slot, so a batch's keys are read and
+    written with one fancy index instead of one Python object per key.
+    ``objects`` holds per-slot Python state for what has no array form.
 
     ``max_keys`` bounds the map (the least recently used key goes first);
     keys idle longer than ``ttl`` (by record time: the newest record seen
-    is "now") are dropped by :meth:`expire`. ``ttl`` 0 keeps idle keys.
+    is "now") are dropped by :meth:`expire`. ``ttl`` 0 keeps idle keys. A
+    slot freed while a batch is scored is reused only after
+    :meth:`expire`, since that batch still works on it.
 
-    >>> store = KeyStore(max_keys=2, ttl=10.0)
-    >>> for key in ("a", "b", "c"):
-    ...     _ = store.touch(key, lambda: KeyState([], [], None, None, None))
-    >>> list(store.keys), store.evicted_lru
-    (['b', 'c'], 1)
+    >>> store = KeyStore(max_keys=2, ttl=10.0, fields={})
+    >>> store.assign(["a", "b", "c"], None).tolist(), list(store.keys), store.evicted_lru
+    ([0, 1, 2], ['b', 'c'], 1)
+    >>> store.expire(); store.assign(["d"], None).tolist()
+    [0]
     """
 
-    def __init__(self, max_keys: int, ttl: float):
+    def __init__(self, max_keys: int, ttl: float, fields: dict[str, tuple]):
         self.max_keys = max_keys
         self.ttl = ttl
-        self.keys: collections.OrderedDict[tuple, KeyState] = collections.OrderedDict()
+        self.fields = {**BOOKKEEPING, **fields}
+        self.keys: collections.OrderedDict[tuple, int] = collections.OrderedDict()
+        self.arrays = {name: np.full((INITIAL_SLOTS, *shape), fill, dtype) for name, (shape, dtype, fill) in self.fields.items()}
+        self.objects: list = [None] * INITIAL_SLOTS
+        self._free = list(range(INITIAL_SLOTS - 1, -1, -1))
+        self._released: list[int] = []
         self.clock = float("-inf")
         self.evicted_lru = 0
         self.evicted_ttl = 0
 
-    def touch(self, key, create: Callable[[], KeyState]) -> KeyState:
-        state = self.keys.get(key)
-        if state is not None:
-            self.keys.move_to_end(key)
-            return state
-        state = self.keys[key] = create()
-        if len(self.keys) > self.max_keys:
-            self.keys.popitem(last=False)
-            self.evicted_lru += 1
-        return state
+    def assign(self, keys: list, create: Callable[[], object] | None) -> np.ndarray:
+        """The slots of ``keys`` (new keys get fresh ones); each key becomes the most recently used.
+
+        ``create`` makes a new key's entry in :attr:`objects`.
+        """
+        slots = np.empty(len(keys), dtype=np.intp)
+        fresh = []
+        entries, free = self.keys, self._free
+        for position, key in enumerate(keys):
+            slot = entries.get(key)
+            if slot is not None:
+                entries.move_to_end(key)
+            else:
+                if not free:
+                    self._grow()
+                slot = entries[key] = free.pop()
+                fresh.append(slot)
+                if create is not None:
+                    self.objects[slot] = create()
+                if len(entries) > self.max_keys:
+                    self._release(entries.popitem(last=False)[1])
+                    self.evicted_lru += 1
+            slots[position] = slot
+        if fresh:
+            self._reset(fresh)
+        return slots
+
+    def _grow(self) -> None:
+        size = len(self.objects)
+        for name, array in self.arrays.items():
+            shape, dtype, fill = self.fields[name]
+            self.arrays[name] = np.concatenate([array, np.full((size, *shape), fill, dtype)])
+        self.objects.extend([None] * size)
+        self._free.extend(range(2 * size - 1, size - 1, -1))
+
+    def _reset(self, slots: list[int]) -> None:
+        for name, array in self.arrays.items():
+            array[slots] = self.fields[name][2]
+
+    def _release(self, slot: int) -> None:
+        self._released.append(slot)
 
     def expire(self) -> None:
-        """Drop keys whose last record is older than ``clock - ttl``."""
-        if not self.ttl:
-            return
-        horizon = self.clock - self.ttl
-        # Keys are in use order, which follows record time closely enough to stop at the first live one.
-        while self.keys:
-            key, state = next(iter(self.keys.items()))
-            if state.last_seen >= horizon:
-                break
-            del self.keys[key]
-            self.evicted_ttl += 1
+        """Drop keys whose last record is older than ``clock - ttl``; slots freed since the last call become reusable."""
+        if self.ttl:
+            horizon = self.clock - self.ttl
+            last_seen = self.arrays["last_seen"]
+            # Keys are in use order, which follows record time closely enough to stop at the first live one.
+            while self.keys:
+                key, slot = next(iter(self.keys.items()))
+                if last_seen[slot] >= horizon:
+                    break
+                del self.keys[key]
+                self._release(slot)
+                self.evicted_ttl += 1
+        for slot in self._released:
+            self.objects[slot] = None
+        self._free.extend(self._released)
+        self._released.clear()
+
+    def summary(self, slot: int) -> KeySummary:
+        arrays = self.arrays
+        return KeySummary(int(arrays["count"][slot]), int(arrays["anomalies"][slot]), int(arrays["incidents"][slot]),
+                          float(arrays["max_score"][slot]))
+
+    def snapshot(self) -> dict:
+        """Every live key's state, keys in use order: what a checkpoint holds."""
+        slots = list(self.keys.values())
+        return {"keys": list(self.keys), "arrays": {name: array[slots] for name, array in self.arrays.items()},
+                "objects": [self.objects[slot] for slot in slots], "clock": self.clock}
+
+    def restore(self, snapshot: dict) -> None:
+        """Replace the state by a :meth:`snapshot` taken with the same fields."""
+        count = len(snapshot["keys"])
+        while len(self.objects) < count:
+            self._grow()
+        for name, array in self.arrays.items():
+            array[:] = self.fields[name][2]
+            array[:count] = snapshot["arrays"][name]
+        self.objects = [*snapshot["objects"], *[None] * (len(self.objects) - count)]
+        self.keys = collections.OrderedDict(zip(snapshot["keys"], range(count)))
+        self._free = list(range(len(self.objects) - 1, count - 1, -1))
+        self._released.clear()
+        self.clock = snapshot["clock"]
 
 
 class CheckpointError(Exception):
@@ -172,6 +261,10 @@ def read_checkpoint(path: Path, key: bytes) -> bytes | None:
         data = path.read_bytes()
     except FileNotFoundError:
         return None
+    if data.startswith(FORMAT_1_MAGIC):
+        raise CheckpointError(
+            f"{path} was written by an earlier otelml in checkpoint format 1, which this version cannot read; "
+            "refusing to load it (remove the file to start afresh)")
     if not data.startswith(MAGIC) or len(data) < len(MAGIC) + SIGNATURE_BYTES:
         raise CheckpointError(f"{path} is not an anomaly checkpoint; refusing to load it")
     signature = data[len(MAGIC):len(MAGIC) + SIGNATURE_BYTES]
@@ -184,8 +277,7 @@ def read_checkpoint(path: Path, key: bytes) -> bytes | None:
 
 
 def dump_state(store: KeyStore, fingerprint: str) -> bytes:
-    return pickle.dumps({"fingerprint": fingerprint, "clock": store.clock, "keys": store.keys},
-                        protocol=pickle.HIGHEST_PROTOCOL)
+    return pickle.dumps({"fingerprint": fingerprint, **store.snapshot()}, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def load_state(payload: bytes) -> dict:

@@ -13,12 +13,12 @@ cut into batches, so a replay gives bit-identical forecasts.
 from __future__ import annotations
 
 import dataclasses
-from array import array
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from otelml.configmodel import ComponentConfig, Duration
+from otelml.processors.anomaly.layout import Layout
 
 
 class TrendConfig(ComponentConfig):
@@ -34,14 +34,16 @@ class TrendConfig(ComponentConfig):
         return problems
 
 
-def empty_history() -> tuple[array, array]:
-    """A key's past times and scores, newest last."""
-    return array("d"), array("d")
+def history_fields(window: int) -> dict[str, tuple]:
+    """The per-key arrays of the trend: the last ``window - 1`` times and scores (newest last) and how many are real."""
+    keep = window - 1
+    return {"trend_times": ((keep,), np.float64, 0.0), "trend_scores": ((keep,), np.float64, 0.0),
+            "trend_points": ((), np.int64, 0)}
 
 
 @dataclasses.dataclass
 class Trends:
-    """Per record, in segment order: fitted score now, slope (per second), forecast, points used."""
+    """Per record, in batch order: fitted score now, slope (per second), forecast, points used."""
 
     now: np.ndarray
     slope: np.ndarray
@@ -49,47 +51,43 @@ class Trends:
     points: np.ndarray
 
 
-# A segment is one key's part of a batch: (history times, history scores, new times, new scores).
-Segment = tuple[array, array, list, list]
+def fit(arrays: dict[str, np.ndarray], slots: np.ndarray, layout: Layout, times: np.ndarray, scores: np.ndarray,
+        window: int, horizon: float) -> Trends:
+    """Trends of every record of a batch; each key's history (in ``arrays``, see :func:`history_fields`) moves on.
 
-
-def fit(segments: list[Segment], window: int, horizon: float) -> Trends:
-    """Trends of every new record; each segment's history becomes its last ``window - 1`` points.
-
-    >>> history = empty_history()
-    >>> trends = fit([(*history, [0.0, 1.0, 2.0, 3.0], [0.1, 0.2, 0.3, 0.4])], window=3, horizon=1.0)
-    >>> np.round(trends.forecast, 6).tolist(), history[1].tolist()
+    >>> arrays = {name: np.full((1, *shape), fill, dtype) for name, (shape, dtype, fill) in history_fields(3).items()}
+    >>> layout = Layout(np.zeros(4, dtype=np.intp), 1)
+    >>> trends = fit(arrays, np.array([0]), layout, np.arange(4.0), np.array([0.1, 0.2, 0.3, 0.4]), window=3, horizon=1.0)
+    >>> np.round(trends.forecast, 6).tolist(), arrays["trend_scores"][0].tolist()
     ([0.1, 0.15, 0.4, 0.5], [0.3, 0.4])
     """
     keep = window - 1
-    # All segments one after the other, after ``keep`` zeros so that every window starts
-    # inside the arrays; points outside a record's own segment get weight 0.
-    times, scores = array("d", bytes(8 * keep)), array("d", bytes(8 * keep))
-    ends, firsts, spans = [], [], []
-    for history_times, history_scores, new_times, new_scores in segments:
-        first = len(times)
-        times.extend(history_times)
-        times.extend(new_times)
-        scores.extend(history_scores)
-        scores.extend(new_scores)
-        ends.extend(range(first + len(history_times), len(times)))
-        firsts += [first] * len(new_times)
-        spans.append((len(times), min(keep, len(times) - first)))
-    # Histories are updated in place (no new objects for the garbage collector to follow),
-    # and before numpy shares the arrays' memory, which makes slicing them slower.
-    for (history_times, history_scores, _, _), (stop, kept) in zip(segments, spans):
-        history_times[:] = times[stop - kept:stop]
-        history_scores[:] = scores[stop - kept:stop]
-    all_times = np.frombuffer(times)
-    end = np.asarray(ends)
-    start = end - keep
-    window_times = sliding_window_view(all_times, window)[start]
-    window_scores = sliding_window_view(np.frombuffer(scores), window)[start]
-    valid = ((start[:, None] + np.arange(window)) >= np.asarray(firsts)[:, None]).astype(float)
+    key_ids, ranks, counts = layout.key_ids, layout.ranks, layout.counts
+    # One row per key: its history, then its new records; columns before a key's
+    # first point hold zeros (or stale values), which get weight 0 in every sum.
+    width = keep + layout.depth
+    history_points = arrays["trend_points"][slots]
+    rows = []
+    for name, new in (("trend_times", times), ("trend_scores", scores)):
+        row = np.zeros((len(slots), width))
+        row[:, :keep] = arrays[name][slots]
+        row[key_ids, keep + ranks] = new
+        rows.append(row)
+        # The new history: each key's last ``keep`` columns up to its newest record.
+        arrays[name][slots] = sliding_window_view(row, keep, axis=1)[np.arange(len(slots)), counts]
+    arrays["trend_points"][slots] = np.minimum(keep, history_points + counts)
+    window_times = sliding_window_view(rows[0], window, axis=1)[key_ids, ranks]
+    window_scores = sliding_window_view(rows[1], window, axis=1)[key_ids, ranks]
+    points = np.minimum(window, history_points[key_ids] + ranks + 1)
     # Times relative to the record itself keep the sums small and exact enough;
-    # points outside the record's segment have weight 0, and so relative time 0, in every sum.
-    relative = (window_times - all_times[end][:, None]) * valid
-    points = valid.sum(axis=1)
+    # points outside the key's past have weight 0, and so relative time 0, in every sum.
+    relative = window_times - times[:, None]
+    valid = np.ones((len(times), window))
+    partial = np.flatnonzero(points < window)
+    if len(partial):
+        valid[partial] = np.arange(window) >= (window - points[partial])[:, None]
+        relative[partial] *= valid[partial]
+    points = points.astype(float)
     sum_time = relative.sum(axis=1)
     sum_score = np.einsum("ij,ij->i", window_scores, valid)
     spread = np.einsum("ij,ij->i", relative, relative) - sum_time * sum_time / points

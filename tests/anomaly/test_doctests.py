@@ -10,6 +10,7 @@ import pytest
 MODULES = [
     "otelml.processors.anomaly.extract",
     "otelml.processors.anomaly.features",
+    "otelml.processors.anomaly.layout",
     "otelml.processors.anomaly.models",
     "otelml.processors.anomaly.output",
     "otelml.processors.anomaly.references",

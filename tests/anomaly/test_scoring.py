@@ -72,12 +72,11 @@ async def test_services_never_share_a_model():
     batch = await run(processor, traces(mixed))
     assert len(processor.store.keys) == 2
     assert not any(outputs(batch, ANOMALY))
-    cart = processor.store.keys[("cart", "GET /item")]
-    search = processor.store.keys[("search", "GET /item")]
-    assert cart.models[1] is not search.models[1]
-    # Each learned its own level (models work on log1p of the duration in ms).
-    assert cart.models[1].mean == pytest.approx(math.log1p(20.0), abs=0.1)
-    assert search.models[1].mean == pytest.approx(math.log1p(200.0), abs=0.1)
+    assert processor.store.keys[("cart", "GET /item")] != processor.store.keys[("search", "GET /item")]
+    # Each learned its own level.
+    after = await run(processor, traces([SpanSpec("cart", "GET /item", START + 400, 20.0),
+                                         SpanSpec("search", "GET /item", START + 400, 200.0)]))
+    assert outputs(after, EXPECTED) == [pytest.approx(20.0, rel=0.1), pytest.approx(200.0, rel=0.1)]
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -133,7 +132,8 @@ async def test_flagged_records_are_not_learned_by_default():
     for learn in (False, True):
         processor = make_processor(warmup=WARMUP, learn_from_anomalies=learn)
         await run(processor, traces(steady(600) + [spike]))
-        means[learn] = processor.store.keys[("checkout", "GET /cart")].models[1].mean
+        after = await run(processor, traces([SpanSpec("checkout", "GET /cart", START + 601, 50.0)]))
+        means[learn] = outputs(after, EXPECTED)[0]
     assert means[True] > means[False]
 
 

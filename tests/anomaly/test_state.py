@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from otelml.processors.anomaly.state import MAGIC, CheckpointError
+from otelml.processors.anomaly.state import FORMAT_1_MAGIC, MAGIC, CheckpointError
 from otelml.telemetry import Telemetry
 from tests.anomaly.support import START, SpanSpec, make_processor, outputs, traces
 from tests.anomaly.test_scoring import steady
@@ -56,22 +56,24 @@ async def write_checkpoint(path, records: int = 50) -> None:
     await writer.shutdown()
 
 
-async def test_checkpoint_round_trip_gives_identical_scores(tmp_path):
+# The vectorised path (built-in models in arrays) and the per-record one (River objects per key).
+@pytest.mark.parametrize("settings", [{}, {"models": ["ewm_mean", "holt_winters"]}])
+async def test_checkpoint_round_trip_gives_identical_scores(tmp_path, settings):
     path = tmp_path / "anomaly.ckpt"
     history, future = steady(500, seed=1), steady(200, start=START + 500, seed=2, level_ms=80.0)
-    uninterrupted = make_processor()
+    uninterrupted = make_processor(**settings)
     await uninterrupted.consume(traces(history))
     expected = traces(future)
     await uninterrupted.consume(expected)
 
-    first = checkpointing(path)
+    first = checkpointing(path, **settings)
     await first.start(None)
     await first.consume(traces(history))
     await first.shutdown()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert not list(tmp_path.glob(".*.tmp")), "the temporary file was renamed into place"
 
-    restarted = checkpointing(path)
+    restarted = checkpointing(path, **settings)
     await restarted.start(None)
     resumed = traces(future)
     await restarted.consume(resumed)
@@ -103,6 +105,15 @@ async def test_a_checkpoint_signed_with_another_key_or_not_a_checkpoint_is_refus
     with pytest.raises(CheckpointError, match="is not an anomaly checkpoint"):
         await checkpointing(path).start(None)
     assert not path.read_bytes().startswith(MAGIC)
+
+
+async def test_a_checkpoint_in_the_earlier_format_is_refused_with_a_clear_message(tmp_path):
+    path = tmp_path / "anomaly.ckpt"
+    path.write_bytes(FORMAT_1_MAGIC + bytes(32) + b"pickled objects per key")
+    reader = checkpointing(path)
+    with pytest.raises(CheckpointError, match="earlier otelml in checkpoint format 1.*remove the file to start afresh"):
+        await reader.start(None)
+    await reader.shutdown()
 
 
 async def test_a_checkpoint_from_other_model_settings_is_ignored(tmp_path):
