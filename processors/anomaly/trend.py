@@ -76,12 +76,12 @@ def fit(arrays: dict[str, np.ndarray], slots: np.ndarray, layout: Layout, times:
         # The new history: each key's last ``keep`` columns up to its newest record.
         arrays[name][slots] = sliding_window_view(row, keep, axis=1)[np.arange(len(slots)), counts]
     arrays["trend_points"][slots] = np.minimum(keep, history_points + counts)
-    window_times = sliding_window_view(rows[0], window, axis=1)[key_ids, ranks]
     window_scores = sliding_window_view(rows[1], window, axis=1)[key_ids, ranks]
     points = np.minimum(window, history_points[key_ids] + ranks + 1)
     # Times relative to the record itself keep the sums small and exact enough;
     # points outside the key's past have weight 0, and so relative time 0, in every sum.
-    relative = window_times - times[:, None]
+    relative = sliding_window_view(rows[0], window, axis=1)[key_ids, ranks]
+    relative -= times[:, None]  # in place: one large temporary less
     valid = np.ones((len(times), window))
     partial = np.flatnonzero(points < window)
     if len(partial):
