@@ -207,3 +207,19 @@ def test_a_connector_may_not_share_an_id_with_a_receiver():
     with pytest.raises(ConfigError) as caught:
         parse(expand(document), registry)
     assert 'connectors::forward: ambiguous ID: receiver "forward" has the same ID; rename one of them' in caught.value.problems
+
+
+def test_broker_passwords_are_secrets(tmp_path, capsys):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({
+        "receivers": {
+            "mqtt": {"broker": "tcp://localhost:1883", "username": "device", "password": "mqtt-pass-123",
+                     "topics": [{"topic": "sensors/#"}]},
+            "kafka": {"auth": {"sasl": {"username": "otelml", "password": "kafka-pass-456"}}},
+        },
+        "exporters": {"debug": None},
+        "service": {"pipelines": {"logs": {"receivers": ["mqtt", "kafka"], "exporters": ["debug"]}}},
+    }))
+    assert main(["print-config", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "mqtt-pass-123" not in out and "kafka-pass-456" not in out

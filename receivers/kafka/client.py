@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import field_validator
+from pydantic import SecretStr, field_validator
 
 from otelml.configmodel import ComponentConfig
 from otelml.tlsconfig import ClientTLSConfig
@@ -13,13 +13,13 @@ from otelml.tlsconfig import ClientTLSConfig
 class SASLConfig(ComponentConfig):
     mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
     username: str = ""
-    password: str = ""
+    password: SecretStr = SecretStr("")
 
     def validate(self) -> list[str]:
         problems = []
         if not self.username:
             problems.append("username: required for SASL")
-        if not self.password:
+        if not self.password.get_secret_value():
             problems.append("password: required for SASL")
         return problems
 
@@ -67,5 +67,5 @@ class KafkaClientConfig(ComponentConfig):
         if use_tls:
             options["ssl_context"] = self.tls.ssl_context()
         if sasl:
-            options.update(sasl_mechanism=sasl.mechanism, sasl_plain_username=sasl.username, sasl_plain_password=sasl.password)
+            options.update(sasl_mechanism=sasl.mechanism, sasl_plain_username=sasl.username, sasl_plain_password=sasl.password.get_secret_value())
         return options

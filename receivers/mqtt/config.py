@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from otelml.configmodel import ComponentConfig, Duration
 from otelml.encoding import Encoding, encoding_problem
@@ -48,7 +48,7 @@ class MQTTReceiverConfig(ComponentConfig):
     client_id: str = "otelml"
     protocol_version: Literal["5", "3.1.1"] = "5"
     username: str = ""
-    password: str = ""
+    password: SecretStr = SecretStr("")
     tls: ClientTLSConfig | None = None
     # False keeps the session (subscriptions and unacknowledged messages) across reconnects and restarts.
     clean_start: bool = True

@@ -119,7 +119,7 @@ class MQTTReceiver(Component):
             manual_ack=True,
         )
         if config.username:
-            client.username_pw_set(config.username, config.password or None)
+            client.username_pw_set(config.username, config.password.get_secret_value() or None)
         if config.address()[2]:
             tls = config.tls
             client.tls_set_context(tls.ssl_context() if tls else None)
