@@ -9,6 +9,7 @@ a whole scope at once.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -96,6 +97,7 @@ def _or_nan(function, value: float) -> float:
         return math.nan
 
 
+@dataclasses.dataclass
 class Columns:
     """One batch's scorable records: the records in batch order, and numpy arrays parallel to them.
 
@@ -104,19 +106,17 @@ class Columns:
     units (after the transform), ``actual`` in its own.
     """
 
-    def __init__(self, records: list, keys: list[tuple], key_ids: np.ndarray, actual: np.ndarray, values: np.ndarray,
-                 times: np.ndarray, errors: list[bool], attributes: list[dict], skipped: int):
-        self.records = records
-        self.keys = keys
-        self.key_ids = key_ids
-        self.actual = actual
-        self.values = values
-        self.times = times
-        # Filled only when a feature needs them.
-        self.errors = errors
-        self.attributes = attributes
-        # Records passed through unscored because their target is missing.
-        self.skipped = skipped
+    records: list
+    keys: list[tuple]
+    key_ids: np.ndarray
+    actual: np.ndarray
+    values: np.ndarray
+    times: np.ndarray
+    # Filled only when a feature needs them.
+    errors: list[bool]
+    attributes: list[dict]
+    # Records passed through unscored because their target is missing.
+    skipped: int
 
 
 class _Gathered:
