@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
+from bench import kafka
 from bench.ceiling import measure_ceiling
 from bench.load import Workload, drive
 from bench.sink import Sink
@@ -25,6 +27,7 @@ def default_systems() -> dict[str, System]:
     return {
         "otelml": System("otelml", "otelml"),
         "otelml-anomaly": System("otelml-anomaly", "otelml", processors=[{"batch": {}}, {"anomaly": {}}]),
+        "otelml-kafka": System("otelml-kafka", "otelml", kafka_brokers="(started by the run)"),
         "rotel": System("rotel", "rotel"),
         "rotel-river": System("rotel-river", "rotel", rotel_processor=Path(__file__).parent / "rotel_river_processor.py"),
     }
@@ -71,21 +74,29 @@ async def measure_latency(system: System, workload: Workload, requests_per_secon
             "mean_ms": statistics.fmean(latencies) if latencies else float("nan")}
 
 
-async def run(names: list[str], seconds: float, latency_seconds: float, fractions, streams: int) -> dict:
+async def run(names: list[str], seconds: float, latency_seconds: float, fractions, streams: int, scale_messages: int) -> dict:
     workload = Workload.build()
     systems = default_systems()
     results = {"workload": {"spans_per_request": workload.spans_per_request, "services": 50, "operations": 20,
                             "attributes_per_span": 10, "streams": streams}, "systems": {}}
-    for name in names:
-        if name == "ceiling":
-            results["systems"]["ceiling"] = measure_ceiling(workload, seconds)
-            continue
-        system = systems[name]
-        print(f"measuring {name} ...", file=sys.stderr)
-        figures = await measure_throughput(system, workload, seconds, streams)
-        figures["latency"] = [await measure_latency(system, workload, f * figures["requests_per_second"], latency_seconds, streams)
-                              for f in fractions]
-        results["systems"][name] = figures
+    needs_kafka = "otelml-kafka" in names
+    with kafka.tansu() if needs_kafka else contextlib.nullcontext() as brokers:
+        if needs_kafka:
+            systems["otelml-kafka"].kafka_brokers = brokers
+        for name in names:
+            print(f"measuring {name} ...", file=sys.stderr)
+            if name == "ceiling":
+                results["systems"]["ceiling"] = measure_ceiling(workload, seconds)
+            elif name == "scale":
+                results["scale"] = await kafka.measure_scale(workload, scale_messages)
+            else:
+                system = systems[name]
+                figures = await measure_throughput(system, workload, seconds, streams)
+                # Latency is measured receive -> export through an OTLP sink, so not for the Kafka exporter.
+                if system.kafka_brokers is None:
+                    figures["latency"] = [await measure_latency(system, workload, f * figures["requests_per_second"], latency_seconds, streams)
+                                          for f in fractions]
+                results["systems"][name] = figures
     results["ratios"] = ratios(results["systems"])
     return results
 
@@ -110,21 +121,26 @@ def markdown(results: dict) -> str:
         lines.append(f"| {name} | {figures['spans_per_second']:,.0f} | {figures['spans_per_cpu_second']:,.0f} | {rss} | {latency or '–'} |")
     lines.append("")
     lines += [f"- {label} (spans per CPU-second): **{value:.2f}x**" for label, value in results["ratios"].items()]
+    if "scale" in results:
+        one, two = results["scale"]["one"], results["scale"]["two"]
+        lines.append(f"- gateways sharing a topic's {kafka.PARTITIONS} partitions (kafka -> batch -> anomaly -> file): one {one['spans_per_second']:,.0f} spans/s, "
+                     f"two {two['spans_per_second']:,.0f} spans/s: **{results['scale']['speedup']:.2f}x**")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs, one latency point (under a minute)")
-    parser.add_argument("--systems", default=None, help="comma-separated subset of: " + ", ".join([*default_systems(), "ceiling"]))
+    parser.add_argument("--systems", default=None, help="comma-separated subset of: " + ", ".join([*default_systems(), "ceiling", "scale"]))
     parser.add_argument("--json", type=Path, default=Path("bench/results/latest.json"))
     parser.add_argument("--seconds", type=float, default=None, help="seconds of load per throughput run")
     parser.add_argument("--streams", type=int, default=4, help="concurrent gRPC streams")
     args = parser.parse_args(argv)
-    names = args.systems.split(",") if args.systems else [*default_systems(), "ceiling"]
+    names = args.systems.split(",") if args.systems else [*default_systems(), "ceiling", "scale"]
     seconds = args.seconds or (3.0 if args.quick else 10.0)
     fractions = (0.5,) if args.quick else RATE_FRACTIONS
-    results = asyncio.run(run(names, seconds, seconds if args.quick else 8.0, fractions, args.streams))
+    scale_messages = 150 if args.quick else 600
+    results = asyncio.run(run(names, seconds, seconds if args.quick else 8.0, fractions, args.streams, scale_messages))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2))
     print(markdown(results))
