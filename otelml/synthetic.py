@@ -30,6 +30,14 @@ def _set(attributes, key: str, value) -> None:
         attribute.value.string_value = value
 
 
+def _per_service(total: int, services: int):
+    """(service number, record count) for ``total`` records spread evenly over ``services``."""
+    for service in range(services):
+        count = total // services + (1 if service < total % services else 0)
+        if count:
+            yield service, count
+
+
 def make_trace_request(spans: int = 1000, services: int = 50, operations: int = 20, seed: int = 0,
                        anomaly_rate: float = 0.001, start_ns: int = BASE_TIME_NS, spacing_ns: int = 1_000_000) -> ExportTraceServiceRequest:
     """One request of ``spans`` spans spread over ``services`` resources.
@@ -40,11 +48,8 @@ def make_trace_request(spans: int = 1000, services: int = 50, operations: int = 
     """
     rng = random.Random(seed)
     request = ExportTraceServiceRequest()
-    per_service = [spans // services + (1 if i < spans % services else 0) for i in range(services)]
     index = 0
-    for service, count in enumerate(per_service):
-        if not count:
-            continue
+    for service, count in _per_service(spans, services):
         resource_spans = request.resource_spans.add()
         _set(resource_spans.resource.attributes, "service.name", f"service-{service}")
         _set(resource_spans.resource.attributes, "service.version", "1.4.2")
@@ -83,11 +88,8 @@ def make_logs_request(records: int = 1000, services: int = 50, seed: int = 0, er
     """One request of ``records`` log records spread over ``services`` resources."""
     rng = random.Random(seed)
     request = ExportLogsServiceRequest()
-    per_service = [records // services + (1 if i < records % services else 0) for i in range(services)]
     index = 0
-    for service, count in enumerate(per_service):
-        if not count:
-            continue
+    for service, count in _per_service(records, services):
         resource_logs = request.resource_logs.add()
         _set(resource_logs.resource.attributes, "service.name", f"service-{service}")
         scope_logs = resource_logs.scope_logs.add()
