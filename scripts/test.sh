@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debian_packages=(mosquitto mosquitto-clients kcat)
+# mosquitto for the MQTT tests, kcat for the Kafka tests, libpython3.11 for the
+# interpreter embedded in the rotel collector the tests feed us from.
+debian_packages=(mosquitto mosquitto-clients kcat libpython3.11)
 missing=()
 for package in "${debian_packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
