@@ -29,7 +29,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
 
-log = logging.getLogger("otelml.generator")
+# Lines name the generator, as the service's name their component.
+log = logging.LoggerAdapter(logging.getLogger("otelml.generator"), {"component": "generator"})
 
 # service -> (operations, median duration in ms)
 SERVICES = {
