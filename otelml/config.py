@@ -12,10 +12,8 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator
 
 from otelml.component import ComponentID, Kind
-from otelml.configauth import authenticator_references
-from otelml.configmodel import ComponentConfig, Duration, nested_problems, validation_messages
+from otelml.configmodel import ComponentConfig, Duration, nested_problems, sections, validation_messages
 from otelml.confmap import ConfigError
-from otelml.exporterhelper import ExporterHelperConfig
 from otelml.pdata import Signal
 from otelml.registry import Registry
 
@@ -154,8 +152,7 @@ def parse(raw: dict[str, Any], registry: Registry) -> Config:
     extensions: list[ComponentID] = []
     if service is not None:
         extensions = _references(service.extensions, "service::extensions", components[Kind.EXTENSION], "extension", problems)
-        problems += extension_reference_problems(authenticator_references(components), components[Kind.EXTENSION], extensions)
-        problems += extension_reference_problems(_storage_references(components[Kind.EXPORTER]), components[Kind.EXTENSION], extensions)
+        problems += _extension_reference_problems(components, extensions)
         for name, section in service.pipelines.items():
             pipeline = _parse_pipeline(name, section, components, registry, problems)
             if pipeline:
@@ -232,24 +229,20 @@ def _references(names: list[str], path: str, configured: dict, what: str, proble
     return ids
 
 
-def extension_reference_problems(references: list[tuple[str, ComponentID]], configured: dict, enabled: list[ComponentID]) -> list[str]:
-    """A problem for each ``(path, extension ID)`` whose extension is not configured or not in service::extensions.
-
-    For every setting that names an extension, e.g. ``sending_queue::storage``.
-    """
+def _extension_reference_problems(components: dict[Kind, dict[ComponentID, ComponentConfig]], enabled: list[ComponentID]) -> list[str]:
+    """A problem for each setting (``auth::authenticator``, ``sending_queue::storage``, ...) naming an
+    extension that is not configured or not enabled in service::extensions."""
     problems = []
-    for path, extension_id in references:
-        if extension_id not in configured:
-            problems.append(f'{path}: references extension "{extension_id}" which is not configured')
-        elif extension_id not in enabled:
-            problems.append(f'{path}: references extension "{extension_id}" which is not enabled in service::extensions')
+    for kind, configs in components.items():
+        for component_id, config in configs.items():
+            for prefix, section in sections(config, f"{kind.section}::{component_id}::"):
+                for field, reference in section.extension_references() if isinstance(section, ComponentConfig) else ():
+                    extension_id = ComponentID.parse(reference)
+                    if extension_id not in components[Kind.EXTENSION]:
+                        problems.append(f'{prefix}{field}: references extension "{extension_id}" which is not configured')
+                    elif extension_id not in enabled:
+                        problems.append(f'{prefix}{field}: references extension "{extension_id}" which is not enabled in service::extensions')
     return problems
-
-
-def _storage_references(exporters: dict[ComponentID, ComponentConfig]) -> list[tuple[str, ComponentID]]:
-    return [(f"exporters::{exporter_id}::sending_queue::storage", ComponentID.parse(config.sending_queue.storage))
-            for exporter_id, config in exporters.items()
-            if isinstance(config, ExporterHelperConfig) and config.sending_queue.storage is not None]
 
 
 def _parse_pipeline(name: str, section: PipelineSection, components, registry: Registry, problems: list[str]) -> Pipeline | None:

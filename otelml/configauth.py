@@ -5,9 +5,9 @@ A receiver or exporter names an authenticator extension
 work. Receivers ask a :class:`ServerAuthenticator` whether a request's
 headers are acceptable; exporters ask a :class:`ClientAuthenticator` for the
 headers to send. The config check refuses a reference to an extension that
-is not configured or not enabled in ``service::extensions`` (see
-:func:`authenticator_references`), so that a mistyped name can never leave
-a receiver open.
+is not configured or not enabled in ``service::extensions`` (through
+:meth:`AuthConfig.extension_references`), so that a mistyped name can never
+leave a receiver open.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any, Mapping, Protocol, runtime_checkable
 
 from pydantic import field_validator
 
-from otelml.component import ComponentID, Host, Kind
-from otelml.configmodel import ComponentConfig, sections
+from otelml.component import ComponentID, Host
+from otelml.configmodel import ComponentConfig
 
 
 class AuthConfig(ComponentConfig):
@@ -32,6 +32,9 @@ class AuthConfig(ComponentConfig):
     @property
     def id(self) -> ComponentID:
         return ComponentID.parse(self.authenticator)
+
+    def extension_references(self) -> list[tuple[str, str]]:
+        return [("authenticator", self.authenticator)]
 
 
 @runtime_checkable
@@ -66,9 +69,3 @@ def _resolve(host: Host, auth: AuthConfig | None, role: type, purpose: str) -> A
         raise ValueError(f'extension "{auth.id}" cannot {purpose}')
     return extension
 
-
-def authenticator_references(components: dict[Kind, dict[ComponentID, ComponentConfig]]) -> list[tuple[str, ComponentID]]:
-    """``(path, extension ID)`` of every ``auth`` section, for the check that each names an enabled extension."""
-    return [(f"{path}authenticator", section.id)
-            for kind, configs in components.items() for component_id, config in configs.items()
-            for path, section in sections(config, f"{kind.section}::{component_id}::") if isinstance(section, AuthConfig)]

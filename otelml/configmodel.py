@@ -72,6 +72,14 @@ class ComponentConfig(BaseModel):
         """
         return []
 
+    def extension_references(self) -> list[tuple[str, str]]:
+        """``(field, extension ID)`` for each setting that names an extension.
+
+        The config check then refuses any that is not configured or not
+        enabled in ``service::extensions``.
+        """
+        return []
+
 
 def validation_messages(error: ValidationError) -> list[str]:
     """``path: message`` lines from a pydantic error, in the collector's ``::`` form."""

@@ -70,6 +70,9 @@ class QueueConfig(ComponentConfig):
             ComponentID.parse(value)
         return value
 
+    def extension_references(self) -> list[tuple[str, str]]:
+        return [("storage", self.storage)] if self.storage is not None else []
+
 
 class ExporterHelperConfig(ComponentConfig):
     """Settings shared by every exporter, mixed into its own config model."""
