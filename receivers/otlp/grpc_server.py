@@ -12,13 +12,10 @@ from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from otelml.configauth import ServerAuthenticator
-from otelml.errors import PermanentError, RetryableError
 from otelml.otlp import GRPC_SERVICES
 from otelml.pdata import Signal, from_proto
 from otelml.receivers.otlp.config import MIB, GRPCSettings
-
-# Seconds a throttled client is asked to wait when the pipeline names no delay.
-DEFAULT_RETRY_DELAY = 1.0
+from otelml.receivers.otlp.receiver import Refusal
 
 
 class GRPCServer:
@@ -78,13 +75,9 @@ class GRPCServer:
                 await _abort(context, code_pb2.INVALID_ARGUMENT, str(error))
             try:
                 rejection = await self.receiver.deliver(signal, batch, "grpc")
-            except PermanentError as error:
-                await _abort(context, code_pb2.INVALID_ARGUMENT, str(error))
-            except RetryableError as error:
-                code = code_pb2.RESOURCE_EXHAUSTED if error.throttled else code_pb2.UNAVAILABLE
-                await _abort(context, code, str(error), error.retry_after or DEFAULT_RETRY_DELAY)
             except Exception as error:
-                await _abort(context, code_pb2.UNAVAILABLE, str(error), DEFAULT_RETRY_DELAY)
+                refusal = Refusal.of(error)
+                await _abort(context, refusal.code, refusal.message, refusal.retry_delay)
             return rejection.response(signal)
 
         return export

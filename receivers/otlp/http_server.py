@@ -19,10 +19,9 @@ from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
 
 from otelml.configauth import ServerAuthenticator
-from otelml.errors import PermanentError, RetryableError
 from otelml.pdata import Signal, from_json, from_proto
 from otelml.receivers.otlp.config import HTTPSettings
-from otelml.receivers.otlp.grpc_server import DEFAULT_RETRY_DELAY
+from otelml.receivers.otlp.receiver import DEFAULT_RETRY_DELAY, Refusal
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -103,14 +102,9 @@ class HTTPServer:
                 return _status(400, code_pb2.INVALID_ARGUMENT, str(error), content_type)
             try:
                 rejection = await self.receiver.deliver(signal, batch, "http")
-            except PermanentError as error:
-                return _status(400, code_pb2.INVALID_ARGUMENT, str(error), content_type)
-            except RetryableError as error:
-                status = 429 if error.throttled else 503
-                code = code_pb2.RESOURCE_EXHAUSTED if error.throttled else code_pb2.UNAVAILABLE
-                return _status(status, code, str(error), content_type, error.retry_after or DEFAULT_RETRY_DELAY)
             except Exception as error:
-                return _status(503, code_pb2.UNAVAILABLE, str(error), content_type, DEFAULT_RETRY_DELAY)
+                refusal = Refusal.of(error)
+                return _status(refusal.http_status, refusal.code, refusal.message, content_type, refusal.retry_delay)
             return _encode(rejection.response(signal), content_type)
 
         return export

@@ -7,7 +7,9 @@ import dataclasses
 from otelml.component import Component, CreateSettings, Host
 from otelml.configauth import server_authenticator
 from otelml.consumer import Consumer
-from otelml.errors import PermanentError
+from google.rpc import code_pb2
+
+from otelml.errors import PermanentError, RetryableError
 from otelml.otlp import partial_success_response
 from otelml.pdata import Batch, Signal, count_items
 from otelml.receivers.otlp.config import OTLPReceiverConfig
@@ -22,6 +24,31 @@ class Rejection:
 
     def response(self, signal: Signal):
         return partial_success_response(signal, self.count, self.message)
+
+
+# Seconds a client is asked to wait before retrying when the pipeline names no delay.
+DEFAULT_RETRY_DELAY = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Refusal:
+    """How both transports answer a pipeline's refusal, as the OTLP specification says."""
+
+    code: int  # google.rpc.Code, for gRPC and for the HTTP error body
+    http_status: int
+    message: str
+    retry_delay: float | None  # None: not retryable
+
+    @classmethod
+    def of(cls, error: Exception) -> "Refusal":
+        if isinstance(error, PermanentError):
+            return cls(code_pb2.INVALID_ARGUMENT, 400, str(error), None)
+        delay = DEFAULT_RETRY_DELAY
+        if isinstance(error, RetryableError):
+            delay = error.retry_after or DEFAULT_RETRY_DELAY
+            if error.throttled:
+                return cls(code_pb2.RESOURCE_EXHAUSTED, 429, str(error), delay)
+        return cls(code_pb2.UNAVAILABLE, 503, str(error), delay)
 
 
 class OTLPReceiver(Component):
