@@ -150,9 +150,9 @@ async def replay(config: Config, registry: Registry, input_path: Path, output: I
             for lines, (line, position) in enumerate(read_lines(input_path), start=1):
                 signal, document = signal_of_line(line, lines)
                 targets = by_signal.get(signal, [])
-                for position, chain in enumerate(targets):
+                for index, chain in enumerate(targets):
                     # Every chain but the last gets its own copy: processors change batches in place.
-                    batch = from_json(document if position == len(targets) - 1 else json.loads(line), signal)
+                    batch = from_json(document if index == len(targets) - 1 else json.loads(line), signal)
                     await chain.entry.consume(batch)
                 bar.update(position - bar.n)
     finally:

@@ -15,19 +15,13 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from otelml.encoding import set_any_value
+
 BASE_TIME_NS = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
 
 
 def _set(attributes, key: str, value) -> None:
-    attribute = attributes.add(key=key)
-    if isinstance(value, bool):
-        attribute.value.bool_value = value
-    elif isinstance(value, int):
-        attribute.value.int_value = value
-    elif isinstance(value, float):
-        attribute.value.double_value = value
-    else:
-        attribute.value.string_value = value
+    set_any_value(attributes.add(key=key).value, value)
 
 
 def _per_service(total: int, services: int):
