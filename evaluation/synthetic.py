@@ -36,7 +36,7 @@ from otelml.confmap import expand
 from otelml.pdata import Signal, from_json, to_json
 from otelml.processors.anomaly.extract import BatchReader
 from otelml.processors.anomaly.output import ANOMALY, PREDICTED, SCORE
-from otelml.processors.anomaly.references import DEFAULT_KEYS, DEFAULT_TARGETS, parse_key, parse_target
+from otelml.references import DEFAULT_KEYS, DEFAULT_TARGETS, parse_key, parse_target
 from otelml.registry import Registry
 from otelml.replay import replay
 

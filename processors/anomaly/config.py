@@ -6,7 +6,7 @@ from pydantic import Field, model_validator
 
 from otelml.configmodel import ComponentConfig
 from otelml.processors.anomaly.features import FeaturesConfig
-from otelml.processors.anomaly.references import parse_key, parse_target
+from otelml.references import parse_key, parse_target
 from otelml.processors.anomaly.scoring import ModelSpec
 from otelml.processors.anomaly.state import StateConfig
 from otelml.processors.anomaly.threshold import ThresholdConfig

@@ -15,44 +15,13 @@ import time
 
 import numpy as np
 
-from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from otelml.pdata import Batch, Signal
-from otelml.processors.anomaly.references import Reference, check_signal
+from otelml.references import Reference, any_value_number, any_value_text, check_signal, find_attributes, record_text
 
 SEVERITY_ERROR = 17  # OpenTelemetry severity numbers 17-20 are ERROR
 STATUS_ERROR = Status.STATUS_CODE_ERROR
-
-
-def any_value_text(value) -> str:
-    """An AnyValue as text, for keys (``""`` when empty)."""
-    kind = value.WhichOneof("value")
-    if kind is None:
-        return ""
-    if kind in ("array_value", "kvlist_value"):
-        return str(getattr(value, kind)).replace("\n", " ").strip()
-    if kind == "bytes_value":
-        return value.bytes_value.hex()
-    return str(getattr(value, kind))
-
-
-def any_value_number(value) -> float | None:
-    """An AnyValue as a float: numbers, booleans and numeric strings; else None."""
-    kind = value.WhichOneof("value")
-    if kind in ("double_value", "int_value", "bool_value"):
-        return float(getattr(value, kind))
-    if kind == "string_value":
-        try:
-            number = float(value.string_value)
-        except ValueError:
-            return None
-        return number if math.isfinite(number) else None
-    return None
-
-
-def find_attributes(attributes, names: frozenset[str]) -> dict:
-    """The AnyValues of ``names`` among ``attributes`` (a repeated KeyValue)."""
-    return {kv.key: kv.value for kv in attributes if kv.key in names}
 
 
 def signed_log(values: np.ndarray) -> np.ndarray:
@@ -165,7 +134,7 @@ class BatchReader:
     Examples
     --------
     >>> from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-    >>> from otelml.processors.anomaly.references import parse_key, parse_target
+    >>> from otelml.references import parse_key, parse_target
     >>> request = ExportTraceServiceRequest()
     >>> spans = request.resource_spans.add().scope_spans.add().spans
     >>> for name, nanos in (("a", 2_000_000), ("b", 1_000_000), ("a", 0)):
@@ -264,9 +233,9 @@ class BatchReader:
             if reference.field == "span.name":
                 gathered.add_keys(outer, [record.name for record in records])
             else:
-                gathered.add_keys(outer, [_record_text(record, reference, None) for record in records])
+                gathered.add_keys(outer, [record_text(record, reference, None) for record in records])
         else:
-            gathered.add_keys(outer, [tuple([_record_text(record, r, None) for r in self.record_refs]) for record in records])
+            gathered.add_keys(outer, [tuple([record_text(record, r, None) for r in self.record_refs]) for record in records])
         gathered.records.extend(records)
         gathered.actual.extend(actual)
         gathered.time_nanos.extend(times)
@@ -297,7 +266,7 @@ class BatchReader:
             if value is None or not math.isfinite(value):
                 gathered.skipped += 1
                 continue
-            parts.append(tuple([_record_text(record, r, found) for r in record_refs]))
+            parts.append(tuple([record_text(record, r, found) for r in record_refs]))
             add_record(record)
             add_actual(value)
             add_time(record.end_time_unix_nano if traces else (record.time_unix_nano or record.observed_time_unix_nano))
@@ -316,22 +285,3 @@ def _seconds(nanos: list[int]) -> np.ndarray:
         # Records without any timestamp are placed at arrival, the only time known.
         times[unknown] = time.time()
     return times
-
-
-def _record_text(record, reference: Reference, found: dict | None) -> str:
-    if reference.attribute:
-        return any_value_text(found[reference.attribute]) if reference.attribute in found else ""
-    field = reference.field
-    if field == "span.name":
-        return record.name
-    if field == "span.kind":
-        return Span.SpanKind.Name(record.kind)
-    if field == "span.status.code":
-        return Status.StatusCode.Name(record.status.code)
-    if field == "log.severity_text":
-        return record.severity_text
-    if field == "log.severity_number":
-        return str(record.severity_number)
-    if field == "log.event_name":
-        return record.event_name
-    return any_value_text(record.body)

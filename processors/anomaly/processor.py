@@ -29,7 +29,7 @@ from otelml.processors.anomaly.extract import BatchReader, Columns, plain_exp, s
 from otelml.processors.anomaly.features import FeatureBuilder
 from otelml.processors.anomaly.layout import Layout
 from otelml.processors.anomaly.output import AttributeWriter
-from otelml.processors.anomaly.references import DEFAULT_KEYS, DEFAULT_TARGETS, parse_key, parse_target
+from otelml.references import DEFAULT_KEYS, DEFAULT_TARGETS, parse_key, parse_target
 from otelml.processors.anomaly.scorer import Outputs, RecordScorer
 from otelml.processors.anomaly.scoring import ModelSpec
 from otelml.processors.anomaly.state import KeyStore, KeySummary

@@ -13,7 +13,7 @@ MODULES = [
     "otelml.processors.anomaly.layout",
     "otelml.processors.anomaly.models",
     "otelml.processors.anomaly.output",
-    "otelml.processors.anomaly.references",
+    "otelml.references",
     "otelml.processors.anomaly.scoring",
     "otelml.processors.anomaly.state",
     "otelml.processors.anomaly.threshold",

@@ -1,4 +1,4 @@
-"""References to the parts of a span or log record that name a stream or give its value.
+"""References to the parts of a span or log record that name a stream or give its value, and reading them.
 
 A reference is text such as ``resource.service.name``, ``span.name`` or
 ``attributes.client.address``. Parsing happens once, at config time; the
@@ -8,6 +8,9 @@ batch reader then turns each reference into a direct field access.
 from __future__ import annotations
 
 import dataclasses
+import math
+
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from otelml.pdata import Signal
 
@@ -100,3 +103,54 @@ def _attribute_reference(text: str) -> Reference | None:
 def check_signal(reference: Reference, signal: Signal) -> None:
     if signal not in reference.signals:
         raise ValueError(f'"{reference.text}" does not exist in {signal.value}')
+
+
+def any_value_text(value) -> str:
+    """An AnyValue as text, for keys (``""`` when empty)."""
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return ""
+    if kind in ("array_value", "kvlist_value"):
+        return str(getattr(value, kind)).replace("\n", " ").strip()
+    if kind == "bytes_value":
+        return value.bytes_value.hex()
+    return str(getattr(value, kind))
+
+
+def any_value_number(value) -> float | None:
+    """An AnyValue as a float: numbers, booleans and numeric strings; else None."""
+    kind = value.WhichOneof("value")
+    if kind in ("double_value", "int_value", "bool_value"):
+        return float(getattr(value, kind))
+    if kind == "string_value":
+        try:
+            number = float(value.string_value)
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    return None
+
+
+def find_attributes(attributes, names: frozenset[str]) -> dict:
+    """The AnyValues of ``names`` among ``attributes`` (a repeated KeyValue)."""
+    return {kv.key: kv.value for kv in attributes if kv.key in names}
+
+
+def record_text(record, reference: Reference, found: dict | None) -> str:
+    """The text of a key ``reference`` on ``record``; ``found`` holds the record attributes looked up."""
+    if reference.attribute:
+        return any_value_text(found[reference.attribute]) if reference.attribute in found else ""
+    field = reference.field
+    if field == "span.name":
+        return record.name
+    if field == "span.kind":
+        return Span.SpanKind.Name(record.kind)
+    if field == "span.status.code":
+        return Status.StatusCode.Name(record.status.code)
+    if field == "log.severity_text":
+        return record.severity_text
+    if field == "log.severity_number":
+        return str(record.severity_number)
+    if field == "log.event_name":
+        return record.event_name
+    return any_value_text(record.body)
