@@ -57,7 +57,7 @@ class MetricsTelemetry(ComponentConfig):
             _host_port(value)
         return value
 
-    def validate(self) -> list[str]:
+    def validate_config(self) -> list[str]:
         if self.address and self.readers:
             return ["address: set either address or readers, not both"]
         return []

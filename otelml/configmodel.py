@@ -2,15 +2,20 @@
 
 Each component declares a pydantic model derived from :class:`ComponentConfig`.
 Defaults live in the model; the user's YAML is validated on top of them;
-unknown keys are errors; ``validate()`` adds the checks that span fields.
+unknown keys are errors; ``validate_config()`` adds the checks that span fields,
+and ``validate_signal()`` those that depend on the pipelines a component is in.
+(``validate`` itself is pydantic's, so the hooks have names of their own.)
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Iterator
+from typing import TYPE_CHECKING, Annotated, Any, Iterator
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, ValidationError
+
+if TYPE_CHECKING:
+    from otelml.pdata import Signal
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -63,12 +68,21 @@ class ComponentConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=True)
 
-    def validate(self) -> list[str]:
+    def validate_config(self) -> list[str]:
         """Checks that involve several fields.
 
         Returns one message per problem, each starting with the field path
         it concerns (``"timeout: must be positive"``), so that the service
         can report every problem at once with its full path.
+        """
+        return []
+
+    def validate_signal(self, signal: "Signal") -> list[str]:
+        """Problems of this config in a pipeline of ``signal``, pathed like :meth:`validate_config`.
+
+        For settings that name parts of the data (a reference to ``span.name``
+        means nothing in a logs pipeline), so that ``validate`` catches what
+        start would refuse.
         """
         return []
 
@@ -107,6 +121,6 @@ def sections(config: BaseModel, prefix: str = "") -> Iterator[tuple[str, BaseMod
 
 
 def nested_problems(config: BaseModel, prefix: str = "") -> list[str]:
-    """``validate()`` of ``config`` and of every nested section, with their paths."""
+    """``validate_config()`` of ``config`` and of every nested section, with their paths."""
     return [f"{path}{problem}" for path, section in sections(config, prefix)
-            if isinstance(section, ComponentConfig) for problem in section.validate()]
+            if isinstance(section, ComponentConfig) for problem in section.validate_config()]

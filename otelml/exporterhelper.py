@@ -45,7 +45,7 @@ class RetryConfig(ComponentConfig):
     max_interval: Duration = 30.0
     max_elapsed_time: Duration = 300.0
 
-    def validate(self) -> list[str]:
+    def validate_config(self) -> list[str]:
         problems = []
         if self.initial_interval <= 0:
             problems.append("initial_interval: must be positive")
@@ -81,7 +81,7 @@ class ExporterHelperConfig(ComponentConfig):
     retry_on_failure: RetryConfig = RetryConfig()
     sending_queue: QueueConfig = QueueConfig()
 
-    def validate(self) -> list[str]:
+    def validate_config(self) -> list[str]:
         return ["timeout: must not be negative"] if self.timeout < 0 else []
 
 

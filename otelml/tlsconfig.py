@@ -38,7 +38,7 @@ class ClientTLSConfig(ComponentConfig):
     insecure_skip_verify: bool = False
     server_name_override: str | None = None
 
-    def validate(self) -> list[str]:
+    def validate_config(self) -> list[str]:
         problems = []
         if bool(self.cert_file) != bool(self.key_file):
             problems.append("cert_file: cert_file and key_file must be set together")
@@ -94,7 +94,7 @@ class ServerTLSConfig(ComponentConfig):
     max_version: TLSVersion | None = None
     reload_interval: Duration = 0.0
 
-    def validate(self) -> list[str]:
+    def validate_config(self) -> list[str]:
         problems = [f"{name}: cannot read {path}" for name in ("cert_file", "key_file", "client_ca_file")
                     if (path := getattr(self, name)) and not Path(path).is_file()]
         if self.max_version and _SSL_VERSIONS[self.max_version] < _SSL_VERSIONS[self.min_version]:

@@ -21,8 +21,8 @@ class FileConfig(ExporterHelperConfig):
     # Writes are local and synchronous: queueing them only delays errors.
     sending_queue: QueueConfig = QueueConfig(enabled=False)
 
-    def validate(self) -> list[str]:
-        problems = super().validate()
+    def validate_config(self) -> list[str]:
+        problems = super().validate_config()
         if not self.path.strip():
             problems.append("path: must not be empty")
         if self.flush_interval < 0:

@@ -50,8 +50,8 @@ class KafkaExporterConfig(ExporterHelperConfig, KafkaClientConfig):
     def topic_of(self, signal: Signal) -> TopicConfig:
         return getattr(self, signal.value)
 
-    def validate(self) -> list[str]:
-        problems = ExporterHelperConfig.validate(self) + KafkaClientConfig.validate(self)
+    def validate_config(self) -> list[str]:
+        problems = ExporterHelperConfig.validate_config(self) + KafkaClientConfig.validate_config(self)
         problems += encoding_problems({signal: self.topic_of(signal).encoding for signal in Signal})
         problems += [f"{signal.value}::topic: must not be empty" for signal in Signal if not self.topic_of(signal).topic]
         return problems

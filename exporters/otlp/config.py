@@ -17,8 +17,8 @@ class OTLPExporterConfig(ExporterHelperConfig):
     tls: ClientTLSConfig = ClientTLSConfig()
     auth: AuthConfig | None = None
 
-    def validate(self) -> list[str]:
-        problems = super().validate() + [f"tls::{problem}" for problem in self.tls.grpc_problems()]
+    def validate_config(self) -> list[str]:
+        problems = super().validate_config() + [f"tls::{problem}" for problem in self.tls.grpc_problems()]
         target = self.endpoint.split("://", 1)[-1]
         if ":" not in target:
             problems.append(f"endpoint: {self.endpoint!r} must be host:port")

@@ -21,8 +21,8 @@ class OTLPHTTPExporterConfig(ExporterHelperConfig):
     tls: ClientTLSConfig = ClientTLSConfig()
     auth: AuthConfig | None = None
 
-    def validate(self) -> list[str]:
-        problems = super().validate()
+    def validate_config(self) -> list[str]:
+        problems = super().validate_config()
         urls = {"endpoint": self.endpoint, "traces_endpoint": self.traces_endpoint,
                 "logs_endpoint": self.logs_endpoint, "metrics_endpoint": self.metrics_endpoint}
         if not any(urls.values()):

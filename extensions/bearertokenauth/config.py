@@ -19,7 +19,7 @@ class BearerTokenAuthConfig(ComponentConfig):
     def _lower_case(cls, value: str) -> str:
         return value.strip().lower()
 
-    def validate(self) -> list[str]:
+    def validate_config(self) -> list[str]:
         problems = []
         if (self.token is None) == (self.filename is None):
             problems.append("token: set exactly one of token and filename")

@@ -14,7 +14,7 @@ class CompactionConfig(ComponentConfig):
     rebound_trigger_threshold_mib: int = Field(10, ge=0)
     check_interval: Duration = 5.0
 
-    def validate(self) -> list[str]:
+    def validate_config(self) -> list[str]:
         problems = []
         if self.directory == "":
             problems.append("directory: must not be empty (leave it out to use the storage directory)")
@@ -35,7 +35,7 @@ class FileStorageConfig(ComponentConfig):
     create_directory: bool = False
     compaction: CompactionConfig = CompactionConfig()
 
-    def validate(self) -> list[str]:
+    def validate_config(self) -> list[str]:
         problems = []
         if not self.directory:
             problems.append("directory: must not be empty")

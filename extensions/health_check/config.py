@@ -5,5 +5,5 @@ class HealthCheckConfig(ComponentConfig):
     endpoint: str = "localhost:13133"
     path: str = "/"
 
-    def validate(self) -> list[str]:
+    def validate_config(self) -> list[str]:
         return [] if self.path.startswith("/") else ["path: must start with /"]

@@ -30,7 +30,7 @@ class ModelConfig(ComponentConfig):
     def model_id(self) -> str:
         return self.id or self.name
 
-    def validate(self) -> list[str]:
+    def validate_config(self) -> list[str]:
         try:
             ModelSpec(self.model_id, self.name, self.params, self.weight)
         except ValueError as error:
@@ -59,7 +59,7 @@ class AnomalyConfig(ComponentConfig):
     verbose: bool = False
     alerts: bool = False
 
-    def validate(self) -> list[str]:
+    def validate_config(self) -> list[str]:
         problems = []
         if self.key is not None:
             if not self.key:

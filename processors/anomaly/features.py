@@ -40,7 +40,7 @@ class FeaturesConfig(ComponentConfig):
     error: bool = True
     attributes: list[str] = []
 
-    def validate(self) -> list[str]:
+    def validate_config(self) -> list[str]:
         problems = []
         if not 0 <= self.lags <= 32:
             problems.append("lags: must be between 0 and 32")

@@ -35,7 +35,7 @@ class CheckpointConfig(ComponentConfig):
     interval: Duration = 60.0
     key: SecretStr | None = None
 
-    def validate(self) -> list[str]:
+    def validate_config(self) -> list[str]:
         problems = []
         if self.path is None:
             return problems
@@ -60,7 +60,7 @@ class StateConfig(ComponentConfig):
     ttl: Duration = 3600.0
     checkpoint: CheckpointConfig = CheckpointConfig()
 
-    def validate(self) -> list[str]:
+    def validate_config(self) -> list[str]:
         return ["ttl: must not be negative (0 keeps idle keys)"] if self.ttl < 0 else []
 
 

@@ -25,7 +25,7 @@ class TrendConfig(ComponentConfig):
     window: int = 60
     horizon: Duration = 300.0
 
-    def validate(self) -> list[str]:
+    def validate_config(self) -> list[str]:
         problems = []
         if not 3 <= self.window <= 10000:
             problems.append("window: must be between 3 and 10000 scores")

@@ -10,7 +10,7 @@ class BatchConfig(ComponentConfig):
     send_batch_max_size: int = Field(0, ge=0)
     timeout: Duration = 0.2
 
-    def validate(self) -> list[str]:
+    def validate_config(self) -> list[str]:
         problems = []
         if self.timeout < 0:
             problems.append("timeout: must not be negative")

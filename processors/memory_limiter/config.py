@@ -22,7 +22,7 @@ class MemoryLimiterConfig(ComponentConfig):
     min_gc_interval_when_soft_limited: Duration = 10.0
     min_gc_interval_when_hard_limited: Duration = 0.0
 
-    def validate(self) -> list[str]:
+    def validate_config(self) -> list[str]:
         problems = []
         if self.check_interval <= 0:
             problems.append("check_interval: must be greater than zero (1s suits most loads)")

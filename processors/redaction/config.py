@@ -26,7 +26,7 @@ class RedactionConfig(ComponentConfig):
     hash_key: SecretStr | None = None
     summary: Literal["debug", "info", "silent"] = "info"
 
-    def validate(self) -> list[str]:
+    def validate_config(self) -> list[str]:
         problems = []
         for field in ("blocked_keys", "blocked_values"):
             for index, pattern in enumerate(getattr(self, field)):

@@ -15,7 +15,7 @@ class SASLConfig(ComponentConfig):
     username: str = ""
     password: SecretStr = SecretStr("")
 
-    def validate(self) -> list[str]:
+    def validate_config(self) -> list[str]:
         problems = []
         if not self.username:
             problems.append("username: required for SASL")
@@ -45,7 +45,7 @@ class KafkaClientConfig(ComponentConfig):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    def validate(self) -> list[str]:
+    def validate_config(self) -> list[str]:
         problems = []
         if not self.brokers:
             problems.append("brokers: at least one broker address is required")

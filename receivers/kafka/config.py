@@ -61,8 +61,8 @@ class KafkaReceiverConfig(KafkaClientConfig):
     def topics_of(self, signal: Signal) -> TopicsConfig:
         return getattr(self, signal.value)
 
-    def validate(self) -> list[str]:
-        problems = super().validate()
+    def validate_config(self) -> list[str]:
+        problems = super().validate_config()
         if not self.group_id:
             problems.append("group_id: must not be empty")
         if self.max_fetch_wait <= 0:

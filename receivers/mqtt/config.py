@@ -26,7 +26,7 @@ class SubscriptionConfig(ComponentConfig):
     # json encoding: the (dotted) field with the reading's time; absent means the receive time.
     timestamp_field: str = ""
 
-    def validate(self) -> list[str]:
+    def validate_config(self) -> list[str]:
         problems = []
         problem = filter_problem(self.topic)
         if problem:
@@ -68,7 +68,7 @@ class MQTTReceiverConfig(ComponentConfig):
         # YAML reads 5 as a number and 3.1.1 as text.
         return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
-    def validate(self) -> list[str]:
+    def validate_config(self) -> list[str]:
         problems = []
         parts = urlsplit(self.broker)
         try:

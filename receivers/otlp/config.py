@@ -18,7 +18,7 @@ class GRPCSettings(ComponentConfig):
     tls: ServerTLSConfig | None = None
     auth: AuthConfig | None = None
 
-    def validate(self) -> list[str]:
+    def validate_config(self) -> list[str]:
         return [f"tls::{problem}" for problem in self.tls.grpc_problems()] if self.tls else []
 
 
@@ -32,7 +32,7 @@ class HTTPSettings(ComponentConfig):
     tls: ServerTLSConfig | None = None
     auth: AuthConfig | None = None
 
-    def validate(self) -> list[str]:
+    def validate_config(self) -> list[str]:
         return [f"{name}: must start with /" for name in ("traces_url_path", "logs_url_path", "metrics_url_path")
                 if not getattr(self, name).startswith("/")]
 
@@ -53,7 +53,7 @@ class Protocols(ComponentConfig):
 class OTLPReceiverConfig(ComponentConfig):
     protocols: Protocols = Protocols()
 
-    def validate(self) -> list[str]:
+    def validate_config(self) -> list[str]:
         if self.protocols.grpc is None and self.protocols.http is None:
             return ["protocols: must enable at least one of grpc, http"]
         return []

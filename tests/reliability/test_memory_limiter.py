@@ -20,7 +20,7 @@ from tests.reliability.faults import Client
 
 
 def problems(**settings) -> list[str]:
-    return MemoryLimiterConfig(**settings).validate()
+    return MemoryLimiterConfig(**settings).validate_config()
 
 
 def test_config_is_checked_as_the_collector_checks_it():
