@@ -71,7 +71,7 @@ class HTTPServer:
         # Refused before the body is read, so that a flood of requests cannot fill memory.
         if self._in_flight >= self.settings.max_concurrent_requests:
             self.receiver.bad_request("http", "too_many_requests", f"{self._in_flight} requests are in flight already")
-            return _status(503, code_pb2.UNAVAILABLE, "too many concurrent requests", request.content_type, DEFAULT_RETRY_DELAY)
+            return _status(503, code_pb2.UNAVAILABLE, "too many concurrent requests", media_type(request), DEFAULT_RETRY_DELAY)
         self._in_flight += 1
         try:
             return await handler(request)
@@ -80,13 +80,14 @@ class HTTPServer:
 
     def _handler(self, signal: Signal):
         async def export(request: web.Request) -> web.Response:
-            content_type = request.content_type
+            content_type = media_type(request)
             if self.authenticator is not None and not self.authenticator.authenticate(request.headers):
                 self.receiver.unauthenticated("http", request.remote or "an unknown address")
                 return _status(401, code_pb2.UNAUTHENTICATED, "missing or invalid credentials", content_type)
             if content_type not in (PROTOBUF, JSON):
-                self.receiver.bad_request("http", "unsupported_media_type", f"content type {content_type!r}")
-                return web.Response(status=415, text=f"unsupported content type {content_type!r}; use {PROTOBUF} or {JSON}")
+                sent = request.headers.get("Content-Type")
+                self.receiver.bad_request("http", "unsupported_media_type", f"Content-Type {sent!r}")
+                return web.Response(status=415, text=f"unsupported Content-Type {sent!r}; use {PROTOBUF} or {JSON}")
             try:
                 body = _decompress(await request.read(), request.headers.get("Content-Encoding", ""), self.settings.max_request_body_size)
             except (web.HTTPRequestEntityTooLarge, BodyTooLarge) as error:
@@ -108,6 +109,21 @@ class HTTPServer:
             return _encode(rejection.response(signal), content_type)
 
         return export
+
+
+def media_type(request: web.Request) -> str:
+    """The media type of the request's Content-Type, lower case, parameters left out.
+
+    Read here rather than with aiohttp's ``content_type``, whose parser (the
+    standard library's e-mail header parser) raises on some malformed headers.
+
+    >>> from aiohttp.test_utils import make_mocked_request
+    >>> media_type(make_mocked_request("POST", "/", headers={"Content-Type": " Application/JSON; charset=utf-8"}))
+    'application/json'
+    >>> media_type(make_mocked_request("POST", "/", headers={"Content-Type": ";0*"}))
+    ''
+    """
+    return request.headers.get("Content-Type", "").partition(";")[0].strip().lower()
 
 
 def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
@@ -138,11 +154,10 @@ def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
 
 
 def _encode(message, content_type: str, status: int = 200, headers: dict | None = None) -> web.Response:
+    """``message`` as JSON for a JSON request, else as protobuf (whatever the request claimed to be)."""
     if content_type == JSON:
-        body = json_format.MessageToJson(message, indent=None).encode()
-    else:
-        body = message.SerializeToString()
-    return web.Response(status=status, body=body, content_type=content_type, headers=headers)
+        return web.Response(status=status, body=json_format.MessageToJson(message, indent=None).encode(), content_type=JSON, headers=headers)
+    return web.Response(status=status, body=message.SerializeToString(), content_type=PROTOBUF, headers=headers)
 
 
 def _status(http_status: int, code: int, message: str, content_type: str, retry_after: float | None = None) -> web.Response:
