@@ -154,3 +154,51 @@ def record_text(record, reference: Reference, found: dict | None) -> str:
     if field == "log.event_name":
         return record.event_name
     return any_value_text(record.body)
+
+
+class KeyReader:
+    """Reads a key (several references) from whole scopes of records, in config order.
+
+    Resource and scope parts are read once per resource and scope; record
+    attributes are looked up only when a reference names one.
+
+    Examples
+    --------
+    >>> from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    >>> request = ExportTraceServiceRequest()
+    >>> resource_spans = request.resource_spans.add()
+    >>> resource_spans.resource.attributes.add(key="service.name").value.string_value = "cart"
+    >>> scope_spans = resource_spans.scope_spans.add()
+    >>> _ = scope_spans.spans.add(name="GET /cart"), scope_spans.spans.add(name="POST /cart")
+    >>> reader = KeyReader([parse_key("span.name"), parse_key("resource.service.name")])
+    >>> reader.keys(resource_spans.resource, scope_spans.scope, scope_spans.spans)
+    [('GET /cart', 'cart'), ('POST /cart', 'cart')]
+    """
+
+    def __init__(self, references: list[Reference]):
+        self.references = references
+        self.resource_attributes = frozenset(r.attribute for r in references if r.level == "resource")
+        self.record_attributes = frozenset(r.attribute for r in references if r.level == "record" and r.attribute)
+        self._record_references = [(index, r) for index, r in enumerate(references) if r.level == "record"]
+
+    def keys(self, resource, scope, records) -> list[tuple[str, ...]]:
+        """The key of each of ``records`` (a scope's spans or log records), as a tuple of texts."""
+        found = find_attributes(resource.attributes, self.resource_attributes) if self.resource_attributes else {}
+        outer = []
+        for reference in self.references:
+            if reference.level == "resource":
+                outer.append(any_value_text(found[reference.attribute]) if reference.attribute in found else "")
+            elif reference.level == "scope":
+                outer.append(scope.name if reference.field == "scope.name" else scope.version)
+            else:
+                outer.append("")
+        if not self._record_references:
+            return [tuple(outer)] * len(records)
+        keys = []
+        for record in records:
+            attributes = find_attributes(record.attributes, self.record_attributes) if self.record_attributes else None
+            key = list(outer)
+            for index, reference in self._record_references:
+                key[index] = record_text(record, reference, attributes)
+            keys.append(tuple(key))
+        return keys
