@@ -39,6 +39,16 @@ class Signal(str, enum.Enum):
     def resource_field(self) -> str:
         return _RESOURCE_FIELDS[self]
 
+    @property
+    def scope_field(self) -> str:
+        """The field of a resource entry that lists its scopes (``scope_spans``, ...)."""
+        return _SCOPE_FIELDS[self]
+
+    @property
+    def record_field(self) -> str:
+        """The field of a scope entry that lists its records (``spans``, ``log_records``, ``metrics``)."""
+        return _RECORD_FIELDS[self]
+
     @staticmethod
     def of(batch: Batch) -> "Signal":
         return _SIGNAL_OF_TYPE[type(batch)]
