@@ -42,7 +42,10 @@ METRIC = "otelml.metric"                    # the scored metric's name, on otelm
 TEMPLATE = "log.record.template"
 TEMPLATE_ID = "log.record.template.id"
 
-# Alert log records (the anomaly_alerts connector).
+# Alert log records (the anomaly_alerts connector; read by the alertmanager exporter).
 ALERT_EVENT = "otelml.alert"
 ALERT_SCOPE = "otelml.anomaly_alerts"
 SOURCE_SPAN_NAME = "otelml.source.span.name"
+ALERT_NAME = "otelml.alert.name"            # AnomalyIncident or PredictedIncident (Alertmanager's alertname)
+ALERT_STATUS = "otelml.alert.status"        # firing (an incident opens or goes on) or resolved
+INCIDENT_DURATION = "otelml.incident.duration"  # seconds from the incident's first record to the alert's time
