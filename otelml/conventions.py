@@ -37,6 +37,16 @@ CROSSING_SECONDS = "otelml.limit.crossing_seconds"  # time until the target's tr
 
 # Scores written as metrics (the processor on metrics, the anomaly_metrics connector).
 METRIC = "otelml.metric"                    # the scored metric's name, on otelml.* gauges
+OVERFLOW_KEY = "overflow"                   # the otelml.key of the series that takes keys beyond max_keys
+
+# Metrics of the anomaly_metrics connector, each under its namespace (default "otelml.records").
+METRICS_SCOPE = "otelml.anomaly_metrics"
+RECORDS_NAMESPACE = "otelml.records"
+RECORDS_SCORE = "score"                     # histogram of otelml.score
+RECORDS_ANOMALIES = "anomalies"             # records with otelml.anomaly
+RECORDS_INCIDENTS = "incidents"             # records with otelml.incident.open
+RECORDS_PREDICTED = "incidents.predicted"   # records with otelml.incident.predicted
+RECORDS_FORECAST = "forecast"               # the latest otelml.forecast
 
 # Log templates (the drain processor).
 TEMPLATE = "log.record.template"
