@@ -41,6 +41,7 @@ BUILTIN_FACTORIES = (
     "otelml.extensions.bearertokenauth.factory:factory",
     "otelml.connectors.forward.factory:factory",
     "otelml.connectors.anomaly_alerts.factory:factory",
+    "otelml.connectors.anomaly_metrics.factory:factory",
 )
 
 
