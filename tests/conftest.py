@@ -50,6 +50,18 @@ def metric(samples: dict, name: str, **labels: str) -> float:
     return sum(v for (n, l), v in samples.items() if n == name and wanted <= l)
 
 
+class Collect:
+    """A next consumer that keeps every batch it is given."""
+
+    mutates_data = False
+
+    def __init__(self):
+        self.batches = []
+
+    async def consume(self, batch):
+        self.batches.append(batch)
+
+
 def read_batches(path: Path, signal: Signal) -> list:
     """Batches of one signal from a file exporter's JSON lines output."""
     key = {Signal.TRACES: '"resourceSpans"', Signal.LOGS: '"resourceLogs"', Signal.METRICS: '"resourceMetrics"'}[signal]
