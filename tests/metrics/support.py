@@ -50,17 +50,5 @@ def settings(kind: Kind, type_: str, name: str = "", telemetry: Telemetry | None
     return CreateSettings(ComponentID(type_, name), kind, telemetry or Telemetry())
 
 
-class Collect:
-    """A next consumer that keeps what it is given."""
-
-    mutates_data = False
-
-    def __init__(self):
-        self.batches = []
-
-    async def consume(self, batch):
-        self.batches.append(batch)
-
-
 def attributes_of(point) -> dict:
     return {kv.key: kv.value.string_value for kv in point.attributes}

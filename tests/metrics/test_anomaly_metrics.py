@@ -11,8 +11,8 @@ from otelml.connectors.anomaly_metrics.config import AnomalyMetricsConfig
 from otelml.connectors.anomaly_metrics.connector import AnomalyMetricsConnector
 from otelml.pdata import Signal
 from otelml.telemetry import Telemetry
-from tests.conftest import build_config
-from tests.metrics.support import Collect, attributes_of, metrics_request, put, scored_spans, settings
+from tests.conftest import Collect, build_config
+from tests.metrics.support import attributes_of, metrics_request, put, scored_spans, settings
 
 
 def connector(telemetry: Telemetry | None = None, **config) -> tuple[AnomalyMetricsConnector, Collect]:
