@@ -13,7 +13,7 @@ import time
 from otelml import conventions
 from otelml.connectors.anomaly_metrics.aggregate import Aggregator
 from otelml.pdata import Batch, Signal
-from otelml.references import Reference, any_value_number, any_value_text, find_attributes, record_text
+from otelml.references import KeyReader, Reference, any_value_number, find_attributes
 
 SCORED = frozenset({conventions.SCORE, conventions.ANOMALY, conventions.FORECAST, conventions.PREDICTED,
                     conventions.INCIDENT_OPEN})
@@ -39,35 +39,26 @@ class ScoredReader:
     def __init__(self, signal: Signal, dimensions: list[Reference]):
         self.signal = signal
         self.dimensions = dimensions
-        self.resource_refs = [r for r in dimensions if r.level == "resource"]
-        self.scope_refs = [r for r in dimensions if r.level == "scope"]
-        self.record_refs = [r for r in dimensions if r.level == "record"]
-        internal = self.resource_refs + self.scope_refs + self.record_refs
-        self.order = [internal.index(r) for r in dimensions]
-        self.record_names = SCORED | {r.attribute for r in self.record_refs if r.attribute}
+        self.key_reader = KeyReader(dimensions)
 
     def read(self, batch: Batch, aggregator: Aggregator) -> int:
         """Count every scored record of ``batch``; returns how many were."""
         now = time.monotonic()
         read = 0
+        traces = self.signal is Signal.TRACES
         for resource_data in getattr(batch, self.signal.resource_field):
             resource = resource_data.resource
             resource_key = resource.SerializeToString(deterministic=True)
             aggregator.resources.setdefault(resource_key, resource)
-            outer = self._parts(resource.attributes, self.resource_refs)
-            if self.signal is Signal.METRICS:
-                for scope_data in resource_data.scope_metrics:
-                    inner = outer + self._scope_parts(scope_data.scope)
-                    read += self._read_points(scope_data.metrics, resource_key, inner, aggregator, now)
-                continue
-            traces = self.signal is Signal.TRACES
-            for scope_data in (resource_data.scope_spans if traces else resource_data.scope_logs):
-                inner = outer + self._scope_parts(scope_data.scope)
-                for record in (scope_data.spans if traces else scope_data.log_records):
-                    found = find_attributes(record.attributes, self.record_names)
+            for scope_data in getattr(resource_data, self.signal.scope_field):
+                records = getattr(scope_data, self.signal.record_field)
+                if self.signal is Signal.METRICS:
+                    read += self._read_points(resource, scope_data.scope, records, resource_key, aggregator, now)
+                    continue
+                for record, parts in zip(records, self.key_reader.keys(resource, scope_data.scope, records)):
+                    found = find_attributes(record.attributes, SCORED)
                     if conventions.SCORE not in found:
                         continue
-                    parts = inner + tuple(record_text(record, r, found) for r in self.record_refs)
                     time_ns = record.end_time_unix_nano if traces else (record.time_unix_nano or record.observed_time_unix_nano)
                     aggregator.observe(
                         aggregator.key(resource_key, parts, lambda: self._attributes(parts), now),
@@ -78,15 +69,14 @@ class ScoredReader:
                     read += 1
         return read
 
-    def _read_points(self, metrics, resource_key: bytes, inner: tuple, aggregator: Aggregator, now: float) -> int:
+    def _read_points(self, resource, scope, metrics, resource_key: bytes, aggregator: Aggregator, now: float) -> int:
         read = 0
         for metric in metrics:
             data = metric.WhichOneof("data")
             if metric.name not in SCORED or data not in ("gauge", "sum"):
                 continue
-            for point in getattr(metric, data).data_points:
-                found = find_attributes(point.attributes, self.record_names)
-                parts = inner + tuple(any_value_text(found[r.attribute]) if r.attribute in found else "" for r in self.record_refs)
+            points = getattr(metric, data).data_points
+            for point, parts in zip(points, self.key_reader.keys(resource, scope, points)):
                 value = point.as_double if point.WhichOneof("value") == "as_double" else float(point.as_int)
                 aggregator.observe(
                     aggregator.key(resource_key, parts, lambda: self._attributes(parts), now),
@@ -98,18 +88,9 @@ class ScoredReader:
                 read += 1
         return read
 
-    def _parts(self, attributes, references: list[Reference]) -> tuple:
-        if not references:
-            return ()
-        found = find_attributes(attributes, frozenset(r.attribute for r in references))
-        return tuple(any_value_text(found[r.attribute]) if r.attribute in found else "" for r in references)
-
-    def _scope_parts(self, scope) -> tuple:
-        return tuple(scope.name if r.field == "scope.name" else scope.version for r in self.scope_refs)
-
     def _attributes(self, parts: tuple) -> list[tuple[str, str]]:
         """A new key's data point attributes: each dimension, then ``otelml.key`` describing them all."""
-        named = [(r.label, parts[i]) for r, i in zip(self.dimensions, self.order)]
+        named = [(r.label, value) for r, value in zip(self.dimensions, parts)]
         return named + [(conventions.KEY, " ".join(f"{label}={value}" for label, value in named))]
 
 
