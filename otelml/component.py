@@ -54,6 +54,10 @@ class Host(Protocol):
 
     def get_extension(self, component_id: ComponentID) -> Any: ...
 
+    def components(self) -> list[Any]:
+        """Every component of the service (for extensions that look for a capability, e.g. a live view)."""
+        ...
+
 
 class Component:
     """Lifecycle every component shares; both methods default to doing nothing.

@@ -43,6 +43,9 @@ class Service:
     def get_extension(self, component_id: ComponentID):
         return self.graph.extensions.get(component_id)
 
+    def components(self) -> list:
+        return [component for _, _, component in self.graph.start_order()]
+
     def healthy(self) -> bool:
         return self.state == "running" and self._fatal_error is None
 
