@@ -6,8 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # mosquitto for the MQTT tests, kcat for the Kafka tests, libpython3.11 for the
-# interpreter embedded in the rotel collector the tests feed us from.
-debian_packages=(mosquitto mosquitto-clients kcat libpython3.11)
+# interpreter embedded in the rotel collector the tests feed us from, prometheus
+# (with promtool) for the prometheus exporter's and the alert rules' tests,
+# chromium for the live page's.
+debian_packages=(mosquitto mosquitto-clients kcat libpython3.11 prometheus chromium)
 missing=()
 for package in "${debian_packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
