@@ -16,4 +16,6 @@ for folder in COMPONENT_FOLDERS:
 setup(
     packages=packages,
     package_dir={"otelml": "otelml", **{f"otelml.{folder}": folder for folder in COMPONENT_FOLDERS}},
+    # Pages that extensions serve (the zpages live page).
+    package_data={"otelml.extensions.zpages": ["*.html"]},
 )

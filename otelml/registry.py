@@ -39,6 +39,7 @@ BUILTIN_FACTORIES = (
     "otelml.extensions.health_check.factory:factory",
     "otelml.extensions.file_storage.factory:factory",
     "otelml.extensions.bearertokenauth.factory:factory",
+    "otelml.extensions.zpages.factory:factory",
     "otelml.connectors.forward.factory:factory",
     "otelml.connectors.anomaly_alerts.factory:factory",
     "otelml.connectors.anomaly_metrics.factory:factory",
