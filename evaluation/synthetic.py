@@ -203,7 +203,7 @@ def run_scenario(scenario: Scenario, workdir: Path, seed: int) -> list[KeyResult
         asyncio.run(replay(config, registry, recording, output, progress=False))
     key_refs = [parse_key(text) for text in scenario.processor.get("key", DEFAULT_KEYS[scenario.signal])]
     target = parse_target(scenario.processor.get("target", DEFAULT_TARGETS[scenario.signal]))
-    reader = BatchReader(scenario.signal, key_refs, target, log_target=False)
+    reader = BatchReader(scenario.signal, key_refs, target)
     per_key: dict[str, list[tuple]] = {}
     for line in scored.read_bytes().splitlines():
         columns = reader.read(from_json(line, scenario.signal))

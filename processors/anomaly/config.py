@@ -1,16 +1,39 @@
+"""Every setting of the ``anomaly`` processor (see its README for what each means)."""
+
 from __future__ import annotations
 
+import math
+import os
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 
-from otelml.configmodel import ComponentConfig
-from otelml.processors.anomaly.features import FeaturesConfig
-from otelml.references import parse_key, parse_target
-from otelml.processors.anomaly.scoring import ModelSpec
-from otelml.processors.anomaly.state import StateConfig
-from otelml.processors.anomaly.threshold import ThresholdConfig
-from otelml.processors.anomaly.trend import TrendConfig
+from otelml.configmodel import ComponentConfig, Duration
+from otelml.pdata import Signal
+from otelml.processors.anomaly.models import MODELS, build_model
+from otelml.references import DEFAULT_KEYS, DEFAULT_TARGETS, check_signal, parse_key, parse_target
+
+KEY_ENV = "OTELML_CHECKPOINT_KEY"
+MIN_KEY_LENGTH = 16
+
+
+class FeaturesConfig(ComponentConfig):
+    """What River models see (see :mod:`~otelml.processors.anomaly.features`)."""
+
+    time: bool = True
+    lags: int = 2
+    ewm: list[float] = [0.3, 0.03]
+    rate: bool = True
+    error: bool = True
+    attributes: list[str] = []
+
+    def validate_config(self) -> list[str]:
+        problems = []
+        if not 0 <= self.lags <= 32:
+            problems.append("lags: must be between 0 and 32")
+        problems += [f"ewm::{i}: must be in (0, 1]" for i, alpha in enumerate(self.ewm) if not 0 < alpha <= 1]
+        problems += [f"attributes::{i}: must not be empty" for i, name in enumerate(self.attributes) if not name]
+        return problems
 
 
 class ModelConfig(ComponentConfig):
@@ -31,15 +54,112 @@ class ModelConfig(ComponentConfig):
         return self.id or self.name
 
     def validate_config(self) -> list[str]:
+        if self.name not in MODELS:
+            return [f'name: unknown model "{self.name}" (known: {", ".join(sorted(MODELS))})']
         try:
-            ModelSpec(self.model_id, self.name, self.params, self.weight)
+            build_model(self.name, self.params)
         except ValueError as error:
-            field = "name" if str(error).startswith("unknown model") else "params"
-            return [f"{field}: {error}"]
+            return [f"params: {error}"]
         return []
 
 
 DEFAULT_MODELS = [ModelConfig(name="seasonal_profile"), ModelConfig(name="ewm_mean")]
+
+
+class ResidualsConfig(ComponentConfig):
+    """The residual scale that turns a regressor's residual into a raw model score."""
+
+    half_life: float = Field(2000.0, gt=0)
+    # Residuals beyond clip deviations move the scale (and models learn the target) as if they were at clip.
+    clip: float = Field(math.inf, gt=0)
+
+
+class CalibrationConfig(ComponentConfig):
+    """The calibrated score: how unlikely the key's recent raw scores are under their long-run distribution."""
+
+    enabled: bool = False
+    short: float = Field(10.0, gt=0)
+    long: float = Field(2000.0, gt=0)
+    min_mean: float = Field(0.03, ge=0, le=1)
+    min_variance: float = Field(0.0003, gt=0)
+
+    def validate_config(self) -> list[str]:
+        return ["long: must be longer than short"] if self.long <= self.short else []
+
+
+class AdaptiveConfig(ComponentConfig):
+    quantile: float = Field(0.995, gt=0, lt=1)
+    window: int = Field(1000, ge=10)
+    min: float = Field(0.5, ge=0, le=1)
+
+
+class ThresholdConfig(ComponentConfig):
+    """``threshold: 0.9`` is short for ``threshold: {static: 0.9}``."""
+
+    static: float = Field(0.6, ge=0, le=1)
+    adaptive: AdaptiveConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return value if isinstance(value, (dict, ThresholdConfig)) else {"static": value}
+
+
+class IncidentConfig(ComponentConfig):
+    """When a key's incident closes: after ``quiet_records`` records below the threshold and ``quiet`` of record time."""
+
+    quiet_records: int = Field(10, ge=1)
+    quiet: Duration = 300.0
+
+    def validate_config(self) -> list[str]:
+        return ["quiet: must not be negative"] if self.quiet < 0 else []
+
+
+class TrendConfig(ComponentConfig):
+    window: int = 60
+    horizon: Duration = 300.0
+
+    def validate_config(self) -> list[str]:
+        problems = []
+        if not 3 <= self.window <= 10000:
+            problems.append("window: must be between 3 and 10000 scores")
+        if self.horizon <= 0:
+            problems.append("horizon: must be positive")
+        return problems
+
+
+class CheckpointConfig(ComponentConfig):
+    path: str | None = None
+    interval: Duration = 60.0
+    key: SecretStr | None = None
+
+    def validate_config(self) -> list[str]:
+        problems = []
+        if self.path is None:
+            return problems
+        if self.interval <= 0:
+            problems.append("interval: must be positive")
+        secret = self.signing_key()
+        if secret is None:
+            problems.append(f"key: required to sign the checkpoint (set it, or the {KEY_ENV} environment variable)")
+        elif len(secret) < MIN_KEY_LENGTH:
+            problems.append(f"key: must be at least {MIN_KEY_LENGTH} characters long")
+        return problems
+
+    def signing_key(self) -> bytes | None:
+        if self.key is not None and self.key.get_secret_value():
+            return self.key.get_secret_value().encode()
+        from_env = os.environ.get(KEY_ENV)
+        return from_env.encode() if from_env else None
+
+
+class StateConfig(ComponentConfig):
+    max_keys: int = Field(10000, ge=1)
+    ttl: Duration = 3600.0
+    checkpoint: CheckpointConfig = CheckpointConfig()
+
+    def validate_config(self) -> list[str]:
+        return ["ttl: must not be negative (0 keeps idle keys)"] if self.ttl < 0 else []
 
 
 class AnomalyConfig(ComponentConfig):
@@ -50,10 +170,12 @@ class AnomalyConfig(ComponentConfig):
     features: FeaturesConfig = FeaturesConfig()
     models: list[ModelConfig] = DEFAULT_MODELS
     combine: Literal["mean", "max", "weighted", "vote"] = "max"
-    residual_half_life: float = Field(2000.0, gt=0)
+    residuals: ResidualsConfig = ResidualsConfig()
+    calibration: CalibrationConfig = CalibrationConfig()
     threshold: ThresholdConfig = ThresholdConfig()
     warmup: int = Field(100, ge=0)
     learn_from_anomalies: bool = False
+    incident: IncidentConfig = IncidentConfig()
     trend: TrendConfig = TrendConfig()
     state: StateConfig = StateConfig()
     verbose: bool = False
@@ -82,3 +204,40 @@ class AnomalyConfig(ComponentConfig):
                 problems.append(f'models::{index}::id: "{model.model_id}" is used twice; give one of them another id')
             seen.add(model.model_id)
         return problems
+
+    def validate_signal(self, signal: Signal) -> list[str]:
+        """References that do not exist in ``signal`` (``key::1: "log.severity_text" does not exist in traces``)."""
+        problems = []
+        for index, text in enumerate(self.key or ()):
+            problems += _signal_problem(f"key::{index}", parse_key, text, signal)
+        if self.target is not None:
+            problems += _signal_problem("target", parse_target, self.target, signal)
+        return problems
+
+    def signal_key(self, signal: Signal) -> list[str]:
+        """The key references in a pipeline of ``signal`` (the signal's default when not set)."""
+        return self.key or DEFAULT_KEYS[signal]
+
+    def signal_target(self, signal: Signal) -> str:
+        return self.target or DEFAULT_TARGETS[signal]
+
+
+def _signal_problem(path: str, parse, text: str, signal: Signal) -> list[str]:
+    try:
+        reference = parse(text)
+    except ValueError:
+        return []  # validate_config() reports it
+    try:
+        check_signal(reference, signal)
+    except ValueError as error:
+        return [f"{path}: {error}"]
+    return []
+
+
+def half_life_weight(records: float) -> float:
+    """The weight of a new value in an exponentially weighted mean whose old values count half after ``records``.
+
+    >>> round(half_life_weight(1.0), 3), round(half_life_weight(2000.0), 6)
+    (0.5, 0.000347)
+    """
+    return 1.0 - math.pow(0.5, 1.0 / records)

@@ -24,68 +24,33 @@ SEVERITY_ERROR = 17  # OpenTelemetry severity numbers 17-20 are ERROR
 STATUS_ERROR = Status.STATUS_CODE_ERROR
 
 
-def signed_log(values: np.ndarray) -> np.ndarray:
-    """``log1p`` that keeps the sign, so that negative readings stay usable.
-
-    Computed with :func:`math.log1p` (numpy's differs in the last bit), so
-    every path gives the same bits.
-
-    >>> signed_log(np.array([0.0, -math.e + 1])).round(6).tolist()
-    [0.0, -1.0]
-    """
-    magnitudes = np.fromiter(map(math.log1p, np.abs(values).tolist()), float, len(values))
-    return np.copysign(magnitudes, values)
-
-
-def signed_exp(values: np.ndarray) -> np.ndarray:
-    """The inverse of :func:`signed_log`; NaN where the result would overflow.
-
-    >>> signed_exp(np.array([0.0, -1.0, 1000.0])).round(6).tolist()
-    [0.0, -1.718282, nan]
-    """
-    return np.copysign(_map_or_nan(math.expm1, np.abs(values)), values)
-
-
-def plain_exp(values: np.ndarray) -> np.ndarray:
-    """:func:`math.exp` over an array; NaN where the result would overflow."""
-    return _map_or_nan(math.exp, values)
-
-
-def _map_or_nan(function, values: np.ndarray) -> np.ndarray:
-    listed = values.tolist()
-    try:
-        return np.fromiter(map(function, listed), float, len(listed))
-    except OverflowError:
-        return np.array([_or_nan(function, value) for value in listed], dtype=float)
-
-
-def _or_nan(function, value: float) -> float:
-    try:
-        return function(value)
-    except OverflowError:
-        return math.nan
-
-
 @dataclasses.dataclass
 class Columns:
     """One batch's scorable records: the records in batch order, and numpy arrays parallel to them.
 
     ``keys`` lists the batch's distinct keys in first-seen order; ``key_ids``
-    gives each record's place in it. ``values`` is the target in the models'
-    units (after the transform), ``actual`` in its own.
+    gives each record's place in it. ``actual`` is the target as read (0 for
+    ``rate``, which the processor computes).
     """
 
     records: list
     keys: list[tuple]
     key_ids: np.ndarray
     actual: np.ndarray
-    values: np.ndarray
     times: np.ndarray
     # Filled only when a feature needs them.
     errors: list[bool]
     attributes: list[dict]
-    # Records passed through unscored because their target is missing.
+    # Records passed through unscored because their target is missing (or a span ends before it starts).
     skipped: int
+
+    def subset(self, kept: np.ndarray) -> Columns:
+        """The columns of the records at the indices ``kept`` (the keys stay, some may have no record left)."""
+        indices = kept.tolist()
+        return Columns([self.records[i] for i in indices], self.keys, self.key_ids[kept], self.actual[kept],
+                       self.times[kept], [self.errors[i] for i in indices] if self.errors else self.errors,
+                       [self.attributes[i] for i in indices] if self.attributes else self.attributes,
+                       self.skipped + len(self.records) - len(indices))
 
 
 class _Gathered:
@@ -124,8 +89,6 @@ class BatchReader:
         References that identify a stream, in config order.
     target
         The numeric value the models look at.
-    log_target
-        Score ``signed_log(target)`` instead of the raw value.
     need_errors
         Fill :attr:`Columns.errors`.
     feature_attributes
@@ -139,20 +102,19 @@ class BatchReader:
     >>> spans = request.resource_spans.add().scope_spans.add().spans
     >>> for name, nanos in (("a", 2_000_000), ("b", 1_000_000), ("a", 0)):
     ...     span = spans.add(name=name, start_time_unix_nano=10**18, end_time_unix_nano=10**18 + nanos)
-    >>> reader = BatchReader(Signal.TRACES, [parse_key("span.name")], parse_target("duration"), log_target=False)
+    >>> reader = BatchReader(Signal.TRACES, [parse_key("span.name")], parse_target("duration"))
     >>> columns = reader.read(request)
     >>> columns.keys, columns.key_ids.tolist(), columns.actual.tolist()
     ([('a',), ('b',)], [0, 1, 0], [2.0, 1.0, 0.0])
     """
 
-    def __init__(self, signal: Signal, key: list[Reference], target: Reference, log_target: bool,
+    def __init__(self, signal: Signal, key: list[Reference], target: Reference,
                  need_errors: bool = False, feature_attributes: tuple[str, ...] = ()):
         for reference in [*key, target]:
             check_signal(reference, signal)
         self.signal = signal
         self.key = key
         self.target = target
-        self.log_target = log_target
         self.need_errors = need_errors
         self.feature_attributes = tuple(feature_attributes)
         # Key parts are stored outer (resource, scope) first, then per record;
@@ -188,8 +150,7 @@ class BatchReader:
                 for scope_logs in resource_logs.scope_logs:
                     read_records(scope_logs.log_records, outer + self._scope_part(scope_logs.scope), gathered)
         actual = np.asarray(gathered.actual, dtype=float)
-        values = signed_log(actual) if self.log_target else actual.copy()
-        return Columns(gathered.records, list(gathered.keys), np.asarray(gathered.key_ids, dtype=np.intp), actual, values,
+        return Columns(gathered.records, list(gathered.keys), np.asarray(gathered.key_ids, dtype=np.intp), actual,
                        _seconds(gathered.time_nanos), gathered.errors, gathered.attributes, gathered.skipped)
 
     def _resource_part(self, resource) -> tuple:
@@ -211,14 +172,16 @@ class BatchReader:
         else:
             times = [record.time_unix_nano or record.observed_time_unix_nano for record in records]
         field = self.target.field
-        if field == "duration":
-            starts = [record.start_time_unix_nano for record in records]
-            actual = [(end - start) / 1e6 if end > start else 0.0 for start, end in zip(starts, times)]
-        elif field == "severity_number":
-            actual = [float(record.severity_number) for record in records]
-            if 0.0 in actual:
-                # An unset severity is no reading: those records are not scored.
-                kept = [number for number, value in enumerate(actual) if value]
+        if field in ("duration", "severity_number"):
+            if field == "duration":
+                starts = [record.start_time_unix_nano for record in records]
+                # A span that ends before it starts has no duration.
+                actual = [(end - start) / 1e6 if end >= start else None for start, end in zip(starts, times)]
+            else:
+                # An unset severity is no reading.
+                actual = [float(record.severity_number) or None for record in records]
+            if None in actual:
+                kept = [number for number, value in enumerate(actual) if value is not None]
                 gathered.skipped += len(actual) - len(kept)
                 records = [records[number] for number in kept]
                 times = [times[number] for number in kept]
@@ -256,7 +219,7 @@ class BatchReader:
                 value = any_value_number(found[target_attribute]) if target_attribute in found else None
             elif target_field == "duration":
                 nanos = record.end_time_unix_nano - record.start_time_unix_nano
-                value = nanos / 1e6 if nanos > 0 else 0.0
+                value = nanos / 1e6 if nanos >= 0 else None
             elif target_field == "severity_number":
                 value = float(record.severity_number) if record.severity_number else None
             elif target_field == "rate":

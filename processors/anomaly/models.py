@@ -1,30 +1,59 @@
-"""The models a config may name, and the two cheap built-in ones used by default.
+"""The models a config may name: the built-in River estimators and River's own.
 
 :data:`MODELS` maps a config name to a constructor taking the entry's
-``params``; adding a model is one line. Each key gets its own instance.
-River regressors see the feature dict ``x`` and predict the target; anomaly
-detectors see ``x`` plus ``target`` and score it themselves; forecasters
-learn the target series and predict its next value.
+``params``; adding a model is one line. River regressors see the feature
+dict ``x`` and predict the target; anomaly detectors see ``x`` plus
+``target`` and score it themselves; forecasters learn the target series and
+predict its next value (see :mod:`~otelml.processors.anomaly.adapter`).
 
-The built-in models follow River's API and add one convention: a regressor
-may return ``None`` from ``predict_one`` while it has no basis for a
-prediction; the record is then not scored by that model.
+The built-in models are River estimators whose maths is a numpy kernel
+(:mod:`~otelml.processors.anomaly.kernels`): ``learn_one`` and
+``predict_one`` run the kernel on a one-row state, and the engine runs the
+same kernel over a rank of keys. Before they have learned anything they
+predict NaN (no prediction).
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from array import array
 
+import numpy as np
 from river import anomaly, base, linear_model, preprocessing, time_series, tree
 
+from otelml.processors.anomaly.kernels import EwmKernel, Kernel, ProfileKernel, Rank, one_row_state
 
-class EwmMean(base.Regressor):
+
+class BuiltinModel:
+    """A River estimator whose maths is a :class:`~otelml.processors.anomaly.kernels.Kernel`.
+
+    ``x["time"]`` (seconds since the epoch) is the record time, for kernels
+    that use it.
+    """
+
+    def make_kernel(self) -> Kernel:
+        raise NotImplementedError
+
+    def _start(self) -> None:
+        """Called at the end of ``__init__``: the kernel, and the one key's state it works on."""
+        self._kernel = self.make_kernel()
+        self._one_row = one_row_state(self._kernel)
+
+    def _rank(self, x: dict, y: float = math.nan) -> Rank:
+        return Rank(1, np.array([y], dtype=float), np.array([float(x.get("time", math.nan))]))
+
+    def learn_one(self, x, y):
+        self._kernel.learn(self._one_row, self._rank(x, y), np.array([float(y)]), np.ones(1, dtype=bool))
+
+    def predict_one(self, x):
+        return float(self._kernel.predict(self._one_row, self._rank(x))[0])
+
+
+class EwmMean(BuiltinModel, base.Regressor):
     """Predicts the exponentially weighted mean of the values seen so far.
 
-    With the residual normalisation the processor applies, this is a
-    Gaussian detector with a slowly moving centre: cheap (two floats) and a
+    With the residual scale the processor applies, this is a Gaussian
+    detector with a slowly moving centre: cheap (one float per key) and a
     good judge of spikes and level shifts.
 
     Parameters
@@ -35,36 +64,32 @@ class EwmMean(base.Regressor):
     Examples
     --------
     >>> model = EwmMean(alpha=0.5)
-    >>> model.predict_one({}) is None
-    True
+    >>> model.predict_one({})
+    nan
     >>> for y in (10.0, 20.0):
     ...     model.learn_one({}, y)
     >>> model.predict_one({})
     15.0
     """
 
-    # Built-in models name the features they read, so no other is computed.
-    inputs: tuple[str, ...] = ()
-
     def __init__(self, alpha: float = 0.001):
         if not 0 < alpha <= 1:
             raise ValueError("alpha must be in (0, 1]")
         self.alpha = alpha
-        self.mean: float | None = None
+        self._start()
 
-    def learn_one(self, x, y):
-        self.mean = y if self.mean is None else self.mean + self.alpha * (y - self.mean)
-
-    def predict_one(self, x):
-        return self.mean
+    def make_kernel(self) -> Kernel:
+        return EwmKernel(self.alpha)
 
 
-class SeasonalProfile(base.Regressor):
+class SeasonalProfile(BuiltinModel, base.Regressor):
     """Predicts the target from its usual level at this hour of the day (or week).
 
     Keeps one exponentially weighted mean per calendar bin, in UTC from the
-    record's own timestamp, so a daily rhythm (traffic, batch jobs) is not
-    mistaken for an anomaly and a missing daily peak is noticed.
+    record's own time (``x["time"]``, seconds since the epoch), so a daily
+    rhythm (traffic, batch jobs) is not mistaken for an anomaly and a
+    missing daily peak is noticed. Without a time it neither predicts nor
+    learns.
 
     Parameters
     ----------
@@ -76,10 +101,10 @@ class SeasonalProfile(base.Regressor):
     Examples
     --------
     >>> model = SeasonalProfile(alpha=0.5)
-    >>> model.learn_one({"hour": 9}, 80.0)
-    >>> model.learn_one({"hour": 10}, 20.0)
-    >>> model.predict_one({"hour": 9}), model.predict_one({"hour": 11}) is None
-    (80.0, True)
+    >>> model.learn_one({"time": 9 * 3600.0}, 80.0)
+    >>> model.learn_one({"time": 10 * 3600.0}, 20.0)
+    >>> model.predict_one({"time": 9 * 3600.0 + 60}), model.predict_one({"time": 11 * 3600.0})
+    (80.0, nan)
     """
 
     def __init__(self, period: str = "day", alpha: float = 0.1):
@@ -89,17 +114,17 @@ class SeasonalProfile(base.Regressor):
             raise ValueError("alpha must be in (0, 1]")
         self.period = period
         self.alpha = alpha
-        self.inputs = ("hour",) if period == "day" else ("hour_of_week",)
-        self.profile = array("d", [math.nan] * (24 if period == "day" else 168))
+        self._start()
+
+    def make_kernel(self) -> Kernel:
+        return ProfileKernel(self.period, self.alpha)
 
     def learn_one(self, x, y):
-        slot = x[self.inputs[0]]
-        current = self.profile[slot]
-        self.profile[slot] = y if current != current else current + self.alpha * (y - current)
+        if "time" in x:
+            super().learn_one(x, y)
 
     def predict_one(self, x):
-        value = self.profile[x[self.inputs[0]]]
-        return None if value != value else value
+        return super().predict_one(x) if "time" in x else math.nan
 
 
 def _scaled(estimator):
@@ -125,3 +150,11 @@ MODELS = {
     "holt_winters": functools.partial(time_series.HoltWinters, alpha=0.3, beta=0.1),
     "snarimax": functools.partial(time_series.SNARIMAX, p=2, d=0, q=1),
 }
+
+
+def build_model(name: str, params: dict):
+    """A new instance of model ``name``; ``ValueError`` naming the problem when ``params`` do not fit."""
+    try:
+        return MODELS[name](**params)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"cannot build {name} with params {params}: {error}") from None

@@ -2,9 +2,8 @@
 
 One batch at a time: read key, target and time of every record
 (:mod:`extract`), give each key its slot in the per-key arrays
-(:mod:`state`), run each key's models over its records in order (rank by
-rank with numpy for the built-in models, :mod:`vectorised`; record by record
-otherwise, :mod:`scorer`), fit the score trends of the whole batch at once
+(:mod:`store`), compute the target (:mod:`target`), score rank by rank
+(:mod:`engine`), fit the score trends of the whole batch at once
 (:mod:`trend`), then append the output attributes (:mod:`output`). Models
 see only record timestamps, never the wall clock, so replaying recorded data
 reproduces the live scores.
@@ -15,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,22 +22,24 @@ import numpy as np
 from otelml.component import Component, CreateSettings, Host
 from otelml.consumer import Consumer
 from otelml.pdata import Batch, Signal
-from otelml.processors.anomaly import state as checkpoint
-from otelml.processors.anomaly import trend
+from otelml.processors.anomaly import checkpoint
 from otelml.processors.anomaly.config import AnomalyConfig
-from otelml.processors.anomaly.extract import BatchReader, Columns, plain_exp, signed_exp
-from otelml.processors.anomaly.features import FeatureBuilder
-from otelml.processors.anomaly.layout import Layout
+from otelml.processors.anomaly.engine import Engine, Results
+from otelml.processors.anomaly.extract import BatchReader, Columns
+from otelml.processors.anomaly.incidents import incident_id
 from otelml.processors.anomaly.output import AttributeWriter
-from otelml.references import DEFAULT_KEYS, DEFAULT_TARGETS, parse_key, parse_target
-from otelml.processors.anomaly.scorer import Outputs, RecordScorer
-from otelml.processors.anomaly.scoring import ModelSpec
-from otelml.processors.anomaly.state import KeyStore, KeySummary
-from otelml.processors.anomaly.threshold import Threshold
-from otelml.processors.anomaly.vectorised import VectorScorer
+from otelml.processors.anomaly.ranks import Ranks
+from otelml.processors.anomaly.store import KeyStore, KeySummary, StateLayout
+from otelml.processors.anomaly.target import Target
+from otelml.processors.anomaly.trend import Trend, Trends
+from otelml.references import parse_key, parse_target
 
 # Checkpoint paths in use by running processors: two must never share one.
 _CLAIMED_PATHS: set[Path] = set()
+# At most one eviction log line per this many seconds.
+EVICTION_LOG_INTERVAL = 60.0
+# Settings that shape the per-key state: a checkpoint written with others is not reused.
+SHAPING = {"key", "target", "transform", "features", "models", "residuals", "calibration", "threshold", "incident", "trend"}
 
 
 class AnomalyProcessor(Component):
@@ -45,54 +47,53 @@ class AnomalyProcessor(Component):
 
     mutates_data = True
 
-    def __init__(self, settings: CreateSettings, config: AnomalyConfig, signal: Signal, next_consumer: Consumer,
-                 per_record: bool = False):
-        """``per_record`` forces the general scorer even where the vectorised one applies (tests compare the two)."""
+    def __init__(self, settings: CreateSettings, config: AnomalyConfig, signal: Signal, next_consumer: Consumer):
         self.settings = settings
         self.config = config
         self.signal = signal
         self.next_consumer = next_consumer
         self.logger = settings.logger
-        key = [parse_key(text) for text in (config.key or DEFAULT_KEYS[signal])]
-        target = parse_target(config.target or DEFAULT_TARGETS[signal])
-        log_target = config.transform == "log" or (config.transform == "auto" and target.field in ("duration", "rate"))
-        self.rate_target = target.field == "rate"
-        self.specs = [ModelSpec(m.model_id, m.name, m.params, m.weight) for m in config.models]
-        # Features are computed only when a River model reads them, or a built-in one names them.
-        river_models = any(spec.inputs is None for spec in self.specs)
-        inputs = {name for spec in self.specs for name in (spec.inputs or ())}
-        self.features = FeatureBuilder(config.features if river_models else None, inputs)
-        self.reader = BatchReader(signal, key, target, log_target, need_errors=self.features.error,
-                                  feature_attributes=self.features.attributes)
-        # Rates can be far below one per second, where log1p would flatten them: they take a plain log.
-        self.inverse = (plain_exp if self.rate_target else signed_exp) if log_target else None
-        if not per_record and VectorScorer.supports(self.specs, config, self.rate_target):
-            self.scorer = VectorScorer(self.specs, config)
-        else:
-            self.scorer = RecordScorer(self.specs, config, self.features, Threshold(config.threshold), log_target, self.rate_target)
-        self.store = KeyStore(config.state.max_keys, config.state.ttl, {**self.scorer.fields, **trend.history_fields(config.trend.window)})
-        self.writer = AttributeWriter(signal, [spec.id for spec in self.specs] if config.verbose else [])
+        key = [parse_key(text) for text in config.signal_key(signal)]
+        features = config.features
+        self.engine = Engine(config, Target(parse_target(config.signal_target(signal)), config.transform,
+                                            rate_feature=features.rate), ranges=config.alerts)
+        self.target = self.engine.target
+        river = self.engine.features is not None
+        self.reader = BatchReader(signal, key, self.target.reference, need_errors=river and features.error,
+                                  feature_attributes=tuple(features.attributes) if river else ())
+        self.trend = Trend(config.trend.window, config.trend.horizon, ("score",))
+        layout = StateLayout({**self.engine.fields, **{f"trend.{name}": field for name, field in self.trend.fields.items()}},
+                             self.engine.classes)
+        self.store = KeyStore(config.state.max_keys, config.state.ttl, layout, config.state.checkpoint.signing_key())
+        self.writer = AttributeWriter(signal, [model.id for model in self.engine.models] if config.verbose else [])
         self.fingerprint = self._fingerprint()
         self._checkpoint_path = Path(config.state.checkpoint.path) if config.state.checkpoint.path else None
         self._checkpoint_task: asyncio.Task | None = None
         self._claimed = False
         self._started = False
         telemetry, name = settings.telemetry, str(settings.id)
+        self._name = name
         self._evictions = {
             reason: telemetry.counter("otelml_anomaly_evicted_keys", "Keys whose learned state was dropped, by reason (lru, ttl).",
                                       ["processor", "reason"]).labels(name, reason)
             for reason in ("lru", "ttl")}
         self._anomalies = telemetry.counter("otelml_anomaly_anomalies", "Records flagged as anomalies.", ["processor"]).labels(name)
+        self._opened = telemetry.counter("otelml_anomaly_incidents", "Incidents opened.", ["processor"]).labels(name)
         self._incidents = telemetry.counter("otelml_anomaly_predicted_incidents", "Records whose trend forecast crosses the threshold.",
                                             ["processor"]).labels(name)
-        self._skipped = telemetry.counter("otelml_anomaly_unscored_records", "Records passed on unscored: their target is missing or not numeric.",
+        self._skipped = telemetry.counter("otelml_anomaly_unscored_records",
+                                          "Records passed on unscored: their target is missing, not numeric, or has no value yet.",
                                           ["processor"]).labels(name)
+        self._resets = telemetry.counter("otelml_anomaly_model_resets", "River models of a key replaced for diverging.",
+                                         ["processor", "model"])
         self._keys = telemetry.gauge("otelml_anomaly_keys", "Keys with learned state.", ["processor"]).labels(name)
         self._reported_evictions = {"lru": 0, "ttl": 0}
+        self._evictions_logged = {"lru": 0, "ttl": 0}
+        self._eviction_logged_at = float("-inf")
 
     def _fingerprint(self) -> str:
         """What a checkpoint must match to be reused: the settings that shape the per-key state."""
-        shaping = self.config.model_dump(mode="json", include={"key", "target", "transform", "features", "models", "threshold", "trend"})
+        shaping = self.config.model_dump(mode="json", include=SHAPING)
         shaping["signal"] = self.signal.value
         return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
 
@@ -137,23 +138,25 @@ class AnomalyProcessor(Component):
         if payload is None:
             self.logger.info("no checkpoint at %s yet; starting with no learned state", self._checkpoint_path)
             return
-        restored = checkpoint.load_state(payload)
-        if restored["fingerprint"] != self.fingerprint:
+        try:
+            loaded = self.store.load(payload, self.fingerprint)
+        except checkpoint.CheckpointError as error:
+            raise checkpoint.CheckpointError(f"{self._checkpoint_path}: {error}") from None
+        if not loaded:
             self.logger.warning("checkpoint %s was written with other model settings; starting afresh", self._checkpoint_path)
             return
-        self.store.restore(restored)
         self._keys.set(len(self.store.keys))
         self.logger.info("restored %d keys from %s", len(self.store.keys), self._checkpoint_path)
 
     def save_checkpoint(self) -> None:
-        payload = checkpoint.dump_state(self.store, self.fingerprint)
-        checkpoint.write_checkpoint(self._checkpoint_path, payload, self.config.state.checkpoint.signing_key())
+        checkpoint.write_checkpoint(self._checkpoint_path, self.store.dump(self.fingerprint),
+                                    self.config.state.checkpoint.signing_key())
 
     async def _checkpoint_every_interval(self) -> None:
         while True:
             await asyncio.sleep(self.config.state.checkpoint.interval)
             # Pickle here, between batches, for a consistent snapshot; write in a thread.
-            payload = checkpoint.dump_state(self.store, self.fingerprint)
+            payload = self.store.dump(self.fingerprint)
             try:
                 await asyncio.to_thread(checkpoint.write_checkpoint, self._checkpoint_path, payload,
                                         self.config.state.checkpoint.signing_key())
@@ -169,74 +172,106 @@ class AnomalyProcessor(Component):
     def process(self, batch: Batch) -> None:
         """Score every record of ``batch`` in place."""
         columns = self.reader.read(batch)
+        if columns.records:
+            slots = self.store.assign(columns.keys)
+            ranks = Ranks(columns.key_ids, len(columns.keys))
+            rates = None
+            if self.target.tracks_rate:
+                rates = self.engine.rates(self.store.arrays, slots, ranks, columns.times)
+                if self.target.is_rate:
+                    columns, rates, ranks = self._with_rates(columns, rates, ranks)
+            if columns.records:
+                self._score(columns, slots, ranks, rates)
+            self.store.expire()
+            self._count_evictions()
+            self._keys.set(len(self.store.keys))
         if columns.skipped:
             self._skipped.inc(columns.skipped)
-        if not columns.records:
-            return
-        slots = self.store.assign(columns.keys, self.scorer.new_key)
-        layout = Layout(columns.key_ids, len(columns.keys))
-        outputs = self.scorer.score(self.store, slots, layout, columns)
-        trends = trend.fit(self.store.arrays, slots, layout, columns.times, outputs.score, self.config.trend.window,
-                           self.config.trend.horizon)
+
+    def _with_rates(self, columns: Columns, rates: np.ndarray, ranks: Ranks) -> tuple[Columns, np.ndarray, Ranks]:
+        """With ``target: rate``, the rate is the reading; records without one yet pass on unscored."""
+        scorable = np.isfinite(rates)
+        if not scorable.all():
+            kept = np.flatnonzero(scorable)
+            columns, rates = columns.subset(kept), rates[kept]
+            ranks = Ranks(columns.key_ids, len(columns.keys))
+        columns.actual = rates
+        return columns, rates, ranks
+
+    def _score(self, columns: Columns, slots: np.ndarray, ranks: Ranks, rates: np.ndarray | None) -> None:
+        results = self.engine.score(self.store.arrays, slots, ranks, self.target.transform(columns.actual), columns.times,
+                                    rates, columns.errors, columns.attributes)
+        history = {name[len("trend."):]: array for name, array in self.store.arrays.items() if name.startswith("trend.")}
+        trends = self.trend.fit(history, slots, ranks, columns.times, {"score": results.score})["score"]
         enough = trends.points >= max(3, self.config.trend.window // 2)
         # A rising trend line that is below the threshold now and above it at the horizon.
-        predicted = (outputs.ready & enough & (trends.slope > 0) & (trends.now < outputs.threshold)
-                     & (trends.forecast >= outputs.threshold))
-        self._finish_batch(columns, slots, layout, outputs, trends, predicted)
+        predicted = (results.ready & enough & (trends.slope > 0) & (trends.now < results.threshold)
+                     & (trends.forecast >= results.threshold))
+        self._write(columns, results, trends, predicted)
+        self._keep_summaries(columns, slots, ranks, results, predicted)
+        for model_id, resets in self.engine.resets().items():
+            self._resets.labels(self._name, model_id).inc(resets)
+            self.logger.warning("model %s diverged and was reset for %d key(s)", model_id, resets)
 
-    def _finish_batch(self, columns: Columns, slots: np.ndarray, layout: Layout, outputs: Outputs,
-                      trends: trend.Trends, predicted: np.ndarray) -> None:
-        expected = np.where(outputs.has_expected, outputs.expected, np.nan)
-        if self.inverse is not None:
-            expected = self.inverse(expected)
-        self.writer.write(columns.records, outputs.score, outputs.anomaly, expected, trends.forecast, trends.slope,
-                          predicted, outputs.model_scores)
-        arrays, key_ids, scored = self.store.arrays, layout.key_ids, outputs.scored
-        size = len(slots)
-        per_key = {"anomalies": np.bincount(key_ids, weights=outputs.anomaly, minlength=size),
+    def _write(self, columns: Columns, results: Results, trends: Trends, predicted: np.ndarray) -> None:
+        expected = self.target.inverse(results.expected)
+        incident = np.zeros(len(columns.records), dtype=f"S{16}")
+        for index in np.flatnonzero(results.member).tolist():
+            incident[index] = incident_id(columns.keys[columns.key_ids[index]], float(results.opened[index])).encode()
+        values = {"score": results.score, "anomaly": results.anomaly, "expected": expected, "forecast": trends.forecast,
+                  "slope": trends.slope, "predicted": predicted, "incident": incident, "opens": results.opens,
+                  "raw": results.raw}
+        values.update((f"model{position}", row) for position, row in enumerate(results.model_scores))
+        self.writer.write(columns.records, values)
+        if self.config.alerts:
+            self._write_alerts(columns, results, predicted)
+
+    def _write_alerts(self, columns: Columns, results: Results, predicted: np.ndarray) -> None:
+        """The structured alert details, on records that open an incident or predict one."""
+        alerting = np.flatnonzero(results.opens | predicted)
+        if not len(alerting):
+            return
+        low, high = self.target.inverse(results.low[alerting]), self.target.inverse(results.high[alerting])
+        model_ids = [model.id for model in self.engine.models]
+        fired = results.model_scores[:, alerting] >= results.threshold[alerting]
+        for position, index in enumerate(alerting.tolist()):
+            key = columns.keys[columns.key_ids[index]]
+            self.writer.write_alert(columns.records[index], self.reader.describe(key), self.target.name, self.target.unit,
+                                    float(columns.actual[index]), float(low[position]), float(high[position]),
+                                    [model_id for model_id, hit in zip(model_ids, fired[:, position].tolist()) if hit])
+
+    def _keep_summaries(self, columns: Columns, slots: np.ndarray, ranks: Ranks, results: Results,
+                        predicted: np.ndarray) -> None:
+        arrays, key_ids, size = self.store.arrays, ranks.key_ids, len(slots)
+        per_key = {"anomalies": np.bincount(key_ids, weights=results.anomaly, minlength=size),
                    "incidents": np.bincount(key_ids, weights=predicted, minlength=size)}
         for name, added in per_key.items():
             arrays[name][slots] += added.astype(np.int64)
-        for name, values in (("max_score", outputs.score), ("last_seen", columns.times)):
+        for name, values in (("max_score", results.score), ("last_seen", columns.times)):
             highest = arrays[name][slots]
-            np.fmax.at(highest, key_ids[scored], values[scored])
+            np.fmax.at(highest, key_ids, values)
             arrays[name][slots] = highest
-        self.store.clock = max(self.store.clock, float(np.max(arrays["last_seen"][slots])))
-        if self.config.alerts:
-            self._write_alerts(columns, outputs, trends, predicted, expected)
-        self.store.expire()
-        anomalies, incidents = int(per_key["anomalies"].sum()), int(per_key["incidents"].sum())
-        if anomalies:
-            self._anomalies.inc(anomalies)
-        if incidents:
-            self._incidents.inc(incidents)
+        self.store.clock = max(self.store.clock, float(np.max(columns.times)))
+        for counter, total in ((self._anomalies, per_key["anomalies"].sum()), (self._incidents, per_key["incidents"].sum()),
+                               (self._opened, np.count_nonzero(results.opens))):
+            if total:
+                counter.inc(int(total))
+
+    def _count_evictions(self) -> None:
+        """Eviction counters, and a log line at most every minute with the evictions since the last one."""
         for reason, total in (("lru", self.store.evicted_lru), ("ttl", self.store.evicted_ttl)):
             if total > self._reported_evictions[reason]:
                 self._evictions[reason].inc(total - self._reported_evictions[reason])
                 self._reported_evictions[reason] = total
-        self._keys.set(len(self.store.keys))
-
-    def _write_alerts(self, columns: Columns, outputs: Outputs, trends: trend.Trends, predicted: np.ndarray,
-                      expected: np.ndarray) -> None:
-        """The alert details, on flagged records and predicted incidents only."""
-        for index in np.flatnonzero(outputs.anomaly | predicted).tolist():
-            value = float(expected[index])
-            reason = self._reason(float(outputs.score[index]), bool(outputs.anomaly[index]), bool(predicted[index]),
-                                  float(trends.forecast[index]), float(outputs.threshold[index]),
-                                  value if value == value else None, float(columns.actual[index]))
-            key = columns.keys[columns.key_ids[index]]
-            self.writer.write_alert(columns.records[index], reason, self.reader.describe(key), float(columns.actual[index]))
-
-    def _reason(self, score: float, flagged: bool, incident: bool, forecast: float, limit: float,
-                expected: float | None, actual: float) -> str:
-        parts = []
-        if flagged:
-            versus = f"; expected {expected:.6g}, actual {actual:.6g}" if expected is not None else f"; actual {actual:.6g}"
-            parts.append(f"anomaly: score {score:.3f} >= threshold {limit:.3f}{versus}")
-        if incident:
-            horizon = self.config.trend.horizon
-            parts.append(f"predicted incident: score trend reaches {forecast:.3f} >= threshold {limit:.3f} within {horizon:g}s")
-        return "; ".join(parts)
+        # Wall clock: this paces log lines, it does not score.
+        now = time.monotonic()
+        unlogged = {reason: total - self._evictions_logged[reason] for reason, total in self._reported_evictions.items()}
+        if any(unlogged.values()) and now - self._eviction_logged_at >= EVICTION_LOG_INTERVAL:
+            self._eviction_logged_at = now
+            self._evictions_logged = dict(self._reported_evictions)
+            self.logger.warning("evicted the learned state of %d key(s) (%d least recently used beyond state.max_keys=%d, "
+                                "%d idle longer than state.ttl) since the last report", sum(unlogged.values()),
+                                unlogged["lru"], self.config.state.max_keys, unlogged["ttl"])
 
     def key_summaries(self) -> list[tuple[str, KeySummary]]:
         """Every live key, described, with its records, anomalies, incidents and highest score."""

@@ -1,60 +1,47 @@
-"""When a composite score counts as an anomaly: a static value or a per-key quantile."""
+"""When a score counts as an anomaly: a static value, or a per-key quantile of its recent scores."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import Field, model_validator
+import numpy as np
 from river import stats
 
-from otelml.configmodel import ComponentConfig
-
-
-class AdaptiveConfig(ComponentConfig):
-    quantile: float = Field(0.995, gt=0, lt=1)
-    window: int = Field(1000, ge=10)
-    min: float = Field(0.5, ge=0, le=1)
-
-
-class ThresholdConfig(ComponentConfig):
-    """``threshold: 0.9`` is short for ``threshold: {static: 0.9}``."""
-
-    static: float = Field(0.6, ge=0, le=1)
-    adaptive: AdaptiveConfig | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, value: Any) -> Any:
-        return value if isinstance(value, (dict, ThresholdConfig)) else {"static": value}
+from otelml.processors.anomaly.config import ThresholdConfig
+from otelml.processors.anomaly.store import Field
 
 
 class Threshold:
-    """Gives each record the threshold its composite score is compared with.
+    """Gives each record of a rank the threshold its score is compared with.
 
-    Adaptive: the ``quantile`` of the key's last ``window`` composite scores
-    (not counting the current one), never below ``min``.
+    Adaptive: the ``quantile`` of the key's last ``window`` scores (not
+    counting the current one), never below ``min``; kept per key in River's
+    :class:`~river.stats.RollingQuantile`.
 
+    >>> from otelml.processors.anomaly.config import AdaptiveConfig
     >>> policy = Threshold(ThresholdConfig(adaptive=AdaptiveConfig(quantile=0.5, window=10, min=0.1)))
-    >>> state = policy.new_state()
+    >>> state = {"quantile": np.full(1, None, dtype=object)}
     >>> for score in (0.2, 0.4, 0.6):
-    ...     policy.learn(state, score)
-    >>> policy.current(state)
-    0.4
+    ...     policy.learn(state, 1, np.array([score]))
+    >>> policy.current(state, 1).tolist()
+    [0.4]
     """
 
     def __init__(self, config: ThresholdConfig):
         self.static = config.static
         self.adaptive = config.adaptive
+        self.fields = {"quantile": Field((), object, None)} if self.adaptive else {}
 
-    def new_state(self):
-        return stats.RollingQuantile(self.adaptive.quantile, self.adaptive.window) if self.adaptive else None
+    def current(self, state: dict, size: int) -> np.ndarray:
+        if not self.adaptive:
+            return np.full(size, self.static)
+        floor = self.adaptive.min
+        return np.array([floor if quantile is None or quantile.get() is None else max(floor, quantile.get())
+                         for quantile in state["quantile"][:size].tolist()], dtype=float)
 
-    def current(self, state) -> float:
-        if state is None:
-            return self.static
-        quantile = state.get()
-        return self.adaptive.min if quantile is None else max(self.adaptive.min, quantile)
-
-    def learn(self, state, score: float) -> None:
-        if state is not None:
-            state.update(score)
+    def learn(self, state: dict, size: int, scores: np.ndarray) -> None:
+        if not self.adaptive:
+            return
+        quantiles = state["quantile"]
+        for row, score in enumerate(scores.tolist()):
+            if quantiles[row] is None:
+                quantiles[row] = stats.RollingQuantile(self.adaptive.quantile, self.adaptive.window)
+            quantiles[row].update(score)

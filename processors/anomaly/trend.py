@@ -1,10 +1,11 @@
-"""A least-squares line over each key's recent composite scores, for the whole batch at once.
+"""Least-squares lines over each key's recent values, for a whole batch at once.
 
-For every record, the line is fitted over the key's ``window`` most recent
-scores (the record's own included) against record time, and read at
-``now + horizon``. The forecast never looks further ahead than the window
-reaches back, since a line says nothing about times farther away than the
-data it was fitted on.
+For every record, a line is fitted over the key's ``window`` most recent
+values of a series (the record's own included) against record time, and
+read at ``now + horizon``. The forecast never looks further ahead than the
+window reaches back, since a line says nothing about times farther away
+than the data it was fitted on. Several series (the score's, and others a
+caller adds, e.g. the target's) share one history of times.
 
 Each record's window holds exactly the same numbers however the stream was
 cut into batches, so a replay gives bit-identical forecasts.
@@ -17,33 +18,13 @@ import dataclasses
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from otelml.configmodel import ComponentConfig, Duration
-from otelml.processors.anomaly.layout import Layout
-
-
-class TrendConfig(ComponentConfig):
-    window: int = 60
-    horizon: Duration = 300.0
-
-    def validate_config(self) -> list[str]:
-        problems = []
-        if not 3 <= self.window <= 10000:
-            problems.append("window: must be between 3 and 10000 scores")
-        if self.horizon <= 0:
-            problems.append("horizon: must be positive")
-        return problems
-
-
-def history_fields(window: int) -> dict[str, tuple]:
-    """The per-key arrays of the trend: the last ``window - 1`` times and scores (newest last) and how many are real."""
-    keep = window - 1
-    return {"trend_times": ((keep,), np.float64, 0.0), "trend_scores": ((keep,), np.float64, 0.0),
-            "trend_points": ((), np.int64, 0)}
+from otelml.processors.anomaly.ranks import Ranks
+from otelml.processors.anomaly.store import Field
 
 
 @dataclasses.dataclass
 class Trends:
-    """Per record, in batch order: fitted score now, slope (per second), forecast, points used."""
+    """Per record, in batch order: fitted value now, slope (per second), forecast, points used."""
 
     now: np.ndarray
     slope: np.ndarray
@@ -51,50 +32,70 @@ class Trends:
     points: np.ndarray
 
 
-def fit(arrays: dict[str, np.ndarray], slots: np.ndarray, layout: Layout, times: np.ndarray, scores: np.ndarray,
-        window: int, horizon: float) -> Trends:
-    """Trends of every record of a batch; each key's history (in ``arrays``, see :func:`history_fields`) moves on.
+class Trend:
+    """Fits the trend lines of ``series`` over the last ``window`` records of each key.
 
-    >>> arrays = {name: np.full((1, *shape), fill, dtype) for name, (shape, dtype, fill) in history_fields(3).items()}
-    >>> layout = Layout(np.zeros(4, dtype=np.intp), 1)
-    >>> trends = fit(arrays, np.array([0]), layout, np.arange(4.0), np.array([0.1, 0.2, 0.3, 0.4]), window=3, horizon=1.0)
-    >>> np.round(trends.forecast, 6).tolist(), arrays["trend_scores"][0].tolist()
+    The per-key history (:attr:`fields`): ``times``, ``points`` (how many
+    are real), and the last ``window - 1`` values of each series, newest last.
+
+    Examples
+    --------
+    >>> trend = Trend(window=3, horizon=1.0, series=("score",))
+    >>> arrays = {name: np.full((1, *field.shape), field.fill, field.dtype) for name, field in trend.fields.items()}
+    >>> fitted = trend.fit(arrays, np.array([0]), Ranks(np.zeros(4, dtype=np.intp), 1), np.arange(4.0),
+    ...                    {"score": np.array([0.1, 0.2, 0.3, 0.4])})
+    >>> np.round(fitted["score"].forecast, 6).tolist(), arrays["score"][0].tolist()
     ([0.1, 0.15, 0.4, 0.5], [0.3, 0.4])
     """
-    keep = window - 1
-    key_ids, ranks, counts = layout.key_ids, layout.ranks, layout.counts
-    # One row per key: its history, then its new records; columns before a key's
-    # first point hold zeros (or stale values), which get weight 0 in every sum.
-    width = keep + layout.depth
-    history_points = arrays["trend_points"][slots]
-    rows = []
-    for name, new in (("trend_times", times), ("trend_scores", scores)):
-        row = np.zeros((len(slots), width))
+
+    def __init__(self, window: int, horizon: float, series: tuple[str, ...], clip: tuple[float, float] = (0.0, 1.0)):
+        self.window = window
+        self.horizon = horizon
+        self.series = series
+        self.clip = clip
+        keep = window - 1
+        self.fields = {"times": Field((keep,), np.float64, 0.0), "points": Field((), np.int64, 0),
+                       **{name: Field((keep,), np.float64, 0.0) for name in series}}
+
+    def fit(self, arrays: dict[str, np.ndarray], slots: np.ndarray, ranks: Ranks, times: np.ndarray,
+            values: dict[str, np.ndarray]) -> dict[str, Trends]:
+        """The trends of every record of a batch, per series; each key's history (in ``arrays``) moves on."""
+        window, keep = self.window, self.window - 1
+        key_ids, positions, counts = ranks.key_ids, ranks.ranks, ranks.counts
+        history_points = arrays["points"][slots]
+        points = np.minimum(window, history_points[key_ids] + positions + 1)
+        # Times relative to the record itself keep the sums small and exact enough;
+        # points outside the key's past have weight 0, and so relative time 0, in every sum.
+        relative = self._windows(arrays, "times", slots, ranks, times)
+        relative -= times[:, None]  # in place: one large temporary less
+        valid = np.ones((len(times), window))
+        partial = np.flatnonzero(points < window)
+        if len(partial):
+            valid[partial] = np.arange(window) >= (window - points[partial])[:, None]
+            relative[partial] *= valid[partial]
+        arrays["points"][slots] = np.minimum(keep, history_points + counts)
+        count = points.astype(float)
+        sum_time = relative.sum(axis=1)
+        spread = np.einsum("ij,ij->i", relative, relative) - sum_time * sum_time / count
+        usable = (count >= 3) & (spread > 1e-12 * np.maximum(1.0, sum_time * sum_time / count))
+        reach = np.minimum(self.horizon, -relative.min(axis=1))
+        fitted = {}
+        for name in self.series:
+            window_values = self._windows(arrays, name, slots, ranks, values[name])
+            sum_value = np.einsum("ij,ij->i", window_values, valid)
+            covariance = np.einsum("ij,ij->i", relative, window_values) - sum_time * sum_value / count
+            slope = np.where(usable, covariance / np.where(usable, spread, 1.0), 0.0)
+            now = (sum_value - slope * sum_time) / count
+            fitted[name] = Trends(now, slope, np.clip(now + slope * reach, *self.clip), count)
+        return fitted
+
+    def _windows(self, arrays: dict, name: str, slots: np.ndarray, ranks: Ranks, new: np.ndarray) -> np.ndarray:
+        """Each record's window of ``name`` (its history, then its batch's records); the history moves on."""
+        keep = self.window - 1
+        # One row per key: its history, then its new records; columns before a key's
+        # first point hold zeros (or stale values), which get weight 0 in every sum.
+        row = np.zeros((len(slots), keep + ranks.depth))
         row[:, :keep] = arrays[name][slots]
-        row[key_ids, keep + ranks] = new
-        rows.append(row)
-        # The new history: each key's last ``keep`` columns up to its newest record.
-        arrays[name][slots] = sliding_window_view(row, keep, axis=1)[np.arange(len(slots)), counts]
-    arrays["trend_points"][slots] = np.minimum(keep, history_points + counts)
-    window_scores = sliding_window_view(rows[1], window, axis=1)[key_ids, ranks]
-    points = np.minimum(window, history_points[key_ids] + ranks + 1)
-    # Times relative to the record itself keep the sums small and exact enough;
-    # points outside the key's past have weight 0, and so relative time 0, in every sum.
-    relative = sliding_window_view(rows[0], window, axis=1)[key_ids, ranks]
-    relative -= times[:, None]  # in place: one large temporary less
-    valid = np.ones((len(times), window))
-    partial = np.flatnonzero(points < window)
-    if len(partial):
-        valid[partial] = np.arange(window) >= (window - points[partial])[:, None]
-        relative[partial] *= valid[partial]
-    points = points.astype(float)
-    sum_time = relative.sum(axis=1)
-    sum_score = np.einsum("ij,ij->i", window_scores, valid)
-    spread = np.einsum("ij,ij->i", relative, relative) - sum_time * sum_time / points
-    covariance = np.einsum("ij,ij->i", relative, window_scores) - sum_time * sum_score / points
-    usable = (points >= 3) & (spread > 1e-12 * np.maximum(1.0, sum_time * sum_time / points))
-    slope = np.where(usable, covariance / np.where(usable, spread, 1.0), 0.0)
-    now = (sum_score - slope * sum_time) / points
-    reach = np.minimum(horizon, -relative.min(axis=1))
-    forecast = np.clip(now + slope * reach, 0.0, 1.0)
-    return Trends(now, slope, forecast, points)
+        row[ranks.key_ids, keep + ranks.ranks] = new
+        arrays[name][slots] = sliding_window_view(row, keep, axis=1)[np.arange(len(slots)), ranks.counts]
+        return sliding_window_view(row, self.window, axis=1)[ranks.key_ids, ranks.ranks]

@@ -28,11 +28,11 @@ class Collect:
         self.batches.append(batch)
 
 
-def make_processor(signal: Signal = Signal.TRACES, telemetry: Telemetry | None = None, name: str = "", per_record: bool = False,
+def make_processor(signal: Signal = Signal.TRACES, telemetry: Telemetry | None = None, name: str = "",
                    **settings) -> AnomalyProcessor:
     config = AnomalyConfig.model_validate(settings)
     create = CreateSettings(ComponentID("anomaly", name), Kind.PROCESSOR, telemetry or Telemetry())
-    return AnomalyProcessor(create, config, signal, Collect(), per_record=per_record)
+    return AnomalyProcessor(create, config, signal, Collect())
 
 
 _VALUE_FIELDS = {str: "string_value", float: "double_value", int: "int_value"}

@@ -22,22 +22,28 @@ async def scored_with_spike(**settings):
     return batch
 
 
-async def test_each_anomaly_becomes_one_alert_with_its_details():
+async def test_the_record_opening_an_incident_carries_the_alert_details():
     batch = await scored_with_spike(alerts=True)
     flagged = [r for r in records_of(batch) if attribute(r, "otelml.anomaly")]
     assert len(flagged) == 1
+    [span] = flagged
+    assert attribute(span, "otelml.incident.open") is True
+    assert attribute(span, "otelml.key") == "service.name=checkout span.name=GET /cart"
+    assert (attribute(span, "otelml.target"), attribute(span, "otelml.unit")) == ("duration", "ms")
+    assert attribute(span, "otelml.actual") == pytest.approx(2000.0)
+    low, high = attribute(span, "otelml.range.low"), attribute(span, "otelml.range.high")
+    assert low < attribute(span, "otelml.expected") < high < 2000.0
+    assert attribute(span, "otelml.expected") == pytest.approx(50.0, rel=0.1)
+    assert [value.string_value for value in attribute(span, "otelml.models").values] == ["seasonal_profile", "ewm_mean"]
+    unflagged = [r for r in records_of(batch) if not attribute(r, "otelml.anomaly")]
+    assert all(attribute(r, "otelml.key") is None for r in unflagged)
     sink = Collect()
     connector = AnomalyAlertsConnector(CreateSettings(ComponentID("anomaly_alerts"), Kind.CONNECTOR, Telemetry()),
                                        AnomalyAlertsConfig(), {Signal.LOGS: sink})
     await connector.consume(batch)
     [alert] = logs_of(sink.batches)
-    span = flagged[0]
     assert alert.severity_text == "ERROR" and alert.event_name == "otelml.alert"
     assert alert.trace_id == span.trace_id and alert.span_id == span.span_id
-    assert alert.body.string_value.startswith("anomaly: score ")
-    assert "expected 5" in alert.body.string_value and "actual 2000" in alert.body.string_value
-    assert attribute(alert, "otelml.key") == "service.name=checkout span.name=GET /cart"
-    assert attribute(alert, "otelml.actual") == pytest.approx(2000.0)
     assert attribute(alert, "otelml.source.span.name") == "GET /cart"
     resource = sink.batches[0].resource_logs[0].resource
     assert [(kv.key, kv.value.string_value) for kv in resource.attributes] == [("service.name", "checkout")]

@@ -8,16 +8,23 @@ import importlib
 import pytest
 
 MODULES = [
+    "otelml.processors.anomaly.adapter",
+    "otelml.processors.anomaly.calibration",
+    "otelml.processors.anomaly.checkpoint",
+    "otelml.processors.anomaly.config",
     "otelml.processors.anomaly.extract",
     "otelml.processors.anomaly.features",
-    "otelml.processors.anomaly.layout",
+    "otelml.processors.anomaly.incidents",
+    "otelml.processors.anomaly.kernels",
     "otelml.processors.anomaly.models",
     "otelml.processors.anomaly.output",
-    "otelml.references",
-    "otelml.processors.anomaly.scoring",
-    "otelml.processors.anomaly.state",
+    "otelml.processors.anomaly.ranks",
+    "otelml.processors.anomaly.residuals",
+    "otelml.processors.anomaly.store",
+    "otelml.processors.anomaly.target",
     "otelml.processors.anomaly.threshold",
     "otelml.processors.anomaly.trend",
+    "otelml.references",
     "evaluation.nab",
 ]
 

@@ -9,7 +9,7 @@ import pytest
 
 from otelml.pdata import Signal
 from otelml.synthetic import BASE_TIME_NS, make_trace_request
-from otelml.processors.anomaly.output import ANOMALY, EXPECTED, FORECAST, PREDICTED, SCORE
+from otelml.conventions import ANOMALY, EXPECTED, FORECAST, PREDICTED, SCORE
 from tests.anomaly.support import START, SpanSpec, attribute, logs, make_processor, outputs, records_of, traces
 
 WARMUP = 100
@@ -31,7 +31,7 @@ async def test_every_record_gets_the_output_attributes():
     batch = await run(processor, traces(steady(3)))
     keys = [kv.key for kv in records_of(batch)[-1].attributes]
     assert keys == ["otelml.score", "otelml.anomaly", "otelml.expected", "otelml.forecast", "otelml.trend.slope",
-                    "otelml.incident.predicted", "otelml.score.seasonal_profile", "otelml.score.ewm_mean"]
+                    "otelml.incident.predicted", "otelml.score.raw", "otelml.score.seasonal_profile", "otelml.score.ewm_mean"]
 
 
 async def test_level_shift_is_flagged_within_a_few_records_and_steady_stream_is_not():

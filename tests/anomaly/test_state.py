@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from otelml.processors.anomaly.state import FORMAT_1_MAGIC, MAGIC, CheckpointError
+from otelml.processors.anomaly.checkpoint import MAGIC, CheckpointError
 from otelml.telemetry import Telemetry
 from tests.anomaly.support import START, SpanSpec, make_processor, outputs, traces
 from tests.anomaly.test_scoring import steady
@@ -109,9 +109,9 @@ async def test_a_checkpoint_signed_with_another_key_or_not_a_checkpoint_is_refus
 
 async def test_a_checkpoint_in_the_earlier_format_is_refused_with_a_clear_message(tmp_path):
     path = tmp_path / "anomaly.ckpt"
-    path.write_bytes(FORMAT_1_MAGIC + bytes(32) + b"pickled objects per key")
+    path.write_bytes(b"OTELML-ANOMALY-CHECKPOINT/2\n" + bytes(32) + b"pickled arrays")
     reader = checkpointing(path)
-    with pytest.raises(CheckpointError, match="earlier otelml in checkpoint format 1.*remove the file to start afresh"):
+    with pytest.raises(CheckpointError, match="earlier otelml in checkpoint format 2.*remove the file to start afresh"):
         await reader.start(None)
     await reader.shutdown()
 

@@ -1,8 +1,8 @@
 """How a batch's records fall into keys, as index arrays.
 
 Records of one key must be judged in order, records of different keys are
-independent. :class:`Layout` gives each record its *rank*, its place among
-its key's records in the batch, so that the vectorised scorer can judge the
+independent. :class:`Ranks` gives each record its *rank*, its place among
+its key's records in the batch, so that the engine can judge the
 first record of every key at once, then every second one, and so on.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 
-class Layout:
+class Ranks:
     """Ranks, groups and per-key counts of one batch.
 
     Parameters
@@ -23,12 +23,12 @@ class Layout:
 
     Examples
     --------
-    >>> layout = Layout(np.array([0, 1, 0, 2, 0, 1]), 3)
-    >>> layout.ranks.tolist(), layout.counts.tolist(), layout.depth
+    >>> ranks = Ranks(np.array([0, 1, 0, 2, 0, 1]), 3)
+    >>> ranks.ranks.tolist(), ranks.counts.tolist(), ranks.depth
     ([0, 0, 1, 0, 2, 1], [3, 2, 1], 3)
-    >>> layout.groups()
+    >>> ranks.groups()
     [[0, 2, 4], [1, 5], [3]]
-    >>> order, sizes, key_order = layout.by_rank()
+    >>> order, sizes, key_order = ranks.by_rank()
     >>> order.tolist(), sizes.tolist(), key_order.tolist()
     ([0, 1, 3, 2, 5, 4], [3, 2, 1], [0, 1, 2])
     """

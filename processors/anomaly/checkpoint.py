@@ -1,0 +1,133 @@
+"""Signed per-key state and checkpoint files.
+
+State is pickled (River models are Python objects), and unpickling runs
+code named in the data; so every piece carries an HMAC-SHA256 under a
+secret key and is only unpickled once the signature checks out.
+
+One key's state is an *entry*: signature, the tag of the state layout it
+was written with, then the pickled key, its packed array row and its
+objects. A checkpoint file is the same entries for every live key, in a
+signed file with the settings fingerprint, the layout tag and the clock.
+What is refused, and how:
+
+- a changed or foreign file or entry (signature): :class:`CheckpointError`
+  saying it failed its signature check;
+- one written with another state layout (another otelml, other fields or
+  model classes) under the same settings: :class:`CheckpointError` saying
+  the layout is incompatible;
+- a file written with other settings is read but not used (the processor
+  warns and starts afresh).
+
+>>> secret = b"a-long-enough-signing-key"
+>>> entry = encode_entry(("checkout",), b"\\x01", (None,), b"L" * LAYOUT_TAG_BYTES, secret)
+>>> decode_entry(("checkout",), entry, b"L" * LAYOUT_TAG_BYTES, secret)
+(('checkout',), b'\\x01', (None,))
+>>> decode_entry(("checkout",), entry, b"M" * LAYOUT_TAG_BYTES, secret)
+Traceback (most recent call last):
+...
+otelml.processors.anomaly.checkpoint.CheckpointError: state of key ('checkout',) has an incompatible state layout (written by another otelml or with other models); refusing to load it
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import pickle
+import re
+from pathlib import Path
+from typing import Any, NamedTuple
+
+FORMAT = 3
+MAGIC = b"OTELML-ANOMALY-CHECKPOINT/3\n"
+_ANY_MAGIC = re.compile(rb"OTELML-ANOMALY-CHECKPOINT/(\d+)\n")
+ENTRY_DOMAIN = b"OTELML-ANOMALY-KEY/3\n"
+SIGNATURE_BYTES = hashlib.sha256().digest_size
+LAYOUT_TAG_BYTES = 16
+
+
+class CheckpointError(Exception):
+    """A checkpoint or exported state exists but may not be loaded."""
+
+
+class Payload(NamedTuple):
+    """What a verified checkpoint file holds."""
+
+    settings: str
+    layout: bytes
+    clock: float
+    entries: dict[Any, bytes]
+
+
+def _signature(domain: bytes, data: bytes, key: bytes) -> bytes:
+    return hmac.new(key, domain + data, hashlib.sha256).digest()
+
+
+def encode_entry(key: Any, row: bytes, objects: tuple, layout: bytes, secret: bytes) -> bytes:
+    """One key's state: signature, layout tag, then the pickled key, packed row and objects."""
+    body = layout + pickle.dumps((key, row, objects), protocol=pickle.HIGHEST_PROTOCOL)
+    return _signature(ENTRY_DOMAIN, body, secret) + body
+
+
+def decode_entry(key: Any, data: bytes, layout: bytes, secret: bytes) -> tuple[Any, bytes, tuple]:
+    """``(key, row, objects)`` of an entry exported for ``key``; raises :class:`CheckpointError` when refused."""
+    signature, body = data[:SIGNATURE_BYTES], data[SIGNATURE_BYTES:]
+    if len(signature) < SIGNATURE_BYTES or not hmac.compare_digest(signature, _signature(ENTRY_DOMAIN, body, secret)):
+        raise CheckpointError(f"state of key {key!r} failed its signature check: it was changed, or written with "
+                              "another key; refusing to load it")
+    if body[:LAYOUT_TAG_BYTES] != layout:
+        raise CheckpointError(f"state of key {key!r} has an incompatible state layout (written by another otelml "
+                              "or with other models); refusing to load it")
+    stored_key, row, objects = pickle.loads(body[LAYOUT_TAG_BYTES:])
+    if stored_key != key:
+        raise CheckpointError(f"state exported for key {stored_key!r} was offered as key {key!r}; refusing to load it")
+    return stored_key, row, objects
+
+
+def dump_payload(settings: str, layout: bytes, clock: float, entries: dict[Any, bytes]) -> bytes:
+    """A checkpoint's contents: settings fingerprint, layout tag, clock and the entries of every key."""
+    return pickle.dumps({"settings": settings, "layout": layout, "clock": clock, "entries": list(entries.items())},
+                        protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def load_payload(payload: bytes) -> Payload:
+    """A verified payload's contents."""
+    content = pickle.loads(payload)
+    return Payload(content["settings"], content["layout"], content["clock"], dict(content["entries"]))
+
+
+def write_checkpoint(path: Path, payload: bytes, key: bytes) -> None:
+    """Write ``payload`` signed, atomically (temporary file, then rename), readable by the owner only."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(MAGIC + _signature(MAGIC, payload, key) + payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def read_checkpoint(path: Path, key: bytes) -> bytes | None:
+    """The verified payload of ``path``, or None when there is no checkpoint yet."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    other = _ANY_MAGIC.match(data)
+    if other and int(other.group(1)) != FORMAT:
+        raise CheckpointError(
+            f"{path} was written by an earlier otelml in checkpoint format {int(other.group(1))}, which this version "
+            "cannot read; refusing to load it (remove the file to start afresh)")
+    if not data.startswith(MAGIC) or len(data) < len(MAGIC) + SIGNATURE_BYTES:
+        raise CheckpointError(f"{path} is not an anomaly checkpoint; refusing to load it")
+    signature = data[len(MAGIC):len(MAGIC) + SIGNATURE_BYTES]
+    payload = data[len(MAGIC) + SIGNATURE_BYTES:]
+    if not hmac.compare_digest(signature, _signature(MAGIC, payload, key)):
+        raise CheckpointError(
+            f"{path} failed its signature check: it was changed, or written with another key; "
+            "refusing to load it (restore the right key, or remove the file to start afresh)")
+    return payload
