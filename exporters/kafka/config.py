@@ -9,11 +9,21 @@ from otelml.encoding import Encoding, encoding_problems
 from otelml.exporterhelper import ExporterHelperConfig
 from otelml.pdata import Signal
 from otelml.receivers.kafka.client import KafkaClientConfig
+from otelml.references import check_signal, parse_key
+
+# The collector's per-signal keying setting that partition_by replaces.
+_COLLECTOR_KEYING = {
+    Signal.TRACES: "partition_traces_by_id",
+    Signal.LOGS: "partition_logs_by_resource_attributes",
+    Signal.METRICS: "partition_metrics_by_resource_attributes",
+}
 
 
 class TopicConfig(ComponentConfig):
     topic: str
     encoding: Encoding = Encoding.OTLP_PROTO
+    # Record references whose joined values key each message (the anomaly processor's key).
+    partition_by: list[str] = []
 
 
 class TracesTopic(TopicConfig):
@@ -54,4 +64,25 @@ class KafkaExporterConfig(ExporterHelperConfig, KafkaClientConfig):
         problems = ExporterHelperConfig.validate_config(self) + KafkaClientConfig.validate_config(self)
         problems += encoding_problems({signal: self.topic_of(signal).encoding for signal in Signal})
         problems += [f"{signal.value}::topic: must not be empty" for signal in Signal if not self.topic_of(signal).topic]
+        for signal in Signal:
+            problems += self._partition_by_problems(signal)
+        return problems
+
+    def _partition_by_problems(self, signal: Signal) -> list[str]:
+        references = self.topic_of(signal).partition_by
+        path = f"{signal.value}::partition_by"
+        if not references:
+            return []
+        if signal is Signal.METRICS:
+            return [f"{path}: not supported for metrics (use partition_metrics_by_resource_attributes)"]
+        problems = []
+        if getattr(self, _COLLECTOR_KEYING[signal]):
+            problems.append(f"{path}: conflicts with {_COLLECTOR_KEYING[signal]}: true (a message has one key); set one of them")
+        for index, text in enumerate(references):
+            try:
+                check_signal(parse_key(text), signal)
+            except ValueError as error:
+                problems.append(f"{path}::{index}: {error}")
+        if len(set(references)) < len(references):
+            problems.append(f"{path}: lists a reference more than once")
         return problems

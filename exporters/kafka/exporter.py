@@ -11,8 +11,9 @@ from otelml.component import CreateSettings, Host
 from otelml.errors import PermanentError, RetryableError
 from otelml.exporterhelper import QueuedRetryExporter
 from otelml.exporters.kafka.config import KafkaExporterConfig
-from otelml.exporters.kafka.messages import Message, fit, group_resources, resource_key, split_by_trace_id
+from otelml.exporters.kafka.messages import Message, fit, group_resources, resource_key, split_by_references, split_by_trace_id
 from otelml.pdata import Batch, Signal
+from otelml.references import KeyReader, parse_key
 
 # The producer's own default, used when the exporter has no timeout.
 _DEFAULT_REQUEST_TIMEOUT = 40.0
@@ -24,6 +25,9 @@ class KafkaExporter(QueuedRetryExporter):
         self._options: dict = {}
         self._producer: AIOKafkaProducer | None = None
         self._connecting = asyncio.Lock()
+        # Per signal with partition_by: the reader of its key references.
+        self._key_readers = {signal: KeyReader([parse_key(text) for text in config.topic_of(signal).partition_by])
+                             for signal in Signal if config.topic_of(signal).partition_by}
 
     async def start_exporting(self, host: Host) -> None:
         # Built now so that bad TLS files fail the start; the brokers are
@@ -86,6 +90,8 @@ class KafkaExporter(QueuedRetryExporter):
 
     def _by_key(self, batch: Batch, signal: Signal) -> dict[bytes | None, Batch]:
         config = self.config
+        if signal in self._key_readers:
+            return split_by_references(batch, self._key_readers[signal])
         if signal is Signal.TRACES and config.partition_traces_by_id:
             # Keyed by the hex trace ID, as the collector does.
             return {trace_id.hex().encode(): piece for trace_id, piece in split_by_trace_id(batch).items()}

@@ -1,8 +1,9 @@
 """Turning one batch into Kafka messages: topic, key and size limit.
 
 A batch is cut, in this order, by topic (``topic_from_attribute``), by
-message key (trace ID, or a hash of the resource attributes) and finally by
-size, so that every message fits ``max_message_bytes``.
+message key (trace ID, the values of ``partition_by`` references, or a hash
+of the resource attributes) and finally by size, so that every message fits
+``max_message_bytes``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from otelml import pdata
 from otelml.encoding import Encoding, encode_batch, encode_log_record
 from otelml.errors import PermanentError
 from otelml.pdata import Batch, Signal
+from otelml.references import KeyReader
+
+# Between the values of a key's references in a message key: "checkout|GET /cart".
+KEY_SEPARATOR = "|"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +30,34 @@ class Message:
     topic: str
     key: bytes | None
     value: bytes
+
+
+def split_records(batch: Batch, keys_of: Callable[[object, object, object], list]) -> dict[object, Batch]:
+    """One batch per key of ``batch``'s spans or log records, each keeping its records' resources and scopes.
+
+    ``keys_of(resource_entry, scope_entry, records)`` gives the key of each
+    of a scope's records; pieces come out in the order their keys first appear.
+    """
+    signal = Signal.of(batch)
+    pieces: dict[object, Batch] = {}
+    for resource in getattr(batch, signal.resource_field):
+        resource_copies = {}
+        for scope in getattr(resource, signal.scope_field):
+            records = getattr(scope, signal.record_field)
+            # Per key, the copy of this scope's record list in the key's piece.
+            scope_copies = {}
+            for key, record in zip(keys_of(resource, scope, records), records):
+                records_of_key = scope_copies.get(key)
+                if records_of_key is None:
+                    resource_copy = resource_copies.get(key)
+                    if resource_copy is None:
+                        piece = pieces.setdefault(key, signal.request_type())
+                        resource_copy = getattr(piece, signal.resource_field).add(resource=resource.resource, schema_url=resource.schema_url)
+                        resource_copies[key] = resource_copy
+                    scope_copy = getattr(resource_copy, signal.scope_field).add(scope=scope.scope, schema_url=scope.schema_url)
+                    records_of_key = scope_copies[key] = getattr(scope_copy, signal.record_field)
+                records_of_key.append(record)
+    return pieces
 
 
 def split_by_trace_id(batch: ExportTraceServiceRequest) -> dict[bytes, ExportTraceServiceRequest]:
@@ -37,23 +70,23 @@ def split_by_trace_id(batch: ExportTraceServiceRequest) -> dict[bytes, ExportTra
     >>> {t[:1]: pdata.count_items(b) for t, b in split_by_trace_id(batch).items()}
     {b'a': 2, b'b': 1}
     """
-    pieces: dict[bytes, ExportTraceServiceRequest] = {}
-    for resource in batch.resource_spans:
-        resource_copies = {}
-        for scope in resource.scope_spans:
-            scope_copies = {}
-            for span in scope.spans:
-                target = scope_copies.get(span.trace_id)
-                if target is None:
-                    resource_copy = resource_copies.get(span.trace_id)
-                    if resource_copy is None:
-                        piece = pieces.setdefault(span.trace_id, ExportTraceServiceRequest())
-                        resource_copy = piece.resource_spans.add(resource=resource.resource, schema_url=resource.schema_url)
-                        resource_copies[span.trace_id] = resource_copy
-                    target = resource_copy.scope_spans.add(scope=scope.scope, schema_url=scope.schema_url)
-                    scope_copies[span.trace_id] = target
-                target.spans.append(span)
-    return pieces
+    return split_records(batch, lambda resource, scope, spans: [span.trace_id for span in spans])
+
+
+def split_by_references(batch: Batch, reader: KeyReader) -> dict[bytes, Batch]:
+    """One batch per distinct key that ``reader`` reads, keyed by the key's values joined with ``|``.
+
+    >>> from otelml.references import parse_key
+    >>> logs = Signal.LOGS.request_type()
+    >>> records = logs.resource_logs.add().scope_logs.add().log_records
+    >>> for address in ("10.0.0.1", "10.0.0.2", "10.0.0.1"):
+    ...     records.add().attributes.add(key="client.address").value.string_value = address
+    >>> pieces = split_by_references(logs, KeyReader([parse_key("attributes.client.address")]))
+    >>> {key: pdata.count_items(piece) for key, piece in pieces.items()}
+    {b'10.0.0.1': 2, b'10.0.0.2': 1}
+    """
+    pieces = split_records(batch, lambda resource, scope, records: reader.keys(resource.resource, scope.scope, records))
+    return {KEY_SEPARATOR.join(key).encode(): piece for key, piece in pieces.items()}
 
 
 def resource_key(resource) -> bytes:

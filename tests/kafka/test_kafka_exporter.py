@@ -11,10 +11,14 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
+from confluent_kafka import Producer
+
 from otelml import pdata
+from otelml.confmap import ConfigError
 from otelml.encoding import BatchBuilder, Encoding, any_value_to_python
 from otelml.errors import PermanentError, RetryableError
 from otelml.pdata import Signal, count_items
+from tests.conftest import build_config
 from tests.kafka.support import duplicates, eventually, gauge_metrics, measure, numbered_logs, read_topic, sequence_numbers, started, traces
 
 ENCODINGS = {
@@ -99,6 +103,72 @@ async def test_partition_traces_by_id_keys_each_trace(tansu):
     messages = await asyncio.to_thread(read_topic, tansu.bootstrap, "spans", 24, settle=0.3)
     for message in messages:
         assert partition_of_key[message.key()] == message.partition()
+
+
+async def test_partition_by_references_keys_each_group_and_places_it_as_librdkafka_murmur2_does(tansu):
+    await tansu.create_topic("keyed-spans", partitions=5)
+    await tansu.create_topic("keyed-logs", partitions=3)
+    spans = traces(8, 6, services=3)
+    logs = numbered_logs(0, 12, service="edge")
+    for record in logs.resource_logs[0].scope_logs[0].log_records[:10]:
+        record.attributes.add(key="client.address").value.string_value = f"10.0.0.{record.time_unix_nano % 4}"
+    settings = {"brokers": [tansu.bootstrap],
+                "traces": {"topic": "keyed-spans", "partition_by": ["resource.service.name", "span.name"]},
+                "logs": {"topic": "keyed-logs", "partition_by": ["attributes.client.address"]}}
+    async with started("kafka_exporter", settings) as (exporter, _):
+        await exporter.consume(spans)
+        await exporter.consume(logs)
+
+    span_messages = await asyncio.to_thread(read_topic, tansu.bootstrap, "keyed-spans", 1, settle=0.5)
+    span_partitions = {}
+    for message in span_messages:
+        batch = pdata.from_proto(message.value(), Signal.TRACES)
+        keys = {f"{rs.resource.attributes[0].value.string_value}|{span.name}"
+                for rs in batch.resource_spans for ss in rs.scope_spans for span in ss.spans}
+        assert keys == {message.key().decode()}, "one message per service and span name, keyed by both joined"
+        span_partitions[message.key()] = message.partition()
+    # traces() gives span index i of every trace to service i % 3 as op-i: 6 distinct keys, 8 spans each.
+    assert len(span_messages) == len(span_partitions) == 6
+    assert sum(count_items(pdata.from_proto(m.value(), Signal.TRACES)) for m in span_messages) == 48
+
+    log_messages = await asyncio.to_thread(read_topic, tansu.bootstrap, "keyed-logs", 1, settle=0.5)
+    log_keys = {m.key(): sorted(sequence_numbers(r for rl in pdata.from_proto(m.value(), Signal.LOGS).resource_logs
+                                               for sl in rl.scope_logs for r in sl.log_records)) for m in log_messages}
+    assert log_keys == {b"10.0.0.0": [0, 4, 8], b"10.0.0.1": [1, 5, 9], b"10.0.0.2": [2, 6], b"10.0.0.3": [3, 7],
+                        b"": [10, 11]}, "records without the attribute share the empty key"
+
+    # librdkafka with the Java clients' murmur2 partitioner places the same keys on the same partitions.
+    def produce_keys() -> None:
+        producer = Producer({"bootstrap.servers": tansu.bootstrap, "partitioner": "murmur2_random"})
+        for key in span_partitions:
+            producer.produce("keyed-spans", b"librdkafka", key=key)
+        assert producer.flush(15) == 0
+
+    await asyncio.to_thread(produce_keys)
+    everything = await asyncio.to_thread(read_topic, tansu.bootstrap, "keyed-spans", 2 * len(span_partitions), settle=0.3)
+    by_librdkafka = {m.key(): m.partition() for m in everything if m.value() == b"librdkafka"}
+    assert by_librdkafka == span_partitions
+    assert len(set(span_partitions.values())) > 1, "keys spread over partitions"
+
+
+def test_partition_by_conflicts_and_bad_references_are_config_problems():
+    document = {
+        "receivers": {"otlp": {"protocols": {"grpc": {}}}},
+        "exporters": {"kafka": {"partition_traces_by_id": True, "partition_logs_by_resource_attributes": True,
+                                "traces": {"partition_by": ["resource.service.name", "log.severity_text"]},
+                                "logs": {"partition_by": ["attributes.client.address", "attributes.client.address"]},
+                                "metrics": {"partition_by": ["resource.host.name"]}}},
+        "service": {"pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["kafka"]}}},
+    }
+    with pytest.raises(ConfigError) as caught:
+        build_config(document)
+    assert [p for p in caught.value.problems if p.startswith("exporters::")] == [
+        "exporters::kafka::traces::partition_by: conflicts with partition_traces_by_id: true (a message has one key); set one of them",
+        'exporters::kafka::traces::partition_by::1: "log.severity_text" does not exist in traces',
+        "exporters::kafka::logs::partition_by: conflicts with partition_logs_by_resource_attributes: true (a message has one key); set one of them",
+        "exporters::kafka::logs::partition_by: lists a reference more than once",
+        "exporters::kafka::metrics::partition_by: not supported for metrics (use partition_metrics_by_resource_attributes)",
+    ]
 
 
 async def test_partition_logs_by_resource_attributes_and_topic_from_attribute(tansu):
