@@ -48,7 +48,7 @@ class MetricsTelemetry(ComponentConfig):
     level: Literal["none", "basic", "normal", "detailed"] = "normal"
     # The short form, as older collectors had it; ``readers`` is the current one.
     address: str | None = None
-    readers: list[MetricReader] = []
+    readers: list[MetricReader] | None = None   # unset: localhost:8888; [] records without serving
 
     @field_validator("address")
     @classmethod
@@ -63,8 +63,11 @@ class MetricsTelemetry(ComponentConfig):
         return []
 
     def endpoint(self) -> tuple[str, int] | None:
-        """Where to serve Prometheus metrics, or None when they are off."""
-        if self.level == "none":
+        """Where to serve Prometheus metrics, or None when they are off.
+
+        ``readers: []`` records metrics without serving them, as in the collector.
+        """
+        if self.level == "none" or self.readers == []:
             return None
         if self.address:
             return _host_port(self.address)

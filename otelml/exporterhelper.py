@@ -35,6 +35,7 @@ from otelml.configmodel import ComponentConfig, Duration
 from otelml.errors import PermanentError, RetryableError
 from otelml.pdata import Batch, Signal, count_items
 from otelml.sendingqueue import Entry, MemoryRecords, PersistentRecords, QueueFull, SendingQueue
+from otelml.telemetry import EXPORTER_QUEUE_CAPACITY, EXPORTER_QUEUE_SIZE
 
 
 class RetryConfig(ComponentConfig):
@@ -129,7 +130,7 @@ class QueuedRetryExporter(Component):
                 restored = await queue.restore()
                 if restored:
                     self.logger.info("restored %d queued %s batches from %s", restored, signal.value, settings.storage)
-                self._telemetry.queue_capacity.labels(self._name, signal.value).set(queue.capacity)
+                self._telemetry.metric(EXPORTER_QUEUE_CAPACITY).labels(self._name, signal.value).set(queue.capacity)
                 self._show_size(signal, queue)
                 self._workers += [asyncio.create_task(self._drain(signal, queue)) for _ in range(settings.num_consumers)]
         except BaseException:
@@ -190,7 +191,7 @@ class QueuedRetryExporter(Component):
         self._show_size(signal, queue)
 
     def _show_size(self, signal: Signal, queue: SendingQueue) -> None:
-        self._telemetry.queue_size.labels(self._name, signal.value).set(queue.size())
+        self._telemetry.metric(EXPORTER_QUEUE_SIZE).labels(self._name, signal.value).set(queue.size())
 
     async def _drain(self, signal: Signal, queue: SendingQueue) -> None:
         while True:

@@ -16,7 +16,7 @@ from otelml.config import Config, Pipeline, PipelineID
 from otelml.consumer import Consumer, fan_out
 from otelml.pdata import Batch, Signal, count_items
 from otelml.registry import Registry
-from otelml.telemetry import Telemetry
+from otelml.telemetry import PROCESSOR_INCOMING, PROCESSOR_OUTGOING, Telemetry
 
 
 class CountingConsumer:
@@ -114,12 +114,12 @@ def build(config: Config, registry: Registry, telemetry: Telemetry) -> Graph:
         # does (a processor can pass its input batch on unchanged).
         mutates_downstream = next_consumer.mutates_data
         for processor_id in reversed(pipeline.processors):
-            outgoing = CountingConsumer(next_consumer, telemetry.processor_outgoing.labels(str(processor_id), signal.value))
+            outgoing = CountingConsumer(next_consumer, telemetry.metric(PROCESSOR_OUTGOING).labels(str(processor_id), signal.value))
             processor = factory(Kind.PROCESSOR, processor_id).create(
                 settings(Kind.PROCESSOR, processor_id), component_config(Kind.PROCESSOR, processor_id), signal, outgoing)
             chain.insert(0, processor)
             mutates_downstream = mutates_downstream or processor.mutates_data
-            next_consumer = CountingConsumer(processor, telemetry.processor_incoming.labels(str(processor_id), signal.value),
+            next_consumer = CountingConsumer(processor, telemetry.metric(PROCESSOR_INCOMING).labels(str(processor_id), signal.value),
                                              mutates_downstream)
         processors[pipeline.id] = chain
         entries[pipeline.id] = next_consumer

@@ -18,6 +18,7 @@ from typing import Callable
 from otelml.component import TYPE_PATTERN, Kind
 from otelml.configmodel import ComponentConfig
 from otelml.pdata import Signal
+from otelml.telemetry import Metric
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ class Factory:
     # Connectors only: the (input, output) signal pairs they can join.
     connects: frozenset[tuple[Signal, Signal]] = frozenset()
     stability: str = "alpha"
+    # The component's own internal metrics, declared in its metadata.py (see CONTRIBUTING.md).
+    metrics: tuple[Metric, ...] = ()
 
     def __post_init__(self):
         if not TYPE_PATTERN.match(self.type):

@@ -15,7 +15,7 @@ from otelml.component import ComponentID, Kind, component_logger
 from otelml.config import Config
 from otelml.graph import build
 from otelml.registry import Registry
-from otelml.telemetry import Telemetry
+from otelml.telemetry import Level, Telemetry
 
 log = logging.getLogger("otelml.service")
 
@@ -30,7 +30,7 @@ class Service:
 
     def __init__(self, config: Config, registry: Registry | None = None):
         self.config = config
-        self.telemetry = Telemetry()
+        self.telemetry = Telemetry(Level.parse(config.telemetry.metrics.level))
         self.graph = build(config, registry or Registry.default(), self.telemetry)
         self.state = "created"
         self._started: list[tuple[Kind, object, object]] = []

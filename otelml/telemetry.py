@@ -1,4 +1,12 @@
-"""The service's own telemetry: Prometheus metrics with the collector's names, and logs.
+"""The service's own telemetry: declared metrics served by Prometheus, and logs.
+
+Every internal metric is declared once as a :class:`Metric` (name, kind, unit,
+labels, description, level), as the collector declares them in a component's
+``metadata.yaml``: the core's in :data:`CORE_METRICS` below, each component's
+in the ``metadata.py`` of its folder, listed by its factory. Components get the
+metric objects from :meth:`Telemetry.metric`; the README tables of internal
+metrics are rendered from the same declarations (:func:`metrics_table`) and a
+test checks that they match.
 
 Each :class:`~otelml.service.Service` has its own metric registry, so that
 several services can run in one process (as tests do).
@@ -6,78 +14,213 @@ several services can run in one process (as tests do).
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import logging
 import sys
+from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from otelml.pdata import Signal
 
-_SIGNALS = tuple(Signal)
+_CLASSES = {"counter": Counter, "gauge": Gauge}
+
+
+class Level(enum.IntEnum):
+    """``service::telemetry::metrics::level``: how much internal telemetry is recorded.
+
+    As in the collector, ``basic`` is for the core's metrics only, ``normal``
+    (the default) adds components' own, and ``detailed`` adds per-key or
+    otherwise high-cardinality series.
+
+    >>> Level.parse("detailed") > Level.NORMAL
+    True
+    """
+
+    NONE = 0
+    BASIC = 1
+    NORMAL = 2
+    DETAILED = 3
+
+    @classmethod
+    def parse(cls, text: str) -> "Level":
+        return cls[text.upper()]
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """The declaration of one internal metric.
+
+    ``unit`` is UCUM with the OpenTelemetry ``{annotation}`` form for counts
+    (``{spans}``, ``{batches}``); Prometheus serves counters with a ``_total``
+    suffix. ``level`` is the lowest :class:`Level` that records the metric.
+
+    >>> Metric("otelml_example_items", "counter", "{items}", ("processor",), "Items seen.").exposed_name
+    'otelml_example_items_total'
+    """
+
+    name: str
+    kind: Literal["counter", "gauge"]
+    unit: str
+    labels: tuple[str, ...]
+    description: str
+    level: Level = Level.NORMAL
+
+    @property
+    def exposed_name(self) -> str:
+        """The name of its samples on ``/metrics``."""
+        return f"{self.name}_total" if self.kind == "counter" else self.name
+
+
+def per_signal(name: str, kind: Literal["counter", "gauge"], labels: tuple[str, ...], description: str,
+               level: Level = Level.NORMAL) -> dict[Signal, Metric]:
+    """One metric per signal, as the collector names them: ``{items}`` in ``name`` becomes ``spans``,
+    ``log_records`` or ``metric_points``.
+
+    >>> per_signal("otelcol_receiver_accepted_{items}", "counter", ("receiver",), "Accepted.")[Signal.LOGS].name
+    'otelcol_receiver_accepted_log_records'
+    """
+    return {signal: Metric(name.format(items=signal.item_name), kind, f"{{{signal.item_name}}}", labels, description, level)
+            for signal in Signal}
+
+
+RECEIVER_ACCEPTED = per_signal("otelcol_receiver_accepted_{items}", "counter", ("receiver", "transport"),
+                               "Items accepted by the receiver and pushed into the pipeline.", Level.BASIC)
+RECEIVER_REFUSED = per_signal("otelcol_receiver_refused_{items}", "counter", ("receiver", "transport"),
+                              "Items that could not be pushed into the pipeline.", Level.BASIC)
+RECEIVER_FAILED_REQUESTS = Metric("otelml_receiver_failed_requests", "counter", "{requests}", ("receiver", "transport", "reason"),
+                                  "Requests a receiver rejected before decoding any item, by reason.", Level.BASIC)
+PROCESSOR_INCOMING = Metric("otelcol_processor_incoming_items", "counter", "{items}", ("processor", "otel_signal"),
+                            "Items passed to the processor.", Level.BASIC)
+PROCESSOR_OUTGOING = Metric("otelcol_processor_outgoing_items", "counter", "{items}", ("processor", "otel_signal"),
+                            "Items emitted by the processor.", Level.BASIC)
+EXPORTER_SENT = per_signal("otelcol_exporter_sent_{items}", "counter", ("exporter",),
+                           "Items successfully sent to the destination.", Level.BASIC)
+EXPORTER_SEND_FAILED = per_signal("otelcol_exporter_send_failed_{items}", "counter", ("exporter",),
+                                  "Items the exporter failed to send.", Level.BASIC)
+EXPORTER_ENQUEUE_FAILED = per_signal("otelcol_exporter_enqueue_failed_{items}", "counter", ("exporter",),
+                                     "Items that could not be added to the sending queue.", Level.BASIC)
+EXPORTER_QUEUE_SIZE = Metric("otelcol_exporter_queue_size", "gauge", "{batches}", ("exporter", "data_type"),
+                             "Current size of the sending queue.", Level.BASIC)
+EXPORTER_QUEUE_CAPACITY = Metric("otelcol_exporter_queue_capacity", "gauge", "{batches}", ("exporter", "data_type"),
+                                 "Capacity of the sending queue.", Level.BASIC)
+DROPPED_ITEMS = Metric("otelml_dropped_items", "counter", "{items}", ("component", "otel_signal", "reason"),
+                       "Items given up for good, by component, signal and reason.", Level.BASIC)
+
+CORE_METRICS = (
+    *RECEIVER_ACCEPTED.values(), *RECEIVER_REFUSED.values(), RECEIVER_FAILED_REQUESTS,
+    PROCESSOR_INCOMING, PROCESSOR_OUTGOING,
+    *EXPORTER_SENT.values(), *EXPORTER_SEND_FAILED.values(), *EXPORTER_ENQUEUE_FAILED.values(),
+    EXPORTER_QUEUE_SIZE, EXPORTER_QUEUE_CAPACITY, DROPPED_ITEMS,
+)
+"""The metrics of the receiver, processor and exporter helpers, listed in the main README."""
+
+
+class _Unrecorded:
+    """Stands in for a metric that the configured level leaves out: takes every update, keeps nothing."""
+
+    def labels(self, *values: str, **named: str) -> "_Unrecorded":
+        return self
+
+    def inc(self, amount: float = 1) -> None:
+        return None
+
+    def dec(self, amount: float = 1) -> None:
+        return None
+
+    def set(self, value: float) -> None:
+        return None
+
+
+UNRECORDED = _Unrecorded()
 
 
 class Telemetry:
-    """Counters and gauges named as the collector names them.
+    """The metric objects of one service, made from their declarations at its ``level``.
 
-    Counter names get Prometheus' ``_total`` suffix on the wire, e.g.
-    ``otelcol_receiver_accepted_spans_total``, as the collector's do.
+    >>> telemetry = Telemetry(Level.BASIC)
+    >>> telemetry.metric(DROPPED_ITEMS).labels("batch", "traces", "shutdown").inc(3)
+    >>> telemetry.value("otelml_dropped_items_total", component="batch", otel_signal="traces", reason="shutdown")
+    3.0
+    >>> telemetry.metric(Metric("otelml_example_items", "counter", "{items}", (), "Left out at basic.")) is UNRECORDED
+    True
     """
 
-    def __init__(self):
+    def __init__(self, level: Level = Level.NORMAL):
+        self.level = level
         self.registry = CollectorRegistry(auto_describe=True)
-        self._custom: dict[str, Counter | Gauge] = {}
-        receiver_labels = ["receiver", "transport"]
-        self._receiver_accepted = self._per_signal("otelcol_receiver_accepted_{}", "Items accepted by the receiver and pushed into the pipeline.", receiver_labels)
-        self._receiver_refused = self._per_signal("otelcol_receiver_refused_{}", "Items that could not be pushed into the pipeline.", receiver_labels)
-        self._exporter_sent = self._per_signal("otelcol_exporter_sent_{}", "Items successfully sent to the destination.", ["exporter"])
-        self._exporter_send_failed = self._per_signal("otelcol_exporter_send_failed_{}", "Items the exporter failed to send.", ["exporter"])
-        self._exporter_enqueue_failed = self._per_signal("otelcol_exporter_enqueue_failed_{}", "Items that could not be added to the sending queue.", ["exporter"])
-        self.bad_requests = Counter("otelml_receiver_failed_requests", "Requests a receiver rejected before decoding any item, by reason.", ["receiver", "transport", "reason"], registry=self.registry)
-        self.dropped = Counter("otelml_dropped_items", "Items given up for good, by component, signal and reason.", ["component", "otel_signal", "reason"], registry=self.registry)
-        self.queue_size = Gauge("otelcol_exporter_queue_size", "Current size of the sending queue (batches).", ["exporter", "data_type"], registry=self.registry)
-        self.queue_capacity = Gauge("otelcol_exporter_queue_capacity", "Capacity of the sending queue (batches).", ["exporter", "data_type"], registry=self.registry)
-        self.processor_incoming = Counter("otelcol_processor_incoming_items", "Items passed to the processor.", ["processor", "otel_signal"], registry=self.registry)
-        self.processor_outgoing = Counter("otelcol_processor_outgoing_items", "Items emitted by the processor.", ["processor", "otel_signal"], registry=self.registry)
+        self._declared: dict[str, tuple[Metric, Counter | Gauge | _Unrecorded]] = {}
+        # The core's metrics are on /metrics from the start, before anything has counted into them.
+        for metric in CORE_METRICS:
+            self.metric(metric)
 
-    def _per_signal(self, template: str, documentation: str, labels: list[str]) -> dict[Signal, Counter]:
-        return {s: Counter(template.format(s.item_name), documentation, labels, registry=self.registry) for s in _SIGNALS}
+    def metric(self, declaration: Metric) -> Counter | Gauge | _Unrecorded:
+        """The metric object of ``declaration``, made on first use; :data:`UNRECORDED` above the level.
 
+        Raises ``ValueError`` when another declaration already has the name:
+        one name, one meaning.
+        """
+        known = self._declared.get(declaration.name)
+        if known is not None:
+            if known[0] != declaration:
+                raise ValueError(f"metric {declaration.name} is declared twice, differently: {known[0]} and {declaration}")
+            return known[1]
+        if declaration.level > self.level:
+            made: Counter | Gauge | _Unrecorded = UNRECORDED
+        else:
+            made = _CLASSES[declaration.kind](declaration.name, declaration.description, declaration.labels, registry=self.registry)
+        self._declared[declaration.name] = (declaration, made)
+        return made
+
+    def counter(self, name: str, documentation: str, labels: list[str]) -> Counter | _Unrecorded:
+        """A counter declared where it is used (for components not yet moved to a ``metadata.py``)."""
+        return self.metric(Metric(name, "counter", "", tuple(labels), documentation))
+
+    def gauge(self, name: str, documentation: str, labels: list[str]) -> Gauge | _Unrecorded:
+        """A gauge declared where it is used (for components not yet moved to a ``metadata.py``)."""
+        return self.metric(Metric(name, "gauge", "", tuple(labels), documentation))
+
+    # The helpers' metrics, by what happened.
     def receiver_accepted(self, receiver: str, transport: str, signal: Signal, count: int) -> None:
-        self._receiver_accepted[signal].labels(receiver, transport).inc(count)
+        self.metric(RECEIVER_ACCEPTED[signal]).labels(receiver, transport).inc(count)
 
     def receiver_refused(self, receiver: str, transport: str, signal: Signal, count: int) -> None:
-        self._receiver_refused[signal].labels(receiver, transport).inc(count)
+        self.metric(RECEIVER_REFUSED[signal]).labels(receiver, transport).inc(count)
 
     def receiver_bad_request(self, receiver: str, transport: str, reason: str) -> None:
-        self.bad_requests.labels(receiver, transport, reason).inc()
+        self.metric(RECEIVER_FAILED_REQUESTS).labels(receiver, transport, reason).inc()
 
     def exporter_sent(self, exporter: str, signal: Signal, count: int) -> None:
-        self._exporter_sent[signal].labels(exporter).inc(count)
+        self.metric(EXPORTER_SENT[signal]).labels(exporter).inc(count)
 
     def exporter_send_failed(self, exporter: str, signal: Signal, count: int) -> None:
-        self._exporter_send_failed[signal].labels(exporter).inc(count)
+        self.metric(EXPORTER_SEND_FAILED[signal]).labels(exporter).inc(count)
 
     def exporter_enqueue_failed(self, exporter: str, signal: Signal, count: int) -> None:
-        self._exporter_enqueue_failed[signal].labels(exporter).inc(count)
+        self.metric(EXPORTER_ENQUEUE_FAILED[signal]).labels(exporter).inc(count)
 
     def drop(self, component: str, signal: Signal, count: int, reason: str) -> None:
-        self.dropped.labels(component, signal.value, reason).inc(count)
-
-    def counter(self, name: str, documentation: str, labels: list[str]) -> Counter:
-        """A component-specific counter, created once per service."""
-        if name not in self._custom:
-            self._custom[name] = Counter(name, documentation, labels, registry=self.registry)
-        return self._custom[name]
-
-    def gauge(self, name: str, documentation: str, labels: list[str]) -> Gauge:
-        """A component-specific gauge, created once per service."""
-        if name not in self._custom:
-            self._custom[name] = Gauge(name, documentation, labels, registry=self.registry)
-        return self._custom[name]
+        self.metric(DROPPED_ITEMS).labels(component, signal.value, reason).inc(count)
 
     def value(self, name: str, **labels: str) -> float:
         """The current value of one sample, 0 when absent (for tests and summaries)."""
         return self.registry.get_sample_value(name, labels) or 0.0
+
+
+def metrics_table(metrics: tuple[Metric, ...]) -> str:
+    """The Markdown table of ``metrics`` that a README lists them in.
+
+    >>> print(metrics_table((DROPPED_ITEMS,)))
+    | metric | kind | unit | labels | level | description |
+    |---|---|---|---|---|---|
+    | `otelml_dropped_items` | counter | `{items}` | `component`, `otel_signal`, `reason` | basic | Items given up for good, by component, signal and reason. |
+    """
+    rows = ["| metric | kind | unit | labels | level | description |", "|---|---|---|---|---|---|"]
+    for metric in metrics:
+        labels = ", ".join(f"`{label}`" for label in metric.labels)
+        rows.append(f"| `{metric.name}` | {metric.kind} | `{metric.unit}` | {labels} | {metric.level.name.lower()} | {metric.description} |")
+    return "\n".join(rows)
 
 
 class _ComponentFilter(logging.Filter):

@@ -134,7 +134,7 @@ async def forwarding_service(exporter_type: str, exporter: dict):
         "exporters": {exporter_type: exporter},
         "service": {
             "pipelines": {"traces": {"receivers": ["otlp"], "exporters": [exporter_type]}},
-            "telemetry": {"metrics": {"level": "none"}},
+            "telemetry": {"metrics": {"readers": []}},
         },
     }))
     await service.start()

@@ -16,6 +16,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import SEVERITY_NUMBER_ERROR, SEVERITY
 
 from otelml.component import Component, CreateSettings
 from otelml.connectors.anomaly_alerts.config import AnomalyAlertsConfig
+from otelml.connectors.anomaly_alerts.metadata import ALERTS
 from otelml.pdata import Batch, Signal
 
 SCOPE_NAME = "otelml.anomaly_alerts"
@@ -37,9 +38,7 @@ class AnomalyAlertsConnector(Component):
     def __init__(self, settings: CreateSettings, config: AnomalyAlertsConfig, consumers: dict):
         self.config = config
         self.logs = consumers[Signal.LOGS]
-        self._alerts = settings.telemetry.counter(
-            "otelml_anomaly_alerts", "Alert log records sent, by kind (anomaly, predicted_incident).",
-            ["connector", "kind"])
+        self._alerts = settings.telemetry.metric(ALERTS)
         self._name = str(settings.id)
 
     async def consume(self, batch: Batch) -> None:

@@ -2,6 +2,7 @@ from otelml.component import Kind
 from otelml.connectors.anomaly_alerts.config import AnomalyAlertsConfig
 from otelml.connectors.anomaly_alerts.connector import AnomalyAlertsConnector
 from otelml.pdata import Signal
+from otelml.connectors.anomaly_alerts import metadata
 from otelml.registry import Factory
 
 factory = Factory(
@@ -10,4 +11,5 @@ factory = Factory(
     config_class=AnomalyAlertsConfig,
     create=AnomalyAlertsConnector,
     connects=frozenset({(Signal.TRACES, Signal.LOGS), (Signal.LOGS, Signal.LOGS)}),
+    metrics=metadata.METRICS,
 )

@@ -2,6 +2,7 @@ from otelml.component import Kind
 from otelml.pdata import Signal
 from otelml.processors.batch.config import BatchConfig
 from otelml.processors.batch.processor import BatchProcessor
+from otelml.processors.batch import metadata
 from otelml.registry import Factory
 
 factory = Factory(
@@ -11,4 +12,5 @@ factory = Factory(
     create=BatchProcessor,
     signals=frozenset(Signal),
     stability="beta",
+    metrics=metadata.METRICS,
 )

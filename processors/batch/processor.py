@@ -20,6 +20,7 @@ from otelml.consumer import Consumer
 from otelml.errors import RetryableError
 from otelml.pdata import Batch, Signal, count_items, merge, split
 from otelml.processors.batch.config import BatchConfig
+from otelml.processors.batch.metadata import SIZE_TRIGGER_SEND, TIMEOUT_TRIGGER_SEND
 
 
 class BatchProcessor(Component):
@@ -41,12 +42,8 @@ class BatchProcessor(Component):
         self._sender: asyncio.Task | None = None
         self._stopped = False
         # The collector's names for what made the processor send a batch.
-        self._size_triggers = settings.telemetry.counter(
-            "otelcol_processor_batch_batch_size_trigger_send", "Batches sent because they reached send_batch_size.",
-            ["processor"]).labels(str(settings.id))
-        self._timeout_triggers = settings.telemetry.counter(
-            "otelcol_processor_batch_timeout_trigger_send", "Batches sent because the timeout passed.",
-            ["processor"]).labels(str(settings.id))
+        self._size_triggers = settings.telemetry.metric(SIZE_TRIGGER_SEND).labels(str(settings.id))
+        self._timeout_triggers = settings.telemetry.metric(TIMEOUT_TRIGGER_SEND).labels(str(settings.id))
 
     async def start(self, host: Host) -> None:
         if self.config.timeout > 0:

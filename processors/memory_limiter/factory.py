@@ -2,6 +2,7 @@ from otelml.component import Kind
 from otelml.pdata import Signal
 from otelml.processors.memory_limiter.config import MemoryLimiterConfig
 from otelml.processors.memory_limiter.processor import MemoryLimiterProcessor
+from otelml.processors.memory_limiter import metadata
 from otelml.registry import Factory
 
 factory = Factory(
@@ -11,4 +12,5 @@ factory = Factory(
     create=MemoryLimiterProcessor,
     signals=frozenset(Signal),
     stability="beta",
+    metrics=metadata.METRICS,
 )

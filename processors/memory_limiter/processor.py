@@ -31,6 +31,7 @@ from otelml.errors import RetryableError
 from otelml.pdata import Batch, Signal, count_items
 from otelml.processors.memory_limiter import memory
 from otelml.processors.memory_limiter.config import MIB, MemoryLimiterConfig
+from otelml.processors.memory_limiter.metadata import REFUSED
 
 # A sender asked to come back sooner than the next check would only be refused again.
 MIN_RETRY_AFTER = 1.0
@@ -138,10 +139,7 @@ class MemoryLimiterProcessor(Component):
         self.next = next_consumer
         self.monitor = shared_monitor(settings, config)
         self.retry_after = max(config.check_interval, MIN_RETRY_AFTER)
-        refused = settings.telemetry.counter(
-            f"otelcol_processor_refused_{signal.item_name}",
-            f"{signal.item_name.replace('_', ' ').capitalize()} refused by the processor; the sender may retry them.", ["processor"])
-        self._refused = refused.labels(str(settings.id))
+        self._refused = settings.telemetry.metric(REFUSED[signal]).labels(str(settings.id))
         self._started = False
 
     async def start(self, host: Host) -> None:

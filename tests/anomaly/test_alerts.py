@@ -80,7 +80,7 @@ async def test_alerts_flow_into_their_own_pipeline_through_the_service(tmp_path)
                 "traces": {"receivers": ["otlp"], "processors": ["anomaly"], "exporters": ["anomaly_alerts"]},
                 "logs/alerts": {"receivers": ["anomaly_alerts"], "exporters": ["file/alerts"]},
             },
-            "telemetry": {"metrics": {"level": "none"}},
+            "telemetry": {"metrics": {"readers": []}},
         },
     })
     service = Service(config)

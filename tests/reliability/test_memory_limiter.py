@@ -150,7 +150,7 @@ def limited_pipeline() -> dict:
         "service": {
             "pipelines": {signal: {"receivers": ["otlp"], "processors": ["memory_limiter"], "exporters": ["capture"]}
                           for signal in ("traces", "logs")},
-            "telemetry": {"metrics": {"level": "none"}},
+            "telemetry": {"metrics": {"readers": []}},
         },
     }
 

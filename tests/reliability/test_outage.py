@@ -33,7 +33,7 @@ def forwarding_with_batch(destination: Destination) -> dict:
                                "retry_on_failure": {"initial_interval": "100ms", "max_interval": "1s", "max_elapsed_time": "0s"},
                                "sending_queue": {"num_consumers": 2, "queue_size": 10}}},
         "service": {"pipelines": {"traces": {"receivers": ["otlp"], "processors": ["batch"], "exporters": ["otlp"]}},
-                    "telemetry": {"metrics": {"level": "none"}}},
+                    "telemetry": {"metrics": {"readers": []}}},
     }
 
 

@@ -98,7 +98,7 @@ def forwarding(destination: Destination, storage: str | None, directory=None, qu
         "exporters": {"otlp": exporter},
         "service": {
             "pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["otlp"]}},
-            "telemetry": {"metrics": {"level": "none"}},
+            "telemetry": {"metrics": {"readers": []}},
             "shutdown_timeout": "1s",
         },
     }

@@ -14,7 +14,7 @@ def http_pipeline(max_concurrent_requests: int) -> dict:
                                              "http": {"endpoint": "127.0.0.1:0", "max_concurrent_requests": max_concurrent_requests}}}},
         "exporters": {"capture": {}},
         "service": {"pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["capture"]}},
-                    "telemetry": {"metrics": {"level": "none"}}},
+                    "telemetry": {"metrics": {"readers": []}}},
     }
 
 
