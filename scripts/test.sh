@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 # mosquitto for the MQTT tests, kcat for the Kafka tests, libpython3.11 for the
 # interpreter embedded in the rotel collector the tests feed us from, prometheus
 # (with promtool) for the prometheus exporter's and the alert rules' tests,
-# chromium for the live page's.
-debian_packages=(mosquitto mosquitto-clients kcat libpython3.11 prometheus chromium)
+# chromium for the live page's, prometheus-alertmanager for the alertmanager
+# exporter's.
+debian_packages=(mosquitto mosquitto-clients kcat libpython3.11 prometheus chromium prometheus-alertmanager)
 missing=()
 for package in "${debian_packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
