@@ -37,6 +37,7 @@ BUILTIN_FACTORIES = (
     "otelml.exporters.otlphttp.factory:factory",
     "otelml.exporters.kafka.factory:factory",
     "otelml.exporters.prometheus.factory:factory",
+    "otelml.exporters.alertmanager.factory:factory",
     "otelml.extensions.health_check.factory:factory",
     "otelml.extensions.file_storage.factory:factory",
     "otelml.extensions.bearertokenauth.factory:factory",
