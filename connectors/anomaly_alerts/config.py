@@ -1,11 +1,24 @@
-from otelml.configmodel import ComponentConfig
+from pydantic import Field
+
+from otelml.configmodel import ComponentConfig, Duration
 
 
 class AnomalyAlertsConfig(ComponentConfig):
     anomalies: bool = True
     predicted_incidents: bool = True
+    # A key quiet this long has its alert resolved (see the README for how quiet is judged).
+    resolve_after: Duration = 60.0
+    # Time between updates of an alert while its incident goes on; 0 sends none.
+    repeat_interval: Duration = 0.0
+    # Anomaly incidents whose score reaches this are critical, the others warnings.
+    critical_score: float = Field(0.9, gt=0, le=1)
 
     def validate_config(self) -> list[str]:
+        problems = []
         if not (self.anomalies or self.predicted_incidents):
-            return ["anomalies: with predicted_incidents also false, no alert would ever be sent"]
-        return []
+            problems.append("anomalies: with predicted_incidents also false, no alert would ever be sent")
+        if self.resolve_after <= 0:
+            problems.append("resolve_after: must be positive")
+        if self.repeat_interval < 0:
+            problems.append("repeat_interval: must not be negative (0 sends no updates)")
+        return problems

@@ -1,4 +1,4 @@
-"""Alerts: flagged records become log records in their own logs pipeline."""
+"""Alerts from the processor's incidents: the opening record carries the details, the connector makes one alert of it."""
 
 from __future__ import annotations
 
@@ -42,22 +42,24 @@ async def test_the_record_opening_an_incident_carries_the_alert_details():
                                        AnomalyAlertsConfig(), {Signal.LOGS: sink})
     await connector.consume(batch)
     [alert] = logs_of(sink.batches)
-    assert alert.severity_text == "ERROR" and alert.event_name == "otelml.alert"
+    assert alert.severity_text in ("critical", "warning") and alert.event_name == "otelml.alert"
+    assert alert.body.string_value.startswith("anomaly in service.name=checkout span.name=GET /cart: duration 2,000 ms, expected ")
     assert alert.trace_id == span.trace_id and alert.span_id == span.span_id
     assert attribute(alert, "otelml.source.span.name") == "GET /cart"
     resource = sink.batches[0].resource_logs[0].resource
     assert [(kv.key, kv.value.string_value) for kv in resource.attributes] == [("service.name", "checkout")]
 
 
-async def test_without_alert_details_the_body_is_built_from_the_scores():
+async def test_without_alert_details_the_alert_names_the_incident_and_its_score():
     batch = await scored_with_spike()
     sink = Collect()
     connector = AnomalyAlertsConnector(CreateSettings(ComponentID("anomaly_alerts"), Kind.CONNECTOR, Telemetry()),
                                        AnomalyAlertsConfig(), {Signal.LOGS: sink})
     await connector.consume(batch)
     [alert] = logs_of(sink.batches)
-    assert alert.body.string_value.startswith("anomaly: score 0.")
-    assert attribute(alert, "otelml.key") is None
+    incident = attribute(alert, "otelml.incident.id")
+    assert incident and attribute(alert, "otelml.key") == incident
+    assert alert.body.string_value.startswith(f"anomaly in {incident}: ") and "; score 0." in alert.body.string_value
 
 
 async def test_incidents_only_connector_skips_anomalies():
@@ -93,4 +95,4 @@ async def test_alerts_flow_into_their_own_pipeline_through_the_service(tmp_path)
         await service.shutdown()
     alerts = logs_of(read_batches(tmp_path / "alerts.jsonl", Signal.LOGS))
     assert [attribute(a, "otelml.actual") for a in alerts if attribute(a, "otelml.anomaly")] == [pytest.approx(2000.0)]
-    assert service.telemetry.value("otelml_anomaly_alerts_total", connector="anomaly_alerts", kind="anomaly") == 1
+    assert service.telemetry.value("otelml_anomaly_alerts_total", connector="anomaly_alerts", kind="anomaly", event="open") == 1

@@ -1,0 +1,103 @@
+"""Hand-made scored records, carrying what the anomaly processor writes, for the alerting tests."""
+
+from __future__ import annotations
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from otelml import conventions as names
+from otelml.component import ComponentID, CreateSettings, Kind
+from otelml.connectors.anomaly_alerts.config import AnomalyAlertsConfig
+from otelml.connectors.anomaly_alerts.connector import AnomalyAlertsConnector
+from otelml.encoding import add_attributes, any_value_to_python
+from otelml.pdata import Signal
+from otelml.telemetry import Telemetry
+
+START = 1_700_000_000  # seconds
+
+
+class Collect:
+    """The logs pipeline after the connector: keeps what it is given, or refuses while ``refuse`` is set."""
+
+    mutates_data = False
+
+    def __init__(self):
+        self.batches = []
+        self.refuse: Exception | None = None
+
+    async def consume(self, batch):
+        if self.refuse is not None:
+            raise self.refuse
+        self.batches.append(batch)
+
+    @property
+    def alerts(self) -> list:
+        return [r for b in self.batches for rl in b.resource_logs for sl in rl.scope_logs for r in sl.log_records]
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def connector(telemetry: Telemetry | None = None, **settings) -> tuple[AnomalyAlertsConnector, Collect, FakeClock]:
+    sink, clock = Collect(), FakeClock()
+    made = AnomalyAlertsConnector(CreateSettings(ComponentID("anomaly_alerts"), Kind.CONNECTOR, telemetry or Telemetry()),
+                                  AnomalyAlertsConfig.model_validate(settings), {Signal.LOGS: sink})
+    made.clock = clock
+    return made, sink, clock
+
+
+def marks(incident: str | None = None, opens: bool = False, flagged: bool = False, predicted: bool = False,
+          score: float = 0.1, **details) -> dict:
+    """The attributes of one scored record: its score and marks, plus ``otelml.*`` details given by short name
+    (``key``, ``target``, ``unit``, ``actual``, ``expected``, ``low``, ``high``, ``models``, ``limit``, ...)."""
+    short = {"key": names.KEY, "target": names.TARGET, "unit": names.UNIT, "actual": names.ACTUAL,
+             "expected": names.EXPECTED, "low": names.RANGE_LOW, "high": names.RANGE_HIGH, "models": names.MODELS,
+             "forecast": names.FORECAST, "target_forecast": names.TARGET_FORECAST, "limit": names.LIMIT,
+             "crossing": names.CROSSING_SECONDS}
+    values = {names.SCORE: score, names.ANOMALY: flagged, names.PREDICTED: predicted}
+    if incident is not None:
+        values[names.INCIDENT_ID] = incident
+    if opens:
+        values[names.INCIDENT_OPEN] = True
+    values.update({short[name]: value for name, value in details.items()})
+    return values
+
+
+def spans(*records: tuple[str, str, float, dict]) -> ExportTraceServiceRequest:
+    """Spans given as ``(service, span name, end time in seconds after START, attributes)``."""
+    batch = ExportTraceServiceRequest()
+    for number, (service, name, when, attributes) in enumerate(records):
+        resource = batch.resource_spans.add()
+        add_attributes(resource.resource.attributes, {"service.name": service})
+        span = resource.scope_spans.add().spans.add()
+        span.name = name
+        span.trace_id = (number + 1).to_bytes(16, "big")
+        span.span_id = (number + 1).to_bytes(8, "big")
+        span.end_time_unix_nano = int((START + when) * 1e9)
+        span.start_time_unix_nano = span.end_time_unix_nano - 1_000_000
+        add_attributes(span.attributes, attributes)
+    return batch
+
+
+def logs(*records: tuple[dict, float, dict]) -> ExportLogsServiceRequest:
+    """Log records given as ``(resource attributes, time in seconds after START, attributes)``."""
+    batch = ExportLogsServiceRequest()
+    for resource_attributes, when, attributes in records:
+        resource = batch.resource_logs.add()
+        add_attributes(resource.resource.attributes, resource_attributes)
+        record = resource.scope_logs.add().log_records.add()
+        record.time_unix_nano = int((START + when) * 1e9)
+        add_attributes(record.attributes, attributes)
+    return batch
+
+
+def attribute(record, name: str):
+    for kv in record.attributes:
+        if kv.key == name:
+            return any_value_to_python(kv.value)
+    return None
