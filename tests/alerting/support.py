@@ -12,27 +12,26 @@ from otelml.connectors.anomaly_alerts.connector import AnomalyAlertsConnector
 from otelml.encoding import add_attributes, any_value_to_python
 from otelml.pdata import Signal
 from otelml.telemetry import Telemetry
+from tests.conftest import Collect, logs_of
 
 START = 1_700_000_000  # seconds
 
 
-class Collect:
+class Refusing(Collect):
     """The logs pipeline after the connector: keeps what it is given, or refuses while ``refuse`` is set."""
 
-    mutates_data = False
-
     def __init__(self):
-        self.batches = []
+        super().__init__()
         self.refuse: Exception | None = None
 
     async def consume(self, batch):
         if self.refuse is not None:
             raise self.refuse
-        self.batches.append(batch)
+        await super().consume(batch)
 
     @property
     def alerts(self) -> list:
-        return [r for b in self.batches for rl in b.resource_logs for sl in rl.scope_logs for r in sl.log_records]
+        return logs_of(self.batches)
 
 
 class FakeClock:
@@ -43,8 +42,8 @@ class FakeClock:
         return self.now
 
 
-def connector(telemetry: Telemetry | None = None, **settings) -> tuple[AnomalyAlertsConnector, Collect, FakeClock]:
-    sink, clock = Collect(), FakeClock()
+def connector(telemetry: Telemetry | None = None, **settings) -> tuple[AnomalyAlertsConnector, Refusing, FakeClock]:
+    sink, clock = Refusing(), FakeClock()
     made = AnomalyAlertsConnector(CreateSettings(ComponentID("anomaly_alerts"), Kind.CONNECTOR, telemetry or Telemetry()),
                                   AnomalyAlertsConfig.model_validate(settings), {Signal.LOGS: sink})
     made.clock = clock
