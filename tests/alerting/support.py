@@ -11,8 +11,9 @@ from otelml.connectors.anomaly_alerts.config import AnomalyAlertsConfig
 from otelml.connectors.anomaly_alerts.connector import AnomalyAlertsConnector
 from otelml.encoding import add_attributes, any_value_to_python
 from otelml.pdata import Signal
+from otelml.service import Service
 from otelml.telemetry import Telemetry
-from tests.conftest import Collect, logs_of
+from tests.conftest import Collect, build_config, logs_of
 
 START = 1_700_000_000  # seconds
 
@@ -100,3 +101,24 @@ def attribute(record, name: str):
         if kv.key == name:
             return any_value_to_python(kv.value)
     return None
+
+
+def alerting_service(resolve_after: str, exporter: str, settings: dict) -> Service:
+    """A service whose traces pipeline feeds the anomaly_alerts connector, whose alerts go to ``exporter``.
+
+    Scored spans go in through :func:`scored_spans`.
+    """
+    return Service(build_config({
+        "receivers": {"otlp": {"protocols": {"http": {"endpoint": "127.0.0.1:0"}}}},
+        "connectors": {"anomaly_alerts": {"resolve_after": resolve_after}},
+        "exporters": {exporter: settings},
+        "service": {"pipelines": {
+            "traces": {"receivers": ["otlp"], "exporters": ["anomaly_alerts"]},
+            "logs/alerts": {"receivers": ["anomaly_alerts"], "exporters": [exporter]}},
+            "telemetry": {"metrics": {"level": "none"}}},
+    }))
+
+
+def scored_spans(service: Service):
+    """Where the service's traces pipeline takes scored spans."""
+    return service.graph.receivers[ComponentID("otlp")].consumers[Signal.TRACES]

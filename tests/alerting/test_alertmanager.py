@@ -21,10 +21,9 @@ from otelml.exporters.alertmanager.config import AlertmanagerExporterConfig
 from otelml.exporters.alertmanager.exporter import AlertmanagerExporter
 from otelml.exporters.alertmanager.local import LocalAlertmanager
 from otelml.pdata import Signal
-from otelml.service import Service
 from otelml.telemetry import Telemetry
-from tests.alerting.support import START, marks, spans
-from tests.conftest import build_config, free_port
+from tests.alerting.support import START, alerting_service, marks, scored_spans, spans
+from tests.conftest import free_port
 from tests.kafka.support import eventually
 
 CART = "service.name=checkout span.name=GET /cart"
@@ -71,18 +70,11 @@ def notifying(webhook_url: str) -> dict:
 async def test_an_incident_fires_in_alertmanager_and_is_resolved_there(tmp_path):
     async with Webhook() as webhook:
         with LocalAlertmanager(tmp_path / "alertmanager", notifying(webhook.url)) as alertmanager:
-            service = Service(build_config({
-                "receivers": {"otlp": {"protocols": {"http": {"endpoint": "127.0.0.1:0"}}}},
-                "connectors": {"anomaly_alerts": {"resolve_after": "30s"}},
-                "exporters": {"alertmanager": {"endpoint": alertmanager.url, "generator_url": "http://grafana.example/d/otelml"}},
-                "service": {"pipelines": {
-                    "traces": {"receivers": ["otlp"], "exporters": ["anomaly_alerts"]},
-                    "logs/alerts": {"receivers": ["anomaly_alerts"], "exporters": ["alertmanager"]}},
-                    "telemetry": {"metrics": {"level": "none"}}},
-            }))
+            service = alerting_service("30s", "alertmanager",
+                                       {"endpoint": alertmanager.url, "generator_url": "http://grafana.example/d/otelml"})
             await service.start()
             try:
-                scored = service.graph.receivers[ComponentID("otlp")].consumers[Signal.TRACES]
+                scored = scored_spans(service)
                 details = dict(key=CART, target="duration", unit="ms", actual=2000.0, expected=52.1, low=40.0, high=70.0)
                 await scored.consume(spans(("checkout", "GET /cart", 100, marks("i1", opens=True, flagged=True, score=0.95, **details)),
                                            *[("checkout", "GET /cart", t, marks("i1", flagged=True, score=0.97)) for t in range(101, 130)]))

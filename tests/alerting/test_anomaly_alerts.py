@@ -5,15 +5,13 @@ from __future__ import annotations
 import pytest
 
 from otelml import conventions as names
-from otelml.component import ComponentID
 from otelml.configmodel import nested_problems
 from otelml.connectors.anomaly_alerts.config import AnomalyAlertsConfig
 from otelml.errors import RetryableError
 from otelml.pdata import Signal
-from otelml.service import Service
 from otelml.telemetry import Telemetry
-from tests.alerting.support import START, attribute, connector, logs, marks, spans
-from tests.conftest import build_config, logs_of, read_batches
+from tests.alerting.support import START, alerting_service, attribute, connector, logs, marks, scored_spans, spans
+from tests.conftest import logs_of, read_batches
 from tests.kafka.support import eventually
 
 CART = "service.name=checkout span.name=GET /cart"
@@ -178,18 +176,10 @@ def test_config_problems_are_named(settings, problem):
 
 
 async def test_in_a_running_service_the_timer_resolves_a_key_gone_silent(tmp_path):
-    service = Service(build_config({
-        "receivers": {"otlp": {"protocols": {"http": {"endpoint": "127.0.0.1:0"}}}},
-        "connectors": {"anomaly_alerts": {"resolve_after": "200ms"}},
-        "exporters": {"file/alerts": {"path": str(tmp_path / "alerts.jsonl"), "flush_interval": "10ms"}},
-        "service": {"pipelines": {
-            "traces": {"receivers": ["otlp"], "exporters": ["anomaly_alerts"]},
-            "logs/alerts": {"receivers": ["anomaly_alerts"], "exporters": ["file/alerts"]}},
-            "telemetry": {"metrics": {"level": "none"}}},
-    }))
+    service = alerting_service("200ms", "file/alerts", {"path": str(tmp_path / "alerts.jsonl"), "flush_interval": "10ms"})
     await service.start()
     try:
-        await service.graph.receivers[ComponentID("otlp")].consumers[Signal.TRACES].consume(incident_spans(0, 3))
+        await scored_spans(service).consume(incident_spans(0, 3))
         await eventually(lambda: len(logs_of(read_batches(tmp_path / "alerts.jsonl", Signal.LOGS))) == 2,
                          what="the alert and its resolution in the file")
     finally:
