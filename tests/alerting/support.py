@@ -115,7 +115,7 @@ def alerting_service(resolve_after: str, exporter: str, settings: dict) -> Servi
         "service": {"pipelines": {
             "traces": {"receivers": ["otlp"], "exporters": ["anomaly_alerts"]},
             "logs/alerts": {"receivers": ["anomaly_alerts"], "exporters": [exporter]}},
-            "telemetry": {"metrics": {"level": "none"}}},
+            "telemetry": {"metrics": {"readers": []}}},
     }))
 
 
