@@ -23,7 +23,7 @@ from decimal import Decimal, InvalidOperation
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ScopeLogs
 
-from otelml import pdata
+from otelml import pdata, utf8
 from otelml.pdata import Batch, Signal
 
 
@@ -223,8 +223,9 @@ def _field(document: dict, path: str):
     return node
 
 
-def _fill_json_record(record: LogRecord, payload: bytes, flatten: bool, timestamp_field: str | None) -> None:
-    document = _load_json(payload)
+def _fill_json_record(record: LogRecord, payload: bytes, flatten: bool, timestamp_field: str | None) -> bool:
+    """Fill ``record`` from a JSON object; True when invalid UTF-8 in it was repaired."""
+    document, repaired = utf8.load_json(payload)
     if not isinstance(document, dict):
         raise ValueError(f"a JSON message must be an object, not {type(document).__name__}")
     set_any_value(record.body, document)
@@ -233,6 +234,7 @@ def _fill_json_record(record: LogRecord, payload: bytes, flatten: bool, timestam
         stamp = _field(document, timestamp_field)
         if stamp is not None:
             record.time_unix_nano = parse_timestamp(stamp)
+    return repaired
 
 
 # --- decoding: messages -> one batch ---------------------------------------
@@ -271,6 +273,7 @@ class BatchBuilder:
         self.timestamp_field = timestamp_field
         self.batch: Batch = signal.request_type()
         self.items = 0
+        self.repaired = 0  # items whose invalid UTF-8 was replaced by U+FFFD
         # Record encodings: the scope of each distinct resource, so that the
         # records of one device share one resource in the batch.
         self._scopes: dict[tuple, ScopeLogs] = {}
@@ -281,16 +284,20 @@ class BatchBuilder:
 
         ``record_attributes`` and ``time_ns`` (the default record time) apply
         to the record encodings only. Raises ``ValueError`` when the payload
-        cannot be decoded; the batch is then unchanged.
+        cannot be decoded; the batch is then unchanged. Invalid UTF-8 does
+        not make a payload undecodable: it is repaired and counted in
+        ``repaired``.
         """
         resource_attributes = resource_attributes or {}
         if self.encoding.per_record:
-            record = self._decode_record(payload, time_ns)
+            record, repaired = self._decode_record(payload, time_ns)
             add_attributes(record.attributes, record_attributes or {})
             self._scope_for(resource_attributes).log_records.append(record)
             self.items += 1
+            self.repaired += repaired
             return 1
-        decoded = decode_batch(payload, self.encoding, self.signal)
+        decoded, repaired = decode_batch(payload, self.encoding, self.signal)
+        self.repaired += repaired
         resources = getattr(decoded, self.signal.resource_field)
         for resource in resources:
             add_attributes(resource.resource.attributes, resource_attributes)
@@ -299,20 +306,19 @@ class BatchBuilder:
         self.items += items
         return items
 
-    def _decode_record(self, payload: bytes, time_ns: int | None) -> LogRecord:
+    def _decode_record(self, payload: bytes, time_ns: int | None) -> tuple[LogRecord, bool]:
+        """The record of one message, and whether invalid UTF-8 in it was repaired."""
         record = LogRecord()
         record.observed_time_unix_nano = time.time_ns()
         record.time_unix_nano = time_ns or record.observed_time_unix_nano
+        repaired = False
         if self.encoding is Encoding.RAW:
             record.body.bytes_value = payload
         elif self.encoding is Encoding.TEXT:
-            try:
-                record.body.string_value = payload.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise ValueError(f"invalid UTF-8 text: {error}") from None
+            record.body.string_value, repaired = utf8.decode_text(payload)
         else:
-            _fill_json_record(record, payload, self.flatten_json, self.timestamp_field)
-        return record
+            repaired = _fill_json_record(record, payload, self.flatten_json, self.timestamp_field)
+        return record, repaired
 
     def _scope_for(self, resource_attributes: Mapping[str, object]) -> ScopeLogs:
         key = tuple(sorted((k, repr(v)) for k, v in resource_attributes.items()))
@@ -325,32 +331,14 @@ class BatchBuilder:
         return scope
 
 
-def decode_batch(payload: bytes, encoding: Encoding, signal: Signal) -> Batch:
-    """One OTLP batch from an ``otlp_proto`` or ``otlp_json`` payload; ValueError when it is not one."""
+def decode_batch(payload: bytes, encoding: Encoding, signal: Signal) -> tuple[Batch, int]:
+    """One OTLP batch from an ``otlp_proto`` or ``otlp_json`` payload, and the items whose invalid
+    UTF-8 was repaired (see :mod:`otelml.utf8`); ValueError when it is not one."""
     if encoding is Encoding.OTLP_PROTO:
-        return pdata.from_proto(payload, signal)
+        return utf8.parse_proto(payload, signal)
     if encoding is Encoding.OTLP_JSON:
-        if payload.lstrip()[:1] == b"[":
-            return _from_json_resources(payload, signal)
-        return pdata.from_json(payload, signal)
+        return utf8.parse_json(payload, signal, bare_resources=payload.lstrip()[:1] == b"[")
     raise ValueError(f"encoding {encoding.value!r} does not carry whole batches")
-
-
-_JSON_RESOURCE_FIELDS = {Signal.TRACES: "resourceSpans", Signal.LOGS: "resourceLogs", Signal.METRICS: "resourceMetrics"}
-
-
-def _from_json_resources(payload: bytes, signal: Signal) -> Batch:
-    """A bare JSON array of resource entries, as some producers (rotel's Kafka exporter) write."""
-    return pdata.from_json({_JSON_RESOURCE_FIELDS[signal]: _load_json(payload)}, signal)
-
-
-def _load_json(payload: bytes):
-    try:
-        return json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"invalid JSON: {error}") from None
-    except RecursionError:
-        raise ValueError("invalid JSON: nested too deeply") from None
 
 
 # --- encoding: batch -> payloads ---------------------------------------------

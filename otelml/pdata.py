@@ -73,6 +73,11 @@ def _metric_points(metric) -> int:
     return len(getattr(metric, kind).data_points) if kind else 0
 
 
+def record_items(record, signal: Signal) -> int:
+    """The items one record holds: 1 for a span or log record, its data points for a metric."""
+    return _metric_points(record) if signal is Signal.METRICS else 1
+
+
 def count_items(batch: Batch) -> int:
     """Spans, log records or metric data points in ``batch``."""
     signal = Signal.of(batch)
@@ -237,14 +242,19 @@ def to_json(batch: Batch) -> bytes:
     return json.dumps(to_json_dict(batch), separators=(",", ":")).encode()
 
 
-def from_json(data: bytes | str | dict, signal: Signal) -> Batch:
-    """Parse OTLP/JSON; raises ``ValueError`` with a readable message when it is not."""
+def load_json(data: bytes | str):
+    """The JSON document in ``data``; raises ``ValueError`` with a readable message when it is not JSON."""
     try:
-        document = json.loads(data) if not isinstance(data, dict) else data
+        return json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"invalid JSON: {error}") from None
     except RecursionError:
         raise ValueError("invalid JSON: nested too deeply") from None
+
+
+def from_json(data: bytes | str | dict, signal: Signal) -> Batch:
+    """Parse OTLP/JSON; raises ``ValueError`` with a readable message when it is not."""
+    document = load_json(data) if isinstance(data, (bytes, str)) else data
     if not isinstance(document, dict):
         raise ValueError("invalid OTLP/JSON: the top level must be an object")
     try:

@@ -90,6 +90,11 @@ class PipelinePusher:
         self._telemetry.receiver_bad_request(self._name, self.transport, reason)
         self._logger.warning("skipping a message that cannot be used (%s) at %s: %s", reason, where, error)
 
+    def repaired(self, signal: Signal, items: int, where: str) -> None:
+        """Count and log ``items`` decoded at ``where`` with invalid UTF-8 replaced by U+FFFD."""
+        self._telemetry.receiver_repaired(self._name, self.transport, signal, items)
+        self._logger.warning("replaced invalid UTF-8 with U+FFFD in %d %s at %s", items, signal.item_name, where)
+
     def _reject(self, signal: Signal, items: int, reason: str, error: Exception) -> Outcome:
         self._telemetry.drop(self._name, signal, items, reason)
         self._logger.error("dropping %d %s (%s): %s", items, signal.item_name, reason, error)

@@ -89,6 +89,8 @@ RECEIVER_ACCEPTED = per_signal("otelcol_receiver_accepted_{items}", "counter", (
                                "Items accepted by the receiver and pushed into the pipeline.", Level.BASIC)
 RECEIVER_REFUSED = per_signal("otelcol_receiver_refused_{items}", "counter", ("receiver", "transport"),
                               "Items that could not be pushed into the pipeline.", Level.BASIC)
+RECEIVER_REPAIRED = per_signal("otelml_receiver_repaired_{items}", "counter", ("receiver", "transport"),
+                               "Items accepted with invalid UTF-8 replaced by U+FFFD.", Level.BASIC)
 RECEIVER_FAILED_REQUESTS = Metric("otelml_receiver_failed_requests", "counter", "{requests}", ("receiver", "transport", "reason"),
                                   "Requests a receiver rejected before decoding any item, by reason.", Level.BASIC)
 PROCESSOR_INCOMING = Metric("otelcol_processor_incoming_items", "counter", "{items}", ("processor", "otel_signal"),
@@ -109,7 +111,7 @@ DROPPED_ITEMS = Metric("otelml_dropped_items", "counter", "{items}", ("component
                        "Items given up for good, by component, signal and reason.", Level.BASIC)
 
 CORE_METRICS = (
-    *RECEIVER_ACCEPTED.values(), *RECEIVER_REFUSED.values(), RECEIVER_FAILED_REQUESTS,
+    *RECEIVER_ACCEPTED.values(), *RECEIVER_REFUSED.values(), *RECEIVER_REPAIRED.values(), RECEIVER_FAILED_REQUESTS,
     PROCESSOR_INCOMING, PROCESSOR_OUTGOING,
     *EXPORTER_SENT.values(), *EXPORTER_SEND_FAILED.values(), *EXPORTER_ENQUEUE_FAILED.values(),
     EXPORTER_QUEUE_SIZE, EXPORTER_QUEUE_CAPACITY, DROPPED_ITEMS,
@@ -187,6 +189,9 @@ class Telemetry:
 
     def receiver_refused(self, receiver: str, transport: str, signal: Signal, count: int) -> None:
         self.metric(RECEIVER_REFUSED[signal]).labels(receiver, transport).inc(count)
+
+    def receiver_repaired(self, receiver: str, transport: str, signal: Signal, count: int) -> None:
+        self.metric(RECEIVER_REPAIRED[signal]).labels(receiver, transport).inc(count)
 
     def receiver_bad_request(self, receiver: str, transport: str, reason: str) -> None:
         self.metric(RECEIVER_FAILED_REQUESTS).labels(receiver, transport, reason).inc()

@@ -196,6 +196,8 @@ class KafkaReceiver(Component):
             except ValueError as error:
                 where = f"topic {partition.topic} partition {partition.partition} offset {message.offset}"
                 self.pusher.bad_message("undecodable", where, error)
+        if builder.repaired:
+            self.pusher.repaired(route.signal, builder.repaired, f"topic {partition.topic} partition {partition.partition}")
         if not self.config.message_marking.after:
             await self._commit(partition, next_offset)
         outcome = Outcome.ACCEPTED

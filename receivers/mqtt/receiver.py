@@ -203,6 +203,8 @@ class MQTTReceiver(Component):
                 continue
             messages.append(message)
         for subscription, (builder, messages) in builders.items():
+            if builder.repaired:
+                self.pusher.repaired(subscription.config.signal, builder.repaired, f"subscription {subscription.config.topic}")
             outcome = Outcome.ACCEPTED
             if builder.items:
                 outcome = await self.pusher.push(subscription.consumer, builder.batch, builder.items, self._stop_retrying)

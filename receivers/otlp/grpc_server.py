@@ -13,7 +13,8 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from otelml.configauth import ServerAuthenticator
 from otelml.otlp import GRPC_SERVICES
-from otelml.pdata import Signal, from_proto
+from otelml.pdata import Signal
+from otelml.utf8 import parse_proto
 from otelml.receivers.otlp.config import MIB, GRPCSettings
 from otelml.receivers.otlp.receiver import Refusal
 
@@ -69,12 +70,12 @@ class GRPCServer:
                 self.receiver.bad_request("grpc", "too_large", f"{len(request)} bytes > max_recv_msg_size_mib")
                 await _abort(context, code_pb2.RESOURCE_EXHAUSTED, f"request of {len(request)} bytes exceeds the limit of {self.limit} bytes")
             try:
-                batch = from_proto(request, signal)
+                batch, repaired = parse_proto(request, signal)
             except ValueError as error:
                 self.receiver.bad_request("grpc", "malformed", str(error))
                 await _abort(context, code_pb2.INVALID_ARGUMENT, str(error))
             try:
-                rejection = await self.receiver.deliver(signal, batch, "grpc")
+                rejection = await self.receiver.deliver(signal, batch, "grpc", repaired)
             except Exception as error:
                 refusal = Refusal.of(error)
                 await _abort(context, refusal.code, refusal.message, refusal.retry_delay)

@@ -19,7 +19,8 @@ from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
 
 from otelml.configauth import ServerAuthenticator
-from otelml.pdata import Signal, from_json, from_proto
+from otelml.pdata import Signal
+from otelml.utf8 import parse_json, parse_proto
 from otelml.receivers.otlp.config import HTTPSettings
 from otelml.receivers.otlp.receiver import DEFAULT_RETRY_DELAY, Refusal
 
@@ -97,12 +98,12 @@ class HTTPServer:
                 self.receiver.bad_request("http", "bad_encoding", str(error))
                 return _status(400, code_pb2.INVALID_ARGUMENT, str(error), content_type)
             try:
-                batch = from_proto(body, signal) if content_type == PROTOBUF else from_json(body, signal)
+                batch, repaired = (parse_proto if content_type == PROTOBUF else parse_json)(body, signal)
             except ValueError as error:
                 self.receiver.bad_request("http", "malformed", str(error))
                 return _status(400, code_pb2.INVALID_ARGUMENT, str(error), content_type)
             try:
-                rejection = await self.receiver.deliver(signal, batch, "http")
+                rejection = await self.receiver.deliver(signal, batch, "http", repaired)
             except Exception as error:
                 refusal = Refusal.of(error)
                 return _status(refusal.http_status, refusal.code, refusal.message, content_type, refusal.retry_delay)

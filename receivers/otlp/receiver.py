@@ -82,8 +82,14 @@ class OTLPReceiver(Component):
         """Bound (host, port) per transport, once started (ports may have been 0)."""
         return {server.transport: server.address for server in self._servers}
 
-    async def deliver(self, signal: Signal, batch: Batch, transport: str) -> Rejection:
-        """Push one decoded request into the pipelines; errors propagate to the caller."""
+    async def deliver(self, signal: Signal, batch: Batch, transport: str, repaired: int = 0) -> Rejection:
+        """Push one decoded request into the pipelines; errors propagate to the caller.
+
+        ``repaired`` items of it had invalid UTF-8 replaced by U+FFFD while decoding.
+        """
+        if repaired:
+            self.settings.telemetry.receiver_repaired(self.id, transport, signal, repaired)
+            self.logger.warning("replaced invalid UTF-8 with U+FFFD in %d %s of a %s request", repaired, signal.item_name, transport)
         rejection = drop_invalid_ids(batch, signal)
         if rejection.count:
             self.settings.telemetry.receiver_refused(self.id, transport, signal, rejection.count)

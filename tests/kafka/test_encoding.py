@@ -63,7 +63,6 @@ def test_undecodable_batches_raise_value_error_and_leave_the_batch_unchanged(enc
 
 
 @pytest.mark.parametrize("encoding, payload, problem", [
-    ("text", b"\xff\xfe", "UTF-8"),
     ("json", b"[1, 2]", "object"),
     ("json", b"{broken", "invalid JSON"),
     ("json", b"[" * 100_000, "JSON"),

@@ -99,7 +99,7 @@ def _paho_publish(port: int, messages: list[tuple[str, bytes, int]]) -> None:
         client.loop_stop()
 
 
-async def test_bad_payloads_are_counted_logged_and_dropped(mosquitto, caplog):
+async def test_bad_payloads_are_counted_logged_and_dropped_and_invalid_utf8_repaired(mosquitto, caplog):
     caplog.set_level(logging.WARNING, logger="otelml")
     json_sink = Sink()
     settings = {"broker": mosquitto.url, "topics": [
@@ -115,13 +115,16 @@ async def test_bad_payloads_are_counted_logged_and_dropped(mosquitto, caplog):
         def failures(reason: str) -> float:
             return telemetry.value("otelml_receiver_failed_requests_total", receiver="mqtt", transport="mqtt", reason=reason)
 
-        await eventually(lambda: json_sink.items == 2 and failures("undecodable") == 3 and failures("too_large") == 1,
+        await eventually(lambda: json_sink.items == 3 and failures("undecodable") == 2 and failures("too_large") == 1,
                          what="the good readings arriving and the bad ones counted")
-    assert sorted(str(any_value_to_python(r.body)) for r in json_sink.records()) == ["fine", "{'ok': True}"]
+        repaired = telemetry.value("otelml_receiver_repaired_log_records_total", receiver="mqtt", transport="mqtt")
+    # Text that is not UTF-8 is repaired, not dropped.
+    assert sorted(str(any_value_to_python(r.body)) for r in json_sink.records()) == ["fine", "{'ok': True}", "\ufffd\ufffd not UTF-8"]
+    assert repaired == 1
     warnings = [r.getMessage() for r in caplog.records if "cannot be used" in r.getMessage()]
-    assert len(warnings) == 4, "each bad message is logged once"
+    assert len(warnings) == 3, "each bad message is logged once"
     assert any("too_large" in w and "readings/c" in w for w in warnings)
-    assert any("notes/d" in w and "UTF-8" in w for w in warnings)
+    assert any("U+FFFD" in r.getMessage() and "notes/#" in r.getMessage() for r in caplog.records)
 
 
 async def test_qos1_unaccepted_message_is_redelivered_to_the_kept_session(mosquitto):

@@ -4,9 +4,9 @@ No input may crash a handler, hang it, or make memory grow without bound,
 and each gets the answer the receiver documents: 200 (perhaps with partial
 success) for a decodable request, 400 / INVALID_ARGUMENT for one that is
 not, 413 / RESOURCE_EXHAUSTED above the size limits, 415 for other content
-types. What counts as decodable is decided by ``otelml.pdata`` itself, the
-same decoder the handlers use; the point is that every path through the
-handlers ends in a documented answer.
+types. What counts as decodable is decided by ``otelml.utf8`` itself, the
+same decoders the handlers use (lenient about invalid UTF-8); the point is
+that every path through the handlers ends in a documented answer.
 
 The service runs in-process on a background event loop, so that
 hypothesis can drive it from plain (synchronous) test functions.
@@ -32,7 +32,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from otelml.pdata import Signal, from_json, from_proto, to_json
+from otelml.pdata import Signal, to_json
+from otelml.utf8 import parse_json, parse_proto
 from otelml.processors.memory_limiter.memory import resident_bytes
 from tests.reliability.conftest import receiver_address, running_service
 from tests.reliability.faults import TRACE_EXPORT
@@ -210,7 +211,7 @@ def test_http_generated_requests_are_accepted_with_partial_success_for_bad_ids(h
 @example(body=b"\x0a\x02\x0a" * 40_000)  # deep nesting
 def test_http_protobuf_bodies_get_200_or_400(http_connection, body):
     status, _ = post(http_connection, body)
-    assert status == (200 if decodes(from_proto, body) else 400)
+    assert status == (200 if decodes(parse_proto, body) else 400)
 
 
 @FUZZ
@@ -219,7 +220,7 @@ def test_http_protobuf_bodies_get_200_or_400(http_connection, body):
 def test_http_json_documents_get_200_or_400(http_connection, document):
     body = json.dumps(document).encode()
     status, _ = post(http_connection, body, "application/json")
-    assert status == (200 if decodes(from_json, body) else 400)
+    assert status == (200 if decodes(parse_json, body) else 400)
 
 
 @FUZZ
@@ -229,7 +230,7 @@ def test_http_json_documents_get_200_or_400(http_connection, document):
 @example(body=b'{"resourceSpans": ' + b"[" * 990 + b"]" * 990 + b"}")
 def test_http_json_bodies_get_200_or_400(http_connection, body):
     status, _ = post(http_connection, body, "application/json")
-    assert status == (200 if decodes(from_json, body) else 400)
+    assert status == (200 if decodes(parse_json, body) else 400)
 
 
 @FUZZ
@@ -242,7 +243,7 @@ def test_http_encoded_bodies_get_200_400_or_413(http_connection, body, encoding,
     if encoding.lower() not in compressors:
         assert status == 400  # an unsupported Content-Encoding
     elif compress:
-        assert status == (200 if decodes(from_proto, body) else 400)
+        assert status == (200 if decodes(parse_proto, body) else 400)
     else:
         assert status in (200, 400)  # bytes that happen to decompress are judged like any other body
 
@@ -275,7 +276,7 @@ def grpc_code(export, body: bytes) -> grpc.StatusCode:
                       mutated(trace_requests().map(lambda r: r.SerializeToString())), st.binary(max_size=2000)))
 @example(body=b"\x0a\x02\x0a" * 40_000)
 def test_grpc_bodies_get_ok_or_invalid_argument(grpc_export, body):
-    assert grpc_code(grpc_export, body) == (grpc.StatusCode.OK if decodes(from_proto, body) else grpc.StatusCode.INVALID_ARGUMENT)
+    assert grpc_code(grpc_export, body) == (grpc.StatusCode.OK if decodes(parse_proto, body) else grpc.StatusCode.INVALID_ARGUMENT)
 
 
 # --- memory ----------------------------------------------------------------
