@@ -227,7 +227,7 @@ def receiver_pipeline() -> dict:
     return {
         "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0"}, "http": {"endpoint": "127.0.0.1:0"}}}},
         "exporters": {"capture": {}},
-        "service": {"pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["capture"]}}, "telemetry": {"metrics": {"level": "none"}}},
+        "service": {"pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["capture"]}}, "telemetry": {"metrics": {"readers": []}}},
     }
 
 
