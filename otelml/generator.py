@@ -16,8 +16,11 @@ import asyncio
 import itertools
 import logging
 import random
+import shutil
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider
@@ -28,6 +31,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
+
+from otelml.component import Kind
 
 # Lines name the generator, as the service's name their component.
 log = logging.LoggerAdapter(logging.getLogger("otelml.generator"), {"component": "generator"})
@@ -188,7 +193,17 @@ def run_generator(args: argparse.Namespace) -> int:
 
 
 async def run_demo(config, registry, args) -> int:
-    """Run the service with the generator feeding its first OTLP gRPC receiver."""
+    """Run the service with the generator feeding its first OTLP gRPC receiver (and a local Alertmanager, when installed)."""
+    alertmanager = _local_alertmanager(config)
+    try:
+        return await _demo(config, registry, args, alertmanager)
+    finally:
+        if alertmanager is not None:
+            alertmanager.stop()
+            shutil.rmtree(alertmanager.folder, ignore_errors=True)
+
+
+async def _demo(config, registry, args, alertmanager) -> int:
     from otelml.service import Service
 
     service = Service(config, registry)
@@ -212,12 +227,38 @@ async def run_demo(config, registry, args) -> int:
     logs = telemetry.value("otelcol_receiver_accepted_log_records_total", receiver="otlp", transport="grpc")
     anomalies = sum(telemetry.value("otelml_anomaly_anomalies_total", processor=str(p)) for p in _anomaly_processors(config))
     incidents = sum(telemetry.value("otelml_anomaly_predicted_incidents_total", processor=str(p)) for p in _anomaly_processors(config))
+    alerts = {event: sum(telemetry.value("otelml_anomaly_alerts_total", connector=str(c), kind=kind, event=event)
+                         for c in config.components[Kind.CONNECTOR] if c.type == "anomaly_alerts"
+                         for kind in ("anomaly", "predicted_incident"))
+              for event in ("open", "update", "resolve")}
+    held = f", {len(alertmanager.alerts())} still active in Alertmanager" if alertmanager is not None else ""
     print(f"demo: {generator.traces_sent} traces sent; otelml accepted {spans:.0f} spans and {logs:.0f} log records; "
           f"{anomalies:.0f} flagged as anomalies, {incidents:.0f} as predicted incidents; "
+          f"alerts: {alerts['open']:.0f} opened, {alerts['update']:.0f} updated, {alerts['resolve']:.0f} resolved{held}; "
           f"incidents injected: {', '.join(f'{k} in {s} at {t:.0f}s' for t, k, s in generator.incidents) or 'none'}")
     return 0
 
 
+def _local_alertmanager(config):
+    """A local Alertmanager taking the demo's alerts when one is installed; None (and a line saying why) otherwise."""
+    from otelml.exporters.alertmanager.local import LocalAlertmanager, find_binary, send_alerts_to
+
+    if find_binary() is None:
+        log.info("no Alertmanager installed (Debian: apt-get install prometheus-alertmanager): alerts go to the console and their file only")
+        return None
+    try:
+        alertmanager = LocalAlertmanager(Path(tempfile.mkdtemp(prefix="otelml-demo-alertmanager-"))).start()
+    except RuntimeError as error:
+        log.warning("Alertmanager did not start, alerts go to the console and their file only: %s", error)
+        return None
+    pipelines = send_alerts_to(config, alertmanager.url)
+    if not pipelines:
+        log.info("no pipeline takes the alerts of an anomaly_alerts connector: nothing for Alertmanager")
+        alertmanager.stop()
+        return None
+    log.info("alerts of %s also go to a local Alertmanager: %s/#/alerts", ", ".join(pipelines), alertmanager.url)
+    return alertmanager
+
+
 def _anomaly_processors(config):
-    from otelml.component import Kind
     return [i for i in config.components[Kind.PROCESSOR] if i.type == "anomaly"]

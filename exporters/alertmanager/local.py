@@ -17,10 +17,29 @@ from pathlib import Path
 
 import yaml
 
+from otelml.component import ComponentID, Kind
+from otelml.config import Config
+from otelml.exporters.alertmanager.config import AlertmanagerExporterConfig
+
 BINARIES = ("prometheus-alertmanager", "alertmanager")  # Debian's name, then upstream's
 _LISTENING = re.compile(r'msg="Listening on" address=(\S+)')
 # Every alert goes to a receiver that notifies no one: the alerts are read through the API.
 QUIET_CONFIG = {"route": {"receiver": "none"}, "receivers": [{"name": "none"}]}
+
+
+def send_alerts_to(config: Config, url: str) -> list[str]:
+    """Add an ``alertmanager/local`` exporter for ``url`` to every pipeline fed by an ``anomaly_alerts`` connector.
+
+    Returns those pipelines' names (none when the config has no such pipeline).
+    """
+    exporter = ComponentID("alertmanager", "local")
+    pipelines = [p for p in config.pipelines.values()
+                 if any(r.type == "anomaly_alerts" and r in config.components[Kind.CONNECTOR] for r in p.receivers)]
+    if pipelines:
+        config.components[Kind.EXPORTER][exporter] = AlertmanagerExporterConfig(endpoint=url)
+    for pipeline in pipelines:
+        pipeline.exporters.append(exporter)
+    return [str(p.id) for p in pipelines]
 
 
 def find_binary() -> str | None:

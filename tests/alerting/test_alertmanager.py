@@ -19,11 +19,15 @@ from otelml.component import ComponentID, CreateSettings, Kind
 from otelml.encoding import add_attributes
 from otelml.exporters.alertmanager.config import AlertmanagerExporterConfig
 from otelml.exporters.alertmanager.exporter import AlertmanagerExporter
-from otelml.exporters.alertmanager.local import LocalAlertmanager
+from otelml.cli import load_config
+from otelml.config import PipelineID
+from otelml.exporters.alertmanager.local import LocalAlertmanager, send_alerts_to
 from otelml.pdata import Signal
+from otelml.registry import Registry
+from otelml.service import Service
 from otelml.telemetry import Telemetry
 from tests.alerting.support import START, alerting_service, marks, scored_spans, spans
-from tests.conftest import free_port
+from tests.conftest import REPO, free_port
 from tests.kafka.support import eventually
 
 CART = "service.name=checkout span.name=GET /cart"
@@ -194,3 +198,23 @@ def test_severity_attribute_overrides_the_records_severity():
 def test_config_problems_are_named(settings, problem):
     from otelml.configmodel import nested_problems
     assert nested_problems(AlertmanagerExporterConfig.model_validate(settings)) == [problem]
+
+
+async def test_the_demo_config_sends_its_alerts_to_a_local_alertmanager(tmp_path, monkeypatch):
+    for name in ("GRPC", "HTTP", "METRICS", "HEALTH"):
+        monkeypatch.setenv(f"OTELML_{name}_ENDPOINT", "127.0.0.1:0")
+    monkeypatch.setenv("OTELML_OUTPUT", str(tmp_path / "telemetry.jsonl"))
+    monkeypatch.setenv("OTELML_ALERTS_OUTPUT", str(tmp_path / "alerts.jsonl"))
+    config, _ = load_config([str(REPO / "config" / "demo.yaml")], [], Registry.default())
+    with LocalAlertmanager(tmp_path / "alertmanager") as alertmanager:
+        assert send_alerts_to(config, alertmanager.url) == ["logs/alerts"]
+        assert [str(e) for e in config.pipelines[PipelineID(Signal.LOGS, "alerts")].exporters][-1] == "alertmanager/local"
+        service = Service(config)
+        await service.start()
+        try:
+            connector = service.graph.connectors[ComponentID("anomaly_alerts")]
+            await connector.consume(spans(("checkout", "GET /cart", 0, marks("i1", opens=True, flagged=True, key=CART))))
+            await eventually(lambda: alertmanager.alerts(), what="the demo's alert in Alertmanager")
+            assert [a["labels"]["key"] for a in alertmanager.alerts()] == [CART]
+        finally:
+            await service.shutdown()
