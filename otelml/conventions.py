@@ -10,6 +10,9 @@ from __future__ import annotations
 
 PREFIX = "otelml."
 
+# OpenTelemetry semantic conventions that otelml reads.
+SERVICE_NAME = "service.name"
+
 # On every scored record.
 SCORE = "otelml.score"                      # calibrated composite score in [0, 1]
 ANOMALY = "otelml.anomaly"                  # score >= threshold, after warmup

@@ -1,17 +1,22 @@
 """Telemetry data as it flows through a pipeline: whole OTLP protobuf batches.
 
 A batch is an ``Export*ServiceRequest`` message (the same wire format as
-``TracesData``/``LogsData``/``MetricsData``). Helpers here count, split and
-merge batches and translate them to and from OTLP/JSON; they walk the
-resource and scope levels only, never turning each record into a dict.
+``TracesData``/``LogsData``/``MetricsData``). Here is the one walk from
+resource to scope to records (:func:`scopes`), the one way to build a batch
+from records of another (:class:`BatchBuilder`), the one rule for a record's
+time (:func:`record_time`), and helpers that count, split and merge batches
+and translate them to and from OTLP/JSON. Walks hand out whole scopes of
+records, never turning each record into a dict.
 """
 
 from __future__ import annotations
 
-import enum
 import base64
+import enum
 import json
-from typing import Union
+from collections.abc import Callable, Iterator
+from operator import attrgetter
+from typing import Any, Union
 
 from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -65,12 +70,110 @@ _RESOURCE_FIELDS = {Signal.TRACES: "resource_spans", Signal.LOGS: "resource_logs
 # Per signal: the scope-level list field, and the record list inside it.
 _SCOPE_FIELDS = {Signal.TRACES: "scope_spans", Signal.LOGS: "scope_logs", Signal.METRICS: "scope_metrics"}
 _RECORD_FIELDS = {Signal.TRACES: "spans", Signal.LOGS: "log_records", Signal.METRICS: "metrics"}
-_METRIC_DATA_KINDS = ("gauge", "sum", "histogram", "exponential_histogram", "summary")
 
 
-def _metric_points(metric) -> int:
+def resources(batch: Batch):
+    """The resource entries of ``batch`` (``resource_spans``, ``resource_logs`` or ``resource_metrics``)."""
+    return getattr(batch, Signal.of(batch).resource_field)
+
+
+def scopes(batch: Batch) -> Iterator[tuple[Any, Any, Any]]:
+    """``(resource_entry, scope_entry, records)`` for every scope of ``batch``, in order: the walk every component uses.
+
+    ``resource_entry`` is the ``ResourceSpans``/``ResourceLogs``/``ResourceMetrics``
+    (its ``resource`` and ``schema_url``), ``scope_entry`` the ``ScopeSpans``/...
+    (its ``scope`` and ``schema_url``), ``records`` the scope's spans, log
+    records or metrics. All are the batch's own: a walker works on a scope's
+    records at a time and may rewrite them in place. Consecutive scopes of
+    one resource share one ``resource_entry`` object, so per-resource work
+    can be done once (``resource_entry is not previous``).
+
+    >>> batch = Signal.LOGS.request_type()
+    >>> resource = batch.resource_logs.add()
+    >>> resource.scope_logs.add().log_records.add().severity_number = 9
+    >>> resource.scope_logs.add().log_records.add().severity_number = 17
+    >>> [record.severity_number for _, _, records in scopes(batch) for record in records]
+    [9, 17]
+    """
+    signal = Signal.of(batch)
+    scope_field, record_field = signal.scope_field, signal.record_field
+    for resource_entry in getattr(batch, signal.resource_field):
+        for scope_entry in getattr(resource_entry, scope_field):
+            yield resource_entry, scope_entry, getattr(scope_entry, record_field)
+
+
+def data_points(metric) -> Any:
+    """The data points of a metric, whichever its kind (empty when it has no data)."""
     kind = metric.WhichOneof("data")
-    return len(getattr(metric, kind).data_points) if kind else 0
+    return getattr(metric, kind).data_points if kind else ()
+
+
+class BatchBuilder:
+    """A new batch made of records taken from others, each under a copy of its own resource and scope.
+
+    :meth:`records_for` gives the record list to append to for a source
+    scope; the resource and scope are copied once per run of records that
+    share them, so taking a scope's records one by one costs no more than
+    taking them all at once.
+
+    >>> source = Signal.TRACES.request_type()
+    >>> scope = source.resource_spans.add(schema_url="s").scope_spans.add()
+    >>> _ = scope.spans.add(name="a"), scope.spans.add(name="b"), scope.spans.add(name="c")
+    >>> builder = BatchBuilder(Signal.TRACES)
+    >>> for resource_entry, scope_entry, spans in scopes(source):
+    ...     for span in spans:
+    ...         if span.name != "b":
+    ...             _ = builder.records_for(resource_entry, scope_entry).append(span)
+    >>> [[s.name for s in ss.spans] for rs in builder.batch.resource_spans for ss in rs.scope_spans]
+    [['a', 'c']]
+    """
+
+    def __init__(self, signal: Signal):
+        self.signal = signal
+        self.batch = signal.request_type()
+        self._resource_source: Any = None
+        self._scope_source: Any = None
+        self._resource_copy: Any = None
+        self._records: Any = None
+
+    def records_for(self, resource_entry, scope_entry):
+        """The record list of the source scope ``scope_entry`` (of ``resource_entry``) in the new batch."""
+        if scope_entry is not self._scope_source:
+            if resource_entry is not self._resource_source:
+                self._resource_copy = getattr(self.batch, self.signal.resource_field).add(
+                    resource=resource_entry.resource, schema_url=resource_entry.schema_url)
+                self._resource_source = resource_entry
+            scope_copy = getattr(self._resource_copy, self.signal.scope_field).add(
+                scope=scope_entry.scope, schema_url=scope_entry.schema_url)
+            self._scope_source, self._records = scope_entry, getattr(scope_copy, self.signal.record_field)
+        return self._records
+
+
+# A record's time, by signal: a span's end, a log record's time or else its
+# observed time (OTLP allows either to be unset), a metric data point's time.
+_RECORD_TIME: dict[Signal, Callable[[Any], int]] = {
+    Signal.TRACES: attrgetter("end_time_unix_nano"),
+    Signal.LOGS: lambda record: record.time_unix_nano or record.observed_time_unix_nano,
+    Signal.METRICS: attrgetter("time_unix_nano"),
+}
+
+
+def record_time(record, signal: Signal) -> int:
+    """The time of a span, log record or metric data point in Unix nanoseconds (0 when unknown).
+
+    The one rule every component uses: a span's end, a log record's time or
+    else its observed time, a data point's time.
+
+    >>> from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+    >>> record_time(LogRecord(observed_time_unix_nano=5), Signal.LOGS)
+    5
+    """
+    return _RECORD_TIME[signal](record)
+
+
+def record_times(records, signal: Signal) -> list[int]:
+    """:func:`record_time` of each of ``records`` (a scope's records, or a metric's points)."""
+    return list(map(_RECORD_TIME[signal], records))
 
 
 def record_items(record, signal: Signal) -> int:
@@ -80,18 +183,9 @@ def record_items(record, signal: Signal) -> int:
 
 def count_items(batch: Batch) -> int:
     """Spans, log records or metric data points in ``batch``."""
-    signal = Signal.of(batch)
-    scope_field = _SCOPE_FIELDS[signal]
-    record_field = _RECORD_FIELDS[signal]
-    total = 0
-    for resource in getattr(batch, signal.resource_field):
-        for scope in getattr(resource, scope_field):
-            records = getattr(scope, record_field)
-            if signal is Signal.METRICS:
-                total += sum(_metric_points(m) for m in records)
-            else:
-                total += len(records)
-    return total
+    if Signal.of(batch) is Signal.METRICS:
+        return sum(len(data_points(metric)) for _, _, metrics in scopes(batch) for metric in metrics)
+    return sum(len(records) for _, _, records in scopes(batch))
 
 
 def merge(batches: list[Batch]) -> Batch:
@@ -112,24 +206,27 @@ def split(batch: Batch, max_items: int) -> list[Batch]:
     Resource and scope are repeated in every piece that holds some of their
     records. A metric is counted by its data points and is cut between its
     points only when it alone exceeds ``max_items``.
+
+    >>> batch = Signal.LOGS.request_type()
+    >>> records = batch.resource_logs.add().scope_logs.add().log_records
+    >>> _ = [records.add() for _ in range(5)]
+    >>> [count_items(piece) for piece in split(batch, 2)]
+    [2, 2, 1]
     """
     if max_items <= 0 or count_items(batch) <= max_items:
         return [batch]
-    signal = Signal.of(batch)
-    splitter = _Splitter(signal, max_items)
-    for resource in getattr(batch, signal.resource_field):
-        for scope in getattr(resource, _SCOPE_FIELDS[signal]):
-            records = getattr(scope, _RECORD_FIELDS[signal])
-            if signal is Signal.METRICS:
-                for metric in records:
-                    splitter.add_metric(resource, scope, metric)
-            else:
-                splitter.add_records(resource, scope, records)
+    splitter = _Splitter(Signal.of(batch), max_items)
+    for resource_entry, scope_entry, records in scopes(batch):
+        if splitter.signal is Signal.METRICS:
+            for metric in records:
+                splitter.add_metric(resource_entry, scope_entry, metric)
+        else:
+            splitter.add_records(resource_entry, scope_entry, records)
     return splitter.finish()
 
 
 class _Splitter:
-    """Fills pieces of at most ``max_items`` items, reusing the last resource/scope copy."""
+    """Fills pieces of at most ``max_items`` items."""
 
     def __init__(self, signal: Signal, max_items: int):
         self.signal = signal
@@ -138,57 +235,38 @@ class _Splitter:
         self._new_piece()
 
     def _new_piece(self):
-        self.current = self.signal.request_type()
+        self.current = BatchBuilder(self.signal)
         self.room = self.max_items
-        self._sources = (None, None)
-        self._out_scope = None
-
-    def _scope_for(self, resource, scope):
-        """The record list of ``scope`` in the current piece, created on first use."""
-        if self._sources[0] is not resource or self._sources[1] is not scope or self._out_scope is None:
-            resources = getattr(self.current, self.signal.resource_field)
-            if self._sources[0] is resource and len(resources):
-                out_resource = resources[-1]
-            else:
-                out_resource = resources.add()
-                out_resource.resource.CopyFrom(resource.resource)
-                out_resource.schema_url = resource.schema_url
-            out_scope = getattr(out_resource, _SCOPE_FIELDS[self.signal]).add()
-            out_scope.scope.CopyFrom(scope.scope)
-            out_scope.schema_url = scope.schema_url
-            self._sources, self._out_scope = (resource, scope), out_scope
-        return getattr(self._out_scope, _RECORD_FIELDS[self.signal])
 
     def _make_room(self, wanted: int):
         if self.room < wanted and self.room < self.max_items:
-            self.pieces.append(self.current)
+            self.pieces.append(self.current.batch)
             self._new_piece()
 
-    def add_records(self, resource, scope, records):
+    def add_records(self, resource_entry, scope_entry, records):
         start = 0
         while start < len(records):
             self._make_room(1)
             take = records[start:start + self.room]
-            self._scope_for(resource, scope).extend(take)
+            self.current.records_for(resource_entry, scope_entry).extend(take)
             start += len(take)
             self.room -= len(take)
 
-    def add_metric(self, resource, scope, metric):
-        points = _metric_points(metric)
+    def add_metric(self, resource_entry, scope_entry, metric):
+        all_points = data_points(metric)
+        points = len(all_points)
         self._make_room(points)
         if points <= self.room:
-            self._scope_for(resource, scope).append(metric)
+            self.current.records_for(resource_entry, scope_entry).append(metric)
             self.room -= points
             return
-        kind = metric.WhichOneof("data")
-        all_points = getattr(metric, kind).data_points
         start = 0
         while start < points:
             self._make_room(1)
-            part = self._scope_for(resource, scope).add()
+            part = self.current.records_for(resource_entry, scope_entry).add()
             part.CopyFrom(metric)
             take = all_points[start:start + self.room]
-            target = getattr(part, kind).data_points
+            target = data_points(part)
             del target[:]
             target.extend(take)
             start += len(take)
@@ -196,7 +274,7 @@ class _Splitter:
 
     def finish(self) -> list[Batch]:
         if self.room < self.max_items:
-            self.pieces.append(self.current)
+            self.pieces.append(self.current.batch)
         return self.pieces
 
 

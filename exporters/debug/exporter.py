@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from otelml.component import Component, CreateSettings
 from otelml.exporters.debug.config import DebugConfig
-from otelml.pdata import Batch, Signal, count_items
+from otelml.conventions import PREFIX, SERVICE_NAME
+from otelml.pdata import Batch, Signal, count_items, scopes
+from otelml.references import any_value_text, find_attributes
+
+_SERVICE = frozenset({SERVICE_NAME})
 
 
 class DebugExporter(Component):
@@ -35,29 +39,24 @@ class DebugExporter(Component):
 
 
 def _record_lines(batch: Batch, signal: Signal):
-    for resource in getattr(batch, signal.resource_field):
-        service = next((a.value.string_value for a in resource.resource.attributes if a.key == "service.name"), "")
-        if signal is Signal.TRACES:
-            for scope in resource.scope_spans:
-                for span in scope.spans:
-                    duration_ms = (span.end_time_unix_nano - span.start_time_unix_nano) / 1e6
-                    yield f"{service} {span.name} trace={span.trace_id.hex()} span={span.span_id.hex()} {duration_ms:.1f}ms{_scores(span.attributes)}"
-        elif signal is Signal.LOGS:
-            for scope in resource.scope_logs:
-                for record in scope.log_records:
-                    body = record.body.WhichOneof("value")
-                    text = getattr(record.body, body) if body else ""
-                    yield f"{service} {record.severity_text or record.severity_number} {str(text)[:120]!r}{_scores(record.attributes)}"
-        else:
-            for scope in resource.scope_metrics:
-                for metric in scope.metrics:
-                    yield f"{service} {metric.name} ({metric.WhichOneof('data')})"
+    for resource_entry, _, records in scopes(batch):
+        found = find_attributes(resource_entry.resource.attributes, _SERVICE)
+        service = any_value_text(found[SERVICE_NAME]) if found else ""
+        for record in records:
+            if signal is Signal.TRACES:
+                duration_ms = (record.end_time_unix_nano - record.start_time_unix_nano) / 1e6
+                yield (f"{service} {record.name} trace={record.trace_id.hex()} span={record.span_id.hex()} "
+                       f"{duration_ms:.1f}ms{_scores(record.attributes)}")
+            elif signal is Signal.LOGS:
+                yield f"{service} {record.severity_text or record.severity_number} {any_value_text(record.body)[:120]!r}{_scores(record.attributes)}"
+            else:
+                yield f"{service} {record.name} ({record.WhichOneof('data')})"
 
 
 def _scores(attributes) -> str:
     scores = []
     for attribute in attributes:
-        if attribute.key.startswith("otelml."):
+        if attribute.key.startswith(PREFIX):
             kind = attribute.value.WhichOneof("value")
             value = getattr(attribute.value, kind) if kind else None
             scores.append(f"{attribute.key}={value:.3f}" if isinstance(value, float) else f"{attribute.key}={value}")

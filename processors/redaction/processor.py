@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from otelml.component import Component, CreateSettings
 from otelml.consumer import Consumer
-from otelml.pdata import Batch, Signal
+from otelml.pdata import Batch, Signal, data_points, resources, scopes
 from otelml.processors.redaction.config import RedactionConfig
 from otelml.processors.redaction.redactor import Redactor
 
@@ -25,18 +25,17 @@ class RedactionProcessor(Component):
         self.signal = signal
         self.next = next_consumer
         self.redactor = Redactor(config)
-        self._scope_field, self._record_field = _FIELDS[signal]
         self._redact_record = {Signal.TRACES: self._redact_span, Signal.LOGS: self._redact_log_record,
                                Signal.METRICS: self._redact_metric}[signal]
 
     async def consume(self, batch: Batch) -> None:
         redact = self.redactor.redact_attributes
-        for resource_group in getattr(batch, self.signal.resource_field):
-            redact(resource_group.resource.attributes)
-            for scope_group in getattr(resource_group, self._scope_field):
-                redact(scope_group.scope.attributes)
-                for record in getattr(scope_group, self._record_field):
-                    self._redact_record(record)
+        for resource_entry in resources(batch):
+            redact(resource_entry.resource.attributes)
+        for _, scope_entry, records in scopes(batch):
+            redact(scope_entry.scope.attributes)
+            for record in records:
+                self._redact_record(record)
         await self.next.consume(batch)
 
     def _redact_span(self, span) -> None:
@@ -52,11 +51,5 @@ class RedactionProcessor(Component):
         self.redactor.redact_body(record.body, record.attributes)
 
     def _redact_metric(self, metric) -> None:
-        kind = metric.WhichOneof("data")
-        for point in (getattr(metric, kind).data_points if kind else ()):
+        for point in data_points(metric):
             self.redactor.redact_attributes(point.attributes)
-
-
-# Per signal: the scope-level list of a resource, and the record list of a scope.
-_FIELDS = {Signal.TRACES: ("scope_spans", "spans"), Signal.LOGS: ("scope_logs", "log_records"),
-           Signal.METRICS: ("scope_metrics", "metrics")}

@@ -11,7 +11,7 @@ from google.rpc import code_pb2
 
 from otelml.errors import PermanentError, RetryableError
 from otelml.otlp import partial_success_response
-from otelml.pdata import Batch, Signal, count_items
+from otelml.pdata import Batch, Signal, count_items, scopes
 from otelml.receivers.otlp.config import OTLPReceiverConfig
 
 
@@ -130,21 +130,19 @@ def drop_invalid_ids(batch: Batch, signal: Signal) -> Rejection:
     if signal is Signal.METRICS:
         return Rejection()
     rejected = 0
-    for resource in getattr(batch, signal.resource_field):
-        for scope in (resource.scope_spans if signal is Signal.TRACES else resource.scope_logs):
-            records = scope.spans if signal is Signal.TRACES else scope.log_records
-            # Inline checks: this runs on every record of every request.
-            if signal is Signal.TRACES:
-                if all(len(r.trace_id) == 16 and len(r.span_id) == 8 for r in records):
-                    continue
-                keep = [r for r in records if len(r.trace_id) == 16 and len(r.span_id) == 8]
-            else:
-                if all(len(r.trace_id) in (0, 16) and len(r.span_id) in (0, 8) for r in records):
-                    continue
-                keep = [r for r in records if len(r.trace_id) in (0, 16) and len(r.span_id) in (0, 8)]
-            rejected += len(records) - len(keep)
-            del records[:]
-            records.extend(keep)
+    for _, _, records in scopes(batch):
+        # Inline checks: this runs on every record of every request.
+        if signal is Signal.TRACES:
+            if all(len(r.trace_id) == 16 and len(r.span_id) == 8 for r in records):
+                continue
+            keep = [r for r in records if len(r.trace_id) == 16 and len(r.span_id) == 8]
+        else:
+            if all(len(r.trace_id) in (0, 16) and len(r.span_id) in (0, 8) for r in records):
+                continue
+            keep = [r for r in records if len(r.trace_id) in (0, 16) and len(r.span_id) in (0, 8)]
+        rejected += len(records) - len(keep)
+        del records[:]
+        records.extend(keep)
     if not rejected:
         return Rejection()
     return Rejection(rejected, f"{rejected} {signal.item_name} had a trace ID that is not 16 bytes or a span ID that is not 8 bytes")
