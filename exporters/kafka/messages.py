@@ -39,25 +39,14 @@ def split_records(batch: Batch, keys_of: Callable[[object, object, object], list
     of a scope's records; pieces come out in the order their keys first appear.
     """
     signal = Signal.of(batch)
-    pieces: dict[object, Batch] = {}
-    for resource in getattr(batch, signal.resource_field):
-        resource_copies = {}
-        for scope in getattr(resource, signal.scope_field):
-            records = getattr(scope, signal.record_field)
-            # Per key, the copy of this scope's record list in the key's piece.
-            scope_copies = {}
-            for key, record in zip(keys_of(resource, scope, records), records):
-                records_of_key = scope_copies.get(key)
-                if records_of_key is None:
-                    resource_copy = resource_copies.get(key)
-                    if resource_copy is None:
-                        piece = pieces.setdefault(key, signal.request_type())
-                        resource_copy = getattr(piece, signal.resource_field).add(resource=resource.resource, schema_url=resource.schema_url)
-                        resource_copies[key] = resource_copy
-                    scope_copy = getattr(resource_copy, signal.scope_field).add(scope=scope.scope, schema_url=scope.schema_url)
-                    records_of_key = scope_copies[key] = getattr(scope_copy, signal.record_field)
-                records_of_key.append(record)
-    return pieces
+    pieces: dict[object, pdata.BatchBuilder] = {}
+    for resource_entry, scope_entry, records in pdata.scopes(batch):
+        for key, record in zip(keys_of(resource_entry, scope_entry, records), records):
+            piece = pieces.get(key)
+            if piece is None:
+                piece = pieces[key] = pdata.BatchBuilder(signal)
+            piece.records_for(resource_entry, scope_entry).append(record)
+    return {key: piece.batch for key, piece in pieces.items()}
 
 
 def split_by_trace_id(batch: ExportTraceServiceRequest) -> dict[bytes, ExportTraceServiceRequest]:
@@ -111,7 +100,7 @@ def group_resources(batch: Batch, key_of: Callable[[object], object]) -> dict[ob
     """The resources of ``batch`` grouped by ``key_of(resource)``, one batch per key, in order."""
     signal = Signal.of(batch)
     groups: dict[object, Batch] = {}
-    for resource in getattr(batch, signal.resource_field):
+    for resource in pdata.resources(batch):
         group = groups.setdefault(key_of(resource), signal.request_type())
         getattr(group, signal.resource_field).append(resource)
     return groups
@@ -128,10 +117,9 @@ def fit(batch: Batch, encoding: Encoding, key: bytes | None, limit: int) -> Iter
     Raises :class:`PermanentError` when a single item alone is over the limit.
     """
     if encoding.per_record:
-        for resource in batch.resource_logs:
-            for scope in resource.scope_logs:
-                for record in scope.log_records:
-                    yield _checked(encode_log_record(record, encoding), key, limit, 1)
+        for _, _, records in pdata.scopes(batch):
+            for record in records:
+                yield _checked(encode_log_record(record, encoding), key, limit, 1)
         return
     value = encode_batch(batch, encoding)
     items = pdata.count_items(batch)
