@@ -4,11 +4,11 @@ from typing import Literal
 
 from pydantic import Field
 
+from otelml.configkafka import KafkaClientConfig
 from otelml.configmodel import ComponentConfig
 from otelml.encoding import Encoding, encoding_problems
 from otelml.exporterhelper import ExporterHelperConfig
 from otelml.pdata import Signal
-from otelml.receivers.kafka.client import KafkaClientConfig
 from otelml.references import check_signal, parse_key
 
 # The collector's per-signal keying setting that partition_by replaces.

@@ -4,12 +4,12 @@ from typing import Literal
 
 from pydantic import Field
 
+from otelml.configkafka import KafkaClientConfig
 from otelml.configmodel import ComponentConfig, Duration
 from otelml.encoding import Encoding, encoding_problems
 from otelml.exporterhelper import RetryConfig
 from otelml.pdata import Signal
 from otelml.receiverhelper import DEFAULT_ERROR_BACKOFF
-from otelml.receivers.kafka.client import KafkaClientConfig
 
 
 class TopicsConfig(ComponentConfig):

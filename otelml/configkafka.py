@@ -1,4 +1,4 @@
-"""Connection settings shared by the Kafka receiver and exporter, as the collector's ``configkafka``."""
+"""Kafka connection settings shared by the Kafka receiver and exporter, as the collector's ``configkafka``."""
 
 from __future__ import annotations
 
