@@ -25,36 +25,16 @@ one.
 from __future__ import annotations
 
 import asyncio
-import random
-import time
 
 from pydantic import Field, field_validator
 
 from otelml.component import Component, ComponentID, CreateSettings, Host, Kind
 from otelml.configmodel import ComponentConfig, Duration
+from otelml.configretry import Backoff, RetryConfig
 from otelml.errors import PermanentError, RetryableError
 from otelml.pdata import Batch, Signal, count_items
 from otelml.sendingqueue import Entry, MemoryRecords, PersistentRecords, QueueFull, SendingQueue
 from otelml.telemetry import EXPORTER_QUEUE_CAPACITY, EXPORTER_QUEUE_SIZE
-
-
-class RetryConfig(ComponentConfig):
-    enabled: bool = True
-    initial_interval: Duration = 5.0
-    randomization_factor: float = Field(0.5, ge=0, le=1)
-    multiplier: float = Field(1.5, ge=1)
-    max_interval: Duration = 30.0
-    max_elapsed_time: Duration = 300.0
-
-    def validate_config(self) -> list[str]:
-        problems = []
-        if self.initial_interval <= 0:
-            problems.append("initial_interval: must be positive")
-        if self.max_interval < self.initial_interval:
-            problems.append("max_interval: must not be shorter than initial_interval")
-        if self.max_elapsed_time < 0:
-            problems.append("max_elapsed_time: must not be negative (0 retries forever)")
-        return problems
 
 
 class QueueConfig(ComponentConfig):
@@ -221,8 +201,7 @@ class QueuedRetryExporter(Component):
 
     async def _send(self, batch: Batch, signal: Signal, items: int) -> None:
         retry = self.config.retry_on_failure
-        deadline = time.monotonic() + retry.max_elapsed_time if retry.max_elapsed_time > 0 else float("inf")
-        interval = retry.initial_interval
+        backoff = Backoff(retry)
         attempt = 0
         while True:
             attempt += 1
@@ -235,15 +214,14 @@ class QueuedRetryExporter(Component):
                 if not retry.enabled:
                     self._fail(signal, items, "retry_disabled", error)
                     raise
-                wait = self._backoff(interval, error)
-                if time.monotonic() + wait > deadline:
+                wait = backoff.next_wait(error.retry_after if isinstance(error, RetryableError) else None)
+                if wait is None:
                     self._fail(signal, items, "retries_exhausted", error)
                     # Not permanent, as in the collector: a client that retries may
                     # find the destination back.
                     raise RetryableError(f"gave up after {attempt} attempts: {error}") from error
                 self.logger.info("export of %d %s failed, retrying in %.2fs: %s", items, signal.item_name, wait, error)
                 await asyncio.sleep(wait)
-                interval = min(interval * retry.multiplier, retry.max_interval)
             else:
                 self._telemetry.exporter_sent(self._name, signal, items)
                 return
@@ -256,12 +234,6 @@ class QueuedRetryExporter(Component):
                 await self.export(batch)
         except TimeoutError:
             raise RetryableError(f"export timed out after {self.config.timeout}s") from None
-
-    def _backoff(self, interval: float, error: Exception) -> float:
-        if isinstance(error, RetryableError) and error.retry_after is not None:
-            return error.retry_after
-        jitter = self.config.retry_on_failure.randomization_factor
-        return interval * random.uniform(1 - jitter, 1 + jitter)
 
     def _fail(self, signal: Signal, items: int, reason: str, error: BaseException) -> None:
         self._telemetry.exporter_send_failed(self._name, signal, items)

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import random
-import time
 
 from otelml.component import CreateSettings
+from otelml.configretry import Backoff, RetryConfig
 from otelml.consumer import Consumer
 from otelml.errors import PermanentError
-from otelml.exporterhelper import RetryConfig
 from otelml.pdata import Batch, Signal
 
 # Pushing into a pipeline is local: start retrying fast, but never give up
@@ -59,9 +57,7 @@ class PipelinePusher:
     async def push(self, consumer: Consumer, batch: Batch, items: int, stop: asyncio.Event) -> Outcome:
         """Hand ``batch`` to ``consumer`` until accepted, refused for good, or ``stop`` is set."""
         signal = Signal.of(batch)
-        interval = self.backoff.initial_interval
-        limit = self.backoff.max_elapsed_time
-        deadline = time.monotonic() + limit if limit > 0 else float("inf")
+        backoff = Backoff(self.backoff)
         while True:
             try:
                 await consumer.consume(batch)
@@ -72,15 +68,13 @@ class PipelinePusher:
                 self._telemetry.receiver_refused(self._name, self.transport, signal, items)
                 if not self.backoff.enabled:
                     return self._reject(signal, items, "retry_disabled", error)
-                jitter = self.backoff.randomization_factor
-                wait = interval * random.uniform(1 - jitter, 1 + jitter)
-                if time.monotonic() + wait > deadline:
+                wait = backoff.next_wait()
+                if wait is None:
                     return self._reject(signal, items, "retries_exhausted", error)
                 self._logger.warning("the pipeline refused %d %s, retrying in %.2fs: %s", items, signal.item_name, wait, error)
                 if await _set_within(stop, wait):
                     self._logger.info("stopped retrying %d %s; the broker will deliver them again", items, signal.item_name)
                     return Outcome.ABANDONED
-                interval = min(interval * self.backoff.multiplier, self.backoff.max_interval)
             else:
                 self._telemetry.receiver_accepted(self._name, self.transport, signal, items)
                 return Outcome.ACCEPTED

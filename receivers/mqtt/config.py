@@ -7,7 +7,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from otelml.configmodel import ComponentConfig, Duration
 from otelml.encoding import Encoding, encoding_problem
-from otelml.exporterhelper import RetryConfig
+from otelml.configretry import RetryConfig
 from otelml.pdata import Signal
 from otelml.receiverhelper import DEFAULT_ERROR_BACKOFF
 from otelml.receivers.mqtt.topics import TopicTemplate, filter_problem

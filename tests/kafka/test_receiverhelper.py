@@ -8,7 +8,7 @@ import pytest
 
 from otelml.component import ComponentID, CreateSettings, Kind
 from otelml.errors import PermanentError, RetryableError
-from otelml.exporterhelper import RetryConfig
+from otelml.configretry import RetryConfig
 from otelml.receiverhelper import Outcome, PipelinePusher
 from otelml.telemetry import Telemetry
 from tests.kafka.support import Sink, numbered_logs
