@@ -152,6 +152,10 @@ class Accumulator:
                     series.start_ns = held.start_ns
             if held is not None and series.time_ns < held.time_ns:
                 continue  # only the newest point of a series is served
+            if held is not None and not series.exemplars and held.start_ns == series.start_ns:
+                # As client libraries do, an exemplar stays until a newer one replaces it: points
+                # sent more often than Prometheus scrapes would otherwise hide most of them.
+                series.exemplars = held.exemplars
             self.series[key] = series
         return len(body.data_points)
 
@@ -166,7 +170,6 @@ class Accumulator:
             series.count += held.count
             series.total += held.total
             series.start_ns = held.start_ns
-            series.exemplars = series.exemplars or held.exemplars
 
 
 def _prometheus_kind(name: str, data: str, body) -> str:

@@ -224,3 +224,15 @@ async def test_scrape_endpoint_negotiates_openmetrics_with_exemplars_only_when_e
                  if sample.name == "latency_milliseconds_bucket" and sample.labels["le"] == "+Inf"]
     assert bucket.exemplar.labels == {"trace_id": bytes(range(16)).hex(), "span_id": bytes(range(8)).hex()}
     assert bucket.exemplar.value == 500.0
+
+
+def test_an_exemplar_stays_until_a_newer_one_replaces_it():
+    store = accumulator()
+    store.add(exemplar_request())
+    request = exemplar_request()
+    point = request.resource_metrics[0].scope_metrics[0].metrics[0].histogram.data_points[0]
+    del point.exemplars[:]
+    point.time_unix_nano, point.count, point.bucket_counts[0] = 6, 3, 2
+    store.add(request)
+    (series,) = store.series.values()
+    assert (series.count, [e.labels["trace_id"] for e in series.exemplars]) == (3, [bytes(range(16)).hex()])
