@@ -204,6 +204,7 @@ async def run_demo(config, registry, args) -> int:
 
 
 async def _demo(config, registry, args, alertmanager) -> int:
+    from otelml.extensions.zpages.extension import ZPages
     from otelml.service import Service
 
     service = Service(config, registry)
@@ -216,6 +217,9 @@ async def _demo(config, registry, args, alertmanager) -> int:
         await service.shutdown()
         log.error("the demo config needs an otlp receiver with the grpc protocol")
         return 1
+    for extension in service.graph.extensions.values():
+        if isinstance(extension, ZPages):
+            print(f"demo: live page of the anomalies on {extension.url}", flush=True)
     generator = Generator(endpoint, rate=args.rate, duration=args.duration,
                           incident_every=min(20.0, args.duration / 3), incident_length=5.0)
     try:
