@@ -16,11 +16,11 @@ from tests.conftest import free_port
 
 
 class Prometheus:
-    """``prometheus`` scraping ``targets`` ({job: host:port}) every 500 ms, with exemplar storage.
+    """``prometheus`` scraping ``targets`` ({job: host:port}) every second, with exemplar storage.
 
     Jobs named in ``honor_labels`` keep the ``job``/``instance`` labels the
     target serves (as for the prometheus exporter). ``rule_files`` are loaded
-    and evaluated every 500 ms. Starting fails, never skips, when Prometheus
+    and evaluated every second. Starting fails, never skips, when Prometheus
     is not installed or does not become ready.
     """
 
@@ -31,7 +31,7 @@ class Prometheus:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = {
-            "global": {"scrape_interval": "500ms", "evaluation_interval": "500ms"},
+            "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(path) for path in rule_files],
             "scrape_configs": [{"job_name": job, "honor_labels": job in honor_labels,
                                 "static_configs": [{"targets": [target]}]} for job, target in targets.items()],
