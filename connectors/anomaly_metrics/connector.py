@@ -13,6 +13,7 @@ import contextlib
 import time
 
 from otelml.component import Component, CreateSettings, Host
+from otelml.connectors.anomaly_metrics import metadata
 from otelml.connectors.anomaly_metrics.aggregate import Aggregator
 from otelml.connectors.anomaly_metrics.config import DELTA, AnomalyMetricsConfig, check_dimension
 from otelml.connectors.anomaly_metrics.reader import ScoredReader
@@ -33,12 +34,8 @@ class AnomalyMetricsConnector(Component):
                                      config.aggregation_temporality == DELTA, config.namespace)
         self.aggregator.start_ns = time.time_ns()
         self.readers: dict[Signal, ScoredReader] = {}
-        self._overflow = settings.telemetry.counter(
-            "otelml_anomaly_metrics_overflow_records", "Scored records counted in an overflow key (beyond max_keys).",
-            ["connector"]).labels(self.id)
-        self._keys = settings.telemetry.gauge(
-            "otelml_anomaly_metrics_keys", "Keys the connector holds (overflow keys not included).",
-            ["connector"]).labels(self.id)
+        self._overflow = settings.telemetry.metric(metadata.OVERFLOW_RECORDS).labels(self.id)
+        self._keys = settings.telemetry.metric(metadata.KEYS).labels(self.id)
         self._task: asyncio.Task | None = None
 
     async def start(self, host: Host) -> None:
