@@ -32,8 +32,8 @@ class FanOut:
     """
 
     def __init__(self, consumers: list[Consumer]):
-        if not consumers:
-            raise ValueError("fan-out needs at least one consumer")
+        if len(consumers) < 2:
+            raise ValueError("fan-out needs two consumers or more (fan_out() passes one straight through)")
         self.consumers = consumers
         # Copies are made for all but the last mutating consumer, which
         # takes the original when no read-only consumer shares it: so this
@@ -41,8 +41,6 @@ class FanOut:
         self.mutates_data = any(c.mutates_data for c in consumers)
 
     async def consume(self, batch: Batch) -> None:
-        if len(self.consumers) == 1:
-            return await self.consumers[0].consume(batch)
         readers = [c for c in self.consumers if not c.mutates_data]
         mutators = [c for c in self.consumers if c.mutates_data]
         deliveries = []

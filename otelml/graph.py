@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from otelml.component import ComponentID, CreateSettings, Kind
+from otelml.component import Component, ComponentID, CreateSettings, Kind
 from otelml.config import Config, Pipeline, PipelineID
 from otelml.consumer import Consumer, fan_out
 from otelml.pdata import Batch, Signal, count_items
@@ -105,25 +105,10 @@ def build(config: Config, registry: Registry, telemetry: Telemetry) -> Graph:
         return connectors[component_id]
 
     def entry(pipeline: Pipeline) -> Consumer:
-        if pipeline.id in entries:
-            return entries[pipeline.id]
-        signal = pipeline.id.signal
-        next_consumer = fan_out([exporter_consumer(pipeline, e) for e in pipeline.exporters])
-        chain = []
-        # A stage may change data in place when it, or anything after it,
-        # does (a processor can pass its input batch on unchanged).
-        mutates_downstream = next_consumer.mutates_data
-        for processor_id in reversed(pipeline.processors):
-            outgoing = CountingConsumer(next_consumer, telemetry.metric(PROCESSOR_OUTGOING).labels(str(processor_id), signal.value))
-            processor = factory(Kind.PROCESSOR, processor_id).create(
-                settings(Kind.PROCESSOR, processor_id), component_config(Kind.PROCESSOR, processor_id), signal, outgoing)
-            chain.insert(0, processor)
-            mutates_downstream = mutates_downstream or processor.mutates_data
-            next_consumer = CountingConsumer(processor, telemetry.metric(PROCESSOR_INCOMING).labels(str(processor_id), signal.value),
-                                             mutates_downstream)
-        processors[pipeline.id] = chain
-        entries[pipeline.id] = next_consumer
-        return next_consumer
+        if pipeline.id not in entries:
+            exporters_of_pipeline = fan_out([exporter_consumer(pipeline, e) for e in pipeline.exporters])
+            entries[pipeline.id], processors[pipeline.id] = build_chain(config, registry, telemetry, pipeline, exporters_of_pipeline)
+        return entries[pipeline.id]
 
     receiver_outputs: dict[ComponentID, dict[Signal, list[Consumer]]] = {}
     for pipeline in config.pipelines.values():
@@ -145,6 +130,29 @@ def build(config: Config, registry: Registry, telemetry: Telemetry) -> Graph:
     }
     return Graph(extensions, exporters, connectors, processors, receivers,
                  topological_order(config), pipeline_connectors)
+
+
+def build_chain(config: Config, registry: Registry, telemetry: Telemetry, pipeline: Pipeline,
+                next_consumer: Consumer) -> tuple[Consumer, list[Component]]:
+    """``pipeline``'s processors in front of ``next_consumer``, each counted as the collector counts them.
+
+    Returns the chain's entry and its processors, first to last. The service
+    builds every pipeline with it, ``otelml replay`` the pipelines it replays.
+    """
+    signal = pipeline.id.signal
+    chain: list[Component] = []
+    # A stage may change data in place when it, or anything after it,
+    # does (a processor can pass its input batch on unchanged).
+    mutates_downstream = next_consumer.mutates_data
+    for processor_id in reversed(pipeline.processors):
+        labels = (str(processor_id), signal.value)
+        outgoing = CountingConsumer(next_consumer, telemetry.metric(PROCESSOR_OUTGOING).labels(*labels))
+        processor = registry.get(Kind.PROCESSOR, processor_id.type).create(
+            CreateSettings(processor_id, Kind.PROCESSOR, telemetry), config.components[Kind.PROCESSOR][processor_id], signal, outgoing)
+        chain.insert(0, processor)
+        mutates_downstream = mutates_downstream or processor.mutates_data
+        next_consumer = CountingConsumer(processor, telemetry.metric(PROCESSOR_INCOMING).labels(*labels), mutates_downstream)
+    return next_consumer, chain
 
 
 def topological_order(config: Config) -> list[PipelineID]:

@@ -78,9 +78,6 @@ class Factory:
         if not TYPE_PATTERN.match(self.type):
             raise ValueError(f"invalid component type {self.type!r}")
 
-    def default_config(self) -> ComponentConfig:
-        return self.config_class()
-
 
 class Registry:
     """Factories by kind and type."""

@@ -27,9 +27,11 @@ from typing import IO, Iterator
 import zstandard
 from tqdm import tqdm
 
-from otelml.component import ComponentID, CreateSettings, Kind
+from otelml.component import Component, ComponentID, Kind
 from otelml.config import Config, Pipeline
 from otelml.consumer import Consumer
+from otelml.graph import build_chain
+from otelml.keysummary import KeySummarySource
 from otelml.pdata import Batch, Signal, from_json, to_json
 from otelml.registry import Registry
 from otelml.telemetry import Telemetry
@@ -53,10 +55,16 @@ def add_replay_command(subparsers) -> None:
 
 
 class _Host:
-    """Replay runs no extensions."""
+    """Replay runs no extensions; its components are the processors it replays."""
+
+    def __init__(self, components: list[Component]):
+        self._components = components
 
     def get_extension(self, component_id: ComponentID):
         return None
+
+    def components(self) -> list[Component]:
+        return list(self._components)
 
 
 class _Writer:
@@ -76,9 +84,17 @@ class _Writer:
 
 @dataclasses.dataclass
 class ReplayChain:
+    """One replayed pipeline: its processors, first to last, and the telemetry they count into."""
+
     pipeline: Pipeline
-    processors: list
     entry: Consumer
+    processors: list[Component]
+    telemetry: Telemetry
+
+    def records_in(self, position: int) -> int:
+        """Items that reached the processor at ``position``, counted as the service counts them."""
+        return int(self.telemetry.value("otelcol_processor_incoming_items_total",
+                                        processor=str(self.pipeline.processors[position]), otel_signal=self.pipeline.id.signal.value))
 
 
 def replay_pipelines(config: Config, names: list[str] | None) -> list[Pipeline]:
@@ -94,16 +110,8 @@ def replay_pipelines(config: Config, names: list[str] | None) -> list[Pipeline]:
 
 
 def build_chains(config: Config, registry: Registry, telemetry: Telemetry, pipelines: list[Pipeline], sink: Consumer) -> list[ReplayChain]:
-    chains = []
-    for pipeline in pipelines:
-        next_consumer, processors = sink, []
-        for processor_id in reversed(pipeline.processors):
-            factory = registry.get(Kind.PROCESSOR, processor_id.type)
-            settings = CreateSettings(processor_id, Kind.PROCESSOR, telemetry)
-            next_consumer = factory.create(settings, config.components[Kind.PROCESSOR][processor_id], pipeline.id.signal, next_consumer)
-            processors.insert(0, next_consumer)
-        chains.append(ReplayChain(pipeline, processors, next_consumer))
-    return chains
+    """Each pipeline's processors in front of ``sink``, built and counted as the service builds them."""
+    return [ReplayChain(pipeline, *build_chain(config, registry, telemetry, pipeline, sink), telemetry) for pipeline in pipelines]
 
 
 def read_lines(path: Path) -> Iterator[tuple[bytes, int]]:
@@ -137,7 +145,7 @@ async def replay(config: Config, registry: Registry, input_path: Path, output: I
     by_signal: dict[Signal, list[ReplayChain]] = {}
     for chain in chains:
         by_signal.setdefault(chain.pipeline.id.signal, []).append(chain)
-    host = _Host()
+    host = _Host([processor for chain in chains for processor in chain.processors])
     started = []
     lines = 0
     try:
@@ -166,16 +174,14 @@ def print_summary(chains: list[ReplayChain], lines: int, top: int, out: IO[str] 
     out = out or sys.stdout
     print(f"replayed {lines} batches", file=out)
     for chain in chains:
-        for processor in chain.processors:
-            summaries = getattr(processor, "key_summaries", None)
-            if summaries is None:
+        for position, processor in enumerate(chain.processors):
+            if not isinstance(processor, KeySummarySource):
                 continue
-            rows = sorted(summaries(), key=lambda row: row[1].max_score, reverse=True)
-            records = sum(state.count for _, state in rows)
+            rows = sorted(processor.key_summaries(), key=lambda row: row[1].max_score, reverse=True)
             anomalies = sum(state.anomalies for _, state in rows)
             incidents = sum(state.incidents for _, state in rows)
-            print(f"\n{chain.pipeline.id} / {processor.settings.id}: {len(rows)} keys, {records} records, "
-                  f"{anomalies} anomalies, {incidents} predicted incidents", file=out)
+            print(f"\n{chain.pipeline.id} / {chain.pipeline.processors[position]}: {len(rows)} keys, "
+                  f"{chain.records_in(position)} records, {anomalies} anomalies, {incidents} predicted incidents", file=out)
             print(f"  {'records':>9} {'anomalies':>9} {'incidents':>9} {'max score':>9}  key", file=out)
             for description, state in rows[:top]:
                 print(f"  {state.count:>9} {state.anomalies:>9} {state.incidents:>9} {state.max_score:>9.3f}  {description}", file=out)
