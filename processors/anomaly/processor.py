@@ -21,6 +21,7 @@ import numpy as np
 
 from otelml.component import Component, CreateSettings, Host
 from otelml.consumer import Consumer
+from otelml.keysummary import KeySummary, KeySummarySource
 from otelml.pdata import Batch, Signal
 from otelml.processors.anomaly import checkpoint
 from otelml.processors.anomaly.config import AnomalyConfig
@@ -29,7 +30,7 @@ from otelml.processors.anomaly.extract import BatchReader, Columns
 from otelml.processors.anomaly.incidents import incident_id
 from otelml.processors.anomaly.output import AttributeWriter
 from otelml.processors.anomaly.ranks import Ranks
-from otelml.processors.anomaly.store import KeyStore, KeySummary, StateLayout
+from otelml.processors.anomaly.store import KeyStore, StateLayout
 from otelml.processors.anomaly.target import Target
 from otelml.processors.anomaly.trend import Trend, Trends
 from otelml.references import parse_key, parse_target
@@ -42,7 +43,7 @@ EVICTION_LOG_INTERVAL = 60.0
 SHAPING = {"key", "target", "transform", "features", "models", "residuals", "calibration", "threshold", "incident", "trend"}
 
 
-class AnomalyProcessor(Component):
+class AnomalyProcessor(Component, KeySummarySource):
     """See the component README for every setting and output attribute."""
 
     mutates_data = True

@@ -42,6 +42,7 @@ from typing import Any, Iterable, NamedTuple
 
 import numpy as np
 
+from otelml.keysummary import KeySummary
 from otelml.processors.anomaly import checkpoint
 
 INITIAL_SLOTS = 64
@@ -63,15 +64,6 @@ BOOKKEEPING = {
     "incidents": Field((), np.int64, 0),
     "max_score": Field((), np.float64, 0.0),
 }
-
-
-class KeySummary(NamedTuple):
-    """What the replay summary shows of one key."""
-
-    count: int
-    anomalies: int
-    incidents: int
-    max_score: float
 
 
 class StateLayout:
