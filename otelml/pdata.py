@@ -178,7 +178,7 @@ def record_times(records, signal: Signal) -> list[int]:
 
 def record_items(record, signal: Signal) -> int:
     """The items one record holds: 1 for a span or log record, its data points for a metric."""
-    return _metric_points(record) if signal is Signal.METRICS else 1
+    return len(data_points(record)) if signal is Signal.METRICS else 1
 
 
 def count_items(batch: Batch) -> int:
