@@ -23,7 +23,9 @@ from otelml.component import Component, CreateSettings, Host
 from otelml.consumer import Consumer
 from otelml.keysummary import KeySummary, KeySummarySource
 from otelml.pdata import Batch, Signal
-from otelml.processors.anomaly import checkpoint
+from otelml.connectors.anomaly_alerts.text import Details
+from otelml.liveview import LiveView
+from otelml.processors.anomaly import checkpoint, liveview
 from otelml.processors.anomaly.config import AnomalyConfig
 from otelml.processors.anomaly.engine import Engine, Results
 from otelml.processors.anomaly.extract import BatchReader, Columns
@@ -63,9 +65,10 @@ class AnomalyProcessor(Component, KeySummarySource):
         self.reader = BatchReader(signal, key, self.target.reference, need_errors=river and features.error,
                                   feature_attributes=tuple(features.attributes) if river else ())
         self.trend = Trend(config.trend.window, config.trend.horizon, ("score",))
-        layout = StateLayout({**self.engine.fields, **{f"trend.{name}": field for name, field in self.trend.fields.items()}},
-                             self.engine.classes)
+        layout = StateLayout({**self.engine.fields, **{f"trend.{name}": field for name, field in self.trend.fields.items()},
+                              **liveview.FIELDS}, self.engine.classes)
         self.store = KeyStore(config.state.max_keys, config.state.ttl, layout, config.state.checkpoint.signing_key())
+        self.live = liveview.LiveViewKeeper(self.store, config.trend.horizon)
         self.writer = AttributeWriter(signal, [model.id for model in self.engine.models] if config.verbose else [])
         self.fingerprint = self._fingerprint()
         self._checkpoint_path = Path(config.state.checkpoint.path) if config.state.checkpoint.path else None
@@ -210,6 +213,7 @@ class AnomalyProcessor(Component, KeySummarySource):
                      & (trends.forecast >= results.threshold))
         self._write(columns, results, trends, predicted)
         self._keep_summaries(columns, slots, ranks, results, predicted)
+        self._keep_live_view(columns, slots, ranks, results, trends, predicted)
         for model_id, resets in self.engine.resets().items():
             self._resets.labels(self._name, model_id).inc(resets)
             self.logger.warning("model %s diverged and was reset for %d key(s)", model_id, resets)
@@ -257,6 +261,30 @@ class AnomalyProcessor(Component, KeySummarySource):
                                (self._opened, np.count_nonzero(results.opens))):
             if total:
                 counter.inc(int(total))
+
+    def _keep_live_view(self, columns: Columns, slots: np.ndarray, ranks: Ranks, results: Results, trends: Trends,
+                        predicted: np.ndarray) -> None:
+        """What the live page shows: each key's last threshold, forecast and slope, and its alerts."""
+        self.live.record(slots, ranks, columns.times, results.threshold, trends.forecast, trends.slope, results.member,
+                         results.opened)
+        alerting = np.flatnonzero(results.opens | predicted)
+        if not len(alerting):
+            return
+        expected = self.target.inverse(results.expected[alerting])
+        for position, index in enumerate(alerting.tolist()):
+            key = columns.keys[columns.key_ids[index]]
+            details = Details(key=self.reader.describe(key), target=self.target.name, unit=self.target.unit,
+                              actual=float(columns.actual[index]), score=float(results.score[index]),
+                              expected=float(expected[position]) if expected[position] == expected[position] else None,
+                              forecast=float(trends.forecast[index]))
+            if results.opens[index]:
+                self.live.opened(float(columns.times[index]), details, incident_id(key, float(results.opened[index])))
+            elif not results.member[index]:  # a prediction for a key already in an incident says nothing new
+                self.live.predicted(float(columns.times[index]), details)
+
+    def live_view(self, top: int) -> LiveView:
+        """The live page's view of this processor (see :mod:`otelml.liveview`)."""
+        return self.live.view(self._name, self.signal.value, top, self.reader.describe)
 
     def _count_evictions(self) -> None:
         """Eviction counters, and a log line at most every minute with the evictions since the last one."""

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import random
+import time
+
 import aiohttp
 
 from otelml.component import Kind
 from otelml.extensions.zpages.config import ZPagesConfig
 from otelml.extensions.zpages.extension import DATA_PATH, ZPages
 from otelml.liveview import AlertView, KeyView, LiveView, LiveViewSource
+from tests.conftest import free_port
 from tests.metrics.browser import chromium_page
 from tests.metrics.support import settings
+from tests.metrics.test_prometheus_scrape import post, spans
 
 NOW = 1_700_000_000.0
 
@@ -63,28 +68,40 @@ async def test_data_lists_every_live_view_source_through_the_host():
     assert [key["key"] for key in view["keys"]] == ["service.name=auth", "service.name=cart"]
 
 
-async def test_page_shows_the_spiking_key_first_with_its_sparkline_and_refreshes(tmp_path):
-    calm = [0.1, 0.12, 0.09, 0.11, 0.1, 0.13, 0.1, 0.12]
-    source = Scores({"service.name=checkout span.name=GET /cart": calm, "service.name=auth span.name=Login": calm[::-1]})
-    extension = await started(source)
-    try:
-        async with chromium_page(tmp_path / "profile") as (page, errors):
-            await page.goto(extension.url)
-            await page.wait_for_selector("#keys tbody tr[data-key]")
-            source.series["service.name=auth span.name=Login"] = calm + [0.95, 0.4]
-            source.alerts.append(AlertView(NOW, "service.name=auth span.name=Login", 0.95, "anomaly: score 0.950 >= threshold 0.600"))
-            await page.wait_for_function(
-                "document.querySelector('#keys tbody tr').dataset.key === 'service.name=auth span.name=Login'")
-            await page.wait_for_selector("#alerts tbody td.key")
-            first = page.locator("#keys tbody tr").first
-            points = (await first.locator("polyline.scores").get_attribute("points")).split()
-            assert len(points) == 10
-            assert await first.locator("line.trend").count() == 1
-            assert "anomalous" in await first.get_attribute("class")
-            assert "threshold 0.600" in await page.locator("#alerts tbody").inner_text()
-            assert "3 evicted" in await page.locator("#figures").inner_text()
-            await page.screenshot(path=str(tmp_path / "anomalyz.png"), full_page=True)
-            assert errors == []
-    finally:
-        await extension.shutdown()
+CONFIG = {
+    "receivers": {"otlp": {"protocols": {"http": {"endpoint": "${env:HTTP}"}}}},
+    "processors": {"anomaly": {"warmup": 30}},
+    "exporters": {"debug": {}},
+    "extensions": {"zpages": {"endpoint": "${env:ZPAGES}", "refresh": "500ms"}},
+    "service": {
+        "extensions": ["zpages"],
+        "pipelines": {"traces": {"receivers": ["otlp"], "processors": ["anomaly"], "exporters": ["debug"]}},
+        "telemetry": {"metrics": {"address": "${env:METRICS}"}},
+    },
+}
+SPIKED = "service.name=payment span.name=Charge"
+
+
+async def test_page_shows_the_spiking_key_first_with_its_sparkline(tmp_path, otelml_process):
+    zpages = f"127.0.0.1:{free_port()}"
+    otelml = otelml_process(CONFIG, extra_env={"ZPAGES": zpages}).start()
+    noise = random.Random(5)
+    start = time.time() - 120
+    for service, operation, base in (("payment", "Charge", 60.0), ("auth", "Login", 5.0), ("cart", "GET /cart", 20.0)):
+        post(otelml.http_url, spans(service, operation, [base * noise.lognormvariate(0, 0.1) for _ in range(150)], start, 1))
+    async with chromium_page(tmp_path / "profile") as (page, errors):
+        await page.goto(f"http://{zpages}/debug/anomalyz")
+        await page.wait_for_selector("#keys tbody tr[data-key]")
+        post(otelml.http_url, spans("payment", "Charge", [60.0 * 40] * 3, start + 20, 0xEE))
+        await page.wait_for_function(f"document.querySelector('#keys tbody tr').dataset.key === {SPIKED!r}")
+        await page.wait_for_selector("#alerts tbody td.key")
+        first = page.locator("#keys tbody tr").first
+        points = (await first.locator("polyline.scores").get_attribute("points")).split()
+        assert len(points) >= 50
+        assert await first.locator("line.trend").count() == 1
+        assert "anomalous" in await first.get_attribute("class")
+        assert "anomaly in service.name=payment span.name=Charge" in await page.locator("#alerts tbody").inner_text()
+        assert "3 of 10000 keys" in await page.locator("#figures").inner_text()
+        await page.screenshot(path=str(tmp_path / "anomalyz.png"), full_page=True)
+        assert errors == []
     assert (tmp_path / "anomalyz.png").stat().st_size > 0
