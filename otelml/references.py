@@ -1,4 +1,4 @@
-"""References to the parts of a span or log record that name a stream or give its value, and reading them.
+"""References to the parts of a span, log record or metric data point that name a stream or give its value, and reading them.
 
 A reference is text such as ``resource.service.name``, ``span.name`` or
 ``attributes.client.address``. Parsing happens once, at config time; the
@@ -17,11 +17,15 @@ from otelml.pdata import Signal
 BOTH = frozenset({Signal.TRACES, Signal.LOGS})
 TRACES = frozenset({Signal.TRACES})
 LOGS = frozenset({Signal.LOGS})
+METRICS = frozenset({Signal.METRICS})
+ALL = BOTH | METRICS
 
-# Record fields a key may use, with the signals that have them.
+# Record fields a key may use, with the signals that have them. A metric's
+# records are its data points: ``attributes`` is all of a point's attributes
+# (its series), ``metric.name`` the name of the metric it belongs to.
 KEY_FIELDS = {
-    "scope.name": ("scope", BOTH),
-    "scope.version": ("scope", BOTH),
+    "scope.name": ("scope", ALL),
+    "scope.version": ("scope", ALL),
     "span.name": ("record", TRACES),
     "span.kind": ("record", TRACES),
     "span.status.code": ("record", TRACES),
@@ -29,15 +33,19 @@ KEY_FIELDS = {
     "log.severity_number": ("record", LOGS),
     "log.event_name": ("record", LOGS),
     "body": ("record", LOGS),
+    "metric.name": ("record", METRICS),
+    "attributes": ("record", METRICS),
 }
 # Numeric values a target may use.
-# ``rate`` is the key's own record rate, computed from record times (see the processor).
-TARGET_FIELDS = {"duration": TRACES, "severity_number": LOGS, "body": LOGS, "rate": BOTH}
+# ``rate`` is the key's own record rate, computed from record times (see the processor);
+# ``value`` a data point's value, as its metric type says (see the anomaly processor's README).
+TARGET_FIELDS = {"duration": TRACES, "severity_number": LOGS, "body": LOGS, "rate": BOTH, "value": METRICS}
 KEY_HELP = "resource.<attribute>, attributes.<attribute>, " + ", ".join(KEY_FIELDS)
 TARGET_HELP = "attributes.<attribute>, " + ", ".join(TARGET_FIELDS)
 
-DEFAULT_KEYS = {Signal.TRACES: ["resource.service.name", "span.name"], Signal.LOGS: ["resource.service.name"]}
-DEFAULT_TARGETS = {Signal.TRACES: "duration", Signal.LOGS: "severity_number"}
+DEFAULT_KEYS = {Signal.TRACES: ["resource.service.name", "span.name"], Signal.LOGS: ["resource.service.name"],
+                Signal.METRICS: ["resource.service.name", "metric.name", "attributes"]}
+DEFAULT_TARGETS = {Signal.TRACES: "duration", Signal.LOGS: "severity_number", Signal.METRICS: "value"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +92,8 @@ def parse_target(text: str) -> Reference:
     'temperature'
     """
     if text.startswith("attributes."):
-        return _attribute_reference(text)
+        # A span's or log record's attribute; a data point's value is ``value``.
+        return dataclasses.replace(_attribute_reference(text), signals=BOTH)
     if text in TARGET_FIELDS:
         return Reference(text, "record", TARGET_FIELDS[text], field=text)
     raise ValueError(f'unknown target "{text}" (use {TARGET_HELP})')
@@ -96,7 +105,7 @@ def _attribute_reference(text: str) -> Reference | None:
             name = text[len(prefix):]
             if not name:
                 raise ValueError(f'reference "{text}" names no attribute')
-            return Reference(text, level, BOTH, attribute=name)
+            return Reference(text, level, ALL, attribute=name)
     return None
 
 
