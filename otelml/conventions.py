@@ -40,6 +40,7 @@ CROSSING_SECONDS = "otelml.limit.crossing_seconds"  # time until the target's tr
 
 # Scores written as metrics (the processor on metrics, the anomaly_metrics connector).
 METRIC = "otelml.metric"                    # the scored metric's name, on otelml.* gauges
+STATISTIC = "otelml.statistic"              # what of a histogram was scored: "mean", or a quantile such as "p99"
 OVERFLOW_KEY = "overflow"                   # the otelml.key of the series that takes keys beyond max_keys
 
 # Metrics of the anomaly_metrics connector, each under its namespace (default "otelml.records").

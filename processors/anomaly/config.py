@@ -180,6 +180,8 @@ class AnomalyConfig(ComponentConfig):
     state: StateConfig = StateConfig()
     verbose: bool = False
     alerts: bool = False
+    # Metrics: besides its mean, a histogram is scored on this quantile, estimated from its buckets.
+    histogram_quantile: float = Field(0.99, gt=0, lt=1)
 
     def validate_config(self) -> list[str]:
         problems = []

@@ -14,5 +14,5 @@ factory = Factory(
     kind=Kind.PROCESSOR,
     config_class=AnomalyConfig,
     create=create,
-    signals=frozenset({Signal.TRACES, Signal.LOGS}),
+    signals=frozenset(Signal),
 )

@@ -25,12 +25,14 @@ from otelml.keysummary import KeySummary, KeySummarySource
 from otelml.pdata import Batch, Signal
 from otelml.connectors.anomaly_alerts.text import Details
 from otelml.liveview import LiveView
-from otelml.processors.anomaly import checkpoint, liveview
+from otelml.processors.anomaly import checkpoint, extract_metrics, liveview
 from otelml.processors.anomaly.config import AnomalyConfig
 from otelml.processors.anomaly.engine import Engine, Results
 from otelml.processors.anomaly.extract import BatchReader, Columns
+from otelml.processors.anomaly.extract_metrics import MetricReader
 from otelml.processors.anomaly.incidents import incident_id
 from otelml.processors.anomaly.output import AttributeWriter
+from otelml.processors.anomaly.output_metrics import write_scores
 from otelml.processors.anomaly.ranks import Ranks
 from otelml.processors.anomaly.store import KeyStore, StateLayout
 from otelml.processors.anomaly.target import Target
@@ -42,7 +44,8 @@ _CLAIMED_PATHS: set[Path] = set()
 # At most one eviction log line per this many seconds.
 EVICTION_LOG_INTERVAL = 60.0
 # Settings that shape the per-key state: a checkpoint written with others is not reused.
-SHAPING = {"key", "target", "transform", "features", "models", "residuals", "calibration", "threshold", "incident", "trend"}
+SHAPING = {"key", "target", "transform", "features", "models", "residuals", "calibration", "threshold", "incident", "trend",
+           "histogram_quantile"}
 
 
 class AnomalyProcessor(Component, KeySummarySource):
@@ -62,14 +65,19 @@ class AnomalyProcessor(Component, KeySummarySource):
                                             rate_feature=features.rate), ranges=config.alerts)
         self.target = self.engine.target
         river = self.engine.features is not None
-        self.reader = BatchReader(signal, key, self.target.reference, need_errors=river and features.error,
-                                  feature_attributes=tuple(features.attributes) if river else ())
+        need_errors, feature_attributes = river and features.error, tuple(features.attributes) if river else ()
+        if signal is Signal.METRICS:
+            self.reader = MetricReader(key, self.target.reference, config.histogram_quantile, need_errors, feature_attributes)
+        else:
+            self.reader = BatchReader(signal, key, self.target.reference, need_errors, feature_attributes)
         self.trend = Trend(config.trend.window, config.trend.horizon, ("score",))
         layout = StateLayout({**self.engine.fields, **{f"trend.{name}": field for name, field in self.trend.fields.items()},
-                              **liveview.FIELDS}, self.engine.classes)
+                              **liveview.FIELDS, **(extract_metrics.FIELDS if signal is Signal.METRICS else {})},
+                             self.engine.classes)
         self.store = KeyStore(config.state.max_keys, config.state.ttl, layout, config.state.checkpoint.signing_key())
         self.live = liveview.LiveViewKeeper(self.store, config.trend.horizon)
-        self.writer = AttributeWriter(signal, [model.id for model in self.engine.models] if config.verbose else [])
+        if signal is not Signal.METRICS:
+            self.writer = AttributeWriter(signal, [model.id for model in self.engine.models] if config.verbose else [])
         self.fingerprint = self._fingerprint()
         self._checkpoint_path = Path(config.state.checkpoint.path) if config.state.checkpoint.path else None
         self._checkpoint_task: asyncio.Task | None = None
@@ -178,6 +186,8 @@ class AnomalyProcessor(Component, KeySummarySource):
         columns = self.reader.read(batch)
         if columns.records:
             slots = self.store.assign(columns.keys)
+            if self.signal is Signal.METRICS:
+                columns = self.reader.resolve(columns, slots, self.store.arrays)
             ranks = Ranks(columns.key_ids, len(columns.keys))
             rates = None
             if self.target.tracks_rate:
@@ -219,6 +229,10 @@ class AnomalyProcessor(Component, KeySummarySource):
             self.logger.warning("model %s diverged and was reset for %d key(s)", model_id, resets)
 
     def _write(self, columns: Columns, results: Results, trends: Trends, predicted: np.ndarray) -> None:
+        if self.signal is Signal.METRICS:
+            # Gauges beside the scored metrics: attributes on their points would split their series.
+            write_scores(columns.records, results.score, trends.forecast, results.anomaly)
+            return
         expected = self.target.inverse(results.expected)
         incident = np.zeros(len(columns.records), dtype=f"S{16}")
         for index in np.flatnonzero(results.member).tolist():
