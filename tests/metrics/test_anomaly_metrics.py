@@ -164,11 +164,10 @@ def pipelines(signal: str, dimensions: list[str], buckets: list[float]) -> dict:
 def test_config_errors_name_every_problem_with_its_path():
     with pytest.raises(ConfigError) as raised:
         build_config(pipelines("traces", ["span.nam", "resource.service.name"], [0.5, 0.5]))
-    assert set(raised.value.problems) >= {
-        'connectors::anomaly_metrics::dimensions::0: unknown reference "span.nam" (use resource.<attribute>, attributes.<attribute>, '
-        'scope.name, scope.version, span.name, span.kind, span.status.code, log.severity_text, log.severity_number, log.event_name, body)',
-        "connectors::anomaly_metrics::histogram::explicit::buckets: must be a non-empty, strictly increasing list",
-    }
+    problems = raised.value.problems
+    assert any(p.startswith('connectors::anomaly_metrics::dimensions::0: unknown reference "span.nam" (use resource.<attribute>')
+               for p in problems), problems
+    assert "connectors::anomaly_metrics::histogram::explicit::buckets: must be a non-empty, strictly increasing list" in problems
 
 
 @pytest.mark.parametrize("signal", [Signal.LOGS, Signal.METRICS])
