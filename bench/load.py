@@ -35,7 +35,7 @@ class Workload:
     spans_per_request: int
 
     @classmethod
-    def build(cls, count: int = 32, spans: int = 1000, services: int = 50, operations: int = 20) -> "Workload":
+    def build(cls, count: int = 32, spans: int = 1000, services: int = 50, operations: int = 20) -> Workload:
         return cls([make_trace_request(spans, services, operations, seed=i, anomaly_rate=0.002,
                                        start_ns=time.time_ns() + i * spans * 1_000_000).SerializeToString()
                     for i in range(count)], spans)

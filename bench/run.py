@@ -116,7 +116,7 @@ def markdown(results: dict) -> str:
     lines = ["| system | spans/s | spans per CPU-s | peak RSS MiB | latency p50 / p99 / p99.9 ms at 25% · 50% · 75% of max |",
              "|---|---:|---:|---:|---|"]
     for name, figures in results["systems"].items():
-        latency = " · ".join(f"{l['p50_ms']:.1f} / {l['p99_ms']:.1f} / {l['p999_ms']:.1f}" for l in figures.get("latency", []))
+        latency = " · ".join(f"{run['p50_ms']:.1f} / {run['p99_ms']:.1f} / {run['p999_ms']:.1f}" for run in figures.get("latency", []))
         rss = f"{figures['peak_rss_mib']:.0f}" if "peak_rss_mib" in figures else "–"
         lines.append(f"| {name} | {figures['spans_per_second']:,.0f} | {figures['spans_per_cpu_second']:,.0f} | {rss} | {latency or '–'} |")
     lines.append("")

@@ -23,7 +23,7 @@ class Sink:
         self.port = 0
         self._server: grpc.aio.Server | None = None
 
-    async def start(self) -> "Sink":
+    async def start(self) -> Sink:
         self._server = grpc.aio.server(options=[("grpc.max_receive_message_length", 256 << 20)])
         handler = grpc.unary_unary_rpc_method_handler(self._export, request_deserializer=None,
                                                       response_serializer=ExportTraceServiceResponse.SerializeToString)

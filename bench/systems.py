@@ -15,9 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 import rotel
+import yaml
 
 ROTEL_AGENT = Path(rotel.__file__).parent / "rotel-agent"
 TICKS = os.sysconf("SC_CLK_TCK")

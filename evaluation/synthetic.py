@@ -22,20 +22,20 @@ import math
 import random
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from otelml.processors.anomaly.extract import BatchReader
+from otelml.processors.anomaly.output import ANOMALY, PREDICTED, SCORE
 
 from evaluation.nab import PROFILES, LabelledSeries, score_corpus
 from evaluation.run import evaluation_config
 from otelml.config import parse
 from otelml.confmap import expand
 from otelml.pdata import Signal, from_json, to_json
-from otelml.processors.anomaly.extract import BatchReader
-from otelml.processors.anomaly.output import ANOMALY, PREDICTED, SCORE
 from otelml.references import DEFAULT_KEYS, DEFAULT_TARGETS, parse_key, parse_target
 from otelml.registry import Registry
 from otelml.replay import replay
@@ -108,7 +108,9 @@ def failing(when: float) -> bool:
 
 
 def traffic_drop(rng: random.Random) -> list[Record]:
-    normal = lambda when: 0.2 * daily(when, 1.0) * (0.15 if INCIDENT <= when < INCIDENT + 3600 else 1.0)
+    def normal(when: float) -> float:
+        return 0.2 * daily(when, 1.0) * (0.15 if INCIDENT <= when < INCIDENT + 3600 else 1.0)
+
     return [Record(when, "ingest", 9.0) for when in arrivals(rng, normal)]
 
 

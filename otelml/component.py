@@ -35,7 +35,7 @@ class ComponentID:
     name: str = ""
 
     @classmethod
-    def parse(cls, text: Any) -> "ComponentID":
+    def parse(cls, text: Any) -> ComponentID:
         if not isinstance(text, str) or not text:
             raise ValueError(f"invalid component ID {text!r}: must be a non-empty string")
         type_, sep, name = text.partition("/")
@@ -78,7 +78,7 @@ class CreateSettings:
 
     id: ComponentID
     kind: Kind
-    telemetry: "Telemetry"
+    telemetry: Telemetry
     logger: logging.LoggerAdapter = dataclasses.field(init=False)
 
     def __post_init__(self):

@@ -10,7 +10,8 @@ and ``validate_signal()`` those that depend on the pipelines a component is in.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Annotated, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, ValidationError
 
@@ -77,7 +78,7 @@ class ComponentConfig(BaseModel):
         """
         return []
 
-    def validate_signal(self, signal: "Signal") -> list[str]:
+    def validate_signal(self, signal: Signal) -> list[str]:
         """Problems of this config in a pipeline of ``signal``, pathed like :meth:`validate_config`.
 
         For settings that name parts of the data (a reference to ``span.name``

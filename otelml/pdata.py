@@ -16,14 +16,14 @@ import enum
 import json
 from collections.abc import Callable, Iterator
 from operator import attrgetter
-from typing import Any, Union
+from typing import Any
 
 from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-Batch = Union[ExportTraceServiceRequest, ExportLogsServiceRequest, ExportMetricsServiceRequest]
+Batch = ExportTraceServiceRequest | ExportLogsServiceRequest | ExportMetricsServiceRequest
 
 
 class Signal(str, enum.Enum):
@@ -55,7 +55,7 @@ class Signal(str, enum.Enum):
         return _RECORD_FIELDS[self]
 
     @staticmethod
-    def of(batch: Batch) -> "Signal":
+    def of(batch: Batch) -> Signal:
         return _SIGNAL_OF_TYPE[type(batch)]
 
 

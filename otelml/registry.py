@@ -12,8 +12,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
+from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import Callable
 
 from otelml.component import TYPE_PATTERN, Kind
 from otelml.configmodel import ComponentConfig
@@ -103,7 +103,7 @@ class Registry:
         return [f for kind in Kind for _, f in sorted(self._factories[kind].items())]
 
     @classmethod
-    def default(cls) -> "Registry":
+    def default(cls) -> Registry:
         """The built-in components plus those installed through entry points."""
         registry = cls([_load(target) for target in BUILTIN_FACTORIES])
         for kind in Kind:

@@ -44,7 +44,7 @@ class Level(enum.IntEnum):
     DETAILED = 3
 
     @classmethod
-    def parse(cls, text: str) -> "Level":
+    def parse(cls, text: str) -> Level:
         return cls[text.upper()]
 
 
@@ -122,7 +122,7 @@ CORE_METRICS = (
 class _Unrecorded:
     """Stands in for a metric that the configured level leaves out: takes every update, keeps nothing."""
 
-    def labels(self, *values: str, **named: str) -> "_Unrecorded":
+    def labels(self, *values: str, **named: str) -> _Unrecorded:
         return self
 
     def inc(self, amount: float = 1) -> None:

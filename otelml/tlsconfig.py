@@ -14,8 +14,9 @@ import logging
 import os
 import ssl
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Generic, Literal, TypeVar
+from typing import Generic, Literal, TypeVar
 
 import grpc
 

@@ -47,7 +47,7 @@ def parse_metrics(text: str) -> dict[tuple[str, frozenset], float]:
 def metric(samples: dict, name: str, **labels: str) -> float:
     """Sum of the samples named ``name`` whose labels include ``labels``."""
     wanted = set(labels.items())
-    return sum(v for (n, l), v in samples.items() if n == name and wanted <= l)
+    return sum(value for (sample, sample_labels), value in samples.items() if sample == name and wanted <= sample_labels)
 
 
 class Collect:
@@ -103,7 +103,7 @@ class OtelmlProcess:
     def http_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['HTTP']}"
 
-    def start(self, timeout: float = 30.0) -> "OtelmlProcess":
+    def start(self, timeout: float = 30.0) -> OtelmlProcess:
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen([sys.executable, "-m", "otelml", "--config", str(self.config_path)],
                                         env=self.env, cwd=self.workdir, stdout=self._log, stderr=subprocess.STDOUT)
@@ -135,11 +135,11 @@ class OtelmlProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-                raise RuntimeError(f"otelml did not stop within {timeout}s:\n{self.log()}")
+                raise RuntimeError(f"otelml did not stop within {timeout}s:\n{self.log()}") from None
         finally:
             self._log.close()
 
-    def __enter__(self) -> "OtelmlProcess":
+    def __enter__(self) -> OtelmlProcess:
         return self.start()
 
     def __exit__(self, *exc) -> None:

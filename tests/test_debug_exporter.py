@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from otelml.component import ComponentID, CreateSettings, Kind
-from otelml.encoding import add_attributes
 from otelml.exporters.debug.config import DebugConfig
 from otelml.exporters.debug.exporter import DebugExporter
+
+from otelml.component import ComponentID, CreateSettings, Kind
+from otelml.encoding import add_attributes
 from otelml.pdata import Signal
 from otelml.telemetry import Telemetry
 

@@ -15,7 +15,7 @@ import grpc
 import pytest
 from aiohttp import web
 from google.protobuf import duration_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
 
 from otelml.component import ComponentID
@@ -77,7 +77,7 @@ class FakeGRPCDestination:
         self.received.append(ExportTraceServiceRequest.FromString(request))
         return ExportTraceServiceResponse()
 
-    async def __aenter__(self) -> "FakeGRPCDestination":
+    async def __aenter__(self) -> FakeGRPCDestination:
         self._server = grpc.aio.server()
         handler = grpc.unary_unary_rpc_method_handler(self._export, response_serializer=ExportTraceServiceResponse.SerializeToString)
         self._server.add_generic_rpc_handlers(
@@ -112,7 +112,7 @@ class FakeHTTPDestination:
         self.received.append(ExportTraceServiceRequest.FromString(body))
         return web.Response(body=ExportTraceServiceResponse().SerializeToString(), content_type="application/x-protobuf")
 
-    async def __aenter__(self) -> "FakeHTTPDestination":
+    async def __aenter__(self) -> FakeHTTPDestination:
         app = web.Application()
         app.router.add_post("/v1/traces", self._export)
         self._runner = web.AppRunner(app, access_log=None)

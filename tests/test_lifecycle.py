@@ -89,7 +89,7 @@ def service_of(document: dict, registry: Registry) -> Service:
 
 def component(service: Service, name: str):
     """A created component by its journal name, e.g. ``exporter recorder/x``."""
-    for kind, component_id, created in service.graph.start_order():
+    for _kind, _component_id, created in service.graph.start_order():
         if getattr(created, "name", None) == name:
             return created
     raise KeyError(name)

@@ -10,6 +10,7 @@ import urllib.request
 
 import grpc
 import pytest
+from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
@@ -18,11 +19,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry._logs import LogRecord, SeverityNumber
 
 from otelml.pdata import Signal
-from tests.conftest import REPO, logs_of, otlp_to_file_config, read_batches, spans_of
 from otelml.synthetic import make_trace_request
+from tests.conftest import REPO, logs_of, otlp_to_file_config, read_batches, spans_of
 
 SPANS, LOGS = 40, 25
 
@@ -100,7 +100,7 @@ def test_sdk_spans_logs_and_metrics_arrive_exactly(protocol, otelml_process):
         assert attributes == dict(sent.attributes)
 
     bodies = sorted(r.body.string_value for r in logs_of(read_batches(out, Signal.LOGS)))
-    assert bodies == sorted(f"message {i}" for i in range(LOGS)) == sorted(l.log_record.body for l in sent_logs)
+    assert bodies == sorted(f"message {i}" for i in range(LOGS)) == sorted(sent.log_record.body for sent in sent_logs)
 
     metrics = read_batches(out, Signal.METRICS)
     points = {dict((a.key, a.value.string_value) for a in p.attributes)["route"]: p.as_int
@@ -119,7 +119,7 @@ def test_handwritten_otlp_json_over_http(otelml_process):
             assert json.loads(response.read()) == {}
         out = otelml.workdir / "out.jsonl"
         assert wait_for(lambda: read_batches(out, Signal.TRACES))
-    line = next(l for l in out.read_text().splitlines() if "resourceSpans" in l)
+    line = next(text for text in out.read_text().splitlines() if "resourceSpans" in text)
     span = json.loads(line)["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
     assert span["traceId"] == "5b8efff798038103d269b633813fc60c"
     assert span["spanId"] == "eee19b7ec3c1b174"

@@ -225,7 +225,7 @@ class Soak:
         print(f"received:      {len(destination.received)} distinct spans, {destination.duplicates()} duplicates")
         print(f"missing:       {len(missing)} acknowledged spans never received")
         print(f"dropped:       {dropped or 'none'} (items, by reason, as otelml counted them)")
-        print(f"otelml totals: " + ", ".join(f"{name} {int(totals[name])}" for name in COUNTERS))
+        print("otelml totals: " + ", ".join(f"{name} {int(totals[name])}" for name in COUNTERS))
         print(f"peak RSS:      {self.peak_rss / MIB:.0f} MiB (limit_mib {self.limit_mib})")
 
 

@@ -43,7 +43,7 @@ class Details:
     crossing_seconds: float | None = None
 
     @classmethod
-    def of(cls, values: Mapping[str, object]) -> "Details":
+    def of(cls, values: Mapping[str, object]) -> Details:
         """``values``: attribute name -> Python value (numbers, text, lists)."""
         models = values.get(names.MODELS)
         if isinstance(models, str):

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 
-from otelml import conventions
 from otelml.connectors.anomaly_metrics.aggregate import Aggregator
+
+from otelml import conventions
 from otelml.pdata import Batch, Signal
 from otelml.references import KeyReader, Reference, any_value_number, find_attributes
 
@@ -61,7 +62,7 @@ class ScoredReader:
                         continue
                     time_ns = record.end_time_unix_nano if traces else (record.time_unix_nano or record.observed_time_unix_nano)
                     aggregator.observe(
-                        aggregator.key(resource_key, parts, lambda: self._attributes(parts), now),
+                        aggregator.key(resource_key, parts, lambda parts=parts: self._attributes(parts), now),
                         score=_number(found, conventions.SCORE), anomaly=_flag(found, conventions.ANOMALY),
                         incident=_flag(found, conventions.INCIDENT_OPEN), predicted=_flag(found, conventions.PREDICTED),
                         forecast=_number(found, conventions.FORECAST), time_ns=time_ns,
@@ -79,7 +80,7 @@ class ScoredReader:
             for point, parts in zip(points, self.key_reader.keys(resource, scope, points)):
                 value = point.as_double if point.WhichOneof("value") == "as_double" else float(point.as_int)
                 aggregator.observe(
-                    aggregator.key(resource_key, parts, lambda: self._attributes(parts), now),
+                    aggregator.key(resource_key, parts, lambda parts=parts: self._attributes(parts), now),
                     score=value if metric.name == conventions.SCORE else None,
                     forecast=value if metric.name == conventions.FORECAST else None,
                     anomaly=metric.name == conventions.ANOMALY and value >= 0.5,

@@ -17,14 +17,14 @@ import datetime
 import json
 
 import aiohttp
+from otelml.exporters.alertmanager.config import AlertmanagerExporterConfig, label_name
 
 from otelml import conventions as names
 from otelml.component import CreateSettings, Host
 from otelml.configauth import client_authenticator
+from otelml.encoding import any_value_to_python
 from otelml.errors import PermanentError, RetryableError
 from otelml.exporterhelper import QueuedRetryExporter
-from otelml.exporters.alertmanager.config import AlertmanagerExporterConfig, label_name
-from otelml.encoding import any_value_to_python
 from otelml.pdata import Batch, Signal
 from otelml.references import any_value_number, any_value_text, record_text
 
@@ -130,9 +130,9 @@ def _text(value) -> str:
 
 def _rfc3339(nanos: int) -> str:
     seconds, fraction = divmod(nanos, 1_000_000_000)
-    moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{fraction:09d}Z"
 
 
 def _now() -> int:
-    return int(datetime.datetime.now(datetime.timezone.utc).timestamp() * 1e9)
+    return int(datetime.datetime.now(datetime.UTC).timestamp() * 1e9)

@@ -16,10 +16,10 @@ import urllib.request
 from pathlib import Path
 
 import yaml
+from otelml.exporters.alertmanager.config import AlertmanagerExporterConfig
 
 from otelml.component import ComponentID, Kind
 from otelml.config import Config
-from otelml.exporters.alertmanager.config import AlertmanagerExporterConfig
 
 BINARIES = ("prometheus-alertmanager", "alertmanager")  # Debian's name, then upstream's
 _LISTENING = re.compile(r'msg="Listening on" address=(\S+)')
@@ -71,7 +71,7 @@ class LocalAlertmanager:
         self.url: str | None = None
         self._process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 20.0) -> "LocalAlertmanager":
+    def start(self, timeout: float = 20.0) -> LocalAlertmanager:
         """Start it and wait until it answers; raises RuntimeError (with its log) when it cannot."""
         binary = find_binary()
         if binary is None:
@@ -118,7 +118,7 @@ class LocalAlertmanager:
         except OSError:
             return False
 
-    def __enter__(self) -> "LocalAlertmanager":
+    def __enter__(self) -> LocalAlertmanager:
         return self.start()
 
     def __exit__(self, *exc) -> None:

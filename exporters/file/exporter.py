@@ -23,11 +23,11 @@ import struct
 from pathlib import Path
 
 import zstandard
+from otelml.exporters.file.config import FileConfig
 
 from otelml.component import CreateSettings, Host
-from otelml.exporterhelper import QueuedRetryExporter
-from otelml.exporters.file.config import FileConfig
 from otelml.errors import PermanentError
+from otelml.exporterhelper import QueuedRetryExporter
 from otelml.pdata import Batch, to_json
 
 MB = 1 << 20
@@ -87,7 +87,7 @@ class FileExporter(QueuedRetryExporter):
 
     def _rotate(self) -> None:
         self._file.close()
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H-%M-%S.%f")
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H-%M-%S.%f")
         self.path.rename(self.path.with_name(f"{self.path.stem}-{stamp}{self.path.suffix}"))
         keep = self.config.rotation.max_backups
         if keep:  # 0 keeps every backup, as in the collector

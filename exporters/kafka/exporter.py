@@ -6,12 +6,12 @@ import asyncio
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from otelml.exporters.kafka.config import KafkaExporterConfig
+from otelml.exporters.kafka.messages import Message, fit, group_resources, resource_key, split_by_references, split_by_trace_id
 
 from otelml.component import CreateSettings, Host
 from otelml.errors import PermanentError, RetryableError
 from otelml.exporterhelper import QueuedRetryExporter
-from otelml.exporters.kafka.config import KafkaExporterConfig
-from otelml.exporters.kafka.messages import Message, fit, group_resources, resource_key, split_by_references, split_by_trace_id
 from otelml.pdata import Batch, Signal
 from otelml.references import KeyReader, parse_key
 

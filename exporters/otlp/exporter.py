@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
+from otelml.exporters.otlp.config import OTLPExporterConfig
 
 from otelml.component import CreateSettings, Host
 from otelml.configauth import client_authenticator
 from otelml.errors import PermanentError, RetryableError
 from otelml.exporterhelper import QueuedRetryExporter
-from otelml.exporters.otlp.config import OTLPExporterConfig
 from otelml.otlp import GRPC_SERVICES, RESPONSE_TYPES, rejected_items
 from otelml.pdata import Batch, Signal
 

@@ -13,12 +13,12 @@ import gzip
 
 import aiohttp
 from google.protobuf import json_format
+from otelml.exporters.otlphttp.config import OTLPHTTPExporterConfig
 
 from otelml.component import CreateSettings, Host
 from otelml.configauth import client_authenticator
 from otelml.errors import PermanentError, RetryableError
 from otelml.exporterhelper import QueuedRetryExporter
-from otelml.exporters.otlphttp.config import OTLPHTTPExporterConfig
 from otelml.otlp import RESPONSE_TYPES, rejected_items
 from otelml.pdata import Batch, Signal, to_json
 
@@ -95,4 +95,4 @@ def _retry_after(value: str | None) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max((when - datetime.datetime.now(datetime.timezone.utc)).total_seconds(), 0.0)
+    return max((when - datetime.datetime.now(datetime.UTC)).total_seconds(), 0.0)

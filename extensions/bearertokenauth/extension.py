@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hmac
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
+
+from otelml.extensions.bearertokenauth.config import BearerTokenAuthConfig
 
 from otelml.component import Component, CreateSettings, Host
-from otelml.extensions.bearertokenauth.config import BearerTokenAuthConfig
 
 
 class BearerTokenAuth(Component):

@@ -43,7 +43,7 @@ class RecordStore:
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"store-{path.name}")
 
     @classmethod
-    async def open(cls, path: Path, fsync: bool, lock_timeout: float) -> "RecordStore":
+    async def open(cls, path: Path, fsync: bool, lock_timeout: float) -> RecordStore:
         """Open (creating if needed) the store at ``path``; only one process may hold it."""
         store = cls(path, fsync)
         try:

@@ -8,9 +8,9 @@ from __future__ import annotations
 import datetime
 
 from aiohttp import web
+from otelml.extensions.health_check.config import HealthCheckConfig
 
 from otelml.component import Component, CreateSettings, Host
-from otelml.extensions.health_check.config import HealthCheckConfig
 
 
 class HealthCheck(Component):
@@ -20,7 +20,7 @@ class HealthCheck(Component):
         self.address: tuple[str, int] | None = None
         self._runner: web.AppRunner | None = None
         self._host: Host | None = None
-        self._up_since = datetime.datetime.now(datetime.timezone.utc)
+        self._up_since = datetime.datetime.now(datetime.UTC)
 
     async def start(self, host: Host) -> None:
         self._host = host

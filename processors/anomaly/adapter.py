@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import enum
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
-from river import base
-from river.time_series.base import Forecaster
-
 from otelml.processors.anomaly.kernels import DETECTOR, REGRESSOR, Kernel
 from otelml.processors.anomaly.store import Field
+from river import base
+from river.time_series.base import Forecaster
 
 # Predictions beyond this are a model running away, not a reading.
 OVERFLOW = 1e100

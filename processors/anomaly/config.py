@@ -6,11 +6,11 @@ import math
 import os
 from typing import Any, Literal
 
+from otelml.processors.anomaly.models import MODELS, build_model
 from pydantic import Field, SecretStr, model_validator
 
 from otelml.configmodel import ComponentConfig, Duration
 from otelml.pdata import Signal
-from otelml.processors.anomaly.models import MODELS, build_model
 from otelml.references import DEFAULT_KEYS, DEFAULT_TARGETS, check_signal, parse_key, parse_target
 
 KEY_ENV = "OTELML_CHECKPOINT_KEY"

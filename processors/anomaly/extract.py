@@ -14,7 +14,6 @@ import math
 import time
 
 import numpy as np
-
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from otelml.pdata import Batch, Signal

@@ -16,7 +16,6 @@ import dataclasses
 import hashlib
 
 import numpy as np
-
 from otelml.processors.anomaly.config import IncidentConfig
 from otelml.processors.anomaly.store import Field
 

@@ -18,7 +18,6 @@ import dataclasses
 from typing import ClassVar
 
 import numpy as np
-
 from otelml.processors.anomaly.store import Field
 
 REGRESSOR = "regressor"

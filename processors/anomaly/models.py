@@ -19,9 +19,8 @@ import functools
 import math
 
 import numpy as np
-from river import anomaly, base, linear_model, preprocessing, time_series, tree
-
 from otelml.processors.anomaly.kernels import EwmKernel, Kernel, ProfileKernel, Rank, one_row_state
+from river import anomaly, base, linear_model, preprocessing, time_series, tree
 
 
 class BuiltinModel:

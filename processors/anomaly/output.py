@@ -16,11 +16,28 @@ import numpy as np
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
-
-from otelml.conventions import (ACTUAL, ANOMALY, EXPECTED, FORECAST, INCIDENT_ID, INCIDENT_OPEN, KEY, MODEL_SCORE, MODELS,
-                                PREDICTED, PREFIX, RANGE_HIGH, RANGE_LOW, SCORE, SLOPE, TARGET, UNIT)
-from otelml.pdata import Signal
 from otelml.processors.anomaly.incidents import ID_BYTES
+
+from otelml.conventions import (
+    ACTUAL,
+    ANOMALY,
+    EXPECTED,
+    FORECAST,
+    INCIDENT_ID,
+    INCIDENT_OPEN,
+    KEY,
+    MODEL_SCORE,
+    MODELS,
+    PREDICTED,
+    PREFIX,
+    RANGE_HIGH,
+    RANGE_LOW,
+    SCORE,
+    SLOPE,
+    TARGET,
+    UNIT,
+)
+from otelml.pdata import Signal
 
 RAW_SCORE = MODEL_SCORE + "raw"
 _RECORD_TYPES = {Signal.TRACES: Span, Signal.LOGS: LogRecord}

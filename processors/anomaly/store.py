@@ -38,12 +38,13 @@ from __future__ import annotations
 import collections
 import hashlib
 import json
-from typing import Any, Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 import numpy as np
+from otelml.processors.anomaly import checkpoint
 
 from otelml.keysummary import KeySummary
-from otelml.processors.anomaly import checkpoint
 
 INITIAL_SLOTS = 64
 

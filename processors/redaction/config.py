@@ -1,10 +1,10 @@
 import re
 from typing import Literal
 
+from otelml.processors.redaction.presets import PRESETS
 from pydantic import SecretStr
 
 from otelml.configmodel import ComponentConfig
-from otelml.processors.redaction.presets import PRESETS
 
 PresetName = Literal[tuple(PRESETS)]
 # An HMAC key shorter than this could be guessed together with the small

@@ -23,10 +23,9 @@ import enum
 import hashlib
 import hmac
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
-
 from otelml.processors.redaction.config import RedactionConfig
 from otelml.processors.redaction.presets import PRESETS
 

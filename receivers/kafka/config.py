@@ -6,8 +6,8 @@ from pydantic import Field
 
 from otelml.configkafka import KafkaClientConfig
 from otelml.configmodel import ComponentConfig, Duration
-from otelml.encoding import Encoding, encoding_problems
 from otelml.configretry import RetryConfig
+from otelml.encoding import Encoding, encoding_problems
 from otelml.pdata import Signal
 from otelml.receiverhelper import DEFAULT_ERROR_BACKOFF
 

@@ -18,13 +18,13 @@ import dataclasses
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
+from otelml.receivers.kafka.config import KafkaReceiverConfig
 
 from otelml.component import Component, CreateSettings, Host
 from otelml.consumer import Consumer
 from otelml.encoding import BatchBuilder, Encoding
 from otelml.pdata import Signal
 from otelml.receiverhelper import Outcome, PipelinePusher
-from otelml.receivers.kafka.config import KafkaReceiverConfig
 
 TRANSPORT = "kafka"
 HEADER_ATTRIBUTE_PREFIX = "kafka.header."

@@ -3,14 +3,14 @@ from __future__ import annotations
 from typing import Literal
 from urllib.parse import urlsplit
 
+from otelml.receivers.mqtt.topics import TopicTemplate, filter_problem
 from pydantic import Field, SecretStr, field_validator
 
 from otelml.configmodel import ComponentConfig, Duration
-from otelml.encoding import Encoding, encoding_problem
 from otelml.configretry import RetryConfig
+from otelml.encoding import Encoding, encoding_problem
 from otelml.pdata import Signal
 from otelml.receiverhelper import DEFAULT_ERROR_BACKOFF
-from otelml.receivers.mqtt.topics import TopicTemplate, filter_problem
 from otelml.tlsconfig import ClientTLSConfig
 
 _DEFAULT_PORTS = {"tcp": 1883, "ssl": 8883}
@@ -72,7 +72,7 @@ class MQTTReceiverConfig(ComponentConfig):
         problems = []
         parts = urlsplit(self.broker)
         try:
-            parts.port
+            _ = parts.port  # reading it checks it
         except ValueError:
             problems.append(f"broker: {self.broker!r} has an invalid port")
         if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:

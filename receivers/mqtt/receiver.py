@@ -16,6 +16,8 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
+from otelml.receivers.mqtt.config import MQTTReceiverConfig, SubscriptionConfig
+from otelml.receivers.mqtt.topics import TopicTemplate
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -24,8 +26,6 @@ from otelml.consumer import Consumer
 from otelml.encoding import BatchBuilder
 from otelml.pdata import Signal
 from otelml.receiverhelper import Outcome, PipelinePusher
-from otelml.receivers.mqtt.config import MQTTReceiverConfig, SubscriptionConfig
-from otelml.receivers.mqtt.topics import TopicTemplate
 
 TRANSPORT = "mqtt"
 TOPIC_ATTRIBUTE = "mqtt.topic"

@@ -10,13 +10,13 @@ from __future__ import annotations
 import grpc
 from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+from otelml.receivers.otlp.config import MIB, GRPCSettings
+from otelml.receivers.otlp.receiver import Refusal
 
 from otelml.configauth import ServerAuthenticator
 from otelml.otlp import GRPC_SERVICES
 from otelml.pdata import Signal
 from otelml.utf8 import parse_proto
-from otelml.receivers.otlp.config import MIB, GRPCSettings
-from otelml.receivers.otlp.receiver import Refusal
 
 
 class GRPCServer:

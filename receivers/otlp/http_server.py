@@ -17,12 +17,12 @@ import zstandard
 from aiohttp import web
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
+from otelml.receivers.otlp.config import HTTPSettings
+from otelml.receivers.otlp.receiver import DEFAULT_RETRY_DELAY, Refusal
 
 from otelml.configauth import ServerAuthenticator
 from otelml.pdata import Signal
 from otelml.utf8 import parse_json, parse_proto
-from otelml.receivers.otlp.config import HTTPSettings
-from otelml.receivers.otlp.receiver import DEFAULT_RETRY_DELAY, Refusal
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"

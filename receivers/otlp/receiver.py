@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 
+from google.rpc import code_pb2
+from otelml.receivers.otlp.config import OTLPReceiverConfig
+
 from otelml.component import Component, CreateSettings, Host
 from otelml.configauth import server_authenticator
 from otelml.consumer import Consumer
-from google.rpc import code_pb2
-
 from otelml.errors import PermanentError, RetryableError
 from otelml.otlp import partial_success_response
 from otelml.pdata import Batch, Signal, count_items, scopes
-from otelml.receivers.otlp.config import OTLPReceiverConfig
 
 
 @dataclasses.dataclass
@@ -40,7 +40,7 @@ class Refusal:
     retry_delay: float | None  # None: not retryable
 
     @classmethod
-    def of(cls, error: Exception) -> "Refusal":
+    def of(cls, error: Exception) -> Refusal:
         if isinstance(error, PermanentError):
             return cls(code_pb2.INVALID_ARGUMENT, 400, str(error), None)
         delay = DEFAULT_RETRY_DELAY

@@ -13,15 +13,15 @@ import logging
 import pytest
 from aiohttp import web
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-
-from otelml import conventions as names
-from otelml.component import ComponentID, CreateSettings, Kind
-from otelml.encoding import add_attributes
 from otelml.exporters.alertmanager.config import AlertmanagerExporterConfig
 from otelml.exporters.alertmanager.exporter import AlertmanagerExporter
-from otelml.cli import load_config
-from otelml.config import PipelineID
 from otelml.exporters.alertmanager.local import LocalAlertmanager, send_alerts_to
+
+from otelml import conventions as names
+from otelml.cli import load_config
+from otelml.component import ComponentID, CreateSettings, Kind
+from otelml.config import PipelineID
+from otelml.encoding import add_attributes
 from otelml.pdata import Signal
 from otelml.registry import Registry
 from otelml.service import Service
@@ -45,7 +45,7 @@ class Webhook:
         self.notified += (await request.json())["alerts"]
         return web.Response()
 
-    async def __aenter__(self) -> "Webhook":
+    async def __aenter__(self) -> Webhook:
         app = web.Application()
         app.router.add_post("/", self._receive)
         self._runner = web.AppRunner(app)

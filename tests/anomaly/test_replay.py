@@ -11,8 +11,8 @@ import zstandard
 
 from evaluation.run import evaluation_config
 from otelml.pdata import Signal, to_json
-from otelml.replay import print_summary, replay
 from otelml.registry import Registry
+from otelml.replay import print_summary, replay
 from otelml.synthetic import make_trace_request
 from tests.anomaly.support import attribute
 from tests.conftest import build_config, read_batches, spans_of

@@ -7,9 +7,9 @@ import random
 
 import pytest
 
+from otelml.conventions import ANOMALY, EXPECTED, FORECAST, PREDICTED, SCORE
 from otelml.pdata import Signal
 from otelml.synthetic import BASE_TIME_NS, make_trace_request
-from otelml.conventions import ANOMALY, EXPECTED, FORECAST, PREDICTED, SCORE
 from tests.anomaly.support import START, SpanSpec, attribute, logs, make_processor, outputs, records_of, traces
 
 WARMUP = 100

@@ -5,20 +5,20 @@ from __future__ import annotations
 import doctest
 import json
 
-import pytest
-from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
-
-import otelml.encoding
 import otelml.exporters.kafka.messages
 import otelml.receivers.mqtt.topics
+import pytest
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from otelml.exporters.kafka.config import KafkaExporterConfig
+from otelml.exporters.kafka.messages import fit, split_by_trace_id
+from otelml.receivers.kafka.config import KafkaReceiverConfig
+
+import otelml.encoding
 from otelml import pdata
 from otelml.configmodel import nested_problems
 from otelml.encoding import BatchBuilder, Encoding, encode_log_record, parse_timestamp
 from otelml.errors import PermanentError
-from otelml.exporters.kafka.config import KafkaExporterConfig
-from otelml.exporters.kafka.messages import fit, split_by_trace_id
 from otelml.pdata import Signal, count_items
-from otelml.receivers.kafka.config import KafkaReceiverConfig
 from tests.kafka.support import gauge_metrics, numbered_logs, traces
 
 

@@ -12,8 +12,8 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from otelml import pdata
 from otelml.encoding import any_value_to_python
 from otelml.pdata import Signal
-from tests.conftest import REPO, logs_of, read_batches, spans_of
 from otelml.synthetic import make_trace_request
+from tests.conftest import REPO, logs_of, read_batches, spans_of
 from tests.kafka.support import eventually, gauge_metrics, numbered_logs, read_topic, sequence_numbers, traces
 
 TRACES, SPANS_PER_TRACE, LOGS = 20, 3, 50

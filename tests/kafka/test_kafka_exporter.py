@@ -7,11 +7,10 @@ import json
 
 import grpc
 import pytest
+from confluent_kafka import Producer
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
-
-from confluent_kafka import Producer
 
 from otelml import pdata
 from otelml.confmap import ConfigError
@@ -19,7 +18,17 @@ from otelml.encoding import BatchBuilder, Encoding, any_value_to_python
 from otelml.errors import PermanentError, RetryableError
 from otelml.pdata import Signal, count_items
 from tests.conftest import build_config
-from tests.kafka.support import duplicates, eventually, gauge_metrics, measure, numbered_logs, read_topic, sequence_numbers, started, traces
+from tests.kafka.support import (
+    duplicates,
+    eventually,
+    gauge_metrics,
+    measure,
+    numbered_logs,
+    read_topic,
+    sequence_numbers,
+    started,
+    traces,
+)
 
 ENCODINGS = {
     Signal.TRACES: ["otlp_proto", "otlp_json"],

@@ -14,11 +14,11 @@ import pytest
 from aiokafka import TopicPartition as KafkaPartition
 from confluent_kafka import Consumer, Producer, TopicPartition
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+from otelml.receivers.kafka.receiver import MAX_QUEUED_BATCHES
 
 from otelml.encoding import any_value_to_python
 from otelml.errors import RetryableError
 from otelml.pdata import Signal
-from otelml.receivers.kafka.receiver import MAX_QUEUED_BATCHES
 from otelml.synthetic import make_trace_request
 from tests.conftest import free_port
 from tests.kafka.conftest import TansuBroker

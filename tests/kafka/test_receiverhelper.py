@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from otelml.component import ComponentID, CreateSettings, Kind
-from otelml.errors import PermanentError, RetryableError
 from otelml.configretry import RetryConfig
+from otelml.errors import PermanentError
 from otelml.receiverhelper import Outcome, PipelinePusher
 from otelml.telemetry import Telemetry
 from tests.kafka.support import Sink, numbered_logs

@@ -41,7 +41,7 @@ class Prometheus:
         self.log_path = self.workdir / "prometheus.log"
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30.0) -> "Prometheus":
+    def start(self, timeout: float = 30.0) -> Prometheus:
         binary = shutil.which("prometheus")
         assert binary, "Debian's prometheus is not installed (scripts/test.sh installs it)"
         self._log = open(self.log_path, "ab")
@@ -98,7 +98,7 @@ class Prometheus:
         if self.process is not None:
             self._log.close()
 
-    def __enter__(self) -> "Prometheus":
+    def __enter__(self) -> Prometheus:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -6,10 +6,10 @@ import random
 import time
 
 import aiohttp
-
-from otelml.component import Kind
 from otelml.extensions.zpages.config import ZPagesConfig
 from otelml.extensions.zpages.extension import DATA_PATH, ZPages
+
+from otelml.component import Kind
 from otelml.liveview import AlertView, KeyView, LiveView, LiveViewSource
 from tests.conftest import free_port
 from tests.metrics.browser import chromium_page

@@ -17,8 +17,8 @@ import time
 import aiohttp
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
-
 from otelml.exporters.otlp.exporter import _retry_delay
+
 from otelml.otlp import GRPC_SERVICES
 from otelml.pdata import Signal
 from otelml.synthetic import make_trace_request
@@ -63,7 +63,7 @@ class Destination:
     def duplicates(self) -> int:
         return sum(count - 1 for count in self.received.values())
 
-    async def start(self) -> "Destination":
+    async def start(self) -> Destination:
         server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.so_reuseport", 0)])
         handler = grpc.unary_unary_rpc_method_handler(self._export, request_deserializer=ExportTraceServiceRequest.FromString,
                                                       response_serializer=ExportTraceServiceResponse.SerializeToString)
@@ -131,7 +131,7 @@ class Client:
         self._channel: grpc.aio.Channel | None = None
         self._http: aiohttp.ClientSession | None = None
 
-    async def __aenter__(self) -> "Client":
+    async def __aenter__(self) -> Client:
         self._channel = grpc.aio.insecure_channel(self.grpc_endpoint)
         self._export = self._channel.unary_unary(TRACE_EXPORT, request_serializer=None,
                                                  response_deserializer=ExportTraceServiceResponse.FromString)
@@ -177,7 +177,7 @@ class Client:
                     return Outcome(True)
                 retry_after = response.headers.get("Retry-After")
                 return Outcome(False, f"http {response.status}", float(retry_after) if retry_after else None)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+        except (TimeoutError, aiohttp.ClientError) as error:
             return Outcome(False, f"http {type(error).__name__}")
 
     async def drive(self, requests_per_second: float, seconds: float, transports: tuple[str, ...] = ("grpc",),

@@ -31,10 +31,10 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from otelml.processors.memory_limiter.memory import resident_bytes
 
 from otelml.pdata import Signal, to_json
 from otelml.utf8 import parse_json, parse_proto
-from otelml.processors.memory_limiter.memory import resident_bytes
 from tests.reliability.conftest import receiver_address, running_service
 from tests.reliability.faults import TRACE_EXPORT
 
@@ -51,7 +51,7 @@ class BackgroundService:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="fuzzed-service")
 
-    def __enter__(self) -> "BackgroundService":
+    def __enter__(self) -> BackgroundService:
         self.thread.start()
         self._context = running_service(self.document)
         self.service = self.run(self._context.__aenter__())

@@ -9,10 +9,10 @@ import aiohttp
 import grpc
 import pytest
 from google.rpc import status_pb2
-
 from otelml.processors.memory_limiter import memory
 from otelml.processors.memory_limiter.config import MIB, MemoryLimiterConfig
 from otelml.processors.memory_limiter.processor import MemoryMonitor
+
 from otelml.synthetic import make_trace_request
 from tests.conftest import build_config
 from tests.reliability.conftest import capture, receiver_address, running_service
@@ -70,7 +70,7 @@ def test_resident_bytes_is_this_process_rss():
     status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
     vm_rss = int(status["VmRSS"].split()[0]) * 1024
     assert abs(memory.resident_bytes() - vm_rss) < 16 * MIB
-    assert 0 < memory.total_memory_bytes()
+    assert memory.total_memory_bytes() > 0
 
 
 class FakeMemory:

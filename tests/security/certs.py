@@ -30,7 +30,7 @@ class Authority:
         return self.folder / f"{self.name}.pem"
 
     @classmethod
-    def create(cls, folder: Path, name: str) -> "Authority":
+    def create(cls, folder: Path, name: str) -> Authority:
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"otelml test {name}")])
         certificate = (
@@ -67,7 +67,7 @@ class Authority:
 
 
 def _builder(subject: x509.Name, issuer: x509.Name, public_key) -> x509.CertificateBuilder:
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=2)))
@@ -93,7 +93,7 @@ class PKI:
     stranger_key: Path
 
     @classmethod
-    def create(cls, folder: Path) -> "PKI":
+    def create(cls, folder: Path) -> PKI:
         ca = Authority.create(folder, "ca")
         stranger_ca = Authority.create(folder, "stranger-ca")
         return cls(ca, *ca.issue("server", server=True), *ca.issue("client", server=False),

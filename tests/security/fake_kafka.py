@@ -40,7 +40,7 @@ class SaslRecordingBroker:
         self.port: int | None = None
         self._server: asyncio.Server | None = None
 
-    async def __aenter__(self) -> "SaslRecordingBroker":
+    async def __aenter__(self) -> SaslRecordingBroker:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.ssl_context)
         self.port = self._server.sockets[0].getsockname()[1]
         return self

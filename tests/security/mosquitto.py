@@ -54,7 +54,7 @@ class TLSMosquitto:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def __enter__(self) -> "TLSMosquitto":
+    def __enter__(self) -> TLSMosquitto:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen([_binary("mosquitto"), "-c", str(self.config_path)], stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 15

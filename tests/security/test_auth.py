@@ -6,11 +6,11 @@ import os
 
 import pytest
 from opentelemetry.sdk.trace.export import SpanExportResult
+from otelml.extensions.bearertokenauth.config import BearerTokenAuthConfig
+from otelml.extensions.bearertokenauth.extension import BearerTokenAuth
 
 from otelml.component import ComponentID, CreateSettings, Kind
 from otelml.confmap import ConfigError
-from otelml.extensions.bearertokenauth.config import BearerTokenAuthConfig
-from otelml.extensions.bearertokenauth.extension import BearerTokenAuth
 from otelml.synthetic import make_trace_request
 from otelml.telemetry import Telemetry
 from tests.conftest import build_config, metric

@@ -14,8 +14,16 @@ from otelml.synthetic import make_trace_request
 from otelml.tlsconfig import ServerTLSConfig
 from tests.conftest import build_config, metric
 from tests.security.certs import Authority
-from tests.security.clients import (address, gateway_config, make_spans, received_span_names, sdk_export, send_traces,
-                                    served_certificate, server_tls)
+from tests.security.clients import (
+    address,
+    gateway_config,
+    make_spans,
+    received_span_names,
+    sdk_export,
+    send_traces,
+    served_certificate,
+    server_tls,
+)
 from tests.test_otlp_e2e import wait_for
 
 PROTOCOLS = ["grpc", "http"]
