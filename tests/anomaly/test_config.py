@@ -90,3 +90,14 @@ def test_testdata_configs_validate(path, monkeypatch):
     document = yaml.safe_load(path.read_text())
     if "service" in document:
         assert build_config(document).pipelines
+
+
+def test_references_that_do_not_exist_in_the_signal_are_problems_of_validate_signal():
+    from otelml.pdata import Signal
+    from otelml.processors.anomaly.config import AnomalyConfig
+
+    config = AnomalyConfig.model_validate({"key": ["resource.service.name", "log.severity_text"], "target": "body"})
+    assert config.validate_signal(Signal.TRACES) == ['key::1: "log.severity_text" does not exist in traces',
+                                                     'target: "body" does not exist in traces']
+    assert config.validate_signal(Signal.LOGS) == []
+    assert AnomalyConfig.model_validate({"key": ["spam.name"]}).validate_signal(Signal.TRACES) == []

@@ -152,3 +152,72 @@ async def test_checkpoints_are_written_every_interval(tmp_path):
         assert list(restored.store.keys) == [("checkout", "GET /cart")]
     finally:
         await processor.shutdown()
+
+
+async def test_a_checkpoint_with_another_state_layout_is_refused(tmp_path):
+    path = tmp_path / "anomaly.ckpt"
+    await write_checkpoint(path)
+    reader = checkpointing(path)
+    # The same settings, but this otelml keeps one more per-key field: the layout differs.
+    reader.store.layout.fingerprint = bytes(len(reader.store.layout.fingerprint))
+    with pytest.raises(CheckpointError, match="incompatible state layout"):
+        await reader.start(None)
+    await reader.shutdown()
+
+
+def exporting(**settings):
+    return make_processor(state={"checkpoint": {"key": KEY}}, **settings)
+
+
+@pytest.mark.parametrize("settings", [{}, {"models": ["ewm_mean", "holt_winters"]}])
+async def test_exported_keys_continue_elsewhere_with_identical_scores(settings):
+    history = traces(steady(300, seed=1) + steady(300, name="GET /item", seed=3))
+    future = steady(100, start=START + 300, seed=2) + steady(100, name="GET /item", start=START + 300, seed=4)
+    uninterrupted = exporting(**settings)
+    await uninterrupted.consume(history)
+    assert uninterrupted.store.take_dirty() == {("checkout", "GET /cart"), ("checkout", "GET /item")}
+    assert uninterrupted.store.take_dirty() == set()
+    entries = uninterrupted.store.export(list(uninterrupted.store.keys))
+    expected = traces(future)
+    await uninterrupted.consume(expected)
+
+    successor = exporting(**settings)
+    successor.store.import_(entries)
+    assert successor.store.take_dirty() == set(entries)
+    resumed = traces(future)
+    await successor.consume(resumed)
+    assert outputs(resumed) == outputs(expected)
+    assert outputs(resumed, "otelml.incident.id") == outputs(expected, "otelml.incident.id")
+
+    successor.store.remove([("checkout", "GET /cart")])
+    assert list(successor.store.keys) == [("checkout", "GET /item")]
+
+
+async def test_import_refuses_tampered_foreign_or_incompatible_entries():
+    source = exporting()
+    await source.consume(traces(steady(20)))
+    [(key, entry)] = source.store.export(list(source.store.keys)).items()
+    target = exporting()
+    tampered = bytearray(entry)
+    tampered[-5] ^= 0x01
+    with pytest.raises(CheckpointError, match="failed its signature check"):
+        target.store.import_({key: bytes(tampered)})
+    with pytest.raises(CheckpointError, match="was offered as key"):
+        target.store.import_({("checkout", "other"): entry})
+    other_layout = exporting(models=["ewm_mean"])
+    with pytest.raises(CheckpointError, match="incompatible state layout"):
+        other_layout.store.import_({key: entry})
+    stranger = make_processor(state={"checkpoint": {"key": "another-signing-key-here"}})
+    with pytest.raises(CheckpointError, match="failed its signature check"):
+        stranger.store.import_({key: entry})
+    assert not target.store.keys and not other_layout.store.keys and not stranger.store.keys
+
+
+async def test_evictions_are_logged_at_most_once_a_minute(caplog):
+    processor = make_processor(state={"max_keys": 2})
+    with caplog.at_level("WARNING"):
+        await processor.consume(traces([SpanSpec("shop", f"op{n}", START + n, 10.0) for n in range(5)]))
+        await processor.consume(traces([SpanSpec("shop", f"op{n}", START + n, 10.0) for n in range(5, 8)]))
+    [line] = [r for r in caplog.records if "evicted" in r.getMessage()]
+    assert "3 key(s)" in line.getMessage() and line.component == "processor anomaly"
+    assert evictions(processor.settings.telemetry, "lru") == 6
