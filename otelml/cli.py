@@ -11,7 +11,7 @@ import yaml
 from otelml import __version__
 from otelml.component import Kind
 from otelml.config import Config, parse
-from otelml.confmap import ConfigError, apply_set, expand, load_files
+from otelml.confmap import ConfigError, apply_set, expand, explain_unset, load_files
 from otelml.registry import Registry
 from otelml.telemetry import configure_logging
 
@@ -21,8 +21,12 @@ def load_config(config_paths: list[str], assignments: list[str], registry: Regis
     raw = load_files(config_paths)
     for assignment in assignments:
         raw = apply_set(raw, assignment)
-    raw = expand(raw)
-    return parse(raw, registry), raw
+    unset: dict[str, str] = {}
+    raw = expand(raw, unset=unset)
+    try:
+        return parse(raw, registry), raw
+    except ConfigError as error:
+        raise ConfigError(explain_unset(error.problems, unset)) from None
 
 
 def _add_config_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
@@ -85,10 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "replay":
         from otelml.replay import run_replay
         return run_replay(config, registry, args)
+    from otelml.service import Service, StartError
     if args.command == "demo":
         from otelml.generator import run_demo
-        return asyncio.run(run_demo(config, registry, args))
-    from otelml.service import Service
+        try:
+            return asyncio.run(run_demo(config, registry, args))
+        except StartError:
+            return 1  # logged in one line by the service
     return asyncio.run(Service(config, registry).run())
 
 

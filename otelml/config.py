@@ -9,22 +9,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field
 
 from otelml.component import ComponentID, Kind
-from otelml.configmodel import ComponentConfig, Duration, nested_problems, sections, validation_messages
+from otelml.configmodel import Checked, ComponentConfig, Duration, Endpoint, check, parse_endpoint, sections
 from otelml.confmap import ConfigError
 from otelml.pdata import Signal
 from otelml.registry import Registry
 
 TOP_LEVEL_KEYS = ("receivers", "processors", "exporters", "connectors", "extensions", "service")
-
-
-def _host_port(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"invalid endpoint {value!r}: expected host:port")
-    return host.strip("[]") or "0.0.0.0", int(port)
 
 
 class PrometheusPull(ComponentConfig):
@@ -47,15 +40,8 @@ class MetricReader(ComponentConfig):
 class MetricsTelemetry(ComponentConfig):
     level: Literal["none", "basic", "normal", "detailed"] = "normal"
     # The short form, as older collectors had it; ``readers`` is the current one.
-    address: str | None = None
+    address: Endpoint | None = None
     readers: list[MetricReader] | None = None   # unset: localhost:8888; [] records without serving
-
-    @field_validator("address")
-    @classmethod
-    def _check_address(cls, value):
-        if value is not None:
-            _host_port(value)
-        return value
 
     def validate_config(self) -> list[str]:
         if self.address and self.readers:
@@ -70,7 +56,7 @@ class MetricsTelemetry(ComponentConfig):
         if self.level == "none" or self.readers == []:
             return None
         if self.address:
-            return _host_port(self.address)
+            return parse_endpoint(self.address)
         if self.readers:
             prometheus = self.readers[0].pull.exporter.prometheus
             return prometheus.host, prometheus.port
@@ -143,34 +129,46 @@ class Config:
 
 
 def parse(raw: dict[str, Any], registry: Registry) -> Config:
-    """Validate ``raw`` (already expanded and merged); raise ConfigError listing every problem."""
+    """Validate ``raw`` (already expanded and merged); raise ConfigError listing every problem.
+
+    Every problem is found in one pass: a component with problems still counts
+    as configured (pipelines naming it get no follow-on "not configured"), and
+    the settings of it that could be read are checked further (extension
+    references, the signals of its pipelines).
+    """
     problems: list[str] = []
     for key in raw:
         if key not in TOP_LEVEL_KEYS:
             problems.append(f"{key}: unknown top-level key (known: {', '.join(TOP_LEVEL_KEYS)})")
-    components = {kind: _parse_section(raw.get(kind.section), kind, registry, problems) for kind in Kind}
-    _check_ambiguous_ids(components, problems)
+    checked = {kind: _parse_section(raw.get(kind.section), kind, registry, problems) for kind in Kind}
+    _check_ambiguous_ids(checked, problems)
     service = _parse_service(raw.get("service"), problems)
     pipelines: dict[PipelineID, Pipeline] = {}
     extensions: list[ComponentID] = []
     if service is not None:
-        extensions = _references(service.extensions, "service::extensions", components[Kind.EXTENSION], "extension", problems)
-        problems += _extension_reference_problems(components, extensions)
+        extensions = _references(service.extensions, "service::extensions", checked[Kind.EXTENSION], "extension", problems)
+        problems += _extension_reference_problems(checked, extensions)
         for name, section in service.pipelines.items():
-            pipeline = _parse_pipeline(name, section, components, registry, problems)
+            pipeline = _parse_pipeline(name, section, checked, registry, problems)
             if pipeline:
                 pipelines[pipeline.id] = pipeline
         if not service.pipelines:
             problems.append("service::pipelines: at least one pipeline must be configured")
-        _check_connectors(pipelines, components[Kind.CONNECTOR], registry, problems)
-        _check_cycles(pipelines, components[Kind.CONNECTOR], problems)
+        _check_connectors(pipelines, checked[Kind.CONNECTOR], registry, problems)
+        _check_cycles(pipelines, checked[Kind.CONNECTOR], problems)
+        problems += _signal_problems(pipelines, checked)
     if problems:
         raise ConfigError(problems)
+    components = {kind: {i: c.config for i, c in section.items()} for kind, section in checked.items()}
     return Config(components, pipelines, extensions, service.telemetry, service.shutdown_timeout)
 
 
-def _parse_section(section: Any, kind: Kind, registry: Registry, problems: list[str]) -> dict[ComponentID, ComponentConfig]:
-    parsed: dict[ComponentID, ComponentConfig] = {}
+# Per kind, every configured component ID: its settings as far as they could be checked, None for an unknown type.
+Checks = dict[ComponentID, Checked | None]
+
+
+def _parse_section(section: Any, kind: Kind, registry: Registry, problems: list[str]) -> Checks:
+    parsed: Checks = {}
     if section is None:
         return parsed
     if not isinstance(section, dict):
@@ -187,17 +185,10 @@ def _parse_section(section: Any, kind: Kind, registry: Registry, problems: list[
         if factory is None:
             known = ", ".join(registry.types(kind)) or "none"
             problems.append(f'{path}: unknown {kind.value} type "{component_id.type}" (known: {known})')
+            parsed[component_id] = None
             continue
-        try:
-            config = factory.config_class.model_validate(settings if settings is not None else {})
-        except ValidationError as error:
-            problems += [f"{path}::{line}" for line in validation_messages(error)]
-            continue
-        component_problems = nested_problems(config)
-        if component_problems:
-            problems += [f"{path}::{line}" for line in component_problems]
-            continue
-        parsed[component_id] = config
+        parsed[component_id] = checked = check(factory.config_class, settings)
+        problems += [f"{path}::{line}" for line in checked.problems]
     return parsed
 
 
@@ -205,13 +196,9 @@ def _parse_service(section: Any, problems: list[str]) -> ServiceSection | None:
     if section is None:
         problems.append("service: missing; it must name at least one pipeline")
         return None
-    try:
-        service = ServiceSection.model_validate(section)
-    except ValidationError as error:
-        problems += [f"service::{line}" for line in validation_messages(error)]
-        return None
-    problems += [f"service::{line}" for line in nested_problems(service)]
-    return service
+    checked = check(ServiceSection, section)
+    problems += [f"service::{line}" for line in checked.problems]
+    return checked.config
 
 
 def _references(names: list[str], path: str, configured: dict, what: str, problems: list[str]) -> list[ComponentID]:
@@ -232,23 +219,51 @@ def _references(names: list[str], path: str, configured: dict, what: str, proble
     return ids
 
 
-def _extension_reference_problems(components: dict[Kind, dict[ComponentID, ComponentConfig]], enabled: list[ComponentID]) -> list[str]:
+def _extension_reference_problems(checked: dict[Kind, Checks], enabled: list[ComponentID]) -> list[str]:
     """A problem for each setting (``auth::authenticator``, ``sending_queue::storage``, ...) naming an
     extension that is not configured or not enabled in service::extensions."""
     problems = []
-    for kind, configs in components.items():
-        for component_id, config in configs.items():
-            for prefix, section in sections(config, f"{kind.section}::{component_id}::"):
-                for field, reference in section.extension_references() if isinstance(section, ComponentConfig) else ():
+    for kind, section in checked.items():
+        for component_id, component in _readable(section).items():
+            found = []
+            for prefix, part in sections(component.config):
+                for field, reference in part.extension_references() if isinstance(part, ComponentConfig) else ():
                     extension_id = ComponentID.parse(reference)
-                    if extension_id not in components[Kind.EXTENSION]:
-                        problems.append(f'{prefix}{field}: references extension "{extension_id}" which is not configured')
+                    if extension_id not in checked[Kind.EXTENSION]:
+                        found.append(f'{prefix}{field}: references extension "{extension_id}" which is not configured')
                     elif extension_id not in enabled:
-                        problems.append(f'{prefix}{field}: references extension "{extension_id}" which is not enabled in service::extensions')
+                        found.append(f'{prefix}{field}: references extension "{extension_id}" which is not enabled in service::extensions')
+            problems += [f"{kind.section}::{component_id}::{problem}" for problem in component.unrelated(found)]
     return problems
 
 
-def _parse_pipeline(name: str, section: PipelineSection, components, registry: Registry, problems: list[str]) -> Pipeline | None:
+def _readable(section: Checks) -> dict[ComponentID, Checked]:
+    """The components of ``section`` whose settings could be read, if only in part."""
+    return {i: c for i, c in section.items() if c is not None and c.config is not None}
+
+
+def _signal_problems(pipelines: dict[PipelineID, Pipeline], checked: dict[Kind, Checks]) -> list[str]:
+    """``validate_signal()`` of each component for every signal it takes in: the signal of each pipeline
+    it is in (for a connector, of each pipeline it exports from)."""
+    found: dict[str, None] = {}  # ordered, without repeats for a component in several pipelines
+    connectors = checked[Kind.CONNECTOR]
+    for pipeline in pipelines.values():
+        signal = pipeline.id.signal
+        for kind, ids in ((Kind.RECEIVER, pipeline.receivers), (Kind.PROCESSOR, pipeline.processors), (Kind.EXPORTER, pipeline.exporters)):
+            for component_id in ids:
+                if component_id in connectors:
+                    if kind is Kind.RECEIVER:
+                        continue  # its input signal is that of the pipelines it exports from
+                    kind = Kind.CONNECTOR
+                component = _readable(checked[kind]).get(component_id)
+                if component is not None:
+                    for problem in component.unrelated(component.config.validate_signal(signal)):
+                        found[f"{kind.section}::{component_id}::{problem}"] = None
+    return list(found)
+
+
+def _parse_pipeline(name: str, section: PipelineSection, checked: dict[Kind, Checks], registry: Registry,
+                    problems: list[str]) -> Pipeline | None:
     path = f"service::pipelines::{name}"
     signal_name, _, pipeline_name = name.partition("/")
     try:
@@ -256,10 +271,10 @@ def _parse_pipeline(name: str, section: PipelineSection, components, registry: R
     except ValueError:
         problems.append(f'{path}: unknown signal "{signal_name}" (known: traces, logs, metrics)')
         return None
-    connectors = components[Kind.CONNECTOR]
-    receivers = _references(section.receivers, path, {**components[Kind.RECEIVER], **connectors}, "receiver", problems)
-    processors = _references(section.processors, path, components[Kind.PROCESSOR], "processor", problems)
-    exporters = _references(section.exporters, path, {**components[Kind.EXPORTER], **connectors}, "exporter", problems)
+    connectors = checked[Kind.CONNECTOR]
+    receivers = _references(section.receivers, path, {**checked[Kind.RECEIVER], **connectors}, "receiver", problems)
+    processors = _references(section.processors, path, checked[Kind.PROCESSOR], "processor", problems)
+    exporters = _references(section.exporters, path, {**checked[Kind.EXPORTER], **connectors}, "exporter", problems)
     if not section.receivers:
         problems.append(f"{path}: must have at least one receiver")
     if not section.exporters:
@@ -269,7 +284,7 @@ def _parse_pipeline(name: str, section: PipelineSection, components, registry: R
             if component_id in connectors:
                 continue
             factory = registry.get(kind, component_id.type)
-            if signal not in factory.signals:
+            if factory is not None and signal not in factory.signals:
                 supported = ", ".join(sorted(s.value for s in factory.signals)) or "none"
                 problems.append(f'{path}: {kind.value} "{component_id}" does not support {signal.value} (supports: {supported})')
     return Pipeline(PipelineID(signal, pipeline_name), receivers, processors, exporters)
@@ -286,6 +301,8 @@ def _check_connectors(pipelines: dict[PipelineID, Pipeline], connectors, registr
             problems.append(f"{path}: a connector must be used as an exporter in one pipeline and as a receiver in another")
             continue
         factory = registry.get(Kind.CONNECTOR, connector_id.type)
+        if factory is None:
+            continue  # an unknown type, reported already
         for source in inputs:
             for target in outputs:
                 if (source.id.signal, target.id.signal) not in factory.connects:
@@ -317,9 +334,9 @@ def _check_cycles(pipelines: dict[PipelineID, Pipeline], connectors, problems: l
             return
 
 
-def _check_ambiguous_ids(components, problems: list[str]) -> None:
+def _check_ambiguous_ids(checked: dict[Kind, Checks], problems: list[str]) -> None:
     """A connector stands where receivers and exporters do, so it may not share their IDs."""
-    for connector_id in components[Kind.CONNECTOR]:
+    for connector_id in checked[Kind.CONNECTOR]:
         for kind in (Kind.RECEIVER, Kind.EXPORTER):
-            if connector_id in components[kind]:
+            if connector_id in checked[kind]:
                 problems.append(f'connectors::{connector_id}: ambiguous ID: {kind.value} "{connector_id}" has the same ID; rename one of them')

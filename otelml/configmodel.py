@@ -9,11 +9,14 @@ and ``validate_signal()`` those that depend on the pipelines a component is in.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import re
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Annotated, Any
+import types
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer, ValidationError
 
 if TYPE_CHECKING:
     from otelml.pdata import Signal
@@ -64,10 +67,35 @@ Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(for
 """Seconds, written in YAML as a Go-style duration (``5s``, ``200ms``)."""
 
 
+def parse_endpoint(value: str) -> tuple[str, int]:
+    """``(host, port)`` of a ``host:port`` endpoint; an empty host means every interface.
+
+    >>> parse_endpoint("[::1]:4317"), parse_endpoint(":8888")
+    (('::1', 4317), ('0.0.0.0', 8888))
+    """
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"invalid endpoint {value!r}: expected host:port")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def _check_endpoint(value: str) -> str:
+    parse_endpoint(value)
+    return value
+
+
+Endpoint = Annotated[str, AfterValidator(_check_endpoint)]
+"""A ``host:port`` to listen on or connect to (port 0 picks a free one to listen on)."""
+
+
 class ComponentConfig(BaseModel):
     """Base of every component's and nested section's configuration."""
 
     model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=True)
+
+    unsupported_keys: ClassVar[Mapping[str, str]] = {}
+    """Keys the collector's (or collector-contrib's) component has and this section does not take, each
+    with what to do instead: a config holding one is refused with that advice, not with "unknown key"."""
 
     def validate_config(self) -> list[str]:
         """Checks that involve several fields.
@@ -96,18 +124,145 @@ class ComponentConfig(BaseModel):
         return []
 
 
-def validation_messages(error: ValidationError) -> list[str]:
-    """``path: message`` lines from a pydantic error, in the collector's ``::`` form."""
+def validation_messages(error: ValidationError, model: type[BaseModel] | None = None) -> list[str]:
+    """``path: message`` lines from a pydantic error, in the collector's ``::`` form.
+
+    With the ``model`` that was validated, a key that a section lists in its
+    ``unsupported_keys`` gets that section's advice instead of "unknown key".
+    """
     lines = []
     for detail in error.errors():
         path = "::".join(str(part) for part in detail["loc"])
         message = detail["msg"]
         if detail["type"] == "extra_forbidden":
-            message = "unknown key"
+            message = _unsupported_key_advice(model, detail["loc"]) or "unknown key"
         elif message.startswith("Value error, "):
             message = message[len("Value error, "):]
         lines.append(f"{path}: {message}" if path else message)
     return lines
+
+
+def _unsupported_key_advice(model: type[BaseModel] | None, loc: tuple) -> str | None:
+    if model is None or not loc:
+        return None
+    for section in _classes_at(model, loc[:-1]):
+        if issubclass(section, ComponentConfig) and loc[-1] in section.unsupported_keys:
+            return section.unsupported_keys[loc[-1]]
+    return None
+
+
+def _classes_at(annotation: Any, loc: tuple) -> list[type]:
+    """The classes a value at ``loc`` below ``annotation`` may have, as pydantic walks it (union members
+    named by class, list items by index, map values by key)."""
+    if not loc:
+        return [member for member in _members(annotation) if isinstance(member, type)]
+    part, rest = loc[0], loc[1:]
+    found = []
+    for member in _members(annotation):
+        origin = get_origin(member)
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            field = member.model_fields.get(part) or next((f for f in member.model_fields.values() if f.alias == part), None)
+            if field is not None:
+                found += _classes_at(field.annotation, rest)
+            elif part == member.__name__:  # pydantic names the union member it tried
+                found += _classes_at(member, rest)
+        elif origin in (list, tuple, set, frozenset) and isinstance(part, int):
+            found += _classes_at(get_args(member)[0], rest)
+        elif origin in (dict, Mapping):
+            found += _classes_at(get_args(member)[1], rest)
+    return found
+
+
+def _members(annotation: Any) -> list:
+    """``annotation`` without Annotated and Optional wrappers, split into its union members."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _members(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return [member for arg in get_args(annotation) for member in _members(arg)]
+    return [annotation]
+
+
+@dataclasses.dataclass
+class Checked:
+    """A section validated as far as it goes: every problem found, and a config to check further.
+
+    When pydantic refuses some settings, they are left out and the rest is
+    validated again (with ``validate_config()`` too), so that one pass finds
+    every problem; ``left_out`` are the paths of those settings, and checks of
+    the partial ``config`` must not report on them (they hold defaults now).
+    ``config`` is None when not even a partial config can be made (a
+    required setting is missing).
+    """
+
+    config: BaseModel | None
+    problems: list[str]
+    left_out: tuple[str, ...] = ()
+
+    def unrelated(self, problems: list[str]) -> list[str]:
+        """``problems`` that do not concern a setting left out."""
+        return [problem for problem in problems if not problem.startswith(tuple(f"{path}:" for path in self.left_out))]
+
+
+# Each round takes out what pydantic refused; a model validator may then refuse more, so allow a few.
+_CHECK_ROUNDS = 4
+
+
+def check(model: type[BaseModel], document: Any) -> Checked:
+    """Validate ``document`` as ``model``, finding every problem in one pass (see :class:`Checked`).
+
+    >>> class Limits(ComponentConfig):
+    ...     size: int = 1
+    ...     timeout: Duration = 1.0
+    ...     def validate_config(self):
+    ...         return ["timeout: must be positive"] if self.timeout <= 0 else []
+    >>> check(Limits, {"size": "big", "timeout": "-1s", "colour": "red"}).problems
+    ['size: Input should be a valid integer, unable to parse string as an integer', 'colour: unknown key', 'timeout: must be positive']
+    """
+    remaining = copy.deepcopy(document) if document is not None else {}
+    problems: list[str] = []
+    left_out: list[tuple] = []
+    for _ in range(_CHECK_ROUNDS):
+        try:
+            config = model.model_validate(remaining)
+        except ValidationError as error:
+            problems += validation_messages(error, model)
+            refused = sorted((detail["loc"] for detail in error.errors()), key=_loc_order, reverse=True)
+            if not all(_remove(remaining, loc) for loc in refused):
+                return Checked(None, problems)
+            left_out += refused
+            continue
+        checked = Checked(config, problems, tuple("::".join(map(str, loc)) for loc in left_out))
+        checked.problems += checked.unrelated(nested_problems(config))
+        return checked
+    return Checked(None, problems)
+
+
+def _loc_order(loc: tuple) -> tuple:
+    # List items are removed from the last to the first, so that indexes stay right.
+    return tuple((0, part, "") if isinstance(part, int) else (1, 0, str(part)) for part in loc)
+
+
+def _remove(document: Any, loc: tuple) -> bool:
+    """Delete the setting at ``loc`` from ``document``; False when there is none to delete."""
+    if not loc:
+        return False
+    node = document
+    for part in loc[:-1]:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return False
+    last = loc[-1]
+    if isinstance(node, dict) and last in node:
+        del node[last]
+        return True
+    if isinstance(node, list) and isinstance(last, int) and last < len(node):
+        del node[last]
+        return True
+    return False
 
 
 def sections(config: BaseModel, prefix: str = "") -> Iterator[tuple[str, BaseModel]]:

@@ -70,16 +70,22 @@ def apply_set(config: dict, assignment: str) -> dict:
     return merge(config, value)
 
 
-def expand(node: Any, path: str = "", problems: list[str] | None = None) -> Any:
-    """Resolve ``${...}`` references in every string of ``node``."""
+def expand(node: Any, path: str = "", problems: list[str] | None = None, unset: dict[str, str] | None = None) -> Any:
+    """Resolve ``${...}`` references in every string of ``node``.
+
+    ``${env:NAME}`` of a variable that is not set, without a default, becomes
+    an empty string, as in the collector; pass ``unset`` to learn where
+    (``{path: reference}``), so that a setting that cannot be empty can say
+    why it is (:func:`explain_unset`).
+    """
     top = problems is None
     problems = [] if top else problems
     if isinstance(node, dict):
-        result = {key: expand(value, f"{path}::{key}" if path else str(key), problems) for key, value in node.items()}
+        result = {key: expand(value, f"{path}::{key}" if path else str(key), problems, unset) for key, value in node.items()}
     elif isinstance(node, list):
-        result = [expand(value, f"{path}::{i}", problems) for i, value in enumerate(node)]
+        result = [expand(value, f"{path}::{i}", problems, unset) for i, value in enumerate(node)]
     elif isinstance(node, str):
-        result = _expand_string(node, path, problems)
+        result = _expand_string(node, path, problems, unset)
     else:
         result = node
     if top and problems:
@@ -87,10 +93,24 @@ def expand(node: Any, path: str = "", problems: list[str] | None = None) -> Any:
     return result
 
 
-def _expand_string(text: str, path: str, problems: list[str]) -> Any:
+def explain_unset(problems: list[str], unset: dict[str, str]) -> list[str]:
+    """``problems`` with each one about a setting that used an unset variable saying so.
+
+    >>> explain_unset(["receivers::otlp::endpoint: invalid endpoint ''"], {"receivers::otlp::endpoint": "${env:EP}"})
+    ["receivers::otlp::endpoint: invalid endpoint '' (${env:EP} is not set and has no default)"]
+    """
+    explained = []
+    for problem in problems:
+        references = [reference for path, reference in unset.items() if problem.startswith(f"{path}:")]
+        explained.append(f"{problem} ({', '.join(references)} {'is' if len(references) == 1 else 'are'} not set and "
+                         f"{'has' if len(references) == 1 else 'have'} no default)" if references else problem)
+    return explained
+
+
+def _expand_string(text: str, path: str, problems: list[str], unset: dict[str, str] | None) -> Any:
     whole = _REFERENCE.fullmatch(text)
     if whole and whole.group(0) != "$$":
-        resolved = _resolve(whole.group(1), whole.group(2), path, problems)
+        resolved = _resolve(whole.group(0), whole.group(1), whole.group(2), path, problems, unset)
         if resolved is None:
             return text
         try:
@@ -101,18 +121,20 @@ def _expand_string(text: str, path: str, problems: list[str]) -> Any:
     def substitute(match: re.Match) -> str:
         if match.group(0) == "$$":
             return "$"
-        resolved = _resolve(match.group(1), match.group(2), path, problems)
+        resolved = _resolve(match.group(0), match.group(1), match.group(2), path, problems, unset)
         return match.group(0) if resolved is None else resolved
 
     return _REFERENCE.sub(substitute, text)
 
 
-def _resolve(scheme: str, reference: str, path: str, problems: list[str]) -> str | None:
+def _resolve(text: str, scheme: str, reference: str, path: str, problems: list[str], unset: dict[str, str] | None) -> str | None:
     where = f"{path}: " if path else ""
     if scheme == "env":
         name, sep, default = reference.partition(":-")
         if name in os.environ:
             return os.environ[name]
+        if not sep and unset is not None:
+            unset[path] = text
         return default if sep else ""
     if scheme == "file":
         try:

@@ -10,8 +10,10 @@ pipeline are not created.
 from __future__ import annotations
 
 import dataclasses
+import logging
+from typing import NamedTuple
 
-from otelml.component import Component, ComponentID, CreateSettings, Kind
+from otelml.component import Component, ComponentID, CreateSettings, Kind, component_logger
 from otelml.config import Config, Pipeline, PipelineID
 from otelml.consumer import Consumer, fan_out
 from otelml.pdata import Batch, Signal, count_items
@@ -32,6 +34,23 @@ class CountingConsumer:
         await self.consumer.consume(batch)
 
 
+class Step(NamedTuple):
+    """One component in the start order; ``pipeline`` is set for processors, which exist once per pipeline."""
+
+    kind: Kind
+    id: ComponentID
+    component: Component
+    pipeline: PipelineID | None = None
+
+    def logger(self) -> logging.LoggerAdapter:
+        """The logger of the component, as it logs itself."""
+        return component_logger(self.kind, self.id)
+
+    def where(self) -> str:
+        """`` in pipeline traces`` for a processor, else nothing: to follow a log message."""
+        return f" in pipeline {self.pipeline}" if self.pipeline is not None else ""
+
+
 @dataclasses.dataclass
 class Graph:
     """Created components, grouped in the order they start."""
@@ -42,25 +61,28 @@ class Graph:
     # Per pipeline, its processors from first to last.
     processors: dict[PipelineID, list[object]]
     receivers: dict[ComponentID, object]
+    # Per pipeline, the IDs of its processors, in the same order.
+    processor_ids: dict[PipelineID, list[ComponentID]] = dataclasses.field(default_factory=dict)
 
     # Pipelines with their connector edges, upstream first (see build()).
     pipeline_order: list[PipelineID] = dataclasses.field(default_factory=list)
     pipeline_connectors: dict[PipelineID, list[ComponentID]] = dataclasses.field(default_factory=dict)
 
-    def start_order(self) -> list[tuple[Kind, object, object]]:
+    def start_order(self) -> list[Step]:
         """Extensions, exporters, then pipelines from the last downstream to the first
         upstream (each connector just before the pipelines that feed it), receivers last.
         Shutdown runs the same list backwards, so data always drains downstream."""
-        order: list[tuple[Kind, object, object]] = [(Kind.EXTENSION, i, c) for i, c in self.extensions.items()]
-        order += [(Kind.EXPORTER, i, c) for i, c in self.exporters.items()]
+        order = [Step(Kind.EXTENSION, i, c) for i, c in self.extensions.items()]
+        order += [Step(Kind.EXPORTER, i, c) for i, c in self.exporters.items()]
         added: set[ComponentID] = set()
         for pipeline_id in reversed(self.pipeline_order):
             for connector_id in self.pipeline_connectors.get(pipeline_id, []):
                 if connector_id not in added:
                     added.add(connector_id)
-                    order.append((Kind.CONNECTOR, connector_id, self.connectors[connector_id]))
-            order += [(Kind.PROCESSOR, pipeline_id, c) for c in reversed(self.processors[pipeline_id])]
-        order += [(Kind.RECEIVER, i, c) for i, c in self.receivers.items()]
+                    order.append(Step(Kind.CONNECTOR, connector_id, self.connectors[connector_id]))
+            chain = zip(self.processor_ids[pipeline_id], self.processors[pipeline_id])
+            order += [Step(Kind.PROCESSOR, i, c, pipeline_id) for i, c in reversed(list(chain))]
+        order += [Step(Kind.RECEIVER, i, c) for i, c in self.receivers.items()]
         return order
 
 
@@ -128,7 +150,8 @@ def build(config: Config, registry: Registry, telemetry: Telemetry) -> Graph:
     pipeline_connectors = {
         pipeline.id: [e for e in pipeline.exporters if e in connector_ids] for pipeline in config.pipelines.values()
     }
-    return Graph(extensions, exporters, connectors, processors, receivers,
+    processor_ids = {pipeline.id: list(pipeline.processors) for pipeline in config.pipelines.values()}
+    return Graph(extensions, exporters, connectors, processors, receivers, processor_ids,
                  topological_order(config), pipeline_connectors)
 
 

@@ -11,13 +11,18 @@ import time
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from otelml.component import ComponentID, Kind, component_logger
+from otelml.component import ComponentID
 from otelml.config import Config
-from otelml.graph import build
+from otelml.graph import Step, build
+from otelml.listen import cannot_listen
 from otelml.registry import Registry
 from otelml.telemetry import Level, Telemetry
 
 log = logging.getLogger("otelml.service")
+
+
+class StartError(Exception):
+    """The service could not start; the message is the one line that says which part and why."""
 
 
 class Service:
@@ -33,7 +38,7 @@ class Service:
         self.telemetry = Telemetry(Level.parse(config.telemetry.metrics.level))
         self.graph = build(config, registry or Registry.default(), self.telemetry)
         self.state = "created"
-        self._started: list[tuple[Kind, object, object]] = []
+        self._started: list[Step] = []
         self._fatal: asyncio.Event | None = None
         self._fatal_error: BaseException | None = None
         self._metrics_runner: web.AppRunner | None = None
@@ -44,7 +49,7 @@ class Service:
         return self.graph.extensions.get(component_id)
 
     def components(self) -> list:
-        return [component for _, _, component in self.graph.start_order()]
+        return [step.component for step in self.graph.start_order()]
 
     def healthy(self) -> bool:
         return self.state == "running" and self._fatal_error is None
@@ -57,18 +62,26 @@ class Service:
             self._fatal.set()
 
     async def start(self) -> None:
+        """Start everything, or raise :class:`StartError` (logged as one line) with nothing left running."""
         self._fatal = asyncio.Event()
         self.state = "starting"
-        await self._start_metrics()
-        for kind, component_id, component in self.graph.start_order():
-            component_logger(kind, component_id).info("starting")
+        try:
+            await self._start_metrics()
+        except OSError as error:
+            log.error("cannot serve internal metrics: %s", error)
+            await self.shutdown()
+            raise StartError(f"service: cannot serve internal metrics: {error}") from error
+        for step in self.graph.start_order():
+            step.logger().info("starting%s", step.where())
             try:
-                await component.start(self)
+                await step.component.start(self)
             except Exception as error:
-                component_logger(kind, component_id).error("failed to start: %s", error)
+                step.logger().error("cannot start%s: %s", step.where(), error)
+                # What it started before failing (one of its servers) must not outlive it.
+                self._started.append(step)
                 await self.shutdown()
-                raise
-            self._started.append((kind, component_id, component))
+                raise StartError(f"{step.kind.value} {step.id}: cannot start{step.where()}: {error}") from error
+            self._started.append(step)
         self.state = "running"
         _tune_garbage_collection()
         log.info("everything is ready; begin running and processing data")
@@ -79,16 +92,15 @@ class Service:
         self.state = "stopping"
         deadline = time.monotonic() + self.config.shutdown_timeout
         log.info("shutting down")
-        for kind, component_id, component in reversed(self._started):
-            logger = component_logger(kind, component_id)
+        for step in reversed(self._started):
             remaining = deadline - time.monotonic()
             try:
                 async with asyncio.timeout(max(remaining, 0.001)):
-                    await component.shutdown()
+                    await step.component.shutdown()
             except TimeoutError:
-                logger.error("shutdown did not finish within the shutdown timeout")
+                step.logger().error("shutdown did not finish within the shutdown timeout%s", step.where())
             except Exception as error:
-                logger.error("shutdown failed: %s", error)
+                step.logger().error("shutdown failed%s: %s", step.where(), error)
         self._started.clear()
         if self._metrics_runner is not None:
             await self._metrics_runner.cleanup()
@@ -97,13 +109,19 @@ class Service:
         log.info("shutdown complete")
 
     async def run(self) -> int:
-        """Start, wait for SIGTERM/SIGINT or a fatal error, shut down; returns an exit code."""
+        """Start, wait for SIGTERM/SIGINT or a fatal error, shut down; returns an exit code.
+
+        A failed start has been logged in one line by :meth:`start`, and exits 1.
+        """
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signals.SIGTERM, signals.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         try:
-            await self.start()
+            try:
+                await self.start()
+            except StartError:
+                return 1
             fatal_wait = asyncio.create_task(self._fatal.wait())
             stop_wait = asyncio.create_task(stop.wait())
             await asyncio.wait([fatal_wait, stop_wait], return_when=asyncio.FIRST_COMPLETED)
@@ -130,7 +148,10 @@ class Service:
         self._metrics_runner = web.AppRunner(app, access_log=None)
         await self._metrics_runner.setup()
         site = web.TCPSite(self._metrics_runner, endpoint[0], endpoint[1])
-        await site.start()
+        try:
+            await site.start()
+        except OSError as error:
+            raise cannot_listen(f"{endpoint[0]}:{endpoint[1]}", error) from None
         self.metrics_address = self._metrics_runner.addresses[0][:2]
         log.info("serving internal metrics on http://%s:%d/metrics", *self.metrics_address)
 

@@ -15,7 +15,7 @@ from otelml.consumer import FanOut
 from otelml.errors import PermanentError, RetryableError
 from otelml.pdata import Signal
 from otelml.registry import Factory, Registry
-from otelml.service import Service
+from otelml.service import Service, StartError
 
 NO_METRICS = {"metrics": {"level": "none"}}
 
@@ -89,9 +89,9 @@ def service_of(document: dict, registry: Registry) -> Service:
 
 def component(service: Service, name: str):
     """A created component by its journal name, e.g. ``exporter recorder/x``."""
-    for _kind, _component_id, created in service.graph.start_order():
-        if getattr(created, "name", None) == name:
-            return created
+    for step in service.graph.start_order():
+        if getattr(step.component, "name", None) == name:
+            return step.component
     raise KeyError(name)
 
 
@@ -151,10 +151,11 @@ async def test_shutdown_is_safe_without_start_and_twice(registry, journal):
 async def test_a_failed_start_shuts_down_what_already_started(registry, journal):
     document = {**ONE_PIPELINE, "processors": {"recorder/p1": {"fail_start": True}, "recorder/p2": {}}}
     service = service_of(document, registry)
-    with pytest.raises(RuntimeError, match="cannot start"):
+    with pytest.raises(StartError, match="^processor recorder/p1: cannot start in pipeline traces: .*cannot start$"):
         await service.start()
     assert journal.of("start") == ["extension recorder/ext", "exporter recorder/x", "processor recorder/p2"]
-    assert journal.of("shutdown") == ["processor recorder/p2", "exporter recorder/x", "extension recorder/ext"]
+    # The one that failed is shut down too: what it had started before failing (a server) must not outlive it.
+    assert journal.of("shutdown") == ["processor recorder/p1", "processor recorder/p2", "exporter recorder/x", "extension recorder/ext"]
     assert service.state == "stopped"
 
 
@@ -177,7 +178,7 @@ async def test_every_real_component_shuts_down_safely_without_start_and_twice(tm
         },
     }
     service = service_of(document, Registry.default())
-    components = [created for _, _, created in service.graph.start_order()]
+    components = [step.component for step in service.graph.start_order()]
     assert len(components) == 8
     for created in components:
         await created.shutdown()

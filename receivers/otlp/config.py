@@ -5,14 +5,14 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from otelml.configauth import AuthConfig
-from otelml.configmodel import ComponentConfig
+from otelml.configmodel import ComponentConfig, Endpoint
 from otelml.tlsconfig import ServerTLSConfig
 
 MIB = 1 << 20
 
 
 class GRPCSettings(ComponentConfig):
-    endpoint: str = "localhost:4317"
+    endpoint: Endpoint = "localhost:4317"
     max_recv_msg_size_mib: int = Field(4, ge=1)
     max_concurrent_streams: int = Field(0, ge=0)  # 0: gRPC's default
     tls: ServerTLSConfig | None = None
@@ -23,7 +23,7 @@ class GRPCSettings(ComponentConfig):
 
 
 class HTTPSettings(ComponentConfig):
-    endpoint: str = "localhost:4318"
+    endpoint: Endpoint = "localhost:4318"
     max_request_body_size: int = Field(20 * MIB, ge=1)
     max_concurrent_requests: int = Field(0, ge=0)  # 0: no limit
     traces_url_path: str = "/v1/traces"

@@ -7,6 +7,8 @@ counted and logged by the receiver instead of failing inside gRPC.
 
 from __future__ import annotations
 
+import errno
+
 import grpc
 from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -14,6 +16,7 @@ from otelml.receivers.otlp.config import MIB, GRPCSettings
 from otelml.receivers.otlp.receiver import Refusal
 
 from otelml.configauth import ServerAuthenticator
+from otelml.listen import cannot_listen, check_can_listen
 from otelml.otlp import GRPC_SERVICES
 from otelml.pdata import Signal
 from otelml.utf8 import parse_proto
@@ -35,6 +38,8 @@ class GRPCServer:
             # gRPC itself refuses (uncounted) only what is far beyond our own
             # limit; between the two, the handler refuses and counts it.
             ("grpc.max_receive_message_length", 2 * self.limit + MIB),
+            # Without it, a second otelml on the same port would start and silently take half the connections.
+            ("grpc.so_reuseport", 0),
         ]
         if self.settings.max_concurrent_streams:
             options.append(("grpc.max_concurrent_streams", self.settings.max_concurrent_streams))
@@ -45,12 +50,16 @@ class GRPCServer:
                     self._handler(signal), response_serializer=lambda message: message.SerializeToString())
                 self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, {"Export": handler}),))
         host, _, _ = self.settings.endpoint.rpartition(":")
-        if self.settings.tls is None:
-            port = self._server.add_insecure_port(self.settings.endpoint)
-        else:
-            port = self._server.add_secure_port(self.settings.endpoint, self.settings.tls.grpc_credentials(self.receiver.logger))
+        check_can_listen(self.settings.endpoint)
+        try:
+            if self.settings.tls is None:
+                port = self._server.add_insecure_port(self.settings.endpoint)
+            else:
+                port = self._server.add_secure_port(self.settings.endpoint, self.settings.tls.grpc_credentials(self.receiver.logger))
+        except RuntimeError:  # taken between the check and now
+            port = 0
         if port == 0:
-            raise OSError(f"cannot listen on {self.settings.endpoint}")
+            raise cannot_listen(self.settings.endpoint, OSError(errno.EADDRINUSE, "address already in use"))
         self.address = (host, port)
         await self._server.start()
         self.receiver.logger.info("starting gRPC server on %s:%d%s", host, port, " with TLS" if self.settings.tls else "")

@@ -21,6 +21,7 @@ from otelml.receivers.otlp.config import HTTPSettings
 from otelml.receivers.otlp.receiver import DEFAULT_RETRY_DELAY, Refusal
 
 from otelml.configauth import ServerAuthenticator
+from otelml.listen import cannot_listen
 from otelml.pdata import Signal
 from otelml.utf8 import parse_json, parse_proto
 
@@ -58,7 +59,10 @@ class HTTPServer:
         tls = self.settings.tls
         ssl_context = tls.ssl_context(self.receiver.logger) if tls else None
         site = web.TCPSite(self._runner, host.strip("[]") or None, int(port), ssl_context=ssl_context)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as error:
+            raise cannot_listen(self.settings.endpoint, error) from None
         self.address = self._runner.addresses[0][:2]
         self.receiver.logger.info("starting HTTP%s server on %s:%d", "S" if tls else "", *self.address)
 

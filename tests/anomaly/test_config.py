@@ -76,12 +76,10 @@ def test_checkpoint_needs_a_signing_key(monkeypatch):
     assert build_config(config_with({"state": {"checkpoint": {"path": "state.ckpt"}}}))
 
 
-def test_a_span_reference_in_a_logs_pipeline_fails_at_creation():
-    from otelml.service import Service
-
-    config = build_config(config_with({"key": ["span.name"]}, signal="logs"))
-    with pytest.raises(ValueError, match='"span.name" does not exist in logs'):
-        Service(config)
+def test_a_span_reference_in_a_logs_pipeline_is_a_config_error():
+    # validate_signal() is called for every pipeline the processor is in, so validate finds it before start.
+    with pytest.raises(ConfigError, match='::key::0: "span.name" does not exist in logs'):
+        build_config(config_with({"key": ["span.name"]}, signal="logs"))
 
 
 @pytest.mark.parametrize("path", sorted(TESTDATA.glob("*.yaml")), ids=lambda p: p.name)

@@ -1,0 +1,130 @@
+"""`otelml validate` finds in one pass everything start would refuse; a start that fails says why in one line."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from otelml.cli import main
+from otelml.configmodel import ComponentConfig, Duration, check
+from tests.conftest import free_port
+
+
+def validate(tmp_path, document: dict, capsys) -> tuple[int, list[str]]:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(document))
+    code = main(["validate", "--config", str(path)])
+    return code, [line.strip() for line in capsys.readouterr().err.splitlines()[1:]]
+
+
+def traces_pipeline(processors: list[str] | None = None, exporters: list[str] | None = None) -> dict:
+    return {"pipelines": {"traces": {"receivers": ["otlp"], "processors": processors or [], "exporters": exporters or ["debug"]}}}
+
+
+OTLP = {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:4317"}}}}
+
+
+def test_a_reference_the_pipeline_signal_lacks_is_found_by_validate(tmp_path, capsys):
+    document = {"receivers": OTLP, "processors": {"anomaly/latency": {"key": ["resource.service.name", "log.severity_text"]}},
+                "exporters": {"debug": {}}, "service": traces_pipeline(["anomaly/latency"])}
+    assert validate(tmp_path, document, capsys) == (1, ['processors::anomaly/latency::key::1: "log.severity_text" does not exist in traces'])
+
+
+def test_a_connector_is_checked_against_the_signal_it_takes_in(tmp_path, capsys):
+    document = {"receivers": OTLP, "exporters": {"debug": {}}, "connectors": {"anomaly_metrics": {"dimensions": ["span.name"]}},
+                "service": {"pipelines": {
+                    "logs": {"receivers": ["otlp"], "exporters": ["anomaly_metrics"]},
+                    "traces": {"receivers": ["otlp"], "exporters": ["anomaly_metrics"]},
+                    "metrics": {"receivers": ["anomaly_metrics"], "exporters": ["debug"]}}}}
+    code, problems = validate(tmp_path, document, capsys)
+    assert (code, problems) == (1, ['connectors::anomaly_metrics::dimensions::0: "span.name" does not exist in logs'])
+
+
+def test_an_unset_variable_in_an_endpoint_is_a_pathed_error_that_names_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("OTELML_TEST_GRPC_ENDPOINT", raising=False)
+    document = {"receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "${env:OTELML_TEST_GRPC_ENDPOINT}"}}}},
+                "exporters": {"debug": {}}, "service": traces_pipeline()}
+    assert validate(tmp_path, document, capsys) == (1, [
+        "receivers::otlp::protocols::grpc::endpoint: invalid endpoint '': expected host:port "
+        "(${env:OTELML_TEST_GRPC_ENDPOINT} is not set and has no default)"])
+
+
+def test_every_problem_comes_in_one_pass_without_follow_on_noise(tmp_path, capsys):
+    document = {
+        "receivers": OTLP,
+        "processors": {"batch": {"timeout": "-5s", "bogus": 1}, "memory_limiter": {"check_interval": "1s", "limit_mib": "lots"}},
+        "exporters": {"debug": {}, "otlp": {"endpoint": "localhost:4317", "bogus": 2, "sending_queue": {"storage": "file_storage/missing"}}},
+        "service": traces_pipeline(["memory_limiter", "batch"], ["otlp", "debug"]),
+    }
+    code, problems = validate(tmp_path, document, capsys)
+    assert code == 1
+    assert problems == [
+        "processors::batch::bogus: unknown key",
+        "processors::batch::timeout: must not be negative",
+        "processors::memory_limiter::limit_mib: Input should be a valid integer, unable to parse string as an integer",
+        "exporters::otlp::bogus: unknown key",
+        'exporters::otlp::sending_queue::storage: references extension "file_storage/missing" which is not configured',
+    ]
+    # Components with problems are configured: no "references processor ... which is not configured", and the
+    # limit left out is not reported again as missing ("set limit_mib or limit_percentage").
+
+
+def test_an_unknown_component_type_is_reported_once(tmp_path, capsys):
+    document = {"receivers": OTLP, "processors": {"nosuch": {}}, "exporters": {"debug": {}}, "service": traces_pipeline(["nosuch"])}
+    code, problems = validate(tmp_path, document, capsys)
+    assert code == 1 and len(problems) == 1 and problems[0].startswith('processors::nosuch: unknown processor type "nosuch"')
+
+
+def test_check_reports_pydantic_and_cross_field_problems_together():
+    class Section(ComponentConfig):
+        size: int = 1
+        retries: list[int] = []
+        timeout: Duration = 1.0
+        period: Duration = 2.0
+
+        def validate_config(self) -> list[str]:
+            problems = ["timeout: must be shorter than period"] if self.timeout >= self.period else []
+            return problems + (["size: must be even"] if self.size % 2 else [])
+
+    checked = check(Section, {"size": "x", "retries": [1, "a", "b"], "timeout": "5s", "colour": "red"})
+    assert checked.problems == [
+        "size: Input should be a valid integer, unable to parse string as an integer",
+        "retries::1: Input should be a valid integer, unable to parse string as an integer",
+        "retries::2: Input should be a valid integer, unable to parse string as an integer",
+        "colour: unknown key",
+        "timeout: must be shorter than period",
+    ]
+    assert checked.config.retries == [1]
+    assert check(Section, {"size": 2}).problems == []
+
+
+# --- start failures ------------------------------------------------------------------
+
+def start_with_taken_port(tmp_path, which: str) -> tuple[subprocess.CompletedProcess, int]:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        endpoints = {name: f"127.0.0.1:{port if name == which else free_port()}" for name in ("grpc", "http", "metrics")}
+        document = {"receivers": {"otlp": {"protocols": {"grpc": {"endpoint": endpoints["grpc"]}, "http": {"endpoint": endpoints["http"]}}}},
+                    "exporters": {"debug": {}},
+                    "service": {**traces_pipeline(), "telemetry": {"metrics": {"address": endpoints["metrics"]}}}}
+        path = tmp_path / f"{which}.yaml"
+        path.write_text(yaml.safe_dump(document))
+        return subprocess.run([sys.executable, "-m", "otelml", "--config", str(path)], capture_output=True, text=True, timeout=60), port
+
+
+@pytest.mark.parametrize("which, component", [("grpc", "receiver otlp"), ("http", "receiver otlp"), ("metrics", "service")])
+def test_a_taken_port_gives_one_line_naming_the_component_and_address_and_exit_1(tmp_path, which, component):
+    result, port = start_with_taken_port(tmp_path, which)
+    assert result.returncode == 1
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output and "Exception" not in output
+    errors = [line for line in output.splitlines() if " ERROR " in line or line[:1] in "EW" and ".cc:" in line]
+    assert len(errors) == 1, output
+    assert errors[0].endswith(f"{component}: cannot {'serve internal metrics' if which == 'metrics' else 'start'}: "
+                              f"cannot listen on 127.0.0.1:{port}: address already in use")
