@@ -249,20 +249,17 @@ def _remove(document: Any, loc: tuple) -> bool:
         return False
     node = document
     for part in loc[:-1]:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
-        else:
+        if not _holds(node, part):
             return False
-    last = loc[-1]
-    if isinstance(node, dict) and last in node:
-        del node[last]
-        return True
-    if isinstance(node, list) and isinstance(last, int) and last < len(node):
-        del node[last]
-        return True
-    return False
+        node = node[part]
+    if not _holds(node, loc[-1]):
+        return False
+    del node[loc[-1]]
+    return True
+
+
+def _holds(node: Any, part: Any) -> bool:
+    return (isinstance(node, dict) and part in node) or (isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node))
 
 
 def sections(config: BaseModel, prefix: str = "") -> Iterator[tuple[str, BaseModel]]:
