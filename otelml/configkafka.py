@@ -27,6 +27,12 @@ class SASLConfig(ComponentConfig):
 class AuthConfig(ComponentConfig):
     sasl: SASLConfig | None = None
 
+    unsupported_keys = {
+        "tls": "configure TLS at the top level of the component (tls:), as current collectors do",
+        "plain_text": "use sasl with mechanism: PLAIN",
+        "kerberos": "Kerberos is not supported: use sasl (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)",
+    }
+
 
 class KafkaClientConfig(ComponentConfig):
     """Where the brokers are and how to authenticate to them."""
@@ -36,6 +42,14 @@ class KafkaClientConfig(ComponentConfig):
     auth: AuthConfig = AuthConfig()
     # Present (and not ``insecure``) means the connection uses TLS.
     tls: ClientTLSConfig | None = None
+
+    unsupported_keys = {
+        "protocol_version": "the client negotiates the protocol version with the brokers: remove it",
+        "resolve_canonical_bootstrap_servers_only": "not supported: list the brokers' addresses in brokers",
+        "metadata": "the client refreshes the cluster metadata itself: remove it",
+        "rack_id": "rack-aware fetching is not supported: remove it",
+        "conn_idle_timeout": "the client manages its connections: remove it",
+    }
 
     @field_validator("brokers", mode="before")
     @classmethod

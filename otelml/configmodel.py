@@ -95,7 +95,17 @@ class ComponentConfig(BaseModel):
 
     unsupported_keys: ClassVar[Mapping[str, str]] = {}
     """Keys the collector's (or collector-contrib's) component has and this section does not take, each
-    with what to do instead: a config holding one is refused with that advice, not with "unknown key"."""
+    with what to do instead: a config holding one is refused with that advice, not with "unknown key".
+    A subclass adds its own to those of the classes it derives from."""
+
+    @classmethod
+    def unsupported_key_advice(cls, key: str) -> str | None:
+        """What to do instead of setting ``key``, from this class's table or an inherited one."""
+        for klass in cls.__mro__:
+            advice = vars(klass).get("unsupported_keys", {}).get(key)
+            if advice:
+                return advice
+        return None
 
     def validate_config(self) -> list[str]:
         """Checks that involve several fields.
@@ -146,8 +156,9 @@ def _unsupported_key_advice(model: type[BaseModel] | None, loc: tuple) -> str | 
     if model is None or not loc:
         return None
     for section in _classes_at(model, loc[:-1]):
-        if issubclass(section, ComponentConfig) and loc[-1] in section.unsupported_keys:
-            return section.unsupported_keys[loc[-1]]
+        advice = section.unsupported_key_advice(loc[-1]) if issubclass(section, ComponentConfig) else None
+        if advice:
+            return advice
     return None
 
 

@@ -128,3 +128,41 @@ def test_a_taken_port_gives_one_line_naming_the_component_and_address_and_exit_1
     assert len(errors) == 1, output
     assert errors[0].endswith(f"{component}: cannot {'serve internal metrics' if which == 'metrics' else 'start'}: "
                               f"cannot listen on 127.0.0.1:{port}: address already in use")
+
+
+# --- settings of the collector's components that otelml does not take ---------------
+
+@pytest.mark.parametrize("component, settings, expected", [
+    ("receivers::kafka", {"protocol_version": "2.0.0"}, "protocol_version: the client negotiates the protocol version with the brokers: remove it"),
+    ("receivers::kafka", {"topic": "spans"}, "topic: the single-topic form is gone: list the topics per signal (traces::topics"),
+    ("receivers::kafka", {"encoding": "otlp_json"}, "encoding: set the encoding per signal (traces::encoding"),
+    ("receivers::kafka", {"auth": {"tls": {"insecure": True}}}, "auth::tls: configure TLS at the top level of the component (tls:)"),
+    ("receivers::kafka", {"max_partition_fetch_size": 1}, "max_partition_fetch_size: it is named default_fetch_size here"),
+    ("exporters::file", {"path": "x", "rotation": {"max_days": 3}}, "rotation::max_days: files rotate by size only"),
+    ("exporters::file", {"path": "x", "rotation": {"localtime": True}}, "rotation::localtime: rotated files are named with the UTC time"),
+    ("receivers::otlp", {"protocols": {"http": {"cors": {}}}}, "protocols::http::cors: CORS is not supported"),
+    ("processors::memory_limiter", {"check_interval": "1s", "limit_mib": 9, "ballast_size_mib": 3}, "ballast_size_mib: no memory ballast"),
+])
+def test_a_collector_setting_otelml_does_not_take_says_what_to_do_instead(tmp_path, capsys, component, settings, expected):
+    kind, name = component.split("::")
+    pipeline = {"receivers": [name if kind == "receivers" else "otlp"], "processors": [name] if kind == "processors" else [],
+                "exporters": [name if kind == "exporters" else "debug"]}
+    document = {"receivers": {**OTLP, **({name: settings} if kind == "receivers" else {})},
+                "processors": {name: settings} if kind == "processors" else {},
+                "exporters": {"debug": {}, **({name: settings} if kind == "exporters" else {})},
+                "service": {"pipelines": {"traces": pipeline}}}
+    code, problems = validate(tmp_path, document, capsys)
+    assert code == 1 and len(problems) == 1
+    assert problems[0].startswith(f"{component}::{expected}")
+
+
+def test_unsupported_keys_are_inherited_and_other_unknown_keys_stay_unknown():
+    class Client(ComponentConfig):
+        unsupported_keys = {"protocol_version": "negotiated: remove it"}
+
+    class Receiver(Client):
+        group_id: str = "g"
+        unsupported_keys = {"topic": "use topics"}
+
+    assert check(Receiver, {"protocol_version": 1, "topic": "a", "colour": "red"}).problems == [
+        "protocol_version: negotiated: remove it", "topic: use topics", "colour: unknown key"]

@@ -10,6 +10,11 @@ class RotationConfig(ComponentConfig):
     max_megabytes: int = Field(100, ge=1)
     max_backups: int = Field(100, ge=0)
 
+    unsupported_keys = {
+        "max_days": "files rotate by size only: bound how many are kept with max_backups (or remove old ones with a cron job)",
+        "localtime": "rotated files are named with the UTC time: remove it",
+    }
+
 
 class FileConfig(ExporterHelperConfig):
     path: str
@@ -20,6 +25,11 @@ class FileConfig(ExporterHelperConfig):
     append: bool = False
     # Writes are local and synchronous: queueing them only delays errors.
     sending_queue: QueueConfig = QueueConfig(enabled=False)
+
+    unsupported_keys = {
+        "group_by": "one exporter writes one file: route the data to several file exporters instead",
+        "encoding": "encoding extensions are not supported: choose the file format with format: json or proto",
+    }
 
     def validate_config(self) -> list[str]:
         problems = super().validate_config()

@@ -22,6 +22,8 @@ class MemoryLimiterConfig(ComponentConfig):
     min_gc_interval_when_soft_limited: Duration = 10.0
     min_gc_interval_when_hard_limited: Duration = 0.0
 
+    unsupported_keys = {"ballast_size_mib": "no memory ballast is needed (the collector removed it too): remove it"}
+
     def validate_config(self) -> list[str]:
         problems = []
         if self.check_interval <= 0:

@@ -16,6 +16,8 @@ class TopicsConfig(ComponentConfig):
     topics: list[str]
     encoding: Encoding = Encoding.OTLP_PROTO
 
+    unsupported_keys = {"exclude_topics": "topics are names, not regular expressions: list the topics to read"}
+
 
 class TracesTopics(TopicsConfig):
     topics: list[str] = ["otlp_spans"]
@@ -39,6 +41,11 @@ class MessageMarkingConfig(ComponentConfig):
     # True: commit after the pipeline accepted (at-least-once); False: before (at-most-once).
     after: bool = True
 
+    unsupported_keys = dict.fromkeys(
+        ("on_error", "on_permanent_error"),
+        "a batch refused for good is committed (and counted as dropped), one refused for now is retried "
+        "with error_backoff and never committed: remove it")
+
 
 class KafkaReceiverConfig(KafkaClientConfig):
     group_id: str = "otelml"
@@ -57,6 +64,22 @@ class KafkaReceiverConfig(KafkaClientConfig):
     max_fetch_wait: Duration = 0.25
     # Bytes fetched at most per partition and request; a larger message is still fetched whole.
     default_fetch_size: int = Field(1_048_576, ge=1024)
+
+    unsupported_keys = {
+        "topic": "the single-topic form is gone: list the topics per signal (traces::topics, logs::topics, metrics::topics)",
+        "encoding": "set the encoding per signal (traces::encoding, logs::encoding, metrics::encoding)",
+        "profiles": "otelml has no profiles signal: remove it",
+        "autocommit": "offsets are committed after the pipeline accepted a batch (message_marking::after): remove it",
+        "group_rebalance_strategy": "partitions are assigned round-robin: remove it",
+        "group_rebalance_strategies": "partitions are assigned round-robin: remove it",
+        "group_instance_id": "static group membership is not supported: remove it",
+        "max_partition_fetch_size": "it is named default_fetch_size here",
+        "min_fetch_size": "the broker answers as soon as it has a message (max_fetch_wait bounds the wait): remove it",
+        "max_fetch_size": "bound a fetch with default_fetch_size (bytes per partition) and max_fetch_records",
+        "use_leader_epoch": "remove it",
+        "partition_processing": "each partition is processed in a task of its own already: remove it",
+        "telemetry": "the receiver's metrics follow service::telemetry::metrics::level: remove it",
+    }
 
     def topics_of(self, signal: Signal) -> TopicsConfig:
         return getattr(self, signal.value)

@@ -11,12 +11,24 @@ from otelml.tlsconfig import ServerTLSConfig
 MIB = 1 << 20
 
 
+# Server settings of the collector's confighttp and configgrpc that otelml leaves to its libraries.
+_METADATA = "client metadata (headers) does not travel with the data here: remove it"
+
+
 class GRPCSettings(ComponentConfig):
     endpoint: Endpoint = "localhost:4317"
     max_recv_msg_size_mib: int = Field(4, ge=1)
     max_concurrent_streams: int = Field(0, ge=0)  # 0: gRPC's default
     tls: ServerTLSConfig | None = None
     auth: AuthConfig | None = None
+
+    unsupported_keys = {
+        "transport": "only TCP is supported (endpoint: host:port): remove it",
+        "keepalive": "gRPC's keepalive defaults apply: remove it",
+        "read_buffer_size": "gRPC's buffer sizes apply: remove it",
+        "write_buffer_size": "gRPC's buffer sizes apply: remove it",
+        "include_metadata": _METADATA,
+    }
 
     def validate_config(self) -> list[str]:
         return [f"tls::{problem}" for problem in self.tls.grpc_problems()] if self.tls else []
@@ -31,6 +43,13 @@ class HTTPSettings(ComponentConfig):
     metrics_url_path: str = "/v1/metrics"
     tls: ServerTLSConfig | None = None
     auth: AuthConfig | None = None
+
+    unsupported_keys = {
+        "cors": "CORS is not supported: serve browsers through a proxy that adds the CORS headers",
+        "include_metadata": _METADATA,
+        "response_headers": "responses carry no extra headers: remove it",
+        "compression_algorithms": "gzip, deflate and zstd bodies are always accepted: remove it",
+    }
 
     def validate_config(self) -> list[str]:
         return [f"{name}: must start with /" for name in ("traces_url_path", "logs_url_path", "metrics_url_path")
