@@ -58,6 +58,11 @@ class Host(Protocol):
         """Every component of the service (for extensions that look for a capability, e.g. a live view)."""
         ...
 
+    def partition_owners(self, receiver_id: ComponentID, signal: Any) -> list[Any]:
+        """The components keeping state per source partition that ``receiver_id`` feeds with ``signal``
+        (see :mod:`otelml.partitions`); raises ``ValueError`` when one cannot know a batch's partition."""
+        ...
+
 
 class Component:
     """Lifecycle every component shares; both methods default to doing nothing.

@@ -16,6 +16,7 @@ from typing import NamedTuple
 from otelml.component import Component, ComponentID, CreateSettings, Kind, component_logger
 from otelml.config import Config, Pipeline, PipelineID
 from otelml.consumer import Consumer, fan_out
+from otelml.partitions import PartitionOwner, detaches_context
 from otelml.pdata import Batch, Signal, count_items
 from otelml.registry import Registry
 from otelml.telemetry import PROCESSOR_INCOMING, PROCESSOR_OUTGOING, Telemetry
@@ -67,6 +68,47 @@ class Graph:
     # Pipelines with their connector edges, upstream first (see build()).
     pipeline_order: list[PipelineID] = dataclasses.field(default_factory=list)
     pipeline_connectors: dict[PipelineID, list[ComponentID]] = dataclasses.field(default_factory=dict)
+    pipelines: dict[PipelineID, Pipeline] = dataclasses.field(default_factory=dict)
+
+    def partition_owners(self, receiver_id: ComponentID, signal: Signal) -> list[PartitionOwner]:
+        """The components that keep state per source partition in the pipelines ``receiver_id`` feeds with
+        ``signal`` (through connectors too), in pipeline order.
+
+        Raises ``ValueError`` when a component that detaches the context (see
+        :mod:`otelml.partitions`) comes before one of them: it could not tell
+        which partition a record came from.
+        """
+        owners: list[PartitionOwner] = []
+        visited: set[PipelineID] = set()
+
+        def visit(pipeline: Pipeline, detached_by: str | None) -> None:
+            if pipeline.id in visited:
+                return
+            visited.add(pipeline.id)
+            stages = [(f"processor {i}", c) for i, c in zip(pipeline.processors, self.processors[pipeline.id])]
+            stages += [(f"{'connector' if i in self.connectors else 'exporter'} {i}", self.connectors.get(i, self.exporters.get(i)))
+                       for i in pipeline.exporters]
+            for name, component in stages:
+                if isinstance(component, PartitionOwner):
+                    if detached_by:
+                        raise ValueError(
+                            f"{name} keeps state per partition of receiver {receiver_id}, but {detached_by} hands data on "
+                            f"from a task of its own before it, so it cannot tell which partition a record came from: "
+                            f"remove it from the pipeline (a batch processor: or set its timeout to 0)")
+                    if component not in owners:
+                        owners.append(component)
+                if detaches_context(component) and not detached_by:
+                    detached_by = f"{name} in pipeline {pipeline.id}"
+            for connector_id in pipeline.exporters:
+                if connector_id in self.connectors:
+                    for downstream in self.pipelines.values():
+                        if connector_id in downstream.receivers:
+                            visit(downstream, detached_by)
+
+        for pipeline in self.pipelines.values():
+            if pipeline.id.signal is signal and receiver_id in pipeline.receivers:
+                visit(pipeline, None)
+        return owners
 
     def start_order(self) -> list[Step]:
         """Extensions, exporters, then pipelines from the last downstream to the first
@@ -152,7 +194,7 @@ def build(config: Config, registry: Registry, telemetry: Telemetry) -> Graph:
     }
     processor_ids = {pipeline.id: list(pipeline.processors) for pipeline in config.pipelines.values()}
     return Graph(extensions, exporters, connectors, processors, receivers, processor_ids,
-                 topological_order(config), pipeline_connectors)
+                 topological_order(config), pipeline_connectors, dict(config.pipelines))
 
 
 def build_chain(config: Config, registry: Registry, telemetry: Telemetry, pipeline: Pipeline,

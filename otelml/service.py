@@ -15,6 +15,7 @@ from otelml.component import ComponentID
 from otelml.config import Config
 from otelml.graph import Step, build
 from otelml.listen import cannot_listen
+from otelml.pdata import Signal
 from otelml.registry import Registry
 from otelml.telemetry import Level, Telemetry
 
@@ -50,6 +51,9 @@ class Service:
 
     def components(self) -> list:
         return [step.component for step in self.graph.start_order()]
+
+    def partition_owners(self, receiver_id: ComponentID, signal: Signal) -> list:
+        return self.graph.partition_owners(receiver_id, signal)
 
     def healthy(self) -> bool:
         return self.state == "running" and self._fatal_error is None

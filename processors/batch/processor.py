@@ -34,6 +34,8 @@ class BatchProcessor(Component):
         self.signal = signal
         self.next = next_consumer
         self.logger = settings.logger
+        # With a timeout, batches go on from the sender task: downstream loses the pushing context (see otelml.partitions).
+        self.detaches_context = config.timeout > 0
         self._buffer: list[Batch] = []
         self._items = 0
         # Beyond this many waiting items, consume() waits for a send.
