@@ -8,6 +8,14 @@ waiting is paused until its task catches up, so a retryable refusal (retried
 with backoff) holds back only that partition and bounds what is in memory.
 When the group takes partitions away, their current attempt finishes and
 commits, and the batches still waiting are dropped for the new owner to read.
+
+Components downstream that keep state per partition
+(:class:`otelml.partitions.PartitionOwner`) are told of assignments (the
+partitions stay paused until they restored their state), of revocations
+(they save before the offsets are committed) and of partitions gone for
+good; an offset is committed only once no owner holds unsaved state for
+records before it. Every push runs with its :class:`~otelml.partitions.Origin`
+(partition and offsets) in the context.
 """
 
 from __future__ import annotations
@@ -19,10 +27,13 @@ import dataclasses
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
 from otelml.receivers.kafka.config import KafkaReceiverConfig
+from otelml.receivers.kafka.source import KafkaSource
 
 from otelml.component import Component, CreateSettings, Host
 from otelml.consumer import Consumer
 from otelml.encoding import BatchBuilder, Encoding
+from otelml.errors import RetryableError
+from otelml.partitions import Assignment, Origin, Partition, PartitionOwner, pushing_from
 from otelml.pdata import Signal
 from otelml.receiverhelper import Outcome, PipelinePusher
 
@@ -33,6 +44,7 @@ MAX_QUEUED_BATCHES = 2
 _POLL_TIMEOUT_MS = 500
 _MAX_CONNECT_BACKOFF = 30.0
 _UNFORESEEN_ERROR_PAUSE = 1.0
+_RESTORE_RETRY_PAUSE = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +54,8 @@ class _Route:
     signal: Signal
     encoding: Encoding
     consumer: Consumer
+    # Components downstream that keep state per partition of this topic.
+    owners: tuple[PartitionOwner, ...] = ()
 
 
 @dataclasses.dataclass
@@ -53,6 +67,15 @@ class _Partition:
     stop: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     task: asyncio.Task | None = None
     paused: bool = False
+
+
+@dataclasses.dataclass
+class _Offsets:
+    """Where an assigned partition stands: what the pipeline accepted, and what the group committed."""
+
+    committed: int | None
+    accepted: int | None = None
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
 
 
 class KafkaReceiver(Component):
@@ -72,21 +95,44 @@ class KafkaReceiver(Component):
         # Partitions being given away: what a poll still brings for them is left to the next owner.
         self._releasing: set[TopicPartition] = set()
         self._stopped = False
+        self._offsets: dict[TopicPartition, _Offsets] = {}
+        # Partitions whose state the owners hold, with the committed offset that state is complete up to.
+        self._held: dict[TopicPartition, int | None] = {}
+        # Partitions paused until their owners restored them, and the task restoring them.
+        self._restoring: set[TopicPartition] = set()
+        self._restore_task: asyncio.Task | None = None
+        self._commit_tasks: set[asyncio.Task] = set()
+        self._host: Host | None = None
+        self.source: KafkaSource | None = None
+        self._lag = settings.telemetry.gauge("otelcol_kafka_receiver_offset_lag",
+                                             "Messages in a partition after the last one the pipeline took, as of the last fetch.",
+                                             ["receiver", "topic", "partition"])
 
     async def start(self, host: Host) -> None:
         # Built here so that unreadable TLS files fail the start; the brokers
         # themselves may come up later, the run loop keeps trying.
         options = self.config.client_options()
+        self._host = host
+        self.source = KafkaSource(str(self.settings.id), self.config.group_id, options,
+                                  lambda partition, messages: self._decode(partition, messages, report=False),
+                                  self._state_saved, self._partition_count)
+        find_owners = getattr(host, "partition_owners", None)
+        if find_owners is not None:
+            owners = {signal: tuple(find_owners(self.settings.id, signal)) for signal in {r.signal for r in self.routes.values()}}
+            self.routes = {topic: dataclasses.replace(route, owners=owners[route.signal]) for topic, route in self.routes.items()}
         self._run_task = asyncio.create_task(self._run(options))
-        self._run_task.add_done_callback(lambda task: self._report_crash(task, host))
+        self._run_task.add_done_callback(self._report_crash)
 
-    def _report_crash(self, task: asyncio.Task, host: Host) -> None:
+    def _report_crash(self, task: asyncio.Task) -> None:
         if task.cancelled() or task.exception() is None:
             return
         self.logger.error("the consumer loop failed: %r", task.exception())
-        report = getattr(host, "report_fatal_error", None)
+        self._report_fatal(task.exception())
+
+    def _report_fatal(self, error: BaseException) -> None:
+        report = getattr(self._host, "report_fatal_error", None)
         if report is not None:
-            report(f"receiver {self.settings.id}", task.exception())
+            report(f"receiver {self.settings.id}", error)
 
     async def shutdown(self) -> None:
         if self._stopped:
@@ -95,7 +141,8 @@ class KafkaReceiver(Component):
         if self._run_task is not None:
             self._run_task.cancel()
             await asyncio.gather(self._run_task, return_exceptions=True)
-        await self._finish(list(self._partitions))
+        await self._release(set(self._partitions) | set(self._offsets))
+        await asyncio.gather(*self._commit_tasks, return_exceptions=True)
         if self._client is not None:
             await self._client.stop()
             self._client = None
@@ -103,7 +150,7 @@ class KafkaReceiver(Component):
     # --- consuming -----------------------------------------------------------
 
     async def _run(self, options: dict) -> None:
-        self._client = await self._connect(options)
+        await self._connect(options)
         self.logger.info("consuming %s as group %s", ", ".join(sorted(self.routes)), self.config.group_id)
         while True:
             try:
@@ -132,13 +179,17 @@ class KafkaReceiver(Component):
                 max_partition_fetch_bytes=self.config.default_fetch_size,
             )
             client.subscribe(topics=sorted(self.routes), listener=_Rebalance(self))
+            # The first assignment comes within start(), and pauses partitions on this client.
+            self._client = client
             try:
                 await client.start()
                 return client
             except asyncio.CancelledError:
+                self._client = None
                 await client.stop()
                 raise
             except KafkaError as error:
+                self._client = None
                 await client.stop()
                 self.logger.warning("cannot reach the brokers %s, retrying in %.0fs: %s", ",".join(self.config.brokers), delay, error)
                 await asyncio.sleep(delay)
@@ -146,6 +197,10 @@ class KafkaReceiver(Component):
 
     def _dispatch(self, partition: TopicPartition, messages: list) -> None:
         if partition in self._releasing:
+            return
+        if partition in self._restoring:
+            # Fetched before the pause took hold: read again once the owners restored their state.
+            self._client.seek(partition, messages[0].offset)
             return
         state = self._partitions.setdefault(partition, _Partition())
         state.waiting.append(messages)
@@ -187,6 +242,26 @@ class KafkaReceiver(Component):
         """Decode, push and commit one batch."""
         route = self.routes[partition.topic]
         next_offset = messages[-1].offset + 1
+        builder = self._decode(partition, messages)
+        offsets = self._offsets.setdefault(partition, _Offsets(None))
+        if not self.config.message_marking.after:
+            await self._commit(partition, offsets, next_offset)
+        outcome = Outcome.ACCEPTED
+        if builder.items:
+            origin = Origin(self.source, Partition(partition.topic, partition.partition), messages[0].offset, next_offset)
+            with pushing_from(origin):
+                outcome = await self.pusher.push(route.consumer, builder.batch, builder.items, stop)
+        if outcome is not Outcome.ABANDONED and self.config.message_marking.after:
+            offsets.accepted = next_offset
+            await self._commit_ready(partition)
+        highwater = self._client.highwater(partition)
+        if highwater is not None:
+            self._lag.labels(str(self.settings.id), partition.topic, str(partition.partition)).set(max(highwater - next_offset, 0))
+        return outcome
+
+    def _decode(self, partition: TopicPartition, messages: list, report: bool = True) -> BatchBuilder:
+        """One batch of ``messages``; undecodable ones are skipped (and, with ``report``, counted and logged)."""
+        route = self.routes[partition.topic]
         builder = BatchBuilder(route.signal, route.encoding)
         for message in messages:
             try:
@@ -194,18 +269,12 @@ class KafkaReceiver(Component):
                 time_ns = message.timestamp * 1_000_000 if message.timestamp > 0 else None
                 builder.add(message.value or b"", self._header_attributes(message.headers), time_ns=time_ns)
             except ValueError as error:
-                where = f"topic {partition.topic} partition {partition.partition} offset {message.offset}"
-                self.pusher.bad_message("undecodable", where, error)
-        if builder.repaired:
+                if report:
+                    where = f"topic {partition.topic} partition {partition.partition} offset {message.offset}"
+                    self.pusher.bad_message("undecodable", where, error)
+        if builder.repaired and report:
             self.pusher.repaired(route.signal, builder.repaired, f"topic {partition.topic} partition {partition.partition}")
-        if not self.config.message_marking.after:
-            await self._commit(partition, next_offset)
-        outcome = Outcome.ACCEPTED
-        if builder.items:
-            outcome = await self.pusher.push(route.consumer, builder.batch, builder.items, stop)
-        if outcome is not Outcome.ABANDONED and self.config.message_marking.after:
-            await self._commit(partition, next_offset)
-        return outcome
+        return builder
 
     def _header_attributes(self, headers) -> dict[str, str]:
         extraction = self.config.header_extraction
@@ -218,13 +287,132 @@ class KafkaReceiver(Component):
             if key in wanted and value is not None
         }
 
-    async def _commit(self, partition: TopicPartition, offset: int) -> None:
+    # --- commits, gated by the partition owners -------------------------------
+
+    async def _commit_ready(self, partition: TopicPartition) -> bool:
+        """Commit what the pipeline accepted, short of records whose state an owner has not saved yet.
+
+        False when a commit failed (the partition moved on without this member).
+        """
+        offsets = self._offsets.get(partition)
+        if offsets is None:
+            return True
+        async with offsets.lock:
+            target = offsets.accepted
+            if target is None:
+                return True
+            key = Partition(partition.topic, partition.partition)
+            for owner in self.routes[partition.topic].owners:
+                unsaved = owner.unsaved_from(self.source, key)
+                if unsaved is not None:
+                    target = min(target, unsaved)
+            if offsets.committed is not None and target <= offsets.committed:
+                return True
+            return await self._commit(partition, offsets, target)
+
+    async def _commit(self, partition: TopicPartition, offsets: _Offsets, offset: int) -> bool:
         try:
             await self._client.commit({partition: offset})
         except (KafkaError, IllegalStateError) as error:
             # The partition moved to another member, which reads these
             # messages again: a duplicate, never a loss.
             self.logger.warning("cannot commit offset %d of %s[%d]: %s", offset, partition.topic, partition.partition, error)
+            return False
+        offsets.committed = offset
+        return True
+
+    def _state_saved(self, partition: Partition) -> None:
+        """An owner saved state: commit what it held back, in a task of its own."""
+        key = _kafka(partition)
+        if self._stopped or key not in self._offsets:
+            return
+        task = asyncio.create_task(self._commit_ready(key))
+        self._commit_tasks.add(task)
+        task.add_done_callback(self._commit_tasks.discard)
+
+    async def _partition_count(self, topic: str) -> int:
+        partitions = self._client.partitions_for_topic(topic)
+        if partitions is None:
+            await self._client.topics()
+            partitions = self._client.partitions_for_topic(topic) or ()
+        return len(partitions)
+
+    # --- assignment and revocation --------------------------------------------
+
+    def _assigned(self, assigned: set[TopicPartition]) -> None:
+        """Pause the partitions that have owners and restore them in a task (a rebalance may cancel it)."""
+        self._releasing.clear()
+        owned = {p for p in assigned if self.routes[p.topic].owners}
+        self._offsets = {p: self._offsets.get(p, _Offsets(None)) for p in assigned}
+        gone = [p for p in self._held if p not in owned]
+        self._forget(gone)
+        if owned:
+            self._client.pause(*owned)
+            self._restoring = set(owned)
+            self._restore_task = asyncio.create_task(self._restore(owned))
+
+    async def _restore(self, partitions: set[TopicPartition]) -> None:
+        """Ask every owner to restore the partitions whose state it does not hold already, then resume them."""
+        while True:
+            try:
+                committed = {p: await self._client.committed(p) for p in sorted(partitions)}
+                # State kept through the rebalance is still good when no other member committed since.
+                stale = [p for p in partitions if p not in self._held or self._held[p] != committed[p]]
+                self._forget([p for p in stale if p in self._held])
+                await asyncio.gather(*(owner.restore_partitions(self.source, [Assignment(p, committed[_kafka(p)]) for p in owned])
+                                       for owner, owned in self._owners_of(stale).items()))
+                break
+            except asyncio.CancelledError:
+                self._forget([p for p in partitions if p not in self._held])
+                raise
+            except (KafkaError, RetryableError) as error:
+                self._forget([p for p in partitions if p not in self._held])
+                self.logger.warning("cannot restore the state of %s yet, retrying: %s", _describe(partitions), error)
+                await asyncio.sleep(_RESTORE_RETRY_PAUSE)
+            except Exception as error:
+                self.logger.error("restoring the state of %s failed: %s", _describe(partitions), error)
+                self._report_fatal(error)
+                return
+        for partition in partitions:
+            self._held[partition] = committed[partition]
+            self._offsets[partition].committed = committed[partition]
+        self.logger.info("state restored for %s", _describe(partitions))
+        self._restoring.clear()
+        assignment = self._client.assignment()
+        self._client.resume(*(p for p in partitions if p in assignment))
+
+    def _owners_of(self, partitions) -> dict[PartitionOwner, list[Partition]]:
+        """The owners of ``partitions``, each with its share of them."""
+        shares: dict[PartitionOwner, list[Partition]] = {}
+        for partition in sorted(partitions):
+            for owner in self.routes[partition.topic].owners:
+                shares.setdefault(owner, []).append(Partition(partition.topic, partition.partition))
+        return shares
+
+    async def _release(self, partitions: set[TopicPartition]) -> None:
+        """Before ``partitions`` go: finish their work, have their state saved, commit, and keep only state whose commit went through."""
+        if self._restore_task is not None and not self._restore_task.done():
+            self._restore_task.cancel()
+            await asyncio.gather(self._restore_task, return_exceptions=True)
+        self._restoring.clear()
+        await self._finish(partitions)
+        held = [p for p in sorted(partitions) if p in self._held]
+        saves = [owner.save_partitions(self.source, share) for owner, share in self._owners_of(held).items()]
+        failures = [r for r in await asyncio.gather(*saves, return_exceptions=True) if isinstance(r, BaseException)]
+        for failure in failures:
+            self.logger.error("saving the state of %s failed; the next owner reads its records again: %s", _describe(held), failure)
+        for partition in sorted(partitions):
+            committed = await self._commit_ready(partition)
+            if partition in self._held:
+                if committed and not failures:
+                    self._held[partition] = self._offsets[partition].committed
+                else:
+                    self._forget([partition])
+            self._offsets.pop(partition, None)
+            try:
+                self._lag.remove(str(self.settings.id), partition.topic, str(partition.partition))
+            except KeyError:
+                pass
 
     async def _finish(self, partitions) -> None:
         """Let the work on ``partitions`` end: the current attempt completes and commits, retries stop,
@@ -235,6 +423,11 @@ class KafkaReceiver(Component):
             state.stop.set()
         await asyncio.gather(*(s.task for s in states if s.task is not None), return_exceptions=True)
 
+    def _forget(self, partitions) -> None:
+        for owner, share in self._owners_of(partitions).items():
+            owner.forget_partitions(self.source, share)
+        for partition in partitions:
+            self._held.pop(partition, None)
 
 class _Rebalance(ConsumerRebalanceListener):
     def __init__(self, receiver: KafkaReceiver):
@@ -243,11 +436,15 @@ class _Rebalance(ConsumerRebalanceListener):
     async def on_partitions_revoked(self, revoked) -> None:
         if revoked:
             self.receiver.logger.info("partitions revoked: %s", _describe(revoked))
-        await self.receiver._finish(revoked)
+        await self.receiver._release(set(revoked))
 
     async def on_partitions_assigned(self, assigned) -> None:
-        self.receiver._releasing.clear()
         self.receiver.logger.info("partitions assigned: %s", _describe(assigned))
+        self.receiver._assigned(set(assigned))
+
+
+def _kafka(partition: Partition) -> TopicPartition:
+    return TopicPartition(partition.topic, partition.partition)
 
 
 def _describe(partitions) -> str:

@@ -75,28 +75,33 @@ class GatedSink(Sink):
 
 
 class Host:
-    """What a component started on its own may ask of its service."""
+    """What a component started on its own may ask of its service; ``owners`` keep state per partition downstream."""
 
-    def __init__(self):
+    def __init__(self, owners: list | None = None):
         self.fatal_errors: list[BaseException] = []
+        self.owners = owners or []
 
     def get_extension(self, component_id):
         return None
+
+    def partition_owners(self, receiver_id, signal) -> list:
+        return self.owners
 
     def report_fatal_error(self, component: str, error: BaseException) -> None:
         self.fatal_errors.append(error)
 
 
 @contextlib.asynccontextmanager
-async def started(component: str, settings: dict, *args):
+async def started(component: str, settings: dict, *args, owners: list | None = None):
     """``kafka_exporter``, ``kafka_receiver`` or ``mqtt_receiver`` made by its factory from a config map
-    that must validate, started and always shut down; yields (component, telemetry)."""
+    that must validate, started and always shut down; yields (component, telemetry).
+    ``owners`` are the partition owners its host names for every signal."""
     factory: Factory = FACTORIES[component]
     config = factory.config_class.model_validate(settings)
     assert nested_problems(config) == []
     telemetry = Telemetry()
     instance = factory.create(CreateSettings(ComponentID(factory.type), factory.kind, telemetry), config, *args)
-    host = Host()
+    host = Host(owners)
     await instance.start(host)
     try:
         yield instance, telemetry
