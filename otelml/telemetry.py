@@ -134,6 +134,9 @@ class _Unrecorded:
     def set(self, value: float) -> None:
         return None
 
+    def remove(self, *values: str) -> None:
+        return None
+
 
 UNRECORDED = _Unrecorded()
 
