@@ -1,3 +1,6 @@
+from otelml.component import Kind
+from otelml.pdata import Signal
+from otelml.receivers.kafka import metadata
 from otelml.receivers.kafka.config import KafkaReceiverConfig
 from otelml.receivers.kafka.receiver import KafkaReceiver
 
@@ -12,4 +15,5 @@ factory = Factory(
     create=KafkaReceiver,
     signals=frozenset(Signal),
     stability="beta",
+    metrics=metadata.METRICS,
 )

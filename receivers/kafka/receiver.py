@@ -36,6 +36,9 @@ from otelml.errors import RetryableError
 from otelml.partitions import Assignment, Origin, Partition, PartitionOwner, pushing_from
 from otelml.pdata import Signal
 from otelml.receiverhelper import Outcome, PipelinePusher
+from otelml.receivers.kafka import metadata
+from otelml.receivers.kafka.config import KafkaReceiverConfig
+from otelml.receivers.kafka.source import KafkaSource
 
 TRANSPORT = "kafka"
 HEADER_ATTRIBUTE_PREFIX = "kafka.header."
@@ -104,9 +107,7 @@ class KafkaReceiver(Component):
         self._commit_tasks: set[asyncio.Task] = set()
         self._host: Host | None = None
         self.source: KafkaSource | None = None
-        self._lag = settings.telemetry.gauge("otelcol_kafka_receiver_offset_lag",
-                                             "Messages in a partition after the last one the pipeline took, as of the last fetch.",
-                                             ["receiver", "topic", "partition"])
+        self._lag = settings.telemetry.metric(metadata.OFFSET_LAG)
 
     async def start(self, host: Host) -> None:
         # Built here so that unreadable TLS files fail the start; the brokers
