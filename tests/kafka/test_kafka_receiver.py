@@ -176,20 +176,21 @@ async def test_bad_messages_are_counted_logged_and_skipped(tansu, kcat_environme
                      "logs": {"topics": ["json-logs"], "encoding": "json"}}
     async with started("kafka_receiver", settings, {Signal.LOGS: logs_sink, Signal.TRACES: traces_sink}) as (_, telemetry), \
             started("kafka_receiver", json_settings, {Signal.LOGS: json_sink}) as (_, json_telemetry):
-        await eventually(lambda: logs_sink.items == 2 and json_sink.items == 1, what="the good messages arriving")
-        await eventually(lambda: telemetry.value("otelml_receiver_failed_requests_total", receiver="kafka", transport="kafka", reason="undecodable") == 2,
-                         what="two bad messages counted")
+        await eventually(lambda: logs_sink.items == 3 and json_sink.items == 1, what="the good messages arriving")
+        await eventually(lambda: telemetry.value("otelml_receiver_failed_requests_total", receiver="kafka", transport="kafka", reason="undecodable") == 1,
+                         what="the bad protobuf counted")
         await eventually(lambda: json_telemetry.value("otelml_receiver_failed_requests_total", receiver="kafka", transport="kafka", reason="undecodable") == 2,
                          what="protobuf and an array on a JSON topic counted")
+        # Invalid UTF-8 in a text message is repaired, not refused (see otelml/utf8.py).
+        assert telemetry.value("otelml_receiver_repaired_log_records_total", receiver="kafka", transport="kafka") == 1
         await asyncio.to_thread(produce, tansu.bootstrap, "texts", [b"after the bad ones"], 0)
-        await eventually(lambda: logs_sink.items == 3, what="the receiver consuming on")
+        await eventually(lambda: logs_sink.items == 4, what="the receiver consuming on")
     assert traces_sink.items == 0
-    assert sorted(r.body.string_value for r in logs_sink.records()) == ["after the bad ones", "also fine", "fine"]
+    assert sorted(r.body.string_value for r in logs_sink.records()) == ["after the bad ones", "also fine", "fine", "\ufffd\ufffd not UTF-8"]
     assert any_value_to_python(json_sink.records()[0].body) == {"n": 1}
     warnings = [r.getMessage() for r in caplog.records if "cannot be used" in r.getMessage()]
-    assert len(warnings) == 4, "each bad message is logged once"
+    assert len(warnings) == 3, "each bad message is logged once"
     assert any("topic spans partition 0 offset 0" in w for w in warnings)
-    assert any("topic texts partition 0 offset 1" in w and "UTF-8" in w for w in warnings)
     assert await committed(tansu.bootstrap, "bad-input", {"spans": 1, "texts": 1}) == {("spans", 0): 1, ("texts", 0): 4}
 
 
