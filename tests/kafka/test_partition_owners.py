@@ -172,7 +172,9 @@ def pipeline_config(processors: dict, chain: list[str]) -> dict:
         "exporters": {"debug": {}},
         "connectors": {"forward": {}},
         "service": {"pipelines": {"logs": {"receivers": ["kafka"], "processors": chain, "exporters": ["forward"]},
-                                  "logs/counted": {"receivers": ["forward"], "processors": ["counter"], "exporters": ["debug"]}}},
+                                  "logs/counted": {"receivers": ["forward"], "processors": ["counter"], "exporters": ["debug"]}},
+                    # Metrics recorded, not served: no port to bind.
+                    "telemetry": {"metrics": {"readers": []}}},
     }
 
 
