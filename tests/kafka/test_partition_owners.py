@@ -14,7 +14,7 @@ from otelml.errors import RetryableError
 from otelml.partitions import Partition
 from otelml.pdata import Signal
 from otelml.registry import Registry
-from otelml.service import Service
+from otelml.service import Service, StartError
 from tests.kafka.owners import RecordCounter, counter_factory
 from tests.kafka.support import Sink, eventually, numbered_logs, started
 from tests.kafka.test_kafka_receiver import GROUP_SETTINGS, committed, produce
@@ -193,10 +193,10 @@ async def test_owners_are_found_through_connectors_and_a_detaching_batch_process
 
     detaching = pipeline_config({"counter": {}, "batch": {"timeout": "200ms"}}, ["batch"])
     service = counting_service(detaching)
-    with pytest.raises(ValueError) as refused:
+    with pytest.raises(StartError) as refused:
         await service.start()
     assert str(refused.value) == (
-        "processor counter keeps state per partition of receiver kafka, but processor batch in pipeline logs hands data on "
+        "receiver kafka: cannot start: processor counter keeps state per partition of receiver kafka, but processor batch in pipeline logs hands data on "
         "from a task of its own before it, so it cannot tell which partition a record came from: "
         "remove it from the pipeline (a batch processor: or set its timeout to 0)")
     assert service.state == "stopped"
