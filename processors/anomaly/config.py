@@ -9,8 +9,9 @@ from typing import Any, Literal
 from otelml.processors.anomaly.models import MODELS, build_model
 from pydantic import Field, SecretStr, model_validator
 
-from otelml.configmodel import ComponentConfig, Duration
+from otelml.configmodel import ComponentConfig, Duration, parse_duration
 from otelml.pdata import Signal
+from otelml.processors.anomaly.target import UNITS
 from otelml.references import DEFAULT_KEYS, DEFAULT_TARGETS, check_signal, parse_key, parse_target
 
 KEY_ENV = "OTELML_CHECKPOINT_KEY"
@@ -115,9 +116,51 @@ class IncidentConfig(ComponentConfig):
         return ["quiet: must not be negative"] if self.quiet < 0 else []
 
 
+class LimitConfig(ComponentConfig):
+    """A level the target must not reach: ``{above: 80}``, ``{below: 10}``, ``{above: 500ms}`` for a duration."""
+
+    above: float | str | None = None
+    below: float | str | None = None
+
+    def validate_config(self) -> list[str]:
+        problems = [] if self.above is not None or self.below is not None else ["above: set above, below or both"]
+        for name in ("above", "below"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                try:
+                    parse_duration(value)
+                except ValueError:
+                    problems.append(f"{name}: {value!r} is neither a number nor a duration such as 500ms")
+        if not problems and self.above is not None and self.below is not None:
+            above, below = (self.in_unit(value, "ms") for value in (self.above, self.below))
+            if below >= above:
+                problems.append("below: must be less than above")
+        return problems
+
+    def signal_problems(self, unit: str) -> list[str]:
+        """A duration given for a target that is not one (``unit``: the target's, ``ms`` for durations)."""
+        return [f"{name}: {value!r} is a duration, but the target is not" for name in ("above", "below")
+                if isinstance(value := getattr(self, name), str) and unit != "ms"]
+
+    @staticmethod
+    def in_unit(value: float | str | None, unit: str) -> float | None:
+        """A limit in the target's unit: a duration (``500ms``) in milliseconds, a number as given.
+
+        >>> LimitConfig.in_unit("1.5s", "ms"), LimitConfig.in_unit(80, "")
+        (1500.0, 80.0)
+        """
+        if value is None:
+            return None
+        if isinstance(value, str):
+            seconds = parse_duration(value)
+            return seconds * 1000.0 if unit == "ms" else seconds
+        return float(value)
+
+
 class TrendConfig(ComponentConfig):
     window: int = 60
     horizon: Duration = 300.0
+    limit: LimitConfig | None = None
 
     def validate_config(self) -> list[str]:
         problems = []
@@ -214,6 +257,9 @@ class AnomalyConfig(ComponentConfig):
             problems += _signal_problem(f"key::{index}", parse_key, text, signal)
         if self.target is not None:
             problems += _signal_problem("target", parse_target, self.target, signal)
+        if self.trend.limit is not None:
+            unit = UNITS.get(self.signal_target(signal), "")
+            problems += [f"trend::limit::{problem}" for problem in self.trend.limit.signal_problems(unit)]
         return problems
 
     def signal_key(self, signal: Signal) -> list[str]:

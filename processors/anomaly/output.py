@@ -210,13 +210,13 @@ class AttributeWriter:
             record.MergeFromString(data[start:start + size])
 
     def write_alert(self, record, key: str, target: str, unit: str, actual: float, low: float, high: float,
-                    models: list[str]) -> None:
-        """The structured details of an alert (the expected value is already on the record)."""
+                    models: list[str], forecast: list[tuple[str, float]]) -> None:
+        """The structured details of an alert (the expected value is already on the record), and of its forecast."""
         details = [(KEY, key), (TARGET, target), (UNIT, unit), (ACTUAL, actual)]
         if low == low and high == high:
             details += [(RANGE_LOW, low), (RANGE_HIGH, high)]
         details.append((MODELS, models))
-        record.MergeFromString(self.encoder.record(details))
+        record.MergeFromString(self.encoder.record(details + forecast))
 
 
 def _drop_previous(attributes) -> None:

@@ -24,6 +24,7 @@ from otelml.processors.anomaly.config import AnomalyConfig
 from otelml.processors.anomaly.engine import Engine, Results
 from otelml.processors.anomaly.extract import BatchReader, Columns
 from otelml.processors.anomaly.extract_metrics import MetricReader
+from otelml.processors.anomaly.forecast import Forecast
 from otelml.processors.anomaly.incidents import incident_id
 from otelml.processors.anomaly.output import AttributeWriter
 from otelml.processors.anomaly.output_metrics import write_scores
@@ -70,7 +71,12 @@ class AnomalyProcessor(Component, KeySummarySource):
             self.reader = MetricReader(key, self.target.reference, config.histogram_quantile, need_errors, feature_attributes)
         else:
             self.reader = BatchReader(signal, key, self.target.reference, need_errors, feature_attributes)
-        self.trend = Trend(config.trend.window, config.trend.horizon, ("score",))
+        limit = config.trend.limit
+        # The target's own trend, in its units, is fitted only to be held against a limit.
+        self.above, self.below = ((limit.in_unit(limit.above, self.target.unit), limit.in_unit(limit.below, self.target.unit))
+                                  if limit is not None else (None, None))
+        series = {"score": (0.0, 1.0), **({"target": (-np.inf, np.inf)} if limit is not None else {})}
+        self.trend = Trend(config.trend.window, config.trend.horizon, series)
         layout = StateLayout({**self.engine.fields, **{f"trend.{name}": field for name, field in self.trend.fields.items()},
                               **liveview.FIELDS, **(extract_metrics.FIELDS if signal is Signal.METRICS else {})},
                              self.engine.classes)
@@ -216,19 +222,23 @@ class AnomalyProcessor(Component, KeySummarySource):
         results = self.engine.score(self.store.arrays, slots, ranks, self.target.transform(columns.actual), columns.times,
                                     rates, columns.errors, columns.attributes)
         history = {name[len("trend."):]: array for name, array in self.store.arrays.items() if name.startswith("trend.")}
-        trends = self.trend.fit(history, slots, ranks, columns.times, {"score": results.score})["score"]
-        enough = trends.points >= max(3, self.config.trend.window // 2)
-        # A rising trend line that is below the threshold now and above it at the horizon.
-        predicted = (results.ready & enough & (trends.slope > 0) & (trends.now < results.threshold)
-                     & (trends.forecast >= results.threshold))
-        self._write(columns, results, trends, predicted)
+        fitted = self.trend.fit(history, slots, ranks, columns.times, {"score": results.score, "target": columns.actual})
+        trends = fitted["score"]
+        # A prediction is of an incident to come: never while the key has one.
+        possible = (trends.points >= max(3, self.config.trend.window // 2)) & ~results.member
+        if "target" in fitted:
+            forecast = Forecast.of_limit(fitted["target"], self.above, self.below)
+        else:
+            forecast = Forecast.of_score(trends, results.threshold, results.ready)
+        predicted = possible & forecast.crosses
+        self._write(columns, results, trends, predicted, forecast)
         self._keep_summaries(columns, slots, ranks, results, predicted)
-        self._keep_live_view(columns, slots, ranks, results, trends, predicted)
+        self._keep_live_view(columns, slots, ranks, results, trends, predicted, forecast)
         for model_id, resets in self.engine.resets().items():
             self._resets.labels(self._name, model_id).inc(resets)
             self.logger.warning("model %s diverged and was reset for %d key(s)", model_id, resets)
 
-    def _write(self, columns: Columns, results: Results, trends: Trends, predicted: np.ndarray) -> None:
+    def _write(self, columns: Columns, results: Results, trends: Trends, predicted: np.ndarray, forecast: Forecast) -> None:
         if self.signal is Signal.METRICS:
             # Gauges beside the scored metrics: attributes on their points would split their series.
             write_scores(columns.records, results.score, trends.forecast, results.anomaly)
@@ -243,11 +253,11 @@ class AnomalyProcessor(Component, KeySummarySource):
         values.update((f"model{position}", row) for position, row in enumerate(results.model_scores))
         self.writer.write(columns.records, values)
         if self.config.alerts:
-            self._write_alerts(columns, results, predicted)
+            self._write_alerts(columns, results, predicted, forecast)
 
-    def _write_alerts(self, columns: Columns, results: Results, predicted: np.ndarray) -> None:
-        """The structured alert details, on records that open an incident or predict one."""
-        alerting = np.flatnonzero(results.opens | predicted)
+    def _write_alerts(self, columns: Columns, results: Results, predicted: np.ndarray, forecast: Forecast) -> None:
+        """The structured alert details, on flagged records and on records that predict an incident."""
+        alerting = np.flatnonzero(results.anomaly | predicted)
         if not len(alerting):
             return
         low, high = self.target.inverse(results.low[alerting]), self.target.inverse(results.high[alerting])
@@ -257,7 +267,8 @@ class AnomalyProcessor(Component, KeySummarySource):
             key = columns.keys[columns.key_ids[index]]
             self.writer.write_alert(columns.records[index], self.reader.describe(key), self.target.name, self.target.unit,
                                     float(columns.actual[index]), float(low[position]), float(high[position]),
-                                    [model_id for model_id, hit in zip(model_ids, fired[:, position].tolist()) if hit])
+                                    [model_id for model_id, hit in zip(model_ids, fired[:, position].tolist()) if hit],
+                                    forecast.details(index) if predicted[index] else [])
 
     def _keep_summaries(self, columns: Columns, slots: np.ndarray, ranks: Ranks, results: Results,
                         predicted: np.ndarray) -> None:
@@ -277,7 +288,7 @@ class AnomalyProcessor(Component, KeySummarySource):
                 counter.inc(int(total))
 
     def _keep_live_view(self, columns: Columns, slots: np.ndarray, ranks: Ranks, results: Results, trends: Trends,
-                        predicted: np.ndarray) -> None:
+                        predicted: np.ndarray, forecast: Forecast) -> None:
         """What the live page shows: each key's last threshold, forecast and slope, and its alerts."""
         self.live.record(slots, ranks, columns.times, results.threshold, trends.forecast, trends.slope, results.member,
                          results.opened)
@@ -290,7 +301,8 @@ class AnomalyProcessor(Component, KeySummarySource):
             details = Details(key=self.reader.describe(key), target=self.target.name, unit=self.target.unit,
                               actual=float(columns.actual[index]), score=float(results.score[index]),
                               expected=float(expected[position]) if expected[position] == expected[position] else None,
-                              forecast=float(trends.forecast[index]))
+                              forecast=float(trends.forecast[index]),
+                              **(forecast.values(index) if predicted[index] else {}))
             if results.opens[index]:
                 self.live.opened(float(columns.times[index]), details, incident_id(key, float(results.opened[index])))
             elif not results.member[index]:  # a prediction for a key already in an incident says nothing new

@@ -23,23 +23,27 @@ from otelml.processors.anomaly.store import Field
 
 @dataclasses.dataclass
 class Trends:
-    """Per record, in batch order: fitted value now, slope (per second), forecast, points used."""
+    """Per record, in batch order: fitted value now, slope (per second), forecast, points used,
+    and the reach: how far ahead (seconds) the forecast looks, the horizon or less."""
 
     now: np.ndarray
     slope: np.ndarray
     forecast: np.ndarray
     points: np.ndarray
+    reach: np.ndarray
 
 
 class Trend:
     """Fits the trend lines of ``series`` over the last ``window`` records of each key.
 
-    The per-key history (:attr:`fields`): ``times``, ``points`` (how many
-    are real), and the last ``window - 1`` values of each series, newest last.
+    ``series`` maps each series' name to the range its forecasts are clipped
+    to (a score's to [0, 1]; a target's to none, ``(-inf, inf)``). The per-key
+    history (:attr:`fields`): ``times``, ``points`` (how many are real), and
+    the last ``window - 1`` values of each series, newest last.
 
     Examples
     --------
-    >>> trend = Trend(window=3, horizon=1.0, series=("score",))
+    >>> trend = Trend(window=3, horizon=1.0, series={"score": (0.0, 1.0)})
     >>> arrays = {name: np.full((1, *field.shape), field.fill, field.dtype) for name, field in trend.fields.items()}
     >>> fitted = trend.fit(arrays, np.array([0]), Ranks(np.zeros(4, dtype=np.intp), 1), np.arange(4.0),
     ...                    {"score": np.array([0.1, 0.2, 0.3, 0.4])})
@@ -47,11 +51,10 @@ class Trend:
     ([0.1, 0.15, 0.4, 0.5], [0.3, 0.4])
     """
 
-    def __init__(self, window: int, horizon: float, series: tuple[str, ...], clip: tuple[float, float] = (0.0, 1.0)):
+    def __init__(self, window: int, horizon: float, series: dict[str, tuple[float, float]]):
         self.window = window
         self.horizon = horizon
         self.series = series
-        self.clip = clip
         keep = window - 1
         self.fields = {"times": Field((keep,), np.float64, 0.0), "points": Field((), np.int64, 0),
                        **{name: Field((keep,), np.float64, 0.0) for name in series}}
@@ -79,13 +82,13 @@ class Trend:
         usable = (count >= 3) & (spread > 1e-12 * np.maximum(1.0, sum_time * sum_time / count))
         reach = np.minimum(self.horizon, -relative.min(axis=1))
         fitted = {}
-        for name in self.series:
+        for name, clip in self.series.items():
             window_values = self._windows(arrays, name, slots, ranks, values[name])
             sum_value = np.einsum("ij,ij->i", window_values, valid)
             covariance = np.einsum("ij,ij->i", relative, window_values) - sum_time * sum_value / count
             slope = np.where(usable, covariance / np.where(usable, spread, 1.0), 0.0)
             now = (sum_value - slope * sum_time) / count
-            fitted[name] = Trends(now, slope, np.clip(now + slope * reach, *self.clip), count)
+            fitted[name] = Trends(now, slope, np.clip(now + slope * reach, *clip), count, reach)
         return fitted
 
     def _windows(self, arrays: dict, name: str, slots: np.ndarray, ranks: Ranks, new: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ MODULES = [
     "otelml.processors.anomaly.config",
     "otelml.processors.anomaly.extract",
     "otelml.processors.anomaly.features",
+    "otelml.processors.anomaly.forecast",
     "otelml.processors.anomaly.incidents",
     "otelml.processors.anomaly.kernels",
     "otelml.processors.anomaly.models",
