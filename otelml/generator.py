@@ -3,8 +3,10 @@ and metrics from several services, with occasional injected incidents.
 
 Every ``incident_every`` seconds one service misbehaves for
 ``incident_length`` seconds, taking turns through: a latency spike (its
-spans take ~8x longer), an error burst (errors and ERROR logs), and a scan
-(many requests from one client address to paths that do not exist).
+spans slow down gradually to ~4x over the first three quarters of the
+incident, as a degradation builds up, then take ~8x longer), an error burst (errors and
+ERROR logs), and a scan (many requests from one client address to paths
+that do not exist).
 Spans carry synthetic start and end times, so a generator does not need to
 wait for the durations it reports.
 """
@@ -114,25 +116,26 @@ class Generator:
         kinds = itertools.cycle(INCIDENT_KINDS)
         next_incident = start + self.incident_every
         incident: tuple[str, str] | None = None
-        incident_ends = 0.0
+        incident_starts = incident_ends = 0.0
         try:
             while not self.stop_event.is_set() and time.monotonic() - start < self.duration:
                 now = time.monotonic()
                 if incident is None and self.incident_every > 0 and now >= next_incident:
                     incident = (next(kinds), self.random.choice(list(SERVICES)[1:]))
-                    incident_ends = now + self.incident_length
+                    incident_starts, incident_ends = now, now + self.incident_length
                     self.incidents.append((now - start, *incident))
                     log.info("injecting incident: %s in %s for %.0fs", incident[0], incident[1], self.incident_length)
                 elif incident is not None and now >= incident_ends:
                     incident = None
                     next_incident = now + self.incident_every
-                self._trace(providers, incident)
+                progress = (now - incident_starts) / self.incident_length if incident else 0.0
+                self._trace(providers, incident and (*incident, progress))
                 self.traces_sent += 1
                 self.stop_event.wait(max(0.0, start + self.traces_sent / self.rate - time.monotonic()))
         finally:
             providers.shutdown()
 
-    def _trace(self, providers: Providers, incident: tuple[str, str] | None) -> None:
+    def _trace(self, providers: Providers, incident: tuple[str, str, float] | None) -> None:
         """One request: frontend -> checkout/auth -> payment/inventory, as nested spans."""
         end_ns = time.time_ns()
         client = f"10.0.{self.random.randint(0, 3)}.{self.random.randint(1, 254)}"
@@ -150,7 +153,7 @@ class Generator:
         duration_ms = median_ms * self.random.lognormvariate(0.0, 0.35)
         failing = False
         if incident and incident[1] == service:
-            duration_ms *= 8.0 if incident[0] == "latency_spike" else 1.0
+            duration_ms *= _slowdown(incident[2]) if incident[0] == "latency_spike" else 1.0
             failing = incident[0] == "error_burst" and self.random.random() < 0.6
         if incident and incident[0] == "scan" and depth == 0:
             failing = True
@@ -171,6 +174,15 @@ class Generator:
         durations.record(duration_ms, {"operation": name})
         span.end(end_time=end_ns)
         return end_ns
+
+
+def _slowdown(progress: float) -> float:
+    """How much slower a latency spike's spans are, ``progress`` (0-1) into the incident: creeping, then spiking.
+
+    >>> _slowdown(0.0), _slowdown(0.5), _slowdown(0.8)
+    (1.0, 3.0, 8.0)
+    """
+    return 1.0 + 4.0 * progress if progress < 0.75 else 8.0
 
 
 def add_generate_command(commands) -> None:

@@ -12,6 +12,7 @@ MODULES = [
     "otelml.connectors.anomaly_alerts.text",
     "otelml.exporters.alertmanager.config",
     "otelml.exporters.alertmanager.local",
+    "otelml.generator",  # the demo's incidents, which alerts and predictions are made of
 ]
 
 
