@@ -7,11 +7,11 @@ import os
 from typing import Any, Literal
 
 from otelml.processors.anomaly.models import MODELS, build_model
+from otelml.processors.anomaly.target import UNITS
 from pydantic import Field, SecretStr, model_validator
 
 from otelml.configmodel import ComponentConfig, Duration, parse_duration
 from otelml.pdata import Signal
-from otelml.processors.anomaly.target import UNITS
 from otelml.references import DEFAULT_KEYS, DEFAULT_TARGETS, check_signal, parse_key, parse_target
 
 KEY_ENV = "OTELML_CHECKPOINT_KEY"

@@ -16,9 +16,9 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from otelml.processors.anomaly.trend import Trends
 
 from otelml.conventions import CROSSING_SECONDS, LIMIT, TARGET_FORECAST
-from otelml.processors.anomaly.trend import Trends
 
 
 @dataclasses.dataclass
@@ -45,7 +45,7 @@ class Forecast:
     target_forecast: np.ndarray | None = None
 
     @classmethod
-    def of_score(cls, trends: Trends, threshold: np.ndarray, ready: np.ndarray) -> "Forecast":
+    def of_score(cls, trends: Trends, threshold: np.ndarray, ready: np.ndarray) -> Forecast:
         """The score's line rising to ``threshold`` within the reach, for keys past their warmup."""
         with np.errstate(divide="ignore", invalid="ignore"):
             seconds = (threshold - trends.now) / trends.slope
@@ -53,7 +53,7 @@ class Forecast:
         return cls(crosses, np.where(crosses, seconds, np.nan))
 
     @classmethod
-    def of_limit(cls, trends: Trends, above: float | None, below: float | None) -> "Forecast":
+    def of_limit(cls, trends: Trends, above: float | None, below: float | None) -> Forecast:
         """The target's line reaching ``above`` (rising) or ``below`` (falling) within the reach, whichever first."""
         seconds = np.full(len(trends.now), np.inf)
         limit = np.full(len(trends.now), np.nan)

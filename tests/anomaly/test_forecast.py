@@ -7,15 +7,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from otelml.component import ComponentID, CreateSettings, Kind
 from otelml.connectors.anomaly_alerts.config import AnomalyAlertsConfig
 from otelml.connectors.anomaly_alerts.connector import AnomalyAlertsConnector
-from otelml.conventions import (ALERT_NAME, ANOMALY, CROSSING_SECONDS, INCIDENT_ID, LIMIT, PREDICTED, SCORE,
-                                TARGET_FORECAST)
+
+from otelml.component import ComponentID, CreateSettings, Kind
+from otelml.conventions import ALERT_NAME, ANOMALY, CROSSING_SECONDS, INCIDENT_ID, LIMIT, PREDICTED, SCORE, TARGET_FORECAST
 from otelml.pdata import Signal
 from otelml.telemetry import Telemetry
-from tests.anomaly.support import START, SpanSpec, attribute, logs, make_processor, outputs, records_of, traces
+from tests.anomaly.support import START, SpanSpec, attribute, logs, make_processor, records_of, traces
 from tests.anomaly.test_scoring import steady
 from tests.conftest import Collect, logs_of
 
