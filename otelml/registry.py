@@ -31,6 +31,7 @@ BUILTIN_FACTORIES = (
     "otelml.processors.anomaly.factory:factory",
     "otelml.processors.redaction.factory:factory",
     "otelml.processors.memory_limiter.factory:factory",
+    "otelml.processors.drain.factory:factory",
     "otelml.exporters.debug.factory:factory",
     "otelml.exporters.file.factory:factory",
     "otelml.exporters.otlp.factory:factory",

@@ -1,0 +1,384 @@
+"""Drain: online log templates from a fixed-depth parse tree, one tree per key, bounded by an LRU of clusters.
+
+A line is masked and split into words (:mod:`.masking`), then goes down its
+key's tree: first by its number of words, then by its first
+``tree_depth - 3`` words (a node with ``max_node_children`` children sends
+new words to its ``<*>`` child). At the leaf it joins the most similar
+cluster whose similarity reaches ``merge_threshold`` (the cluster's
+template then gets ``<*>`` wherever the two differ) or starts a new one.
+
+Similarity is the share of the line's words that the template accepts:
+the same word, or a ``<*>`` the template already has. Words masked as
+variables are not counted: they say nothing about which template a line
+belongs to. So ``merge_threshold: 0.88`` lets a line of nine or more
+unmasked words differ from a template in one of them, and asks a shorter
+line to match every word it has. Two templates that differ in one word may
+well be two messages (``Starting``/``Ending``, ``bytes``/``values``); but when
+a new line starts a cluster that differs in the same one word from
+:data:`VARIABLE_VALUES` - 1 others of its leaf, that word is a variable
+(``user alice``, ``user bob``, ``user carol``): those clusters are merged
+into one with ``<*>`` there.
+
+A line seen before (the same text, for the same key) goes straight to the
+cluster it joined, while that cluster lives. All clusters of all keys share
+one least-recently-used order; past ``max_clusters`` the oldest is removed
+from its tree, and a key whose last cluster goes loses its tree. A leaf
+holds at most :data:`MAX_LEAF_CLUSTERS` (its least seen cluster makes room),
+so that a flood of lines that are all new costs a bounded time each.
+
+Each cluster's ``template_id`` is a hash of its first template (the first
+line that started it, masked) and stays with the cluster while its template
+grows more general, so a stream of one message keeps one id. A template
+that started from the same line has the same id for every key, in every
+run and on every instance; a cluster merged into another takes the
+survivor's id from then on.
+
+>>> miner = Drain()
+>>> for line in ["user alice logged in from 10.0.0.1", "user bob logged in from 10.0.0.2",
+...              "connection reset by peer", "user carol logged in from 10.0.0.3"]:
+...     miner.learn_one(line, key=("auth",))
+>>> miner.predict_one("user dave logged in from 10.9.9.9", key=("auth",))
+'user <*> logged in from <*>'
+>>> miner.predict_one("connection refused by peer", key=("auth",)) is None
+True
+>>> len(miner)
+2
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+from typing import Iterator
+
+from otelml.processors.drain.masking import WILDCARD, tokens as masked_tokens
+
+# How much of a line is templated: enough for any log message, and a bound on
+# what a hostile body can make a cluster hold.
+MAX_TEXT = 2048
+# Lines remembered with their cluster, over all keys; all are forgotten at once past this.
+CACHE_SIZE = 16384
+# Otherwise identical templates with this many different words at one place make that place a variable.
+VARIABLE_VALUES = 3
+# Clusters of one leaf at most (real logs need a handful): bounds the work a line of junk can cause.
+MAX_LEAF_CLUSTERS = 64
+
+
+def template_id_of(template: str) -> str:
+    """The id of a template: 16 hex digits of its BLAKE2b hash.
+
+    >>> template_id_of("user <*> logged in from <*>")
+    '9d8e1a5fc0d4085f'
+    """
+    return hashlib.blake2b(template.encode(), digest_size=8).hexdigest()
+
+
+class Cluster:
+    """One template: its words, the lines that joined it, and where it sits in its key's tree.
+
+    ``attributes`` is left to the user of the miner (the processor keeps the
+    encoded OTLP attributes there); it is reset to None whenever the
+    template changes. A cluster merged into another is no longer ``alive``
+    and names it in ``absorbed_by``.
+    """
+
+    __slots__ = ("tokens", "size", "template", "template_id", "attributes", "tree", "path", "alive", "absorbed_by")
+
+    def __init__(self, tokens: list[str], size: int, tree: "_Tree", path: tuple, template_id: str | None = None):
+        self.tokens = tokens
+        self.size = size
+        self.tree = tree
+        self.path = path
+        self.alive = True
+        self.absorbed_by: Cluster | None = None
+        self._describe()
+        self.template_id = template_id or template_id_of(self.template)
+
+    def _describe(self) -> None:
+        self.template = " ".join(self.tokens)
+        self.attributes = None
+
+    def merge(self, tokens: list[str]) -> None:
+        """Add a line: ``<*>`` wherever the template and the line differ."""
+        template = self.tokens
+        changed = False
+        for position, (mine, theirs) in enumerate(zip(template, tokens)):
+            if mine != theirs and mine != WILDCARD:
+                template[position] = WILDCARD
+                changed = True
+        if changed:
+            self._describe()
+
+
+class _Tree:
+    """One key's parse tree: word count -> first words -> leaf (a list of clusters under the key None)."""
+
+    __slots__ = ("key", "root", "cache", "clusters")
+
+    def __init__(self, key: tuple):
+        self.key = key
+        self.root: dict = {}
+        self.cache: dict[str, Cluster] = {}
+        self.clusters = 0
+
+
+class Drain:
+    """Online log template miner (the Drain algorithm), one parse tree per key.
+
+    Parameters
+    ----------
+    tree_depth
+        Depth of the parse tree (``depth`` in the Drain paper): a line is
+        routed by its word count and its first ``tree_depth - 3`` words. At least 3.
+    merge_threshold
+        The share of a line's unmasked words a cluster's template must accept
+        for the line to join it (``st`` in the Drain paper), in [0, 1].
+    max_node_children
+        Children of one tree node at most; further words share its ``<*>`` child.
+    max_clusters
+        Clusters kept over all keys; the least recently used go first. 0: no limit.
+    extra_delimiters
+        Split words at these strings as well as at white space.
+    seed_templates, seed_logs
+        Templates and example lines every new key's tree starts with.
+    """
+
+    def __init__(self, tree_depth: int = 4, merge_threshold: float = 0.88, max_node_children: int = 100,
+                 max_clusters: int = 10000, extra_delimiters: tuple[str, ...] = (),
+                 seed_templates: tuple[str, ...] = (), seed_logs: tuple[str, ...] = ()):
+        if tree_depth < 3:
+            raise ValueError("tree_depth must be at least 3")
+        self.tree_depth = tree_depth
+        self.merge_threshold = merge_threshold
+        self.max_node_children = max_node_children
+        self.max_clusters = max_clusters
+        self.extra_delimiters = tuple(extra_delimiters)
+        self.seed_templates = tuple(seed_templates)
+        self.seed_logs = tuple(seed_logs)
+        self.evicted = 0
+        self._prefix = tree_depth - 3
+        self._trees: dict[tuple, _Tree] = {}
+        self._recent: collections.OrderedDict[Cluster, None] = collections.OrderedDict()
+        self._cached = 0
+
+    def __len__(self) -> int:
+        """Live clusters over all keys."""
+        return len(self._recent)
+
+    def clusters(self) -> Iterator[Cluster]:
+        """Live clusters, least recently used first."""
+        return iter(self._recent)
+
+    # River-style interface ---------------------------------------------------
+
+    def learn_one(self, x: str, key: tuple = ()) -> None:
+        """Learn the line ``x`` in ``key``'s tree."""
+        self.add(x, key)
+
+    def predict_one(self, x: str, key: tuple = ()) -> str | None:
+        """The template ``x`` would join in ``key``'s tree, learning nothing; None when it would start a new one."""
+        tree = self._trees.get(key)
+        if tree is None:
+            return None
+        words = masked_tokens(x[:MAX_TEXT], self.extra_delimiters)
+        node = tree.root.get(len(words))
+        for word in words[:self._route_length(words)]:
+            if node is None:
+                return None
+            child = node.get(word)
+            node = child if child is not None else node.get(WILDCARD)
+        cluster = self._best(node.get(None, ()) if node is not None else (), words)
+        return cluster.template if cluster is not None else None
+
+    # The hot path --------------------------------------------------------------
+
+    def tree(self, key: tuple) -> _Tree:
+        """``key``'s tree, created (and seeded) on first use."""
+        tree = self._trees.get(key)
+        if tree is None:
+            tree = self._trees[key] = _Tree(key)
+            for seed in self.seed_templates + self.seed_logs:
+                words = masked_tokens(seed[:MAX_TEXT], self.extra_delimiters)
+                if words:
+                    self._learn(tree, words, 0)
+        return tree
+
+    def add(self, x: str, key: tuple = ()) -> Cluster | None:
+        """Learn the line ``x`` in ``key``'s tree and return its cluster (None for a line without words)."""
+        return self.add_to(self.tree(key), x)
+
+    def add_to(self, tree: _Tree, x: str) -> Cluster | None:
+        """:meth:`add` for a tree already looked up, so that a batch looks each key up once."""
+        cluster = tree.cache.get(x)
+        if cluster is not None and cluster.alive:
+            cluster.size += 1
+            self._recent.move_to_end(cluster)
+            return cluster
+        words = masked_tokens(x[:MAX_TEXT], self.extra_delimiters)
+        if not words:
+            return None
+        cluster = self._learn(tree, words, 1)
+        if len(x) <= MAX_TEXT:
+            if self._cached >= CACHE_SIZE:
+                for each in self._trees.values():
+                    each.cache.clear()
+                self._cached = 0
+            tree.cache[x] = cluster
+            self._cached += 1
+        return cluster
+
+    # The algorithm -------------------------------------------------------------
+
+    def _route_length(self, words: list[str]) -> int:
+        """How many first words route a line (never its last word)."""
+        return min(self._prefix, len(words) - 1)
+
+    def _learn(self, tree: _Tree, words: list[str], size: int) -> Cluster:
+        leaf, path = self._leaf(tree, words)
+        cluster = self._best(leaf, words)
+        if cluster is not None:
+            cluster.merge(words)
+            cluster.size += size
+            self._recent.move_to_end(cluster)
+            return cluster
+        if len(leaf) >= MAX_LEAF_CLUSTERS:
+            # The leaf's least seen cluster (the oldest of them) makes room.
+            self._remove(min(leaf, key=lambda each: each.size))
+            self.evicted += 1
+        cluster = Cluster(list(words), size, tree, path)
+        leaf.append(cluster)
+        tree.clusters += 1
+        self._recent[cluster] = None
+        cluster = self._generalise(leaf, cluster)
+        if self.max_clusters and len(self._recent) > self.max_clusters:
+            self._evict()
+        return cluster
+
+    def _generalise(self, leaf: list[Cluster], new: Cluster) -> Cluster:
+        """Merge ``new`` with the clusters that differ from it in one same word, once there are enough of them."""
+        differing: dict[int, list[Cluster]] = {}
+        for cluster in leaf:
+            if cluster is new:
+                continue
+            place, shared = None, False
+            for position, (mine, theirs) in enumerate(zip(cluster.tokens, new.tokens)):
+                if mine == WILDCARD or theirs == WILDCARD:
+                    continue
+                if mine == theirs:
+                    shared = True
+                elif place is None:
+                    place = position
+                else:
+                    break
+            else:
+                # Lines with no word in common are not variants of one message ("active", "blocked", ...).
+                if place is not None and shared:
+                    differing.setdefault(place, []).append(cluster)
+        for group in differing.values():
+            if len(group) + 1 >= VARIABLE_VALUES:
+                group.append(new)
+                survivor = max(group, key=lambda cluster: cluster.size)
+                for cluster in group:
+                    if cluster is not survivor:
+                        survivor.merge(cluster.tokens)
+                        survivor.size += cluster.size
+                        self._remove(cluster)
+                        cluster.absorbed_by = survivor
+                self._recent.move_to_end(survivor)
+                return survivor
+        return new
+
+    def _leaf(self, tree: _Tree, words: list[str]) -> tuple[list[Cluster], tuple]:
+        """The leaf for ``words`` and the path to it, creating nodes on the way."""
+        node = tree.root.get(len(words))
+        if node is None:
+            node = tree.root[len(words)] = {}
+        path = [len(words)]
+        for word in words[:self._route_length(words)]:
+            child = node.get(word)
+            if child is None:
+                wildcard = node.get(WILDCARD)
+                # One place stays free for the wildcard child.
+                if len(node) < self.max_node_children - (wildcard is None):
+                    child = node[word] = {}
+                else:
+                    word = WILDCARD
+                    child = wildcard if wildcard is not None else node.setdefault(WILDCARD, {})
+            path.append(word)
+            node = child
+        leaf = node.get(None)
+        if leaf is None:
+            leaf = node[None] = []
+        return leaf, tuple(path)
+
+    def _best(self, leaf, words: list[str]) -> Cluster | None:
+        """The most similar cluster of ``leaf`` that reaches the threshold (ties: the more general)."""
+        unmasked = len(words) - words.count(WILDCARD)
+        # Similarity reaches the threshold while at most this many unmasked words differ.
+        allowed = int(unmasked * (1.0 - self.merge_threshold) + 1e-9)
+        best, best_rank = None, None
+        for cluster in leaf:
+            misses = wildcards = 0
+            for mine, theirs in zip(cluster.tokens, words):
+                if mine == WILDCARD:
+                    wildcards += 1
+                elif mine != theirs and theirs != WILDCARD:
+                    misses += 1
+                    if misses > allowed:
+                        break
+            else:
+                rank = (-misses, wildcards)
+                if best_rank is None or rank > best_rank:
+                    best, best_rank = cluster, rank
+        return best
+
+    def _evict(self) -> None:
+        self._remove(next(iter(self._recent)))
+        self.evicted += 1
+
+    def _remove(self, cluster: Cluster) -> None:
+        """Take ``cluster`` out of its leaf (pruning what it leaves empty) and out of the LRU order."""
+        del self._recent[cluster]
+        cluster.alive = False
+        tree = cluster.tree
+        nodes = [tree.root]
+        for step in cluster.path:
+            nodes.append(nodes[-1][step])
+        leaf = nodes[-1][None]
+        leaf.remove(cluster)
+        if not leaf:
+            del nodes[-1][None]
+            # Prune the nodes left without children, deepest first.
+            for parent, step, child in zip(reversed(nodes[:-1]), reversed(cluster.path), reversed(nodes[1:])):
+                if child:
+                    break
+                del parent[step]
+        tree.clusters -= 1
+        if not tree.clusters:
+            del self._trees[tree.key]
+
+    # State -------------------------------------------------------------------------
+
+    def snapshot(self) -> list:
+        """Every live cluster, least recently used first, as ``[key, path, words, size, id]`` (JSON-ready)."""
+        return [[list(c.tree.key), list(c.path), c.tokens, c.size, c.template_id] for c in self._recent]
+
+    def restore(self, snapshot: list) -> None:
+        """Replace every tree with those of a :meth:`snapshot` (trees restored are not seeded again)."""
+        self._trees.clear()
+        self._recent.clear()
+        self._cached = 0
+        for key, path, words, size, identity in snapshot:
+            key = tuple(key)
+            tree = self._trees.get(key)
+            if tree is None:
+                tree = self._trees[key] = _Tree(key)
+            node = tree.root
+            for step in path:
+                node = node.setdefault(step, {})
+            cluster = Cluster(list(words), size, tree, tuple(path), identity)
+            node.setdefault(None, []).append(cluster)
+            tree.clusters += 1
+            self._recent[cluster] = None
+        while self.max_clusters and len(self._recent) > self.max_clusters:
+            self._evict()

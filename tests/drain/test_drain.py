@@ -1,0 +1,152 @@
+"""The Drain miner on hand-made lines: clustering, the three-values rule, bounds, and its state."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from otelml.processors.drain.drain import MAX_LEAF_CLUSTERS, Drain, template_id_of
+
+
+def learn(miner: Drain, lines: list[str], key: tuple = ()) -> list:
+    return [miner.add(line, key) for line in lines]
+
+
+def test_lines_of_one_message_share_a_template_and_its_id():
+    miner = Drain()
+    first, second = learn(miner, ["Receiving block blk_1 src: /10.0.0.1:50010 dest: /10.0.0.2:50010",
+                                  "Receiving block blk_-2 src: /10.0.0.3:50010 dest: /10.0.0.4:50010"])
+    assert first is second
+    assert first.template == "Receiving block blk_<*> src: /<*> dest: /<*>"
+    assert first.template_id == template_id_of(first.template)
+    assert first.size == 2
+
+
+def test_messages_that_differ_in_a_word_of_a_short_line_stay_apart():
+    miner = Drain()
+    starting, ending, begin, end = learn(miner, ["Starting TrustedInstaller initialization.",
+                                                 "Ending TrustedInstaller initialization.",
+                                                 "PopulateComponentFamiliesKey - Begin",
+                                                 "PopulateComponentFamiliesKey - End"])
+    assert len({id(starting), id(ending), id(begin), id(end)}) == 4
+
+
+def test_a_long_line_may_differ_in_one_word():
+    miner = Drain()
+    lines = ["Read out cached package applicability for package: Package_for_KB3121255, ApplicableState: 112",
+             "Read out cached package applicability for package: Microsoft-Hyper-V-Package, ApplicableState: 80"]
+    first, second = learn(miner, lines)
+    assert first is second
+    assert first.template == "Read out cached package applicability for package: <*> ApplicableState: <*>"
+
+
+def test_a_third_value_in_one_place_makes_it_a_variable():
+    miner = Drain()
+    alice, bob = learn(miner, ["user alice logged in from 10.0.0.1", "user bob logged in from 10.0.0.2"])
+    assert alice is not bob  # two values may be two messages (Begin/End)
+    [carol] = learn(miner, ["user carol logged in from 10.0.0.3"])
+    assert carol.template == "user <*> logged in from <*>"
+    assert len(miner) == 1
+    assert {alice.absorbed_by, bob.absorbed_by} - {None} <= {carol} and carol.alive
+    # Its id is the id of the survivor, kept from its first line on.
+    assert carol.template_id in (alice.template_id, bob.template_id)
+    assert miner.add("user dave logged in from 10.0.0.4") is carol
+
+
+def test_lines_with_no_word_in_common_are_never_merged():
+    miner = Drain()
+    clusters = learn(miner, ["active", "blocked", "closing", "running", "warning"])
+    assert len({id(c) for c in clusters}) == 5
+
+
+def test_templates_are_learned_per_key():
+    miner = Drain()
+    learn(miner, ["user alice logged in", "user bob logged in", "user carol logged in"], key=("auth",))
+    [other] = learn(miner, ["user dave logged in"], key=("billing",))
+    assert miner.predict_one("user erin logged in", key=("auth",)) == "user <*> logged in"
+    assert other.template == "user dave logged in"
+    assert miner.predict_one("user erin logged in", key=("billing",)) is None
+
+
+def test_predict_one_learns_nothing():
+    miner = Drain()
+    learn(miner, ["connected to db in 5 ms"])
+    assert miner.predict_one("connected to db in 7 ms") == "connected to db in <*> ms"
+    assert miner.predict_one("disk full") is None
+    assert len(miner) == 1 and next(miner.clusters()).size == 1
+
+
+def test_max_node_children_sends_further_first_words_to_the_wildcard_child():
+    miner = Drain(max_node_children=3)
+    learn(miner, ["alpha one x", "beta one x"])
+    alpha, beta = miner.clusters()
+    gamma, delta = learn(miner, ["gamma one x", "delta one x"])
+    # alpha and beta have nodes of their own (two of three places: one is kept for <*>); later words share <*>.
+    assert (alpha.path, beta.path) == ((3, "alpha"), (3, "beta"))
+    assert gamma.path == delta.path == (3, "<*>")
+    assert miner.predict_one("delta one x") == "delta one x"
+
+
+def test_the_least_recently_used_cluster_goes_at_max_clusters():
+    miner = Drain(max_clusters=2)
+    first, second = learn(miner, ["disk full on /dev/sda1", "fan failure in rack 4"])
+    learn(miner, ["disk full on /dev/sdb1"])  # uses the first again: the second is now the oldest
+    [third] = learn(miner, ["power supply lost"])
+    assert len(miner) == 2 and miner.evicted == 1
+    assert first.alive and third.alive and not second.alive
+    assert miner.predict_one("fan failure in rack 7") is None
+    # Its words are gone from the tree, not only from the list.
+    assert 5 not in next(iter(miner._trees.values())).root
+
+
+def test_a_key_whose_last_cluster_goes_loses_its_tree():
+    miner = Drain(max_clusters=1)
+    learn(miner, ["payment accepted"], key=("billing",))
+    learn(miner, ["user signed up"], key=("auth",))
+    assert list(miner._trees) == [("auth",)]
+
+
+def test_a_leaf_drops_its_least_seen_cluster_when_full():
+    miner = Drain()
+    common = learn(miner, ["job alpha done"] * 3)[0]
+    for number in range(MAX_LEAF_CLUSTERS):
+        miner.add(f"job {'abcdefghij'[number % 10]}{'klmnopqrst'[number // 10]} started")
+    learn(miner, ["job zz finished"])
+    assert common.alive
+    assert max(len(leaf) for leaf in [node[None] for node in miner._trees[()].root[3].values()]) <= MAX_LEAF_CLUSTERS
+
+
+def test_seeds_start_every_new_key():
+    miner = Drain(seed_templates=("user <*> logged in from <*>",), seed_logs=("heartbeat ping 42",))
+    [cluster] = learn(miner, ["user alice logged in from 10.0.0.1"], key=("auth",))
+    assert cluster.template == "user <*> logged in from <*>" and cluster.size == 1
+    assert miner.predict_one("heartbeat ping 7", key=("auth",)) == "heartbeat ping <*>"
+    assert len(miner) == 2
+
+
+def test_a_snapshot_restores_the_same_templates_ids_and_order():
+    miner = Drain(max_clusters=3)
+    lines = ["user alice logged in", "user bob logged in", "user carol logged in", "disk full on /dev/sda1",
+             "fan failure in rack 4"]
+    before = {line: cluster.template_id for line, cluster in zip(lines, learn(miner, lines, key=("svc",)))}
+    restored = Drain(max_clusters=3)
+    restored.restore(json.loads(json.dumps(miner.snapshot())))
+    assert [(c.template, c.template_id, c.size) for c in restored.clusters()] == \
+           [(c.template, c.template_id, c.size) for c in miner.clusters()]
+    for line in lines[2:]:
+        assert restored.add(line, key=("svc",)).template_id == before[line]
+    assert restored.add("user dave logged in", key=("svc",)).template_id == before["user carol logged in"]
+
+
+def test_restoring_more_clusters_than_max_clusters_keeps_the_most_recent():
+    miner = Drain()
+    learn(miner, ["a b c", "d e f", "g h i"])
+    smaller = Drain(max_clusters=2)
+    smaller.restore(miner.snapshot())
+    assert [c.template for c in smaller.clusters()] == ["d e f", "g h i"]
+
+
+def test_tree_depth_below_three_is_refused():
+    with pytest.raises(ValueError, match="tree_depth"):
+        Drain(tree_depth=2)

@@ -1,0 +1,48 @@
+"""Masking of variables on hand-made lines, with no per-system expressions."""
+
+from __future__ import annotations
+
+import re
+import string
+
+import pytest
+from hypothesis import given, strategies
+
+from otelml.processors.drain import masking
+from otelml.processors.drain.masking import mask, tokens
+
+
+@pytest.mark.parametrize("line, masked", [
+    ("took 42 ms", "took <*> ms"),
+    ("balance -17.5 EUR", "balance <*> EUR"),
+    ("from 192.168.1.20:5432 and [fe80::1ff:fe23:4567:890a]", "from <*> and [<*>]"),
+    ("trace 3fa85f64-5717-4562-b3fc-2c963f66afa6 done", "trace <*> done"),
+    ("addr 0x7ffd5e8c and iar 001064fc", "addr <*> and iar <*>"),
+    ("open /var/log/nginx/access.log failed", "open <*> failed"),
+    ("open C:\\Windows\\System32\\drivers\\x.sys failed", "open <*> failed"),
+    ("GET https://example.com/api/v1/users?id=7 200", "GET <*> <*>"),
+    ("at 2024-05-01T10:00:00.123Z and 2024-05-01 10:00:00,5", "at <*> and <*> <*>"),
+    ("node worker-7.eu-west-1.example.com down", "node <*> down"),
+    ("block blk_-3544583377289625738 and rdd_2_3", "block blk_<*> and rdd_<*>"),
+    ("domain root22_local full", "domain root<*>_local full"),
+    # Words without a digit are message, not variables: exception classes, host names without numbers.
+    ("caused by java.lang.NullPointerException on db.example.com", "caused by java.lang.NullPointerException on db.example.com"),
+    ("to /default-rack", "to /default-rack"),
+    ("HTTP/1.1 and/or", "HTTP/<*> and/or"),
+])
+def test_masks_variables_and_keeps_words(line, masked):
+    assert mask(line) == masked
+
+
+def test_tokens_split_at_white_space_and_extra_delimiters():
+    assert tokens("a  b\tc") == ["a", "b", "c"]
+    assert tokens("k1=v;k2=7", extra_delimiters=(";", "=")) == ["k<*>", "v", "k<*>", "<*>"]
+
+
+_WORD = strategies.text(alphabet=string.ascii_letters + string.digits + "._-/:,;()[]+~\\", min_size=1, max_size=24)
+
+
+@given(_WORD)
+def test_the_shortcut_for_number_words_agrees_with_the_full_expression(word):
+    expected = masking.VARIABLES.sub(masking.WILDCARD, word) if re.search(r"[\d/\\]", word) else word
+    assert mask(word) == expected
