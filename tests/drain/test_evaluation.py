@@ -1,0 +1,47 @@
+"""The evaluation's grouping accuracy on hand-made cases, and the harness on the dev samples."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+from evaluation.logs import grouping_accuracy, leave_one_out, load_sample, locate_data, log_batches, score
+
+
+def test_grouping_accuracy_counts_only_lines_whose_group_is_exactly_right():
+    truth = ["E1", "E1", "E1", "E2", "E2", "E3"]
+    assert grouping_accuracy(truth, [1, 1, 1, 2, 2, 3]) == 1.0
+    # Group names do not matter, only who is with whom.
+    assert grouping_accuracy(truth, ["c", "c", "c", "a", "a", "b"]) == 1.0
+    # E2 and E3 merged: their three lines are wrong, E1's three right.
+    assert grouping_accuracy(truth, [1, 1, 1, 2, 2, 2]) == 0.5
+    # E1 split: E1's lines are all wrong, even the two still together.
+    assert grouping_accuracy(truth, [1, 1, 9, 2, 2, 3]) == 0.5
+    with pytest.raises(ValueError):
+        grouping_accuracy(truth, [1, 2])
+
+
+def test_log_batches_carry_every_line_in_order():
+    batches = log_batches([f"line {n}" for n in range(5)], "svc", size=2)
+    bodies = [r.body.string_value for b in batches for r in b.resource_logs[0].scope_logs[0].log_records]
+    assert len(batches) == 3 and bodies == [f"line {n}" for n in range(5)]
+
+
+def test_the_default_config_on_two_dev_systems():
+    root = locate_data()
+    samples = [load_sample(root, system) for system in ("Apache", "HDFS")]
+    scores = score(samples)
+    for final, online in scores.values():
+        assert final >= 0.99 and online >= 0.99
+    held_out = leave_one_out(samples)
+    assert set(held_out) == {"Apache", "HDFS"}
+
+
+@pytest.mark.parametrize("name", ["evaluation.logs", "otelml.checkpoint", "otelml.processors.drain.drain",
+                                  "otelml.processors.drain.masking"])
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0, f"{name} has no examples"
+    assert result.failed == 0
