@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from otelml import conventions
 from otelml.checkpoint import CheckpointConfig
 from otelml.configmodel import ComponentConfig
 from otelml.pdata import Signal
@@ -10,6 +11,18 @@ from otelml.references import check_signal, parse_key
 
 class DrainConfig(ComponentConfig):
     """See the component README for what each setting does and why its default is what it is."""
+
+    unsupported_keys = {
+        "template_attribute": f"the template is always written as {conventions.TEMPLATE} (and its id as "
+                              f"{conventions.TEMPLATE_ID}), so that the components after this one can rely on them",
+        "masking_rules": "variables (numbers, hex, addresses, paths, UUIDs, host names) are masked without rules; "
+                         "see the README",
+        "parameter_key_prefix": "masked values are not written as attributes",
+        "emit_wildcards": "the values at <*> positions are not written as attributes",
+        "wildcards_attribute": "the values at <*> positions are not written as attributes",
+        "storage": "templates survive a restart in a checkpoint of their own: set checkpoint::path and checkpoint::key",
+        "save_interval": "set checkpoint::interval",
+    }
 
     tree_depth: int = 4
     merge_threshold: float = 0.88

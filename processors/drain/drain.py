@@ -49,9 +49,10 @@ from __future__ import annotations
 
 import collections
 import hashlib
-from typing import Iterator
+from collections.abc import Iterator
 
-from otelml.processors.drain.masking import WILDCARD, tokens as masked_tokens
+from otelml.processors.drain.masking import WILDCARD
+from otelml.processors.drain.masking import tokens as masked_tokens
 
 # How much of a line is templated: enough for any log message, and a bound on
 # what a hostile body can make a cluster hold.
@@ -84,7 +85,7 @@ class Cluster:
 
     __slots__ = ("tokens", "size", "template", "template_id", "attributes", "tree", "path", "alive", "absorbed_by")
 
-    def __init__(self, tokens: list[str], size: int, tree: "_Tree", path: tuple, template_id: str | None = None):
+    def __init__(self, tokens: list[str], size: int, tree: _Tree, path: tuple, template_id: str | None = None):
         self.tokens = tokens
         self.size = size
         self.tree = tree

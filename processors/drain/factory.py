@@ -1,7 +1,9 @@
-from otelml.component import Kind
-from otelml.pdata import Signal
+from otelml.processors.drain import metadata
 from otelml.processors.drain.config import DrainConfig
 from otelml.processors.drain.processor import DrainProcessor
+
+from otelml.component import Kind
+from otelml.pdata import Signal
 from otelml.registry import Factory
 
 factory = Factory(
@@ -10,4 +12,5 @@ factory = Factory(
     config_class=DrainConfig,
     create=DrainProcessor,
     signals=frozenset({Signal.LOGS}),
+    metrics=metadata.METRICS,
 )

@@ -15,15 +15,15 @@ import json
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from otelml.processors.drain import masking, metadata
+from otelml.processors.drain.config import DrainConfig
+from otelml.processors.drain.drain import Cluster, Drain
 
 from otelml import conventions
 from otelml.checkpoint import Checkpointer
 from otelml.component import Component, CreateSettings, Host
 from otelml.consumer import Consumer
-from otelml.pdata import Batch, Signal
-from otelml.processors.drain import masking
-from otelml.processors.drain.config import DrainConfig
-from otelml.processors.drain.drain import Cluster, Drain
+from otelml.pdata import Batch, Signal, scopes
 from otelml.references import any_value_text, check_signal, find_attributes, parse_key, record_text
 
 MAGIC = b"OTELML-DRAIN-CHECKPOINT/1\n"
@@ -63,16 +63,10 @@ class DrainProcessor(Component):
         self.fingerprint = self._fingerprint()
         self.checkpointer = Checkpointer(config.checkpoint, MAGIC, "a drain checkpoint", self.logger)
         telemetry, name = settings.telemetry, str(settings.id)
-        self._annotated = telemetry.counter("otelcol_processor_drain_log_records_annotated",
-                                            "Log records annotated with a template.", ["processor"]).labels(name)
-        self._unannotated = telemetry.counter(
-            "otelcol_processor_drain_log_records_unannotated",
-            "Log records not annotated: empty body, or warmup suppression active.", ["processor"]).labels(name)
-        self._clusters = telemetry.gauge("otelcol_processor_drain_clusters_active",
-                                         "Clusters (templates) held, over all keys.", ["processor"]).labels(name)
-        self._evicted = telemetry.counter("otelml_drain_evicted_clusters",
-                                          "Clusters dropped as least recently used at max_clusters.",
-                                          ["processor"]).labels(name)
+        self._annotated = telemetry.metric(metadata.ANNOTATED).labels(name)
+        self._unannotated = telemetry.metric(metadata.UNANNOTATED).labels(name)
+        self._clusters = telemetry.metric(metadata.CLUSTERS_ACTIVE).labels(name)
+        self._evicted = telemetry.metric(metadata.EVICTED).labels(name)
         self._reported_evictions = 0
 
     def _fingerprint(self) -> str:
@@ -115,14 +109,15 @@ class DrainProcessor(Component):
 
     async def consume(self, batch: Batch) -> None:
         annotated = unannotated = 0
-        for resource_logs in batch.resource_logs:
-            outer = self._resource_part(resource_logs.resource)
-            for scope_logs in resource_logs.scope_logs:
-                key = outer + tuple(scope_logs.scope.name if r.field == "scope.name" else scope_logs.scope.version
-                                    for r in self.scope_refs)
-                done, skipped = self._annotate(scope_logs.log_records, key)
-                annotated += done
-                unannotated += skipped
+        resource_entry, outer = None, ()
+        for entry, scope_entry, log_records in scopes(batch):
+            if entry is not resource_entry:
+                resource_entry, outer = entry, self._resource_part(entry.resource)
+            scope = scope_entry.scope
+            key = outer + tuple(scope.name if r.field == "scope.name" else scope.version for r in self.scope_refs)
+            done, skipped = self._annotate(log_records, key)
+            annotated += done
+            unannotated += skipped
         self._annotated.inc(annotated)
         self._unannotated.inc(unannotated)
         self._clusters.set(len(self.miner))

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from otelml.processors.drain.config import DrainConfig
 
 from otelml.confmap import ConfigError
 from otelml.pdata import Signal
-from otelml.processors.drain.config import DrainConfig
 from tests.conftest import build_config
 
 
@@ -52,9 +52,17 @@ def test_every_problem_is_reported_with_its_path():
 
 
 def test_unknown_settings_and_wrong_types_are_errors():
-    found = problems({"template_attribute": "x", "tree_depth": "deep"})
-    assert any(p.startswith("processors::drain/templates::template_attribute: unknown key") for p in found)
+    found = problems({"tree_dept": 5, "tree_depth": "deep"})
+    assert any(p.startswith("processors::drain/templates::tree_dept: unknown key") for p in found)
     assert any(p.startswith("processors::drain/templates::tree_depth:") for p in found)
+
+
+def test_contrib_settings_not_offered_get_advice():
+    found = problems({"template_attribute": "x", "storage": "file_storage", "masking_rules": []})
+    assert any(p.startswith("processors::drain/templates::template_attribute: the template is always written as "
+                            "log.record.template") for p in found)
+    assert any(p.startswith("processors::drain/templates::storage: templates survive a restart in a checkpoint") for p in found)
+    assert any(p.startswith("processors::drain/templates::masking_rules: variables") for p in found)
 
 
 def test_a_checkpoint_needs_a_long_enough_key():
