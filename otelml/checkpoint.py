@@ -31,8 +31,8 @@ import hashlib
 import hmac
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from pydantic import SecretStr
 
@@ -77,8 +77,9 @@ class CheckpointError(Exception):
     """A checkpoint exists but may not be loaded."""
 
 
-def _signature(magic: bytes, payload: bytes, key: bytes) -> bytes:
-    return hmac.new(key, magic + payload, hashlib.sha256).digest()
+def signature(domain: bytes, data: bytes, key: bytes) -> bytes:
+    """HMAC-SHA256 of ``domain + data``: the domain (a file's magic) keeps signatures of one kind from passing for another."""
+    return hmac.new(key, domain + data, hashlib.sha256).digest()
 
 
 def write_signed(path: Path, magic: bytes, payload: bytes, key: bytes) -> None:
@@ -87,7 +88,7 @@ def write_signed(path: Path, magic: bytes, payload: bytes, key: bytes) -> None:
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(descriptor, "wb") as handle:
-            handle.write(magic + _signature(magic, payload, key) + payload)
+            handle.write(magic + signature(magic, payload, key) + payload)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
@@ -108,9 +109,9 @@ def read_signed(path: Path, magic: bytes, key: bytes, what: str = "a checkpoint 
         return None
     if not data.startswith(magic) or len(data) < len(magic) + SIGNATURE_BYTES:
         raise CheckpointError(f"{path} is not {what}; refusing to load it")
-    signature = data[len(magic):len(magic) + SIGNATURE_BYTES]
+    stored = data[len(magic):len(magic) + SIGNATURE_BYTES]
     payload = data[len(magic) + SIGNATURE_BYTES:]
-    if not hmac.compare_digest(signature, _signature(magic, payload, key)):
+    if not hmac.compare_digest(stored, signature(magic, payload, key)):
         raise CheckpointError(
             f"{path} failed its signature check: it was changed, or written with another key; "
             "refusing to load it (restore the right key, or remove the file to start afresh)")

@@ -25,29 +25,24 @@ What is refused, and how:
 >>> decode_entry(("checkout",), entry, b"M" * LAYOUT_TAG_BYTES, secret)
 Traceback (most recent call last):
 ...
-otelml.processors.anomaly.checkpoint.CheckpointError: state of key ('checkout',) has an incompatible state layout (written by another otelml or with other models); refusing to load it
+otelml.checkpoint.CheckpointError: state of key ('checkout',) has an incompatible state layout (written by another otelml or with other models); refusing to load it
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import os
 import pickle
 import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from otelml.checkpoint import SIGNATURE_BYTES, CheckpointError, read_signed, signature, write_signed
+
 FORMAT = 3
 MAGIC = b"OTELML-ANOMALY-CHECKPOINT/3\n"
 _ANY_MAGIC = re.compile(rb"OTELML-ANOMALY-CHECKPOINT/(\d+)\n")
 ENTRY_DOMAIN = b"OTELML-ANOMALY-KEY/3\n"
-SIGNATURE_BYTES = hashlib.sha256().digest_size
 LAYOUT_TAG_BYTES = 16
-
-
-class CheckpointError(Exception):
-    """A checkpoint or exported state exists but may not be loaded."""
 
 
 class Payload(NamedTuple):
@@ -59,20 +54,16 @@ class Payload(NamedTuple):
     entries: dict[Any, bytes]
 
 
-def _signature(domain: bytes, data: bytes, key: bytes) -> bytes:
-    return hmac.new(key, domain + data, hashlib.sha256).digest()
-
-
 def encode_entry(key: Any, row: bytes, objects: tuple, layout: bytes, secret: bytes) -> bytes:
     """One key's state: signature, layout tag, then the pickled key, packed row and objects."""
     body = layout + pickle.dumps((key, row, objects), protocol=pickle.HIGHEST_PROTOCOL)
-    return _signature(ENTRY_DOMAIN, body, secret) + body
+    return signature(ENTRY_DOMAIN, body, secret) + body
 
 
 def decode_entry(key: Any, data: bytes, layout: bytes, secret: bytes) -> tuple[Any, bytes, tuple]:
     """``(key, row, objects)`` of an entry exported for ``key``; raises :class:`CheckpointError` when refused."""
-    signature, body = data[:SIGNATURE_BYTES], data[SIGNATURE_BYTES:]
-    if len(signature) < SIGNATURE_BYTES or not hmac.compare_digest(signature, _signature(ENTRY_DOMAIN, body, secret)):
+    stored, body = data[:SIGNATURE_BYTES], data[SIGNATURE_BYTES:]
+    if len(stored) < SIGNATURE_BYTES or not hmac.compare_digest(stored, signature(ENTRY_DOMAIN, body, secret)):
         raise CheckpointError(f"state of key {key!r} failed its signature check: it was changed, or written with "
                               "another key; refusing to load it")
     if body[:LAYOUT_TAG_BYTES] != layout:
@@ -98,36 +89,17 @@ def load_payload(payload: bytes) -> Payload:
 
 def write_checkpoint(path: Path, payload: bytes, key: bytes) -> None:
     """Write ``payload`` signed, atomically (temporary file, then rename), readable by the owner only."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(MAGIC + _signature(MAGIC, payload, key) + payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    write_signed(path, MAGIC, payload, key)
 
 
 def read_checkpoint(path: Path, key: bytes) -> bytes | None:
     """The verified payload of ``path``, or None when there is no checkpoint yet."""
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    other = _ANY_MAGIC.match(data)
-    if other and int(other.group(1)) != FORMAT:
-        raise CheckpointError(
-            f"{path} was written by an earlier otelml in checkpoint format {int(other.group(1))}, which this version "
-            "cannot read; refusing to load it (remove the file to start afresh)")
-    if not data.startswith(MAGIC) or len(data) < len(MAGIC) + SIGNATURE_BYTES:
-        raise CheckpointError(f"{path} is not an anomaly checkpoint; refusing to load it")
-    signature = data[len(MAGIC):len(MAGIC) + SIGNATURE_BYTES]
-    payload = data[len(MAGIC) + SIGNATURE_BYTES:]
-    if not hmac.compare_digest(signature, _signature(MAGIC, payload, key)):
-        raise CheckpointError(
-            f"{path} failed its signature check: it was changed, or written with another key; "
-            "refusing to load it (restore the right key, or remove the file to start afresh)")
-    return payload
+        return read_signed(path, MAGIC, key, "an anomaly checkpoint")
+    except CheckpointError:
+        other = _ANY_MAGIC.match(path.read_bytes())
+        if other and int(other.group(1)) != FORMAT:
+            raise CheckpointError(
+                f"{path} was written by an earlier otelml in checkpoint format {int(other.group(1))}, which this "
+                "version cannot read; refusing to load it (remove the file to start afresh)") from None
+        raise
