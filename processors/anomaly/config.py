@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import math
-import os
 from typing import Any, Literal
 
 from otelml.processors.anomaly.models import MODELS, build_model
 from otelml.processors.anomaly.target import UNITS
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, model_validator
 
+from otelml.checkpoint import CheckpointConfig
 from otelml.configmodel import ComponentConfig, Duration, parse_duration
 from otelml.pdata import Signal
 from otelml.references import DEFAULT_KEYS, DEFAULT_TARGETS, check_signal, parse_key, parse_target
-
-KEY_ENV = "OTELML_CHECKPOINT_KEY"
-MIN_KEY_LENGTH = 16
 
 
 class FeaturesConfig(ComponentConfig):
@@ -169,31 +166,6 @@ class TrendConfig(ComponentConfig):
         if self.horizon <= 0:
             problems.append("horizon: must be positive")
         return problems
-
-
-class CheckpointConfig(ComponentConfig):
-    path: str | None = None
-    interval: Duration = 60.0
-    key: SecretStr | None = None
-
-    def validate_config(self) -> list[str]:
-        problems = []
-        if self.path is None:
-            return problems
-        if self.interval <= 0:
-            problems.append("interval: must be positive")
-        secret = self.signing_key()
-        if secret is None:
-            problems.append(f"key: required to sign the checkpoint (set it, or the {KEY_ENV} environment variable)")
-        elif len(secret) < MIN_KEY_LENGTH:
-            problems.append(f"key: must be at least {MIN_KEY_LENGTH} characters long")
-        return problems
-
-    def signing_key(self) -> bytes | None:
-        if self.key is not None and self.key.get_secret_value():
-            return self.key.get_secret_value().encode()
-        from_env = os.environ.get(KEY_ENV)
-        return from_env.encode() if from_env else None
 
 
 class StateConfig(ComponentConfig):
