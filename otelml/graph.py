@@ -15,7 +15,8 @@ from typing import NamedTuple
 
 from otelml.component import Component, ComponentID, CreateSettings, Kind, component_logger
 from otelml.config import Config, Pipeline, PipelineID
-from otelml.consumer import Consumer, fan_out
+from otelml.consumer import Consumer, fan_out, refusal
+from otelml.errors import RetryableError
 from otelml.partitions import PartitionOwner, detaches_context
 from otelml.pdata import Batch, Signal, count_items
 from otelml.registry import Registry
@@ -29,6 +30,9 @@ class CountingConsumer:
         self.consumer = consumer
         self.counter = counter
         self.mutates_data = consumer.mutates_data if mutates_data is None else mutates_data
+
+    def refusal(self, size: int = 0) -> RetryableError | None:
+        return refusal(self.consumer, size)
 
     async def consume(self, batch: Batch) -> None:
         self.counter.inc(count_items(batch))

@@ -36,6 +36,9 @@ from otelml.pdata import Batch, Signal, count_items
 
 # A sender asked to come back sooner than the next check would only be refused again.
 MIN_RETRY_AFTER = 1.0
+# Memory an OTLP request takes once decoded, per byte of its encoding (protobuf's upb runtime, measured on
+# spans: 3.8), and the encoded bytes held while it decodes: what an admitted request adds until the next check.
+MEMORY_PER_ENCODED_BYTE = 5
 
 
 class MemoryMonitor:
@@ -67,7 +70,9 @@ class MemoryMonitor:
         self.trim = trim
         self.collect = collect
         self.hard_limit, self.soft_limit = config.limits(0 if config.limit_mib else total_memory())
-        self.refusing = False
+        self._measured = 0  # the RSS at the last check
+        self._admitted = 0  # bytes that requests admitted since then will take
+        self._over_soft_limit = False
         self._last_collection = float("-inf")
         self._users = 0
         self._task: asyncio.Task | None = None
@@ -86,12 +91,30 @@ class MemoryMonitor:
                 self._last_collection = time.monotonic()
                 usage = self.read_usage()
         refusing = usage >= self.soft_limit
-        if refusing and not self.refusing:
+        if refusing and not self._over_soft_limit:
             self.logger.warning("memory usage %d MiB is above the soft limit of %d MiB; refusing data",
                                 usage // MIB, self.soft_limit // MIB)
-        elif self.refusing and not refusing:
+        elif self._over_soft_limit and not refusing:
             self.logger.info("memory usage %d MiB is back under the soft limit; accepting data", usage // MIB)
-        self.refusing = refusing
+        self._over_soft_limit = refusing
+        self._measured, self._admitted = usage, 0
+
+    @property
+    def refusing(self) -> bool:
+        """Over the soft limit at the last check, or by the requests admitted since."""
+        return self._over_soft_limit or self._measured + self._admitted >= self.soft_limit
+
+    def admit(self, size: int) -> bool:
+        """Whether a request of ``size`` encoded bytes may come in; if so, it counts until the next check.
+
+        Between two checks the RSS is not measured, and a flood can bring in
+        far more than ``spike_limit_mib``: admitted requests are added to the
+        last measurement, as the memory they will take once decoded.
+        """
+        if self.refusing:
+            return False
+        self._admitted += size * MEMORY_PER_ENCODED_BYTE
+        return True
 
     def acquire(self) -> None:
         """One more processor relies on this monitor; the first starts the checks."""
@@ -151,6 +174,13 @@ class MemoryLimiterProcessor(Component):
         if self._started:
             self._started = False
             await self.monitor.release_user()
+
+    def refusal(self, size: int = 0) -> RetryableError | None:
+        """Whether a request of ``size`` encoded bytes may come in, asked before it is decoded
+        (see :class:`otelml.consumer.Admitting`)."""
+        if self.monitor.admit(size):
+            return None
+        return RetryableError("data refused due to high memory usage", retry_after=self.retry_after, throttled=True)
 
     async def consume(self, batch: Batch) -> None:
         if self.monitor.refusing:

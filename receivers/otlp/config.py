@@ -19,6 +19,7 @@ class GRPCSettings(ComponentConfig):
     endpoint: Endpoint = "localhost:4317"
     max_recv_msg_size_mib: int = Field(4, ge=1)
     max_concurrent_streams: int = Field(0, ge=0)  # 0: gRPC's default
+    max_concurrent_requests: int = Field(0, ge=0)  # 0: no limit
     tls: ServerTLSConfig | None = None
     auth: AuthConfig | None = None
 

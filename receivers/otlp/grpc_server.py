@@ -13,7 +13,7 @@ import grpc
 from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from otelml.receivers.otlp.config import MIB, GRPCSettings
-from otelml.receivers.otlp.receiver import Refusal
+from otelml.receivers.otlp.receiver import InFlight, Refusal
 
 from otelml.configauth import ServerAuthenticator
 from otelml.listen import cannot_listen, check_can_listen
@@ -32,6 +32,7 @@ class GRPCServer:
         self.limit = settings.max_recv_msg_size_mib * MIB
         self.address: tuple[str, int] | None = None
         self._server: grpc.aio.Server | None = None
+        self._in_flight = InFlight(receiver, "grpc", settings.max_concurrent_requests)
 
     async def start(self) -> None:
         options = [
@@ -46,7 +47,9 @@ class GRPCServer:
         self._server = grpc.aio.server(options=options)
         for signal, service in GRPC_SERVICES.items():
             if signal in self.receiver.consumers:
-                handler = grpc.unary_unary_rpc_method_handler(
+                # Served as a stream (the same on the wire as a unary call) so that the handler runs before the
+                # request is read: a refused request is never copied out of gRPC, let alone decoded.
+                handler = grpc.stream_unary_rpc_method_handler(
                     self._handler(signal), response_serializer=lambda message: message.SerializeToString())
                 self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, {"Export": handler}),))
         host, _, _ = self.settings.endpoint.rpartition(":")
@@ -71,13 +74,33 @@ class GRPCServer:
             self._server = None
 
     def _handler(self, signal: Signal):
-        async def export(request: bytes, context: grpc.aio.ServicerContext):
+        async def export(_requests, context: grpc.aio.ServicerContext):
+            refused = self._in_flight.enter()
+            if refused is not None:
+                await _abort_refused(context, refused)
+            try:
+                return await handle(context)
+            finally:
+                self._in_flight.leave()
+
+        async def handle(context: grpc.aio.ServicerContext):
             if self.authenticator is not None and not self.authenticator.authenticate(dict(context.invocation_metadata() or ())):
                 self.receiver.unauthenticated("grpc", context.peer())
                 await _abort(context, code_pb2.UNAUTHENTICATED, "missing or invalid credentials")
+            # Asked before the request is read, and again with its size before it is decoded.
+            refused = self.receiver.refusal_before_decoding(signal, "grpc")
+            if refused is not None:
+                await _abort_refused(context, refused)
+            request = await context.read()
+            if request is grpc.aio.EOF:
+                self.receiver.bad_request("grpc", "malformed", "the call carried no request")
+                await _abort(context, code_pb2.INVALID_ARGUMENT, "an Export call carries one request")
             if len(request) > self.limit:
                 self.receiver.bad_request("grpc", "too_large", f"{len(request)} bytes > max_recv_msg_size_mib")
                 await _abort(context, code_pb2.RESOURCE_EXHAUSTED, f"request of {len(request)} bytes exceeds the limit of {self.limit} bytes")
+            refused = self.receiver.refusal_before_decoding(signal, "grpc", len(request))
+            if refused is not None:
+                await _abort_refused(context, refused)
             try:
                 batch, repaired = parse_proto(request, signal)
             except ValueError as error:
@@ -86,11 +109,14 @@ class GRPCServer:
             try:
                 rejection = await self.receiver.deliver(signal, batch, "grpc", repaired)
             except Exception as error:
-                refusal = Refusal.of(error)
-                await _abort(context, refusal.code, refusal.message, refusal.retry_delay)
+                await _abort_refused(context, Refusal.of(error))
             return rejection.response(signal)
 
         return export
+
+
+async def _abort_refused(context: grpc.aio.ServicerContext, refusal: Refusal):
+    await _abort(context, refusal.code, refusal.message, refusal.retry_delay)
 
 
 async def _abort(context: grpc.aio.ServicerContext, code: int, message: str, retry_delay: float | None = None):

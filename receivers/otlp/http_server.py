@@ -18,7 +18,7 @@ from aiohttp import web
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
 from otelml.receivers.otlp.config import HTTPSettings
-from otelml.receivers.otlp.receiver import DEFAULT_RETRY_DELAY, Refusal
+from otelml.receivers.otlp.receiver import InFlight, Refusal
 
 from otelml.configauth import ServerAuthenticator
 from otelml.listen import cannot_listen
@@ -42,7 +42,7 @@ class HTTPServer:
         self.authenticator = authenticator
         self.address: tuple[str, int] | None = None
         self._runner: web.AppRunner | None = None
-        self._in_flight = 0
+        self._in_flight = InFlight(receiver, "http", settings.max_concurrent_requests)
 
     async def start(self) -> None:
         limit = [self._limit_concurrency] if self.settings.max_concurrent_requests else []
@@ -73,15 +73,13 @@ class HTTPServer:
 
     @web.middleware
     async def _limit_concurrency(self, request: web.Request, handler) -> web.StreamResponse:
-        # Refused before the body is read, so that a flood of requests cannot fill memory.
-        if self._in_flight >= self.settings.max_concurrent_requests:
-            self.receiver.bad_request("http", "too_many_requests", f"{self._in_flight} requests are in flight already")
-            return _status(503, code_pb2.UNAVAILABLE, "too many concurrent requests", media_type(request), DEFAULT_RETRY_DELAY)
-        self._in_flight += 1
+        refused = self._in_flight.enter()
+        if refused is not None:
+            return _refused(refused, media_type(request))
         try:
             return await handler(request)
         finally:
-            self._in_flight -= 1
+            self._in_flight.leave()
 
     def _handler(self, signal: Signal):
         async def export(request: web.Request) -> web.Response:
@@ -93,6 +91,10 @@ class HTTPServer:
                 sent = request.headers.get("Content-Type")
                 self.receiver.bad_request("http", "unsupported_media_type", f"Content-Type {sent!r}")
                 return web.Response(status=415, text=f"unsupported Content-Type {sent!r}; use {PROTOBUF} or {JSON}")
+            # Asked before the body is read, and again with its size before it is decoded.
+            refused = self.receiver.refusal_before_decoding(signal, "http")
+            if refused is not None:
+                return _refused(refused, content_type)
             try:
                 body = _decompress(await request.read(), request.headers.get("Content-Encoding", ""), self.settings.max_request_body_size)
             except (web.HTTPRequestEntityTooLarge, BodyTooLarge) as error:
@@ -101,6 +103,9 @@ class HTTPServer:
             except ValueError as error:
                 self.receiver.bad_request("http", "bad_encoding", str(error))
                 return _status(400, code_pb2.INVALID_ARGUMENT, str(error), content_type)
+            refused = self.receiver.refusal_before_decoding(signal, "http", len(body))
+            if refused is not None:
+                return _refused(refused, content_type)
             try:
                 batch, repaired = (parse_proto if content_type == PROTOBUF else parse_json)(body, signal)
             except ValueError as error:
@@ -109,8 +114,7 @@ class HTTPServer:
             try:
                 rejection = await self.receiver.deliver(signal, batch, "http", repaired)
             except Exception as error:
-                refusal = Refusal.of(error)
-                return _status(refusal.http_status, refusal.code, refusal.message, content_type, refusal.retry_delay)
+                return _refused(Refusal.of(error), content_type)
             return _encode(rejection.response(signal), content_type)
 
         return export
@@ -163,6 +167,10 @@ def _encode(message, content_type: str, status: int = 200, headers: dict | None 
     if content_type == JSON:
         return web.Response(status=status, body=json_format.MessageToJson(message, indent=None).encode(), content_type=JSON, headers=headers)
     return web.Response(status=status, body=message.SerializeToString(), content_type=PROTOBUF, headers=headers)
+
+
+def _refused(refusal: Refusal, content_type: str) -> web.Response:
+    return _status(refusal.http_status, refusal.code, refusal.message, content_type, refusal.retry_delay)
 
 
 def _status(http_status: int, code: int, message: str, content_type: str, retry_after: float | None = None) -> web.Response:

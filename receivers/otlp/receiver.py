@@ -9,7 +9,7 @@ from otelml.receivers.otlp.config import OTLPReceiverConfig
 
 from otelml.component import Component, CreateSettings, Host
 from otelml.configauth import server_authenticator
-from otelml.consumer import Consumer
+from otelml.consumer import Consumer, refusal
 from otelml.errors import PermanentError, RetryableError
 from otelml.otlp import partial_success_response
 from otelml.pdata import Batch, Signal, count_items, scopes
@@ -49,6 +49,31 @@ class Refusal:
             if error.throttled:
                 return cls(code_pb2.RESOURCE_EXHAUSTED, 429, str(error), delay)
         return cls(code_pb2.UNAVAILABLE, 503, str(error), delay)
+
+
+class InFlight:
+    """Requests one server is handling, at most ``limit`` (0: no limit).
+
+    A request beyond the limit is refused before it is read (``UNAVAILABLE``
+    / 503, retryable), so that many slow requests cannot fill memory.
+    """
+
+    def __init__(self, receiver: OTLPReceiver, transport: str, limit: int):
+        self.receiver = receiver
+        self.transport = transport
+        self.limit = limit
+        self.count = 0
+
+    def enter(self) -> Refusal | None:
+        """Count one more request, or the refusal to answer it with (counted, logged)."""
+        if self.limit and self.count >= self.limit:
+            self.receiver.bad_request(self.transport, "too_many_requests", f"{self.count} requests are in flight already")
+            return Refusal(code_pb2.UNAVAILABLE, 503, "too many concurrent requests", DEFAULT_RETRY_DELAY)
+        self.count += 1
+        return None
+
+    def leave(self) -> None:
+        self.count -= 1
 
 
 class OTLPReceiver(Component):
@@ -109,6 +134,16 @@ class OTLPReceiver(Component):
             raise
         self.settings.telemetry.receiver_accepted(self.id, transport, signal, items)
         return rejection
+
+    def refusal_before_decoding(self, signal: Signal, transport: str, size: int = 0) -> Refusal | None:
+        """How to answer a request of ``size`` encoded bytes (0: not read yet) that the pipelines would refuse
+        now (memory limit), before it is decoded; counted as a failed request (``throttled``), not logged:
+        the limiter logs its crossings."""
+        error = refusal(self.consumers[signal], size)
+        if error is None:
+            return None
+        self.settings.telemetry.receiver_bad_request(self.id, transport, "throttled" if error.throttled else "unavailable")
+        return Refusal.of(error)
 
     def bad_request(self, transport: str, reason: str, detail: str) -> None:
         """Count and log a request refused before any item reached the pipeline."""

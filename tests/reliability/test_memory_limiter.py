@@ -11,8 +11,10 @@ import pytest
 from google.rpc import status_pb2
 from otelml.processors.memory_limiter import memory
 from otelml.processors.memory_limiter.config import MIB, MemoryLimiterConfig
-from otelml.processors.memory_limiter.processor import MemoryMonitor
+from otelml.processors.memory_limiter.processor import MEMORY_PER_ENCODED_BYTE, MemoryMonitor
 
+from otelml.errors import RetryableError
+from otelml.pdata import Signal
 from otelml.synthetic import make_trace_request
 from tests.conftest import build_config
 from tests.reliability.conftest import capture, receiver_address, running_service
@@ -132,6 +134,21 @@ def test_memory_freed_during_the_check_lets_data_through():
     assert not monitor.refusing and fake.collections == 1
 
 
+def test_requests_admitted_between_checks_count_until_the_next_check():
+    fake = FakeMemory(70 * MIB)
+    monitor = fake.monitor()
+    monitor.check()
+    size = 1 * MIB  # encoded; takes MEMORY_PER_ENCODED_BYTE times as much once decoded
+    admitted = 0
+    while monitor.admit(size):
+        admitted += 1
+    # The soft limit is 80 MiB: what fits in the 10 MiB left is admitted, the rest refused until the next check.
+    assert admitted == -(-10 // MEMORY_PER_ENCODED_BYTE)
+    assert monitor.refusing
+    monitor.check()  # the memory was not taken after all (the requests were refused downstream)
+    assert not monitor.refusing and monitor.admit(size)
+
+
 def test_data_flows_again_once_memory_falls():
     fake = FakeMemory(90 * MIB)
     monitor = fake.monitor()
@@ -169,11 +186,20 @@ async def test_refusals_reach_otlp_clients_as_throttling_with_a_retry_delay_and_
             assert (grpc_refusal.status, http_refusal.status) == ("RESOURCE_EXHAUSTED", "http 429")
             assert grpc_refusal.retry_after >= 1 and http_refusal.retry_after >= 1
             assert capture(service).batches == []
-            refused = service.telemetry.value("otelcol_processor_refused_spans_total", processor="memory_limiter")
-            assert refused == 20
+            # Refused before they were read: counted as requests, not as spans (never decoded, never counted).
+            for transport in ("grpc", "http"):
+                assert service.telemetry.value("otelml_receiver_failed_requests_total", receiver="otlp", transport=transport,
+                                               reason="throttled") == 1
+            assert service.telemetry.value("otelcol_processor_refused_spans_total", processor="memory_limiter") == 0
             assert service.telemetry.value("otelml_dropped_items_total") == 0
 
-            monitor.read_usage = lambda: monitor.soft_limit - 1
+            # Data decoded elsewhere (a broker receiver, a connector) is refused by the processor and counted there.
+            traces_processor = next(chain[0] for pipeline, chain in service.graph.processors.items() if pipeline.signal is Signal.TRACES)
+            with pytest.raises(RetryableError):
+                await traces_processor.consume(make_trace_request(spans=7))
+            assert service.telemetry.value("otelcol_processor_refused_spans_total", processor="memory_limiter") == 7
+
+            monitor.read_usage = lambda: monitor.soft_limit // 2
             monitor.check()
             assert (await client.send("grpc")).accepted and (await client.send("http")).accepted
             assert capture(service).items() == 20

@@ -115,5 +115,7 @@ async def test_three_times_the_sustainable_load_is_throttled_and_nothing_acknowl
     assert all(delay is not None and delay >= 1 for delay in client.retry_delays)
     assert missing == set()
     assert recovered
-    assert metric(samples, "otelcol_processor_refused_spans_total", processor="memory_limiter") > 0
+    # Refused before decoding (counted per request) or, when the limit was crossed meanwhile, after it (per span).
+    assert (metric(samples, "otelml_receiver_failed_requests_total", reason="throttled")
+            + metric(samples, "otelcol_processor_refused_spans_total", processor="memory_limiter")) > 0
     assert metric(samples, "otelml_dropped_items_total") == 0
