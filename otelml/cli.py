@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.resources
 import sys
 
 import yaml
@@ -29,6 +30,11 @@ def load_config(config_paths: list[str], assignments: list[str], registry: Regis
         raise ConfigError(explain_unset(error.problems, unset)) from None
 
 
+def demo_config() -> str:
+    """The path of config/demo.yaml as installed with otelml (package ``otelml.examples``), whatever the directory."""
+    return str(importlib.resources.files("otelml.examples").joinpath("demo.yaml"))
+
+
 def _add_config_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     default = argparse.SUPPRESS if suppress else []
     parser.add_argument("--config", action="append", dest="configs", default=default, metavar="FILE",
@@ -52,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_generate_command(commands)
     from otelml.replay import add_replay_command
     add_replay_command(commands)
-    demo = commands.add_parser("demo", help="run config/demo.yaml with the generator feeding it")
+    demo = commands.add_parser("demo", help="run config/demo.yaml (installed with otelml) with the generator feeding it")
     _add_config_options(demo, suppress=True)
     demo.add_argument("--duration", type=float, default=60.0, help="seconds to run (default 60)")
     demo.add_argument("--rate", type=float, default=50.0, help="traces per second from the generator")
@@ -68,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         from otelml.generator import run_generator
         return run_generator(args)
     if args.command == "demo" and not args.configs:
-        args.configs = ["config/demo.yaml"]
+        args.configs = [demo_config()]
     if not args.configs:
         print("otelml: at least one --config FILE is required", file=sys.stderr)
         return 2
