@@ -63,7 +63,7 @@ class LiveViewKeeper:
         self.alerts.appendleft(AlertView(when, details.key, details.score, alert_text(PREDICTED, details, 0.0)))
 
     def view(self, source: str, signal: str, top: int, describe) -> LiveView:
-        """The keys with the ``top`` highest recent peaks and the ``top`` highest forecasts, and the recent alerts."""
+        """The keys with the ``top`` highest recent peaks and the ``top`` highest forecasts (above 0), and the recent alerts."""
         store = self.store
         entries = list(store.keys.items())
         keys: list[KeyView] = []
@@ -77,8 +77,8 @@ class LiveViewKeeper:
             chosen = dict.fromkeys([*np.argsort(-peaks, kind="stable")[:top].tolist(),
                                     *np.argsort(-forecasts, kind="stable")[:top].tolist()])
             for index in chosen:
-                if not valid[index].any():
-                    continue
+                if not valid[index].any() or (peaks[index] <= 0 and forecasts[index] <= 0):
+                    continue  # nothing to see yet (a key still warming up scores 0)
                 key, slot = entries[index]
                 keys.append(self._key_view(key, describe(key), slot, times[index][valid[index]], scores[index][valid[index]]))
         return LiveView(source, signal, keys, list(self.alerts), len(store.keys), store.max_keys,
