@@ -201,7 +201,7 @@ def test_config_problems_are_named(settings, problem):
 
 
 async def test_the_demo_config_sends_its_alerts_to_a_local_alertmanager(tmp_path, monkeypatch):
-    for name in ("GRPC", "HTTP", "METRICS", "HEALTH"):
+    for name in ("GRPC", "HTTP", "METRICS", "HEALTH", "PROMETHEUS", "ZPAGES"):
         monkeypatch.setenv(f"OTELML_{name}_ENDPOINT", "127.0.0.1:0")
     monkeypatch.setenv("OTELML_OUTPUT", str(tmp_path / "telemetry.jsonl"))
     monkeypatch.setenv("OTELML_ALERTS_OUTPUT", str(tmp_path / "alerts.jsonl"))
