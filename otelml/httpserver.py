@@ -6,6 +6,8 @@ import logging
 
 from aiohttp import web
 
+from otelml.configmodel import parse_endpoint
+from otelml.listen import cannot_listen
 from otelml.tlsconfig import ServerTLSConfig
 
 
@@ -26,11 +28,16 @@ class HTTPServer:
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> tuple[str, int]:
-        host, _, port = self.endpoint.rpartition(":")
+        """Listen; raises :func:`otelml.listen.cannot_listen` (one line naming the endpoint) when it cannot."""
+        host, port = parse_endpoint(self.endpoint)
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         ssl_context = self.tls.ssl_context(self.logger) if self.tls else None
-        await web.TCPSite(self._runner, host.strip("[]") or None, int(port), ssl_context=ssl_context).start()
+        try:
+            await web.TCPSite(self._runner, host, port, ssl_context=ssl_context).start()
+        except OSError as error:
+            await self.stop()
+            raise cannot_listen(self.endpoint, error) from None
         self.address = self._runner.addresses[0][:2]
         return self.address
 

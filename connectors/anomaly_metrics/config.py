@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
@@ -24,14 +24,12 @@ class ExplicitBucketsConfig(ComponentConfig):
 
 
 class HistogramConfig(ComponentConfig):
+    unsupported_keys = {"exponential": "scores lie in [0, 1], which explicit buckets serve: use explicit::buckets"}
+
     explicit: ExplicitBucketsConfig = ExplicitBucketsConfig()
-    # spanmetrics has it; refused with a reason in validate_config.
-    exponential: Any = Field(None, exclude=True)
 
     def validate_config(self) -> list[str]:
         problems = []
-        if self.exponential is not None:
-            problems.append("exponential: not supported (scores lie in [0, 1]; explicit buckets serve them)")
         buckets = self.explicit.buckets
         if not buckets or any(b >= a for b, a in zip(buckets, buckets[1:])):
             problems.append("explicit::buckets: must be a non-empty, strictly increasing list")

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import fnmatch
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import Field
-
-from otelml.configmodel import ComponentConfig, Duration
+from otelml.configmodel import ComponentConfig, Duration, Endpoint
 from otelml.tlsconfig import ServerTLSConfig
 
 # Resource attributes that become the ``job`` and ``instance`` labels.
@@ -15,15 +13,6 @@ SERVICE_ATTRIBUTES = ("service.name", "service.namespace", "service.instance.id"
 
 TranslationStrategy = Literal["UnderscoreEscapingWithSuffixes", "UnderscoreEscapingWithoutSuffixes",
                               "NoUTF8EscapingWithSuffixes", "NoTranslation"]
-# Settings contrib has that this exporter does not honour, with the reason a user is told.
-UNSUPPORTED = {
-    "sending_queue": "the exporter is scraped, so nothing is queued",
-    "cors": "the scrape endpoint serves Prometheus servers, not browsers",
-    "auth": "put an authenticating proxy in front of the scrape endpoint",
-    "include_metadata": "the scrape endpoint receives no telemetry",
-    "max_request_body_size": "the scrape endpoint receives no request bodies",
-    "response_headers": "not supported by otelml",
-}
 
 
 class ResourceToTelemetryConfig(ComponentConfig):
@@ -55,7 +44,17 @@ class ResourceConstantLabelsConfig(ComponentConfig):
 
 
 class PrometheusExporterConfig(ComponentConfig):
-    endpoint: str
+    # Settings contrib has that this exporter does not take, with what to do instead.
+    unsupported_keys = {
+        "sending_queue": "the exporter is scraped, so nothing is queued: remove it",
+        "cors": "the scrape endpoint serves Prometheus servers, not browsers: remove it",
+        "auth": "put an authenticating proxy in front of the scrape endpoint",
+        "include_metadata": "the scrape endpoint receives no telemetry: remove it",
+        "max_request_body_size": "the scrape endpoint receives no request bodies: remove it",
+        "response_headers": "set response headers in a proxy in front of the scrape endpoint",
+    }
+
+    endpoint: Endpoint
     tls: ServerTLSConfig | None = None
     namespace: str = ""
     const_labels: dict[str, str] = {}
@@ -67,20 +66,9 @@ class PrometheusExporterConfig(ComponentConfig):
     without_scope_info: bool = False
     add_metric_suffixes: bool = True
     translation_strategy: TranslationStrategy | None = None
-    # Accepted only to be refused with a reason (see UNSUPPORTED).
-    sending_queue: Any = Field(None, exclude=True)
-    cors: Any = Field(None, exclude=True)
-    auth: Any = Field(None, exclude=True)
-    include_metadata: Any = Field(None, exclude=True)
-    max_request_body_size: Any = Field(None, exclude=True)
-    response_headers: Any = Field(None, exclude=True)
 
     def validate_config(self) -> list[str]:
-        problems = [f"{name}: not supported ({reason})" for name, reason in UNSUPPORTED.items()
-                    if getattr(self, name) is not None]
-        host, sep, port = self.endpoint.rpartition(":")
-        if not sep or not port.isdigit() or int(port) > 65535:
-            problems.append(f"endpoint: {self.endpoint!r} is not host:port")
+        problems = []
         if self.metric_expiration <= 0:
             problems.append("metric_expiration: must be positive")
         if self.translation_strategy in ("NoUTF8EscapingWithSuffixes", "NoTranslation"):
