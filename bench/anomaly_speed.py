@@ -18,11 +18,10 @@ import argparse
 import time
 import tracemalloc
 
-from otelml.processors.anomaly.config import AnomalyConfig
-from otelml.processors.anomaly.processor import AnomalyProcessor
-
 from otelml.component import ComponentID, CreateSettings, Kind
 from otelml.pdata import Signal
+from otelml.processors.anomaly.config import AnomalyConfig
+from otelml.processors.anomaly.processor import AnomalyProcessor
 from otelml.synthetic import BASE_TIME_NS, make_trace_request
 from otelml.telemetry import Telemetry
 

@@ -16,9 +16,10 @@ rotel runs it in its embedded interpreter: start rotel with the virtualenv's
 import math
 
 import numpy as np
+from rotel_sdk.open_telemetry.common.v1 import AnyValue, KeyValue
+
 from otelml.processors.anomaly.models import MODELS
 from otelml.processors.anomaly.residuals import MOMENTS, ResidualScale
-from rotel_sdk.open_telemetry.common.v1 import AnyValue, KeyValue
 
 MODEL_NAMES = ("seasonal_profile", "ewm_mean")
 THRESHOLD = 0.6

@@ -28,13 +28,13 @@ from collections.abc import Hashable, Sequence
 from pathlib import Path
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from otelml.processors.drain.config import DrainConfig
-from otelml.processors.drain.drain import Cluster
-from otelml.processors.drain.processor import DrainProcessor
 
 from otelml import conventions
 from otelml.component import ComponentID, CreateSettings, Kind
 from otelml.pdata import Signal
+from otelml.processors.drain.config import DrainConfig
+from otelml.processors.drain.drain import Cluster
+from otelml.processors.drain.processor import DrainProcessor
 from otelml.telemetry import Telemetry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

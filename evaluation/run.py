@@ -22,13 +22,13 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from otelml.processors.anomaly.config import DEFAULT_MODELS
-from otelml.processors.anomaly.models import MODELS
 
 from evaluation.nab import PROFILES, CorpusScore, LabelledSeries, load_corpus, locate_data, score_corpus
 from evaluation.streams import read_scores, write_streams
 from otelml.config import Config, parse
 from otelml.confmap import expand
+from otelml.processors.anomaly.config import DEFAULT_MODELS
+from otelml.processors.anomaly.models import MODELS
 from otelml.registry import Registry
 from otelml.replay import replay
 

@@ -28,14 +28,14 @@ from pathlib import Path
 import numpy as np
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from otelml.processors.anomaly.extract import BatchReader
-from otelml.processors.anomaly.output import ANOMALY, PREDICTED, SCORE
 
 from evaluation.nab import PROFILES, LabelledSeries, score_corpus
 from evaluation.run import evaluation_config
 from otelml.config import parse
 from otelml.confmap import expand
 from otelml.pdata import Signal, from_json, to_json
+from otelml.processors.anomaly.extract import BatchReader
+from otelml.processors.anomaly.output import ANOMALY, PREDICTED, SCORE
 from otelml.references import DEFAULT_KEYS, DEFAULT_TARGETS, parse_key, parse_target
 from otelml.registry import Registry
 from otelml.replay import replay

@@ -54,7 +54,7 @@ class CheckpointConfig(ComponentConfig):
     key: SecretStr | None = None
 
     def validate_config(self) -> list[str]:
-        problems = []
+        problems: list[str] = []
         if self.path is None:
             return problems
         if self.interval <= 0:
@@ -149,7 +149,7 @@ class Checkpointer:
         resolved = self.path.resolve()
         if resolved in _CLAIMED_PATHS:
             raise ValueError(f"checkpoint path {resolved} is already used by another component; give each its own")
-        payload = read_signed(self.path, self.magic, self.config.signing_key(), self.what)
+        payload = read_signed(self.path, self.magic, self._key(), self.what)
         _CLAIMED_PATHS.add(resolved)
         self._claimed = resolved
         return payload
@@ -177,7 +177,13 @@ class Checkpointer:
             self._claimed = None
 
     def save(self, payload: bytes) -> None:
-        write_signed(self.path, self.magic, payload, self.config.signing_key())
+        assert self.path is not None, "saving needs a path"
+        write_signed(self.path, self.magic, payload, self._key())
+
+    def _key(self) -> bytes:
+        key = self.config.signing_key()
+        assert key is not None, "validate_config requires a key with a path"
+        return key
 
     async def _save_every_interval(self, dump: Callable[[], bytes]) -> None:
         while True:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import importlib.resources
 import sys
+from typing import Any
 
 import yaml
 
@@ -36,7 +37,7 @@ def demo_config() -> str:
 
 
 def _add_config_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
-    default = argparse.SUPPRESS if suppress else []
+    default: Any = argparse.SUPPRESS if suppress else []
     parser.add_argument("--config", action="append", dest="configs", default=default, metavar="FILE",
                         help="a YAML config file; repeat to merge several in order")
     parser.add_argument("--set", action="append", dest="sets", default=default, metavar="KEY=VALUE",
@@ -117,7 +118,7 @@ def _components(registry: Registry) -> int:
 
 def _redacted(config: Config) -> dict:
     """The resolved config with defaults filled in; secrets (SecretStr fields) print as stars."""
-    document = {}
+    document: dict[str, Any] = {}
     for kind in Kind:
         section = {str(i): c.model_dump(mode="json") for i, c in config.components[kind].items()}
         if section:

@@ -54,6 +54,10 @@ class Host(Protocol):
 
     def get_extension(self, component_id: ComponentID) -> Any: ...
 
+    def healthy(self) -> bool:
+        """Whether the service is running without a fatal error (for the health check)."""
+        ...
+
     def components(self) -> list[Any]:
         """Every component of the service (for extensions that look for a capability, e.g. a live view)."""
         ...
@@ -90,7 +94,7 @@ class CreateSettings:
         self.logger = component_logger(self.kind, self.id)
 
 
-def component_logger(kind: Kind, component_id: ComponentID) -> logging.LoggerAdapter:
+def component_logger(kind: Kind, component_id: object) -> logging.LoggerAdapter:
     """A logger whose every line names the component, as the collector's do."""
     return logging.LoggerAdapter(
         logging.getLogger(f"otelml.{kind.value}.{component_id}"),

@@ -157,14 +157,16 @@ def parse(raw: dict[str, Any], registry: Registry) -> Config:
         _check_connectors(pipelines, checked[Kind.CONNECTOR], registry, problems)
         _check_cycles(pipelines, checked[Kind.CONNECTOR], problems)
         problems += _signal_problems(pipelines, checked)
-    if problems:
+    if problems or service is None:
         raise ConfigError(problems)
-    components = {kind: {i: c.config for i, c in section.items()} for kind, section in checked.items()}
+    # Without problems, every config was read whole.
+    components = {kind: {i: c.config for i, c in section.items() if c is not None and c.config is not None}
+                  for kind, section in checked.items()}
     return Config(components, pipelines, extensions, service.telemetry, service.shutdown_timeout)
 
 
 # Per kind, every configured component ID: its settings as far as they could be checked, None for an unknown type.
-Checks = dict[ComponentID, Checked | None]
+Checks = dict[ComponentID, Checked[ComponentConfig] | None]
 
 
 def _parse_section(section: Any, kind: Kind, registry: Registry, problems: list[str]) -> Checks:
@@ -226,7 +228,7 @@ def _extension_reference_problems(checked: dict[Kind, Checks], enabled: list[Com
     for kind, section in checked.items():
         for component_id, component in _readable(section).items():
             found = []
-            for prefix, part in sections(component.config):
+            for prefix, part in sections(component.config) if component.config is not None else ():
                 for field, reference in part.extension_references() if isinstance(part, ComponentConfig) else ():
                     extension_id = ComponentID.parse(reference)
                     if extension_id not in checked[Kind.EXTENSION]:
@@ -256,7 +258,7 @@ def _signal_problems(pipelines: dict[PipelineID, Pipeline], checked: dict[Kind, 
                         continue  # its input signal is that of the pipelines it exports from
                     kind = Kind.CONNECTOR
                 component = _readable(checked[kind]).get(component_id)
-                if component is not None:
+                if component is not None and component.config is not None:
                     for problem in component.unrelated(component.config.validate_signal(signal)):
                         found[f"{kind.section}::{component_id}::{problem}"] = None
     return list(found)

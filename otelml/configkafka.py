@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import SecretStr, field_validator
 
@@ -73,12 +73,12 @@ class KafkaClientConfig(ComponentConfig):
         """Keyword arguments for aiokafka's producer, consumer and admin clients."""
         use_tls = self.tls is not None and not self.tls.insecure
         sasl = self.auth.sasl
-        options = {
+        options: dict[str, Any] = {
             "bootstrap_servers": list(self.brokers),
             "client_id": self.client_id,
             "security_protocol": ("SASL_SSL" if use_tls else "SASL_PLAINTEXT") if sasl else ("SSL" if use_tls else "PLAINTEXT"),
         }
-        if use_tls:
+        if self.tls is not None and use_tls:
             options["ssl_context"] = self.tls.ssl_context()
         if sasl:
             options.update(sasl_mechanism=sasl.mechanism, sasl_plain_username=sasl.username, sasl_plain_password=sasl.password.get_secret_value())

@@ -14,7 +14,7 @@ import dataclasses
 import re
 import types
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, TypeVar, Union, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer, ValidationError
 
@@ -194,8 +194,11 @@ def _members(annotation: Any) -> list:
     return [annotation]
 
 
+Model = TypeVar("Model", bound=BaseModel)
+
+
 @dataclasses.dataclass
-class Checked:
+class Checked(Generic[Model]):
     """A section validated as far as it goes: every problem found, and a config to check further.
 
     When pydantic refuses some settings, they are left out and the rest is
@@ -206,7 +209,7 @@ class Checked:
     required setting is missing).
     """
 
-    config: BaseModel | None
+    config: Model | None
     problems: list[str]
     left_out: tuple[str, ...] = ()
 
@@ -219,7 +222,7 @@ class Checked:
 _CHECK_ROUNDS = 4
 
 
-def check(model: type[BaseModel], document: Any) -> Checked:
+def check(model: type[Model], document: Any) -> Checked[Model]:
     """Validate ``document`` as ``model``, finding every problem in one pass (see :class:`Checked`).
 
     >>> class Limits(ComponentConfig):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-def load_files(paths: list[str | Path]) -> dict:
+def load_files(paths: Sequence[str | Path]) -> dict:
     """Read and merge YAML files in order."""
     merged: dict = {}
     problems = []
@@ -79,7 +80,8 @@ def expand(node: Any, path: str = "", problems: list[str] | None = None, unset: 
     why it is (:func:`explain_unset`).
     """
     top = problems is None
-    problems = [] if top else problems
+    problems = [] if problems is None else problems
+    result: Any
     if isinstance(node, dict):
         result = {key: expand(value, f"{path}::{key}" if path else str(key), problems, unset) for key, value in node.items()}
     elif isinstance(node, list):

@@ -177,8 +177,8 @@ def parse_timestamp(value) -> int:
     try:
         # Decimal keeps every digit of "1700000000.123456789" that a float would round away.
         number = Decimal(value if isinstance(value, (int, str)) else repr(value))
-    except InvalidOperation:
-        return _parse_rfc3339(value)
+    except InvalidOperation:  # only text gets here
+        return _parse_rfc3339(str(value))
     if not number.is_finite():
         raise ValueError(f"timestamp {value!r} is not a finite number")
     for limit, nanos_per_unit in _EPOCH_UNITS:
@@ -306,7 +306,7 @@ class BatchBuilder:
         self.items += items
         return items
 
-    def _decode_record(self, payload: bytes, time_ns: int | None) -> tuple[LogRecord, bool]:
+    def _decode_record(self, payload: bytes, time_ns: int | None) -> tuple[LogRecord, int]:
         """The record of one message, and whether invalid UTF-8 in it was repaired."""
         record = LogRecord()
         record.observed_time_unix_nano = time.time_ns()

@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider
@@ -54,7 +55,7 @@ class Providers:
     """One tracer, logger and meter provider per service (each has its own resource)."""
 
     def __init__(self, endpoint: str, protocol: str, metric_interval: float):
-        self.providers = []
+        self.providers: list[Any] = []
         self.services = {}
         for service in SERVICES:
             resource = Resource.create({"service.name": service, "service.namespace": "shop", "deployment.environment": "demo"})
@@ -87,11 +88,11 @@ def _exporters(endpoint: str, protocol: str):
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
         return OTLPSpanExporter(endpoint, insecure=True), OTLPLogExporter(endpoint, insecure=True), OTLPMetricExporter(endpoint, insecure=True)
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HTTPLogExporter
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HTTPMetricExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HTTPSpanExporter
     base = endpoint if endpoint.startswith("http") else f"http://{endpoint}"
-    return (OTLPSpanExporter(f"{base}/v1/traces"), OTLPLogExporter(f"{base}/v1/logs"), OTLPMetricExporter(f"{base}/v1/metrics"))
+    return (HTTPSpanExporter(f"{base}/v1/traces"), HTTPLogExporter(f"{base}/v1/logs"), HTTPMetricExporter(f"{base}/v1/metrics"))
 
 
 class Generator:

@@ -60,12 +60,12 @@ class Step(NamedTuple):
 class Graph:
     """Created components, grouped in the order they start."""
 
-    extensions: dict[ComponentID, object]
-    exporters: dict[ComponentID, object]
-    connectors: dict[ComponentID, object]
+    extensions: dict[ComponentID, Component]
+    exporters: dict[ComponentID, Component]
+    connectors: dict[ComponentID, Component]
     # Per pipeline, its processors from first to last.
-    processors: dict[PipelineID, list[object]]
-    receivers: dict[ComponentID, object]
+    processors: dict[PipelineID, list[Component]]
+    receivers: dict[ComponentID, Component]
     # Per pipeline, the IDs of its processors, in the same order.
     processor_ids: dict[PipelineID, list[ComponentID]] = dataclasses.field(default_factory=dict)
 
@@ -90,7 +90,7 @@ class Graph:
                 return
             visited.add(pipeline.id)
             stages = [(f"processor {i}", c) for i, c in zip(pipeline.processors, self.processors[pipeline.id])]
-            stages += [(f"{'connector' if i in self.connectors else 'exporter'} {i}", self.connectors.get(i, self.exporters.get(i)))
+            stages += [(f"{'connector' if i in self.connectors else 'exporter'} {i}", self.connectors[i] if i in self.connectors else self.exporters[i])
                        for i in pipeline.exporters]
             for name, component in stages:
                 if isinstance(component, PartitionOwner):
@@ -152,8 +152,8 @@ def build(config: Config, registry: Registry, telemetry: Telemetry) -> Graph:
     }
     # Connectors feed pipelines that start with them, so those pipelines are
     # built first: pipeline entries are created on demand, recursively.
-    connectors: dict[ComponentID, object] = {}
-    processors: dict[PipelineID, list[object]] = {}
+    connectors: dict[ComponentID, Component] = {}
+    processors: dict[PipelineID, list[Component]] = {}
     entries: dict[PipelineID, Consumer] = {}
 
     def exporter_consumer(pipeline: Pipeline, component_id: ComponentID) -> Consumer:
@@ -216,7 +216,7 @@ def build_chain(config: Config, registry: Registry, telemetry: Telemetry, pipeli
     for processor_id in reversed(pipeline.processors):
         labels = (str(processor_id), signal.value)
         outgoing = CountingConsumer(next_consumer, telemetry.metric(PROCESSOR_OUTGOING).labels(*labels))
-        processor = registry.get(Kind.PROCESSOR, processor_id.type).create(
+        processor = registry.factory(Kind.PROCESSOR, processor_id.type).create(
             CreateSettings(processor_id, Kind.PROCESSOR, telemetry), config.components[Kind.PROCESSOR][processor_id], signal, outgoing)
         chain.insert(0, processor)
         mutates_downstream = mutates_downstream or processor.mutates_data

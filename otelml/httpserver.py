@@ -44,6 +44,7 @@ class HTTPServer:
     @property
     def url(self) -> str:
         """``http(s)://host:port`` once started."""
+        assert self.address is not None, "not started"
         host, port = self.address
         return f"{'https' if self.tls else 'http'}://{host}:{port}"
 

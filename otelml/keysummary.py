@@ -7,10 +7,12 @@ scores.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol, runtime_checkable
+import dataclasses
+from typing import Protocol, runtime_checkable
 
 
-class KeySummary(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class KeySummary:
     """One key: its records, anomalies and incidents so far, and its highest score."""
 
     count: int

@@ -19,7 +19,7 @@ class CannotListen(OSError):
     """A server cannot listen on its endpoint; ``str()`` is the one line to print."""
 
     def __str__(self) -> str:
-        return self.strerror
+        return self.strerror or ""
 
 
 def cannot_listen(endpoint: str, error: OSError) -> CannotListen:
@@ -47,7 +47,7 @@ def check_can_listen(endpoint: str) -> None:
     try:
         addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as error:
-        raise _cannot_listen(endpoint, errno.EADDRNOTAVAIL, error.strerror) from None
+        raise _cannot_listen(endpoint, errno.EADDRNOTAVAIL, error.strerror or str(error)) from None
     failures = []
     for family, kind, protocol, _, address in addresses:
         with socket.socket(family, kind, protocol) as probe:

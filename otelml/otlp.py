@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
@@ -13,7 +15,7 @@ GRPC_SERVICES = {
     Signal.LOGS: "opentelemetry.proto.collector.logs.v1.LogsService",
     Signal.METRICS: "opentelemetry.proto.collector.metrics.v1.MetricsService",
 }
-RESPONSE_TYPES = {
+RESPONSE_TYPES: dict[Signal, Any] = {
     Signal.TRACES: trace_service_pb2.ExportTraceServiceResponse,
     Signal.LOGS: logs_service_pb2.ExportLogsServiceResponse,
     Signal.METRICS: metrics_service_pb2.ExportMetricsServiceResponse,
@@ -21,7 +23,7 @@ RESPONSE_TYPES = {
 REJECTED_FIELDS = {Signal.TRACES: "rejected_spans", Signal.LOGS: "rejected_log_records", Signal.METRICS: "rejected_data_points"}
 
 
-def partial_success_response(signal: Signal, rejected: int = 0, message: str = ""):
+def partial_success_response(signal: Signal, rejected: int = 0, message: str = "") -> Any:
     """An Export response, reporting ``rejected`` items when there are any."""
     response = RESPONSE_TYPES[signal]()
     if rejected:

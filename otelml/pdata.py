@@ -59,7 +59,7 @@ class Signal(str, enum.Enum):
         return _SIGNAL_OF_TYPE[type(batch)]
 
 
-_REQUEST_TYPES = {
+_REQUEST_TYPES: dict[Signal, type[Batch]] = {
     Signal.TRACES: ExportTraceServiceRequest,
     Signal.LOGS: ExportLogsServiceRequest,
     Signal.METRICS: ExportMetricsServiceRequest,

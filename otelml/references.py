@@ -93,7 +93,9 @@ def parse_target(text: str) -> Reference:
     """
     if text.startswith("attributes."):
         # A span's or log record's attribute; a data point's value is ``value``.
-        return dataclasses.replace(_attribute_reference(text), signals=BOTH)
+        attribute = _attribute_reference(text)
+        assert attribute is not None  # the text starts with attributes.
+        return dataclasses.replace(attribute, signals=BOTH)
     if text in TARGET_FIELDS:
         return Reference(text, "record", TARGET_FIELDS[text], field=text)
     raise ValueError(f'unknown target "{text}" (use {TARGET_HELP})')
@@ -148,7 +150,7 @@ def find_attributes(attributes, names: frozenset[str]) -> dict:
 def record_text(record, reference: Reference, found: dict | None) -> str:
     """The text of a key ``reference`` on ``record``; ``found`` holds the record attributes looked up."""
     if reference.attribute:
-        return any_value_text(found[reference.attribute]) if reference.attribute in found else ""
+        return any_value_text(found[reference.attribute]) if found and reference.attribute in found else ""
     field = reference.field
     if field == "span.name":
         return record.name

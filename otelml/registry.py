@@ -9,10 +9,11 @@ packages add theirs through the entry-point groups ``otelml.receivers``,
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import importlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
 
 from otelml.component import TYPE_PATTERN, Kind
@@ -66,7 +67,7 @@ class Factory:
 
     type: str
     kind: Kind
-    config_class: type[ComponentConfig]
+    config_class: builtins.type[ComponentConfig]
     create: Callable
     signals: frozenset[Signal] = frozenset()
     # Connectors only: the (input, output) signal pairs they can join.
@@ -83,7 +84,7 @@ class Factory:
 class Registry:
     """Factories by kind and type."""
 
-    def __init__(self, factories: list[Factory] = ()):
+    def __init__(self, factories: Iterable[Factory] = ()):
         self._factories: dict[Kind, dict[str, Factory]] = {kind: {} for kind in Kind}
         for factory in factories:
             self.add(factory)
@@ -96,6 +97,10 @@ class Registry:
 
     def get(self, kind: Kind, type_: str) -> Factory | None:
         return self._factories[kind].get(type_)
+
+    def factory(self, kind: Kind, type_: str) -> Factory:
+        """The factory of a type the config check has already found; ``KeyError`` when there is none."""
+        return self._factories[kind][type_]
 
     def types(self, kind: Kind) -> list[str]:
         return sorted(self._factories[kind])

@@ -67,6 +67,12 @@ class _Host:
     def components(self) -> list[Component]:
         return list(self._components)
 
+    def healthy(self) -> bool:
+        return True
+
+    def partition_owners(self, receiver_id: ComponentID, signal: Signal) -> list:
+        return []  # replay has no receivers
+
 
 class _Writer:
     """The end of every replayed pipeline: writes batches as OTLP JSON lines."""

@@ -126,6 +126,7 @@ class Service:
                 await self.start()
             except StartError:
                 return 1
+            assert self._fatal is not None  # start() made it
             fatal_wait = asyncio.create_task(self._fatal.wait())
             stop_wait = asyncio.create_task(stop.wait())
             await asyncio.wait([fatal_wait, stop_wait], return_when=asyncio.FIRST_COMPLETED)

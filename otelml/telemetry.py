@@ -18,7 +18,7 @@ import dataclasses
 import enum
 import logging
 import sys
-from typing import Literal
+from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -160,7 +160,7 @@ class Telemetry:
         for metric in CORE_METRICS:
             self.metric(metric)
 
-    def metric(self, declaration: Metric) -> Counter | Gauge | _Unrecorded:
+    def metric(self, declaration: Metric) -> Any:
         """The metric object of ``declaration``, made on first use; :data:`UNRECORDED` above the level.
 
         Raises ``ValueError`` when another declaration already has the name:
@@ -178,11 +178,11 @@ class Telemetry:
         self._declared[declaration.name] = (declaration, made)
         return made
 
-    def counter(self, name: str, documentation: str, labels: list[str]) -> Counter | _Unrecorded:
+    def counter(self, name: str, documentation: str, labels: list[str]) -> Any:
         """A counter declared where it is used (for components not yet moved to a ``metadata.py``)."""
         return self.metric(Metric(name, "counter", "", tuple(labels), documentation))
 
-    def gauge(self, name: str, documentation: str, labels: list[str]) -> Gauge | _Unrecorded:
+    def gauge(self, name: str, documentation: str, labels: list[str]) -> Any:
         """A gauge declared where it is used (for components not yet moved to a ``metadata.py``)."""
         return self.metric(Metric(name, "gauge", "", tuple(labels), documentation))
 

@@ -6,13 +6,13 @@ import asyncio
 import contextlib
 
 import pytest
-from otelml.processors.batch.config import BatchConfig
-from otelml.processors.batch.processor import BatchProcessor
 
 from otelml.component import ComponentID, CreateSettings, Kind
 from otelml.confmap import ConfigError
 from otelml.errors import PermanentError, RetryableError
 from otelml.pdata import Signal, count_items
+from otelml.processors.batch.config import BatchConfig
+from otelml.processors.batch.processor import BatchProcessor
 from otelml.telemetry import Telemetry
 from tests.conftest import build_config
 

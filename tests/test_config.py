@@ -193,10 +193,9 @@ def test_missing_file_and_bad_yaml(tmp_path):
 
 
 def test_a_connector_may_not_share_an_id_with_a_receiver():
-    from otelml.receivers.otlp.config import OTLPReceiverConfig
-
     from otelml.config import parse
     from otelml.pdata import Signal
+    from otelml.receivers.otlp.config import OTLPReceiverConfig
     from otelml.registry import Factory
 
     registry = Registry.default()

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from otelml.exporters.debug.config import DebugConfig
-from otelml.exporters.debug.exporter import DebugExporter
-
 from otelml.component import ComponentID, CreateSettings, Kind
 from otelml.encoding import add_attributes
+from otelml.exporters.debug.config import DebugConfig
+from otelml.exporters.debug.exporter import DebugExporter
 from otelml.pdata import Signal
 from otelml.telemetry import Telemetry
 

@@ -22,6 +22,8 @@ from otelml.component import ComponentID
 from otelml.service import Service
 from tests.conftest import build_config
 
+pytestmark = pytest.mark.integration
+
 TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 FAST_RETRY = {"initial_interval": "50ms", "max_interval": "100ms", "max_elapsed_time": "10s"}
 # A backoff that would outlast max_elapsed_time: only a server-given delay can lead to a retry.

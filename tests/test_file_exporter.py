@@ -11,11 +11,11 @@ import struct
 
 import pytest
 import zstandard
-from otelml.exporters.file.config import FileConfig
-from otelml.exporters.file.factory import factory
 
 from otelml.component import ComponentID, CreateSettings, Kind
 from otelml.confmap import ConfigError
+from otelml.exporters.file.config import FileConfig
+from otelml.exporters.file.factory import factory
 from otelml.pdata import Signal, from_json
 from otelml.telemetry import Telemetry
 from tests.conftest import build_config

@@ -18,6 +18,8 @@ from otelml.component import ComponentID
 from otelml.service import Service
 from tests.conftest import build_config, metric, otlp_to_file_config
 
+pytestmark = pytest.mark.integration
+
 SPANS, LOGS, POINTS = 7, 5, 6
 QUEUE_SIZE = 50
 

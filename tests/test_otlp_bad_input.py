@@ -15,6 +15,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from otelml.synthetic import make_trace_request
 from tests.conftest import free_port, metric, otlp_to_file_config
 
+pytestmark = pytest.mark.integration
+
 TRACES_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 

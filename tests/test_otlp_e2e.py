@@ -24,6 +24,8 @@ from otelml.pdata import Signal
 from otelml.synthetic import make_trace_request
 from tests.conftest import REPO, logs_of, otlp_to_file_config, read_batches, spans_of
 
+pytestmark = pytest.mark.integration
+
 SPANS, LOGS = 40, 25
 
 

@@ -7,8 +7,8 @@ import importlib
 from pathlib import Path
 
 import pytest
-from otelml.processors.batch.metadata import SIZE_TRIGGER_SEND
 
+from otelml.processors.batch.metadata import SIZE_TRIGGER_SEND
 from otelml.registry import Registry
 from otelml.service import Service
 from otelml.telemetry import CORE_METRICS, DROPPED_ITEMS, UNRECORDED, Level, Metric, Telemetry, metrics_table

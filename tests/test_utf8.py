@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import json
 
 import aiohttp
@@ -215,11 +214,6 @@ def test_whole_batch_encodings_repair_and_count():
     json_builder.add(bare_resources)
     assert (builder.items, builder.repaired, json_builder.items, json_builder.repaired) == (10, 1, 10, 1)
     assert count_items(json_builder.batch) == 10
-
-
-def test_docstring_examples():
-    result = doctest.testmod(utf8)
-    assert result.attempted > 0 and result.failed == 0
 
 
 # --- the otlp receiver -------------------------------------------------------

@@ -118,6 +118,7 @@ def start_with_taken_port(tmp_path, which: str) -> tuple[subprocess.CompletedPro
         return subprocess.run([sys.executable, "-m", "otelml", "--config", str(path)], capture_output=True, text=True, timeout=60), port
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("which, component", [("grpc", "receiver otlp"), ("http", "receiver otlp"), ("metrics", "service")])
 def test_a_taken_port_gives_one_line_naming_the_component_and_address_and_exit_1(tmp_path, which, component):
     result, port = start_with_taken_port(tmp_path, which)

@@ -18,13 +18,13 @@ import time
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import SEVERITY_NUMBER_ERROR, SEVERITY_NUMBER_INFO, SEVERITY_NUMBER_WARN
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+
+from otelml import conventions as names
+from otelml.component import Component, CreateSettings, Host
 from otelml.connectors.anomaly_alerts.config import AnomalyAlertsConfig
 from otelml.connectors.anomaly_alerts.incidents import Alert, Incidents
 from otelml.connectors.anomaly_alerts.metadata import ALERTS
 from otelml.connectors.anomaly_alerts.text import ANOMALY, PREDICTED, Details, alert_text, severity
-
-from otelml import conventions as names
-from otelml.component import Component, CreateSettings, Host
 from otelml.encoding import add_attributes, any_value_to_python
 from otelml.pdata import Batch, Signal, count_items
 from otelml.references import any_value_text

@@ -1,8 +1,7 @@
+from otelml.component import Kind
 from otelml.connectors.anomaly_alerts import metadata
 from otelml.connectors.anomaly_alerts.config import AnomalyAlertsConfig
 from otelml.connectors.anomaly_alerts.connector import AnomalyAlertsConnector
-
-from otelml.component import Kind
 from otelml.pdata import Signal
 from otelml.registry import Factory
 

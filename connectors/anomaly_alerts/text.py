@@ -45,15 +45,14 @@ class Details:
     @classmethod
     def of(cls, values: Mapping[str, object]) -> Details:
         """``values``: attribute name -> Python value (numbers, text, lists)."""
-        models = values.get(names.MODELS)
-        if isinstance(models, str):
-            models = [m.strip() for m in models.split(",") if m.strip()]
+        listed = values.get(names.MODELS)
+        models = [m.strip() for m in listed.split(",") if m.strip()] if isinstance(listed, str) else listed
         return cls(
             key=_text(values.get(names.KEY)), target=_text(values.get(names.TARGET)),
             unit=_text(values.get(names.UNIT)) or "",
             actual=_number(values.get(names.ACTUAL)), expected=_number(values.get(names.EXPECTED)),
             low=_number(values.get(names.RANGE_LOW)), high=_number(values.get(names.RANGE_HIGH)),
-            score=_number(values.get(names.SCORE)), models=tuple(str(m) for m in models or ()),
+            score=_number(values.get(names.SCORE)), models=tuple(str(m) for m in models) if isinstance(models, (list, tuple)) else (),
             forecast=_number(values.get(names.FORECAST)), target_forecast=_number(values.get(names.TARGET_FORECAST)),
             limit=_number(values.get(names.LIMIT)), crossing_seconds=_number(values.get(names.CROSSING_SECONDS)),
         )
@@ -93,6 +92,7 @@ def alert_text(name: str, details: Details, duration: float, resolved: bool = Fa
     'predicted in device.id=d1: attributes.temperature reaches 80 °C in about 12 min (now 74.2 °C); score 0.41; going on for 1 min'
     """
     where = f"{'anomaly' if name == ANOMALY else 'predicted'} in {details.key or 'an unnamed key'}"
+    head: str | None
     if name == PREDICTED:
         head = " ".join(part for part in (_forecast(details), _context(details)) if part)
     else:

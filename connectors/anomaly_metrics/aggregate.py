@@ -100,7 +100,7 @@ class Aggregator:
         self.overflowed = 0       # records that went to an overflow key
         self.start_ns = 0         # creation time of new keys, set by the caller before each batch
 
-    def key(self, resource: bytes, parts: tuple, attributes, now: float) -> KeyAggregate:
+    def key(self, resource: bytes, parts: tuple | None, attributes, now: float) -> KeyAggregate:
         """The aggregate of ``parts`` in ``resource``; ``attributes()`` names it when it is new."""
         aggregate = self.keys.get((resource, parts))
         if aggregate is None:

@@ -12,12 +12,11 @@ import asyncio
 import contextlib
 import time
 
+from otelml.component import Component, CreateSettings, Host
 from otelml.connectors.anomaly_metrics import metadata
 from otelml.connectors.anomaly_metrics.aggregate import Aggregator
 from otelml.connectors.anomaly_metrics.config import DELTA, AnomalyMetricsConfig, check_dimension
 from otelml.connectors.anomaly_metrics.reader import ScoredReader
-
-from otelml.component import Component, CreateSettings, Host
 from otelml.errors import PermanentError
 from otelml.pdata import Batch, Signal, count_items
 

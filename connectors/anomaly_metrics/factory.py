@@ -1,8 +1,7 @@
+from otelml.component import Kind
 from otelml.connectors.anomaly_metrics import metadata
 from otelml.connectors.anomaly_metrics.config import AnomalyMetricsConfig
 from otelml.connectors.anomaly_metrics.connector import AnomalyMetricsConnector
-
-from otelml.component import Kind
 from otelml.pdata import Signal
 from otelml.registry import Factory
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import time
 
-from otelml.connectors.anomaly_metrics.aggregate import Aggregator
-
 from otelml import conventions
+from otelml.connectors.anomaly_metrics.aggregate import Aggregator
 from otelml.pdata import Batch, Signal
 from otelml.references import KeyReader, Reference, any_value_number, find_attributes
 

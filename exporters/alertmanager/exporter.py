@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import datetime
 import json
+from typing import Any
 
 import aiohttp
-from otelml.exporters.alertmanager.config import AlertmanagerExporterConfig, label_name
 
 from otelml import conventions as names
 from otelml.component import CreateSettings, Host
-from otelml.configauth import client_authenticator
+from otelml.configauth import ClientAuthenticator, client_authenticator
 from otelml.encoding import any_value_to_python
 from otelml.errors import PermanentError, RetryableError
 from otelml.exporterhelper import QueuedRetryExporter
+from otelml.exporters.alertmanager.config import AlertmanagerExporterConfig, label_name
 from otelml.pdata import Batch, Signal
 from otelml.references import any_value_number, any_value_text, record_text
 
@@ -32,6 +33,8 @@ DEFAULT_ALERT_NAME = "LogRecord"
 
 
 class AlertmanagerExporter(QueuedRetryExporter):
+    config: AlertmanagerExporterConfig
+
     signals = frozenset({Signal.LOGS})
 
     def __init__(self, settings: CreateSettings, config: AlertmanagerExporterConfig):
@@ -42,7 +45,7 @@ class AlertmanagerExporter(QueuedRetryExporter):
         self._resource_names = frozenset(r.attribute for r in self._labels.values() if r.level == "resource")
         self._headers = {**{k: v.get_secret_value() for k, v in config.headers.items()}, "Content-Type": "application/json"}
         self._session: aiohttp.ClientSession | None = None
-        self._authenticator = None
+        self._authenticator: ClientAuthenticator | None = None
 
     async def start_exporting(self, host: Host) -> None:
         self._authenticator = client_authenticator(host, self.config.auth)
@@ -60,6 +63,7 @@ class AlertmanagerExporter(QueuedRetryExporter):
             return
         headers = self._headers if self._authenticator is None else {**self._headers, **self._authenticator.headers()}
         try:
+            assert self._session is not None, "not started"
             async with self._session.post(self.url, data=json.dumps(alerts), headers=headers,
                                           server_hostname=self.config.tls.server_name_override) as response:
                 answer = (await response.read())[:300].decode(errors="replace")
@@ -103,7 +107,7 @@ class AlertmanagerExporter(QueuedRetryExporter):
         when = record.time_unix_nano or record.observed_time_unix_nano
         duration = any_value_number(own[names.INCIDENT_DURATION]) if names.INCIDENT_DURATION in own else None
         starts = when - int((duration or 0.0) * 1e9)
-        alert = {"labels": labels, "annotations": annotations}
+        alert: dict[str, Any] = {"labels": labels, "annotations": annotations}
         if when:
             alert["startsAt"] = _rfc3339(starts)
         if names.ALERT_STATUS in own and any_value_text(own[names.ALERT_STATUS]) == "resolved":

@@ -1,7 +1,6 @@
+from otelml.component import Kind
 from otelml.exporters.alertmanager.config import AlertmanagerExporterConfig
 from otelml.exporters.alertmanager.exporter import AlertmanagerExporter
-
-from otelml.component import Kind
 from otelml.pdata import Signal
 from otelml.registry import Factory
 

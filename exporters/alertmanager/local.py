@@ -16,10 +16,10 @@ import urllib.request
 from pathlib import Path
 
 import yaml
-from otelml.exporters.alertmanager.config import AlertmanagerExporterConfig
 
 from otelml.component import ComponentID, Kind
 from otelml.config import Config
+from otelml.exporters.alertmanager.config import AlertmanagerExporterConfig
 
 BINARIES = ("prometheus-alertmanager", "alertmanager")  # Debian's name, then upstream's
 _LISTENING = re.compile(r'msg="Listening on" address=(\S+)')

@@ -7,10 +7,9 @@ batch in protobuf text form.
 
 from __future__ import annotations
 
-from otelml.exporters.debug.config import DebugConfig
-
 from otelml.component import Component, CreateSettings
 from otelml.conventions import PREFIX, SERVICE_NAME
+from otelml.exporters.debug.config import DebugConfig
 from otelml.pdata import Batch, Signal, count_items, scopes
 from otelml.references import any_value_text, find_attributes
 

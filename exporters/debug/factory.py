@@ -1,7 +1,6 @@
+from otelml.component import Kind
 from otelml.exporters.debug.config import DebugConfig
 from otelml.exporters.debug.exporter import DebugExporter
-
-from otelml.component import Kind
 from otelml.pdata import Signal
 from otelml.registry import Factory
 

@@ -21,23 +21,26 @@ import datetime
 import os
 import struct
 from pathlib import Path
+from typing import BinaryIO
 
 import zstandard
-from otelml.exporters.file.config import FileConfig
 
 from otelml.component import CreateSettings, Host
 from otelml.errors import PermanentError
 from otelml.exporterhelper import QueuedRetryExporter
+from otelml.exporters.file.config import FileConfig
 from otelml.pdata import Batch, to_json
 
 MB = 1 << 20
 
 
 class FileExporter(QueuedRetryExporter):
+    config: FileConfig
+
     def __init__(self, settings: CreateSettings, config: FileConfig):
         super().__init__(settings, config)
         self.path = Path(config.path)
-        self._file = None
+        self._file: BinaryIO | None = None
         self._size = 0
         self._flusher: asyncio.Task | None = None
         self._compressor = zstandard.ZstdCompressor() if config.compression == "zstd" else None
@@ -86,6 +89,7 @@ class FileExporter(QueuedRetryExporter):
         self._size = self._file.tell() if append else 0
 
     def _rotate(self) -> None:
+        assert self._file is not None and self.config.rotation is not None  # rotating an open file, as configured
         self._file.close()
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H-%M-%S.%f")
         self.path.rename(self.path.with_name(f"{self.path.stem}-{stamp}{self.path.suffix}"))

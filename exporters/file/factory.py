@@ -1,7 +1,6 @@
+from otelml.component import Kind
 from otelml.exporters.file.config import FileConfig
 from otelml.exporters.file.exporter import FileExporter
-
-from otelml.component import Kind
 from otelml.pdata import Signal
 from otelml.registry import Factory
 

@@ -6,12 +6,12 @@ import asyncio
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
-from otelml.exporters.kafka.config import KafkaExporterConfig
-from otelml.exporters.kafka.messages import Message, fit, group_resources, resource_key, split_by_references, split_by_trace_id
 
 from otelml.component import CreateSettings, Host
 from otelml.errors import PermanentError, RetryableError
 from otelml.exporterhelper import QueuedRetryExporter
+from otelml.exporters.kafka.config import KafkaExporterConfig
+from otelml.exporters.kafka.messages import Message, fit, group_resources, resource_key, split_by_references, split_by_trace_id
 from otelml.pdata import Batch, Signal
 from otelml.references import KeyReader, parse_key
 
@@ -20,6 +20,8 @@ _DEFAULT_REQUEST_TIMEOUT = 40.0
 
 
 class KafkaExporter(QueuedRetryExporter):
+    config: KafkaExporterConfig
+
     def __init__(self, settings: CreateSettings, config: KafkaExporterConfig):
         super().__init__(settings, config)
         self._options: dict = {}
@@ -91,13 +93,13 @@ class KafkaExporter(QueuedRetryExporter):
     def _by_key(self, batch: Batch, signal: Signal) -> dict[bytes | None, Batch]:
         config = self.config
         if signal in self._key_readers:
-            return split_by_references(batch, self._key_readers[signal])
+            return {key: piece for key, piece in split_by_references(batch, self._key_readers[signal]).items()}
         if signal is Signal.TRACES and config.partition_traces_by_id:
             # Keyed by the hex trace ID, as the collector does.
             return {trace_id.hex().encode(): piece for trace_id, piece in split_by_trace_id(batch).items()}
         if (signal is Signal.LOGS and config.partition_logs_by_resource_attributes) or (
                 signal is Signal.METRICS and config.partition_metrics_by_resource_attributes):
-            return group_resources(batch, lambda resource: resource_key(resource.resource))
+            return dict(group_resources(batch, lambda resource: resource_key(resource.resource)))
         return {None: batch}
 
     async def _connected_producer(self) -> AIOKafkaProducer:

@@ -1,7 +1,6 @@
+from otelml.component import Kind
 from otelml.exporters.kafka.config import KafkaExporterConfig
 from otelml.exporters.kafka.exporter import KafkaExporter
-
-from otelml.component import Kind
 from otelml.pdata import Signal
 from otelml.registry import Factory
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -20,6 +21,8 @@ from otelml.encoding import Encoding, encode_batch, encode_log_record
 from otelml.errors import PermanentError
 from otelml.pdata import Batch, Signal
 from otelml.references import KeyReader
+
+Key = TypeVar("Key")
 
 # Between the values of a key's references in a message key: "checkout|GET /cart".
 KEY_SEPARATOR = "|"
@@ -32,14 +35,14 @@ class Message:
     value: bytes
 
 
-def split_records(batch: Batch, keys_of: Callable[[object, object, object], list]) -> dict[object, Batch]:
+def split_records(batch: Batch, keys_of: Callable[[Any, Any, Any], Sequence[Key]]) -> dict[Key, Batch]:
     """One batch per key of ``batch``'s spans or log records, each keeping its records' resources and scopes.
 
     ``keys_of(resource_entry, scope_entry, records)`` gives the key of each
     of a scope's records; pieces come out in the order their keys first appear.
     """
     signal = Signal.of(batch)
-    pieces: dict[object, pdata.BatchBuilder] = {}
+    pieces: dict[Key, pdata.BatchBuilder] = {}
     for resource_entry, scope_entry, records in pdata.scopes(batch):
         for key, record in zip(keys_of(resource_entry, scope_entry, records), records):
             piece = pieces.get(key)
@@ -49,7 +52,7 @@ def split_records(batch: Batch, keys_of: Callable[[object, object, object], list
     return {key: piece.batch for key, piece in pieces.items()}
 
 
-def split_by_trace_id(batch: ExportTraceServiceRequest) -> dict[bytes, ExportTraceServiceRequest]:
+def split_by_trace_id(batch: ExportTraceServiceRequest) -> dict[bytes, Batch]:
     """One batch per trace ID, each keeping its spans' resources and scopes.
 
     >>> from opentelemetry.proto.trace.v1.trace_pb2 import Span
@@ -96,10 +99,10 @@ def resource_key(resource) -> bytes:
     return digest.hexdigest().encode()
 
 
-def group_resources(batch: Batch, key_of: Callable[[object], object]) -> dict[object, Batch]:
+def group_resources(batch: Batch, key_of: Callable[[Any], Key]) -> dict[Key, Batch]:
     """The resources of ``batch`` grouped by ``key_of(resource)``, one batch per key, in order."""
     signal = Signal.of(batch)
-    groups: dict[object, Batch] = {}
+    groups: dict[Key, Batch] = {}
     for resource in pdata.resources(batch):
         group = groups.setdefault(key_of(resource), signal.request_type())
         getattr(group, signal.resource_field).append(resource)

@@ -8,14 +8,16 @@ other code is permanent. A RetryInfo delay replaces the backoff interval.
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 from google.rpc import error_details_pb2, status_pb2
-from otelml.exporters.otlp.config import OTLPExporterConfig
 
 from otelml.component import CreateSettings, Host
-from otelml.configauth import client_authenticator
+from otelml.configauth import ClientAuthenticator, client_authenticator
 from otelml.errors import PermanentError, RetryableError
 from otelml.exporterhelper import QueuedRetryExporter
+from otelml.exporters.otlp.config import OTLPExporterConfig
 from otelml.otlp import GRPC_SERVICES, RESPONSE_TYPES, rejected_items
 from otelml.pdata import Batch, Signal
 
@@ -26,13 +28,15 @@ RETRYABLE = {
 
 
 class OTLPExporter(QueuedRetryExporter):
+    config: OTLPExporterConfig
+
     def __init__(self, settings: CreateSettings, config: OTLPExporterConfig):
         super().__init__(settings, config)
         self._channel: grpc.aio.Channel | None = None
-        self._calls = {}
+        self._calls: dict[Signal, Any] = {}
         self._metadata = tuple((k.lower(), v.get_secret_value()) for k, v in config.headers.items())
         self._compression = grpc.Compression.Gzip if config.compression == "gzip" else grpc.Compression.NoCompression
-        self._authenticator = None
+        self._authenticator: ClientAuthenticator | None = None
 
     async def start_exporting(self, host: Host) -> None:
         self._authenticator = client_authenticator(host, self.config.auth)

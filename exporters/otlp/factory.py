@@ -1,7 +1,6 @@
+from otelml.component import Kind
 from otelml.exporters.otlp.config import OTLPExporterConfig
 from otelml.exporters.otlp.exporter import OTLPExporter
-
-from otelml.component import Kind
 from otelml.pdata import Signal
 from otelml.registry import Factory
 

@@ -13,12 +13,12 @@ import gzip
 
 import aiohttp
 from google.protobuf import json_format
-from otelml.exporters.otlphttp.config import OTLPHTTPExporterConfig
 
 from otelml.component import CreateSettings, Host
-from otelml.configauth import client_authenticator
+from otelml.configauth import ClientAuthenticator, client_authenticator
 from otelml.errors import PermanentError, RetryableError
 from otelml.exporterhelper import QueuedRetryExporter
+from otelml.exporters.otlphttp.config import OTLPHTTPExporterConfig
 from otelml.otlp import RESPONSE_TYPES, rejected_items
 from otelml.pdata import Batch, Signal, to_json
 
@@ -26,6 +26,8 @@ RETRYABLE_STATUSES = {429, 502, 503, 504}
 
 
 class OTLPHTTPExporter(QueuedRetryExporter):
+    config: OTLPHTTPExporterConfig
+
     def __init__(self, settings: CreateSettings, config: OTLPHTTPExporterConfig):
         super().__init__(settings, config)
         self.signals = frozenset(s for s in Signal if config.url(s.value))
@@ -34,7 +36,7 @@ class OTLPHTTPExporter(QueuedRetryExporter):
         self._headers = {**{k: v.get_secret_value() for k, v in config.headers.items()}, "Content-Type": content_type}
         if config.compression == "gzip":
             self._headers["Content-Encoding"] = "gzip"
-        self._authenticator = None
+        self._authenticator: ClientAuthenticator | None = None
 
     async def start_exporting(self, host: Host) -> None:
         self._authenticator = client_authenticator(host, self.config.auth)
@@ -57,6 +59,7 @@ class OTLPHTTPExporter(QueuedRetryExporter):
             body = gzip.compress(body, compresslevel=5)
         try:
             headers = self._headers if self._authenticator is None else {**self._headers, **self._authenticator.headers()}
+            assert self._session is not None, "not started"
             async with self._session.post(url, data=body, headers=headers,
                                           server_hostname=self.config.tls.server_name_override) as response:
                 payload = await response.read()

@@ -1,7 +1,6 @@
+from otelml.component import Kind
 from otelml.exporters.otlphttp.config import OTLPHTTPExporterConfig
 from otelml.exporters.otlphttp.exporter import OTLPHTTPExporter
-
-from otelml.component import Kind
 from otelml.pdata import Signal
 from otelml.registry import Factory
 

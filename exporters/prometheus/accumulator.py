@@ -15,9 +15,10 @@ import dataclasses
 import time
 
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
+from prometheus_client.samples import Exemplar
+
 from otelml.exporters.prometheus.config import SERVICE_ATTRIBUTES, PrometheusExporterConfig
 from otelml.exporters.prometheus.translate import label_value, labels_of, metric_name
-from prometheus_client.samples import Exemplar
 
 DELTA = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
 CUMULATIVE = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE

@@ -11,14 +11,14 @@ from __future__ import annotations
 import time
 
 from aiohttp import web
-from otelml.exporters.prometheus.accumulator import Accumulator
-from otelml.exporters.prometheus.config import PrometheusExporterConfig
-from otelml.exporters.prometheus.exposition import SeriesCollector
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4 as TEXT_FORMAT
 from prometheus_client.exposition import choose_encoder, generate_latest
 
 from otelml.component import Component, CreateSettings, Host
+from otelml.exporters.prometheus.accumulator import Accumulator
+from otelml.exporters.prometheus.config import PrometheusExporterConfig
+from otelml.exporters.prometheus.exposition import SeriesCollector
 from otelml.httpserver import HTTPServer
 from otelml.pdata import Batch, Signal
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import bisect
 import math
 
-from otelml.exporters.prometheus.accumulator import Accumulator, Series
-from otelml.exporters.prometheus.config import PrometheusExporterConfig
-from otelml.exporters.prometheus.translate import label_name
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Exemplar, Sample
 from prometheus_client.utils import floatToGoString
+
+from otelml.exporters.prometheus.accumulator import Accumulator, Series
+from otelml.exporters.prometheus.config import PrometheusExporterConfig
+from otelml.exporters.prometheus.translate import label_name
 
 TARGET_INFO = "target_info"
 

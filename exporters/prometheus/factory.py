@@ -1,7 +1,6 @@
+from otelml.component import Kind
 from otelml.exporters.prometheus.config import PrometheusExporterConfig
 from otelml.exporters.prometheus.exporter import PrometheusExporter
-
-from otelml.component import Kind
 from otelml.pdata import Signal
 from otelml.registry import Factory
 

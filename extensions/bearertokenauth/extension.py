@@ -15,9 +15,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from otelml.extensions.bearertokenauth.config import BearerTokenAuthConfig
-
 from otelml.component import Component, CreateSettings, Host
+from otelml.extensions.bearertokenauth.config import BearerTokenAuthConfig
 
 
 class BearerTokenAuth(Component):
@@ -27,6 +26,7 @@ class BearerTokenAuth(Component):
         self._token = config.token.get_secret_value().strip() if config.token is not None else ""
         self._stamp: tuple | None = None
         self._file_unreadable = False
+        self._filename = config.filename or ""  # read only when set
 
     async def start(self, host: Host) -> None:
         if self.config.filename is not None:
@@ -51,7 +51,7 @@ class BearerTokenAuth(Component):
 
     def _reread_if_changed(self) -> None:
         try:
-            status = os.stat(self.config.filename)
+            status = os.stat(self._filename)
             if (status.st_ino, status.st_mtime_ns, status.st_size) != self._stamp:
                 self._read_file(status)
         except OSError as error:
@@ -63,7 +63,7 @@ class BearerTokenAuth(Component):
         self._file_unreadable = False
 
     def _read_file(self, status: os.stat_result) -> None:
-        self._token = Path(self.config.filename).read_text().strip()
+        self._token = Path(self._filename).read_text().strip()
         self._stamp = (status.st_ino, status.st_mtime_ns, status.st_size)
         if self._token:
             self.logger.info("read the token from %s", self.config.filename)

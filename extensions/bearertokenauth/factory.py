@@ -1,7 +1,6 @@
+from otelml.component import Kind
 from otelml.extensions.bearertokenauth.config import BearerTokenAuthConfig
 from otelml.extensions.bearertokenauth.extension import BearerTokenAuth
-
-from otelml.component import Kind
 from otelml.registry import Factory
 
 factory = Factory(type="bearertokenauth", kind=Kind.EXTENSION, config_class=BearerTokenAuthConfig,

@@ -12,10 +12,9 @@ import asyncio
 import re
 from pathlib import Path
 
+from otelml.component import Component, ComponentID, CreateSettings, Host, Kind
 from otelml.extensions.file_storage.config import FileStorageConfig
 from otelml.extensions.file_storage.store import RecordStore, StorageError
-
-from otelml.component import Component, ComponentID, CreateSettings, Host, Kind
 
 MIB = 1 << 20
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")

@@ -8,9 +8,9 @@ from __future__ import annotations
 import datetime
 
 from aiohttp import web
-from otelml.extensions.health_check.config import HealthCheckConfig
 
 from otelml.component import Component, CreateSettings, Host
+from otelml.extensions.health_check.config import HealthCheckConfig
 
 
 class HealthCheck(Component):

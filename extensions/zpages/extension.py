@@ -12,9 +12,9 @@ import importlib.resources
 import time
 
 from aiohttp import web
-from otelml.extensions.zpages.config import ZPagesConfig
 
 from otelml.component import Component, CreateSettings, Host
+from otelml.extensions.zpages.config import ZPagesConfig
 from otelml.httpserver import HTTPServer
 from otelml.liveview import LiveViewSource, as_dict
 

@@ -20,10 +20,11 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-from otelml.processors.anomaly.kernels import DETECTOR, REGRESSOR, Kernel
-from otelml.processors.anomaly.store import Field
 from river import base
 from river.time_series.base import Forecaster
+
+from otelml.processors.anomaly.kernels import DETECTOR, REGRESSOR, Kernel
+from otelml.processors.anomaly.store import Field
 
 # Predictions beyond this are a model running away, not a reading.
 OVERFLOW = 1e100

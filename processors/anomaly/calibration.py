@@ -17,10 +17,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.special import ndtr
+
 from otelml.processors.anomaly.config import CalibrationConfig, half_life_weight
 from otelml.processors.anomaly.residuals import MOMENTS, learn_moments
 from otelml.processors.anomaly.store import Field
-from scipy.special import ndtr
 
 LOG_FLOOR = math.log(1e-10)
 # Winsorise the long-run moments of the short mean as the residual scales do.

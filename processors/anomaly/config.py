@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from otelml.processors.anomaly.models import MODELS, build_model
-from otelml.processors.anomaly.target import UNITS
 from pydantic import Field, model_validator
 
 from otelml.checkpoint import CheckpointConfig
 from otelml.configmodel import ComponentConfig, Duration, parse_duration
 from otelml.pdata import Signal
+from otelml.processors.anomaly.models import MODELS, build_model
+from otelml.processors.anomaly.target import UNITS
 from otelml.references import DEFAULT_KEYS, DEFAULT_TARGETS, check_signal, parse_key, parse_target
 
 

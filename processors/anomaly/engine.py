@@ -30,6 +30,7 @@ import dataclasses
 import functools
 
 import numpy as np
+
 from otelml.processors.anomaly.adapter import RiverKernel
 from otelml.processors.anomaly.calibration import Calibration
 from otelml.processors.anomaly.config import AnomalyConfig, ModelConfig, half_life_weight

@@ -24,11 +24,11 @@ import dataclasses
 
 import numpy as np
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
-from otelml.processors.anomaly.extract import Columns, _seconds
-from otelml.processors.anomaly.store import Field
 
 from otelml import conventions
 from otelml.pdata import Batch, Signal
+from otelml.processors.anomaly.extract import Columns, _seconds
+from otelml.processors.anomaly.store import Field
 from otelml.references import Reference, any_value_number, any_value_text, check_signal, find_attributes
 
 CUMULATIVE = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE

@@ -1,8 +1,7 @@
-from otelml.processors.anomaly.config import AnomalyConfig
-from otelml.processors.anomaly.processor import AnomalyProcessor
-
 from otelml.component import Kind
 from otelml.pdata import Signal
+from otelml.processors.anomaly.config import AnomalyConfig
+from otelml.processors.anomaly.processor import AnomalyProcessor
 from otelml.registry import Factory
 
 

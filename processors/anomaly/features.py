@@ -17,6 +17,7 @@ computes the same values as the live run. Names:
 from __future__ import annotations
 
 import numpy as np
+
 from otelml.processors.anomaly.config import FeaturesConfig
 from otelml.processors.anomaly.kernels import EPOCH_WEEKDAY, SECONDS_PER_DAY, Rank, ewm_step
 from otelml.processors.anomaly.store import Field

@@ -16,9 +16,9 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from otelml.processors.anomaly.trend import Trends
 
 from otelml.conventions import CROSSING_SECONDS, LIMIT, TARGET_FORECAST
+from otelml.processors.anomaly.trend import Trends
 
 
 @dataclasses.dataclass

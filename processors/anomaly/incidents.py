@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 
 import numpy as np
+
 from otelml.processors.anomaly.config import IncidentConfig
 from otelml.processors.anomaly.store import Field
 

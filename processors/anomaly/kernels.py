@@ -18,6 +18,7 @@ import dataclasses
 from typing import ClassVar
 
 import numpy as np
+
 from otelml.processors.anomaly.store import Field
 
 REGRESSOR = "regressor"

@@ -13,12 +13,12 @@ from __future__ import annotations
 import collections
 
 import numpy as np
+
 from otelml.connectors.anomaly_alerts.text import ANOMALY, PREDICTED, Details, alert_text
+from otelml.liveview import AlertView, KeyView, LiveView
 from otelml.processors.anomaly.incidents import incident_id
 from otelml.processors.anomaly.ranks import Ranks
 from otelml.processors.anomaly.store import Field, KeyStore
-
-from otelml.liveview import AlertView, KeyView, LiveView
 
 # Recent alerts kept for the page.
 ALERTS_KEPT = 50

@@ -19,8 +19,9 @@ import functools
 import math
 
 import numpy as np
-from otelml.processors.anomaly.kernels import EwmKernel, Kernel, ProfileKernel, Rank, one_row_state
 from river import anomaly, base, linear_model, preprocessing, time_series, tree
+
+from otelml.processors.anomaly.kernels import EwmKernel, Kernel, ProfileKernel, Rank, one_row_state
 
 
 class BuiltinModel:

@@ -16,7 +16,6 @@ import numpy as np
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
-from otelml.processors.anomaly.incidents import ID_BYTES
 
 from otelml.conventions import (
     ACTUAL,
@@ -38,6 +37,7 @@ from otelml.conventions import (
     UNIT,
 )
 from otelml.pdata import Signal
+from otelml.processors.anomaly.incidents import ID_BYTES
 
 RAW_SCORE = MODEL_SCORE + "raw"
 _RECORD_TYPES = {Signal.TRACES: Span, Signal.LOGS: LogRecord}

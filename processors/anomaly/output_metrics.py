@@ -11,9 +11,9 @@ for histograms, ``otelml.statistic``, at the scored point's time.
 from __future__ import annotations
 
 import numpy as np
-from otelml.processors.anomaly.extract_metrics import ScoredPoint
 
 from otelml import conventions
+from otelml.processors.anomaly.extract_metrics import ScoredPoint
 
 GAUGES = ((conventions.SCORE, "Anomaly score of the series named by otelml.metric, in [0, 1]."),
           (conventions.FORECAST, "The trend of that score at the forecast horizon."),

@@ -18,7 +18,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from otelml.component import Component, CreateSettings, Host
 from otelml.connectors.anomaly_alerts.text import Details
+from otelml.consumer import Consumer
+from otelml.keysummary import KeySummary, KeySummarySource
+from otelml.liveview import LiveView
+from otelml.pdata import Batch, Signal
 from otelml.processors.anomaly import checkpoint, extract_metrics, liveview
 from otelml.processors.anomaly.config import AnomalyConfig
 from otelml.processors.anomaly.engine import Engine, Results
@@ -32,12 +38,6 @@ from otelml.processors.anomaly.ranks import Ranks
 from otelml.processors.anomaly.store import KeyStore, StateLayout
 from otelml.processors.anomaly.target import Target
 from otelml.processors.anomaly.trend import Trend, Trends
-
-from otelml.component import Component, CreateSettings, Host
-from otelml.consumer import Consumer
-from otelml.keysummary import KeySummary, KeySummarySource
-from otelml.liveview import LiveView
-from otelml.pdata import Batch, Signal
 from otelml.references import parse_key, parse_target
 
 # Checkpoint paths in use by running processors: two must never share one.

@@ -19,6 +19,7 @@ the calibration (:mod:`~otelml.processors.anomaly.calibration`).
 from __future__ import annotations
 
 import numpy as np
+
 from otelml.processors.anomaly.store import Field
 
 # z at which a residual scores 0.5.

@@ -42,9 +42,9 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 import numpy as np
-from otelml.processors.anomaly import checkpoint
 
 from otelml.keysummary import KeySummary
+from otelml.processors.anomaly import checkpoint
 
 INITIAL_SLOTS = 64
 

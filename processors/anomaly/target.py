@@ -20,9 +20,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from otelml.processors.anomaly.residuals import LARGEST
 from otelml.processors.anomaly.store import Field
-
 from otelml.references import Reference
 
 RATE_SMOOTHING = 0.3

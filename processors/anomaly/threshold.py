@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from river import stats
+
 from otelml.processors.anomaly.config import ThresholdConfig
 from otelml.processors.anomaly.store import Field
-from river import stats
 
 
 class Threshold:

@@ -17,6 +17,7 @@ import dataclasses
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+
 from otelml.processors.anomaly.ranks import Ranks
 from otelml.processors.anomaly.store import Field
 

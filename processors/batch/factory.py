@@ -1,9 +1,8 @@
+from otelml.component import Kind
+from otelml.pdata import Signal
 from otelml.processors.batch import metadata
 from otelml.processors.batch.config import BatchConfig
 from otelml.processors.batch.processor import BatchProcessor
-
-from otelml.component import Kind
-from otelml.pdata import Signal
 from otelml.registry import Factory
 
 factory = Factory(

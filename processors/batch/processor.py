@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import asyncio
 
-from otelml.processors.batch.config import BatchConfig
-from otelml.processors.batch.metadata import SIZE_TRIGGER_SEND, TIMEOUT_TRIGGER_SEND
-
 from otelml.component import Component, CreateSettings, Host
 from otelml.consumer import Consumer
 from otelml.errors import RetryableError
 from otelml.pdata import Batch, Signal, count_items, merge, split
+from otelml.processors.batch.config import BatchConfig
+from otelml.processors.batch.metadata import SIZE_TRIGGER_SEND, TIMEOUT_TRIGGER_SEND
 
 
 class BatchProcessor(Component):

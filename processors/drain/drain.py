@@ -97,7 +97,7 @@ class Cluster:
 
     def _describe(self) -> None:
         self.template = " ".join(self.tokens)
-        self.attributes = None
+        self.attributes: bytes | None = None
 
     def merge(self, tokens: list[str]) -> None:
         """Add a line: ``<*>`` wherever the template and the line differ."""
@@ -294,7 +294,7 @@ class Drain:
         node = tree.root.get(len(words))
         if node is None:
             node = tree.root[len(words)] = {}
-        path = [len(words)]
+        path: list[int | str] = [len(words)]
         for word in words[:self._route_length(words)]:
             child = node.get(word)
             if child is None:

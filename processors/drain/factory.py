@@ -1,9 +1,8 @@
+from otelml.component import Kind
+from otelml.pdata import Signal
 from otelml.processors.drain import metadata
 from otelml.processors.drain.config import DrainConfig
 from otelml.processors.drain.processor import DrainProcessor
-
-from otelml.component import Kind
-from otelml.pdata import Signal
 from otelml.registry import Factory
 
 factory = Factory(

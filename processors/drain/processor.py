@@ -15,15 +15,15 @@ import json
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
-from otelml.processors.drain import masking, metadata
-from otelml.processors.drain.config import DrainConfig
-from otelml.processors.drain.drain import Cluster, Drain
 
 from otelml import conventions
 from otelml.checkpoint import Checkpointer
 from otelml.component import Component, CreateSettings, Host
 from otelml.consumer import Consumer
 from otelml.pdata import Batch, Signal, scopes
+from otelml.processors.drain import masking, metadata
+from otelml.processors.drain.config import DrainConfig
+from otelml.processors.drain.drain import Cluster, Drain
 from otelml.references import any_value_text, check_signal, find_attributes, parse_key, record_text
 
 MAGIC = b"OTELML-DRAIN-CHECKPOINT/1\n"
@@ -136,6 +136,7 @@ class DrainProcessor(Component):
             if self.record_refs:
                 found = find_attributes(record.attributes, self.record_attributes)
                 tree = miner.tree(key + tuple(record_text(record, r, found) for r in self.record_refs))
+            assert tree is not None  # the scope's, or the record's just above
             cluster = miner.add_to(tree, text)
             if cluster is None:
                 continue

@@ -1,9 +1,8 @@
+from otelml.component import Kind
+from otelml.pdata import Signal
 from otelml.processors.memory_limiter import metadata
 from otelml.processors.memory_limiter.config import MemoryLimiterConfig
 from otelml.processors.memory_limiter.processor import MemoryLimiterProcessor
-
-from otelml.component import Kind
-from otelml.pdata import Signal
 from otelml.registry import Factory
 
 factory = Factory(

@@ -25,14 +25,13 @@ import time
 import weakref
 from collections.abc import Callable
 
-from otelml.processors.memory_limiter import memory
-from otelml.processors.memory_limiter.config import MIB, MemoryLimiterConfig
-from otelml.processors.memory_limiter.metadata import REFUSED
-
 from otelml.component import Component, ComponentID, CreateSettings, Host
 from otelml.consumer import Consumer
 from otelml.errors import RetryableError
 from otelml.pdata import Batch, Signal, count_items
+from otelml.processors.memory_limiter import memory
+from otelml.processors.memory_limiter.config import MIB, MemoryLimiterConfig
+from otelml.processors.memory_limiter.metadata import REFUSED
 
 # A sender asked to come back sooner than the next check would only be refused again.
 MIN_RETRY_AFTER = 1.0

@@ -1,12 +1,15 @@
 import re
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from otelml.processors.redaction.presets import PRESETS
 from pydantic import SecretStr
 
 from otelml.configmodel import ComponentConfig
+from otelml.processors.redaction.presets import PRESETS
 
-PresetName = Literal[tuple(PRESETS)]
+if TYPE_CHECKING:
+    PresetName = str
+else:  # the names of the presets, checked by pydantic
+    PresetName = Literal[tuple(PRESETS)]
 # An HMAC key shorter than this could be guessed together with the small
 # space of the values it hides (there are only 2^32 IPv4 addresses).
 MIN_HASH_KEY_LENGTH = 16

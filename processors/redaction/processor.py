@@ -9,12 +9,11 @@ copy when another branch shares the data.
 
 from __future__ import annotations
 
-from otelml.processors.redaction.config import RedactionConfig
-from otelml.processors.redaction.redactor import Redactor
-
 from otelml.component import Component, CreateSettings
 from otelml.consumer import Consumer
 from otelml.pdata import Batch, Signal, data_points, resources, scopes
+from otelml.processors.redaction.config import RedactionConfig
+from otelml.processors.redaction.redactor import Redactor
 
 
 class RedactionProcessor(Component):

@@ -26,6 +26,7 @@ import re
 from collections.abc import Callable
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
 from otelml.processors.redaction.config import RedactionConfig
 from otelml.processors.redaction.presets import PRESETS
 
@@ -76,6 +77,7 @@ class Redactor:
 
     def digest(self, data: bytes) -> str:
         """HMAC-SHA256 of ``data`` under ``hash_key``, in hex."""
+        assert self._hmac is not None, "digests need hash_key"
         keyed = self._hmac.copy()
         keyed.update(data)
         return keyed.hexdigest()

@@ -1,9 +1,8 @@
+from otelml.component import Kind
+from otelml.pdata import Signal
 from otelml.receivers.kafka import metadata
 from otelml.receivers.kafka.config import KafkaReceiverConfig
 from otelml.receivers.kafka.receiver import KafkaReceiver
-
-from otelml.component import Kind
-from otelml.pdata import Signal
 from otelml.registry import Factory
 
 factory = Factory(

@@ -26,9 +26,6 @@ import dataclasses
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
-from otelml.receivers.kafka import metadata
-from otelml.receivers.kafka.config import KafkaReceiverConfig
-from otelml.receivers.kafka.source import KafkaSource
 
 from otelml.component import Component, CreateSettings, Host
 from otelml.consumer import Consumer
@@ -37,6 +34,9 @@ from otelml.errors import RetryableError
 from otelml.partitions import Assignment, Origin, Partition, PartitionOwner, pushing_from
 from otelml.pdata import Signal
 from otelml.receiverhelper import Outcome, PipelinePusher
+from otelml.receivers.kafka import metadata
+from otelml.receivers.kafka.config import KafkaReceiverConfig
+from otelml.receivers.kafka.source import KafkaSource
 
 TRANSPORT = "kafka"
 HEADER_ATTRIBUTE_PREFIX = "kafka.header."

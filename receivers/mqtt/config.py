@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Literal
 from urllib.parse import urlsplit
 
-from otelml.receivers.mqtt.topics import TopicTemplate, filter_problem
 from pydantic import Field, SecretStr, field_validator
 
 from otelml.configmodel import ComponentConfig, Duration
@@ -11,6 +10,7 @@ from otelml.configretry import RetryConfig
 from otelml.encoding import Encoding, encoding_problem
 from otelml.pdata import Signal
 from otelml.receiverhelper import DEFAULT_ERROR_BACKOFF
+from otelml.receivers.mqtt.topics import TopicTemplate, filter_problem
 from otelml.tlsconfig import ClientTLSConfig
 
 _DEFAULT_PORTS = {"tcp": 1883, "ssl": 8883}
@@ -92,4 +92,4 @@ class MQTTReceiverConfig(ComponentConfig):
     def address(self) -> tuple[str, int, bool]:
         """Host, port, and whether the connection uses TLS."""
         parts = urlsplit(self.broker)
-        return parts.hostname, parts.port or _DEFAULT_PORTS[parts.scheme], parts.scheme == "ssl"
+        return parts.hostname or "", parts.port or _DEFAULT_PORTS[parts.scheme], parts.scheme == "ssl"

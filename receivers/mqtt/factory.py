@@ -1,8 +1,7 @@
-from otelml.receivers.mqtt.config import MQTTReceiverConfig
-from otelml.receivers.mqtt.receiver import MQTTReceiver
-
 from otelml.component import Kind
 from otelml.pdata import Signal
+from otelml.receivers.mqtt.config import MQTTReceiverConfig
+from otelml.receivers.mqtt.receiver import MQTTReceiver
 from otelml.registry import Factory
 
 factory = Factory(

@@ -16,8 +16,6 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
-from otelml.receivers.mqtt.config import MQTTReceiverConfig, SubscriptionConfig
-from otelml.receivers.mqtt.topics import TopicTemplate
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -26,6 +24,8 @@ from otelml.consumer import Consumer
 from otelml.encoding import BatchBuilder
 from otelml.pdata import Signal
 from otelml.receiverhelper import Outcome, PipelinePusher
+from otelml.receivers.mqtt.config import MQTTReceiverConfig, SubscriptionConfig
+from otelml.receivers.mqtt.topics import TopicTemplate
 
 TRANSPORT = "mqtt"
 TOPIC_ATTRIBUTE = "mqtt.topic"
@@ -102,7 +102,8 @@ class MQTTReceiver(Component):
         # Messages queued before this marker are still handled (or abandoned
         # unacknowledged while the pipeline refuses them).
         self._incoming.put_nowait(None)
-        await asyncio.gather(self._worker, return_exceptions=True)
+        if self._worker is not None:
+            await asyncio.gather(self._worker, return_exceptions=True)
         self._client.disconnect()
         await asyncio.to_thread(self._client.loop_stop)
 
@@ -125,7 +126,8 @@ class MQTTReceiver(Component):
             client.tls_set_context(tls.ssl_context() if tls else None)
             if tls and tls.insecure_skip_verify:
                 client.tls_insecure_set(True)
-        client.reconnect_delay_set(config.reconnect_min_delay, config.reconnect_max_delay)
+        # paho takes float seconds, though its stubs say int.
+        client.reconnect_delay_set(config.reconnect_min_delay, config.reconnect_max_delay)  # type: ignore[arg-type]
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -157,6 +159,7 @@ class MQTTReceiver(Component):
         while not self._pending.acquire(timeout=0.5):
             if self._closing.is_set():
                 return  # not acknowledged: the broker keeps it for the next session
+        assert self._loop is not None  # messages come only once started
         self._loop.call_soon_threadsafe(self._incoming.put_nowait, received)
 
     # --- event loop side --------------------------------------------------------
@@ -170,7 +173,7 @@ class MQTTReceiver(Component):
             if done:
                 received.pop()
             try:
-                await self._handle(received)
+                await self._handle([item for item in received if item is not None])
             finally:
                 for _ in received:
                     self._pending.release()
@@ -196,7 +199,7 @@ class MQTTReceiver(Component):
             builder, messages = builders[subscription]
             resource = subscription.template.attributes(message.topic) if subscription.template else None
             try:
-                builder.add(message.payload, resource, {TOPIC_ATTRIBUTE: message.topic}, time_ns=item.time_ns)
+                builder.add(bytes(message.payload), resource, {TOPIC_ATTRIBUTE: message.topic}, time_ns=item.time_ns)
             except ValueError as error:
                 self.pusher.bad_message("undecodable", f"topic {message.topic}", error)
                 self._acknowledge(message)
@@ -219,5 +222,5 @@ class MQTTReceiver(Component):
         return None
 
     def _acknowledge(self, message: mqtt.MQTTMessage) -> None:
-        if message.qos > 0:
+        if message.qos > 0 and self._client is not None:
             self._client.ack(message.mid, message.qos)

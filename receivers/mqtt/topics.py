@@ -64,7 +64,7 @@ class TopicTemplate:
     def attributes(self, topic: str) -> dict[str, str] | None:
         """The captured attributes of ``topic``, or None when it does not match."""
         parts = topic.split("/")
-        captured = {}
+        captured: dict[str, str] = {}
         for index, level in enumerate(self.levels):
             if level == "#":
                 return captured

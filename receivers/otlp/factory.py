@@ -1,8 +1,7 @@
-from otelml.receivers.otlp.config import OTLPReceiverConfig
-from otelml.receivers.otlp.receiver import OTLPReceiver
-
 from otelml.component import Kind
 from otelml.pdata import Signal
+from otelml.receivers.otlp.config import OTLPReceiverConfig
+from otelml.receivers.otlp.receiver import OTLPReceiver
 from otelml.registry import Factory
 
 factory = Factory(

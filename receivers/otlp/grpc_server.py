@@ -12,13 +12,13 @@ import errno
 import grpc
 from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
-from otelml.receivers.otlp.config import MIB, GRPCSettings
-from otelml.receivers.otlp.receiver import InFlight, Refusal
 
 from otelml.configauth import ServerAuthenticator
 from otelml.listen import cannot_listen, check_can_listen
 from otelml.otlp import GRPC_SERVICES
 from otelml.pdata import Signal
+from otelml.receivers.otlp.config import MIB, GRPCSettings
+from otelml.receivers.otlp.receiver import InFlight, Refusal
 from otelml.utf8 import parse_proto
 
 

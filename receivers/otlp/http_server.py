@@ -17,12 +17,12 @@ import zstandard
 from aiohttp import web
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
-from otelml.receivers.otlp.config import HTTPSettings
-from otelml.receivers.otlp.receiver import InFlight, Refusal
 
 from otelml.configauth import ServerAuthenticator
 from otelml.listen import cannot_listen
 from otelml.pdata import Signal
+from otelml.receivers.otlp.config import HTTPSettings
+from otelml.receivers.otlp.receiver import InFlight, Refusal
 from otelml.utf8 import parse_json, parse_proto
 
 PROTOBUF = "application/x-protobuf"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from google.rpc import code_pb2
-from otelml.receivers.otlp.config import OTLPReceiverConfig
 
 from otelml.component import Component, CreateSettings, Host
 from otelml.configauth import server_authenticator
@@ -13,6 +13,7 @@ from otelml.consumer import Consumer, refusal
 from otelml.errors import PermanentError, RetryableError
 from otelml.otlp import partial_success_response
 from otelml.pdata import Batch, Signal, count_items, scopes
+from otelml.receivers.otlp.config import OTLPReceiverConfig
 
 
 @dataclasses.dataclass
@@ -83,7 +84,7 @@ class OTLPReceiver(Component):
         self.consumers = consumers
         self.logger = settings.logger
         self.id = str(settings.id)
-        self._servers = []
+        self._servers: list[Any] = []
 
     async def start(self, host: Host) -> None:
         # Imported here so that each transport's libraries load only when enabled.

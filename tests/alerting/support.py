@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from otelml.connectors.anomaly_alerts.config import AnomalyAlertsConfig
-from otelml.connectors.anomaly_alerts.connector import AnomalyAlertsConnector
 
 from otelml import conventions as names
 from otelml.component import ComponentID, CreateSettings, Kind
+from otelml.connectors.anomaly_alerts.config import AnomalyAlertsConfig
+from otelml.connectors.anomaly_alerts.connector import AnomalyAlertsConnector
 from otelml.encoding import add_attributes, any_value_to_python
 from otelml.pdata import Signal
 from otelml.service import Service

@@ -13,15 +13,15 @@ import logging
 import pytest
 from aiohttp import web
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from otelml.exporters.alertmanager.config import AlertmanagerExporterConfig
-from otelml.exporters.alertmanager.exporter import AlertmanagerExporter
-from otelml.exporters.alertmanager.local import LocalAlertmanager, send_alerts_to
 
 from otelml import conventions as names
 from otelml.cli import load_config
 from otelml.component import ComponentID, CreateSettings, Kind
 from otelml.config import PipelineID
 from otelml.encoding import add_attributes
+from otelml.exporters.alertmanager.config import AlertmanagerExporterConfig
+from otelml.exporters.alertmanager.exporter import AlertmanagerExporter
+from otelml.exporters.alertmanager.local import LocalAlertmanager, send_alerts_to
 from otelml.pdata import Signal
 from otelml.registry import Registry
 from otelml.service import Service
@@ -71,6 +71,7 @@ def notifying(webhook_url: str) -> dict:
     }
 
 
+@pytest.mark.integration
 async def test_an_incident_fires_in_alertmanager_and_is_resolved_there(tmp_path):
     async with Webhook() as webhook:
         with LocalAlertmanager(tmp_path / "alertmanager", notifying(webhook.url)) as alertmanager:
@@ -117,6 +118,7 @@ def alert_records(*names_and_statuses: tuple[str, str]) -> ExportLogsServiceRequ
     return batch
 
 
+@pytest.mark.integration
 async def test_alerts_wait_in_the_queue_while_alertmanager_is_down_and_arrive_once_it_is_up(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="otelml")
     port, telemetry = free_port(), Telemetry()
@@ -136,6 +138,7 @@ async def test_alerts_wait_in_the_queue_while_alertmanager_is_down_and_arrive_on
         "the failed attempt is logged, naming the exporter"
 
 
+@pytest.mark.integration
 async def test_an_alertmanager_that_stays_down_is_counted_as_failed_sends(tmp_path):
     telemetry = Telemetry()
     sender = exporter(free_port(), telemetry, retry_on_failure={**FAST_RETRY, "max_elapsed_time": "300ms"})
@@ -200,6 +203,7 @@ def test_config_problems_are_named(settings, problem):
     assert nested_problems(AlertmanagerExporterConfig.model_validate(settings)) == [problem]
 
 
+@pytest.mark.integration
 async def test_the_demo_config_sends_its_alerts_to_a_local_alertmanager(tmp_path, monkeypatch):
     for name in ("GRPC", "HTTP", "METRICS", "HEALTH", "PROMETHEUS", "ZPAGES"):
         monkeypatch.setenv(f"OTELML_{name}_ENDPOINT", "127.0.0.1:0")

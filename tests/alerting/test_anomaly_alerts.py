@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from otelml.connectors.anomaly_alerts.config import AnomalyAlertsConfig
 
 from otelml import conventions as names
 from otelml.configmodel import nested_problems
+from otelml.connectors.anomaly_alerts.config import AnomalyAlertsConfig
 from otelml.errors import RetryableError
 from otelml.pdata import Signal
 from otelml.telemetry import Telemetry

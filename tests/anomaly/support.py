@@ -6,11 +6,11 @@ import dataclasses
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from otelml.processors.anomaly.config import AnomalyConfig
-from otelml.processors.anomaly.processor import AnomalyProcessor
 
 from otelml.component import ComponentID, CreateSettings, Kind
 from otelml.pdata import Signal
+from otelml.processors.anomaly.config import AnomalyConfig
+from otelml.processors.anomaly.processor import AnomalyProcessor
 from otelml.telemetry import Telemetry
 
 START = 1_700_000_000.0  # a Tuesday, 22:13 UTC

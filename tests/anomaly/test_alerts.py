@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from otelml.connectors.anomaly_alerts.config import AnomalyAlertsConfig
-from otelml.connectors.anomaly_alerts.connector import AnomalyAlertsConnector
 
 from otelml.component import ComponentID, CreateSettings, Kind
+from otelml.connectors.anomaly_alerts.config import AnomalyAlertsConfig
+from otelml.connectors.anomaly_alerts.connector import AnomalyAlertsConnector
 from otelml.pdata import Signal
 from otelml.service import Service
 from otelml.telemetry import Telemetry

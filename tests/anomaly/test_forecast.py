@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from otelml.connectors.anomaly_alerts.config import AnomalyAlertsConfig
-from otelml.connectors.anomaly_alerts.connector import AnomalyAlertsConnector
 
 from otelml.component import ComponentID, CreateSettings, Kind
+from otelml.connectors.anomaly_alerts.config import AnomalyAlertsConfig
+from otelml.connectors.anomaly_alerts.connector import AnomalyAlertsConnector
 from otelml.conventions import ALERT_NAME, ANOMALY, CROSSING_SECONDS, INCIDENT_ID, LIMIT, PREDICTED, SCORE, TARGET_FORECAST
 from otelml.pdata import Signal
 from otelml.telemetry import Telemetry

@@ -6,6 +6,7 @@ import asyncio
 import io
 import urllib.request
 
+import pytest
 import yaml
 import zstandard
 
@@ -16,6 +17,8 @@ from otelml.replay import print_summary, replay
 from otelml.synthetic import make_trace_request
 from tests.anomaly.support import attribute
 from tests.conftest import build_config, read_batches, spans_of
+
+pytestmark = pytest.mark.integration
 
 SCORED = ("otelml.score", "otelml.anomaly", "otelml.expected", "otelml.forecast", "otelml.trend.slope",
           "otelml.incident.predicted")

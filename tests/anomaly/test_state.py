@@ -6,8 +6,8 @@ import asyncio
 import stat
 
 import pytest
-from otelml.processors.anomaly.checkpoint import MAGIC, CheckpointError
 
+from otelml.processors.anomaly.checkpoint import MAGIC, CheckpointError
 from otelml.telemetry import Telemetry
 from tests.anomaly.support import START, SpanSpec, make_processor, outputs, traces
 from tests.anomaly.test_scoring import steady

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from otelml.processors.drain.config import DrainConfig
-from otelml.processors.drain.processor import DrainProcessor
 
 from otelml import conventions
 from otelml.component import ComponentID, CreateSettings, Kind
 from otelml.pdata import Signal
+from otelml.processors.drain.config import DrainConfig
+from otelml.processors.drain.processor import DrainProcessor
 from otelml.telemetry import Telemetry
 from tests.anomaly.support import Collect
 

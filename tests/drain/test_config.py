@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from otelml.processors.drain.config import DrainConfig
 
 from otelml.confmap import ConfigError
 from otelml.pdata import Signal
+from otelml.processors.drain.config import DrainConfig
 from tests.conftest import build_config
 
 

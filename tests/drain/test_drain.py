@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from otelml.processors.drain.drain import MAX_LEAF_CLUSTERS, Drain, template_id_of
 
 

@@ -7,6 +7,7 @@ import string
 
 import pytest
 from hypothesis import given, strategies
+
 from otelml.processors.drain import masking
 from otelml.processors.drain.masking import mask, tokens
 

@@ -16,14 +16,14 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPar
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from otelml.exporters.kafka.factory import factory as kafka_exporter
-from otelml.receivers.kafka.factory import factory as kafka_receiver
-from otelml.receivers.mqtt.factory import factory as mqtt_receiver
 
 from otelml.component import ComponentID, CreateSettings
 from otelml.configmodel import nested_problems
 from otelml.errors import RetryableError
+from otelml.exporters.kafka.factory import factory as kafka_exporter
 from otelml.pdata import Batch, Signal, count_items
+from otelml.receivers.kafka.factory import factory as kafka_receiver
+from otelml.receivers.mqtt.factory import factory as mqtt_receiver
 from otelml.registry import Factory
 from otelml.telemetry import Telemetry
 from tests.conftest import logs_of, read_batches

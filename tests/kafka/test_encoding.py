@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import doctest
 import json
 
-import otelml.exporters.kafka.messages
-import otelml.receivers.mqtt.topics
 import pytest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
-from otelml.exporters.kafka.config import KafkaExporterConfig
-from otelml.exporters.kafka.messages import fit, split_by_trace_id
-from otelml.receivers.kafka.config import KafkaReceiverConfig
 
 import otelml.encoding
+import otelml.exporters.kafka.messages
+import otelml.receivers.mqtt.topics
 from otelml import pdata
 from otelml.configmodel import nested_problems
 from otelml.encoding import BatchBuilder, Encoding, encode_log_record, parse_timestamp
 from otelml.errors import PermanentError
+from otelml.exporters.kafka.config import KafkaExporterConfig
+from otelml.exporters.kafka.messages import fit, split_by_trace_id
 from otelml.pdata import Signal, count_items
+from otelml.receivers.kafka.config import KafkaReceiverConfig
 from tests.kafka.support import gauge_metrics, numbered_logs, traces
-
-
-@pytest.mark.parametrize("module", [otelml.encoding, otelml.exporters.kafka.messages, otelml.receivers.mqtt.topics], ids=lambda m: m.__name__)
-def test_docstring_examples(module):
-    assert doctest.testmod(module).failed == 0
 
 
 @pytest.mark.parametrize("encoding", ["otlp_proto", "otlp_json"])

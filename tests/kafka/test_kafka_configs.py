@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import grpc
+import pytest
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
@@ -15,6 +16,8 @@ from otelml.pdata import Signal
 from otelml.synthetic import make_trace_request
 from tests.conftest import REPO, logs_of, read_batches, spans_of
 from tests.kafka.support import eventually, gauge_metrics, numbered_logs, read_topic, sequence_numbers, traces
+
+pytestmark = pytest.mark.integration
 
 TRACES, SPANS_PER_TRACE, LOGS = 20, 3, 50
 

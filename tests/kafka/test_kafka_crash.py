@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from confluent_kafka import Producer
 
 from tests.kafka.support import kill_mid_stream_and_restart, measure, numbered_logs
+
+pytestmark = pytest.mark.integration
 
 MESSAGES, PER_MESSAGE = 400, 10
 

@@ -30,6 +30,8 @@ from tests.kafka.support import (
     traces,
 )
 
+pytestmark = pytest.mark.integration
+
 ENCODINGS = {
     Signal.TRACES: ["otlp_proto", "otlp_json"],
     Signal.METRICS: ["otlp_proto", "otlp_json"],

@@ -14,15 +14,17 @@ import pytest
 from aiokafka import TopicPartition as KafkaPartition
 from confluent_kafka import Consumer, Producer, TopicPartition
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
-from otelml.receivers.kafka.receiver import MAX_QUEUED_BATCHES
 
 from otelml.encoding import any_value_to_python
 from otelml.errors import RetryableError
 from otelml.pdata import Signal
+from otelml.receivers.kafka.receiver import MAX_QUEUED_BATCHES
 from otelml.synthetic import make_trace_request
 from tests.conftest import free_port
 from tests.kafka.conftest import TansuBroker
 from tests.kafka.support import GatedSink, Sink, eventually, numbered_logs, sequence_numbers, started
+
+pytestmark = pytest.mark.integration
 
 # Short sessions: tansu gives a group its first assignment after about half the session timeout.
 GROUP_SETTINGS = {"session_timeout": "6s", "heartbeat_interval": "1s", "initial_offset": "earliest",

@@ -19,6 +19,8 @@ from tests.kafka.owners import RecordCounter, counter_factory
 from tests.kafka.support import Sink, eventually, numbered_logs, started
 from tests.kafka.test_kafka_receiver import GROUP_SETTINGS, committed, produce
 
+pytestmark = pytest.mark.integration
+
 
 async def fill(tansu, topic: str, partitions: int, per_partition: int, first: int = 0) -> None:
     """``per_partition`` one-record messages on each partition, the records of partition p from service ``svc-p``."""

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from otelml.connectors.anomaly_metrics.config import AnomalyMetricsConfig
-from otelml.connectors.anomaly_metrics.connector import AnomalyMetricsConnector
 
 from otelml import conventions
 from otelml.component import Kind
 from otelml.confmap import ConfigError
+from otelml.connectors.anomaly_metrics.config import AnomalyMetricsConfig
+from otelml.connectors.anomaly_metrics.connector import AnomalyMetricsConnector
 from otelml.pdata import Signal
 from otelml.telemetry import Telemetry
 from tests.conftest import Collect, build_config

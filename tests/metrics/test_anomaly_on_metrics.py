@@ -7,14 +7,14 @@ import random
 
 import pytest
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
-from otelml.connectors.anomaly_metrics.config import AnomalyMetricsConfig
-from otelml.connectors.anomaly_metrics.connector import AnomalyMetricsConnector
-from otelml.processors.anomaly.config import AnomalyConfig
-from otelml.processors.anomaly.processor import AnomalyProcessor
 
 from otelml import conventions
 from otelml.component import Kind
+from otelml.connectors.anomaly_metrics.config import AnomalyMetricsConfig
+from otelml.connectors.anomaly_metrics.connector import AnomalyMetricsConnector
 from otelml.pdata import Signal
+from otelml.processors.anomaly.config import AnomalyConfig
+from otelml.processors.anomaly.processor import AnomalyProcessor
 from tests.conftest import Collect
 from tests.metrics.support import attributes_of, metrics_request, put, settings
 

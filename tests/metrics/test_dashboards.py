@@ -7,10 +7,13 @@ import json
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from tests.conftest import REPO, free_port
 from tests.metrics.prometheus import Prometheus
+
+pytestmark = pytest.mark.integration
 
 DASHBOARD = REPO / "config" / "grafana" / "otelml-anomalies.json"
 RULES = REPO / "config" / "prometheus" / "otelml-rules.yaml"

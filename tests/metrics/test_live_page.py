@@ -6,15 +6,18 @@ import random
 import time
 
 import aiohttp
-from otelml.extensions.zpages.config import ZPagesConfig
-from otelml.extensions.zpages.extension import DATA_PATH, ZPages
+import pytest
 
 from otelml.component import Kind
+from otelml.extensions.zpages.config import ZPagesConfig
+from otelml.extensions.zpages.extension import DATA_PATH, ZPages
 from otelml.liveview import AlertView, KeyView, LiveView, LiveViewSource
 from tests.conftest import free_port
 from tests.metrics.browser import chromium_page
 from tests.metrics.support import settings
 from tests.metrics.test_prometheus_scrape import post, spans
+
+pytestmark = pytest.mark.integration
 
 NOW = 1_700_000_000.0
 

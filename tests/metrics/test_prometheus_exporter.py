@@ -5,16 +5,16 @@ from __future__ import annotations
 import aiohttp
 import pytest
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
-from otelml.exporters.prometheus.accumulator import Accumulator
-from otelml.exporters.prometheus.config import PrometheusExporterConfig
-from otelml.exporters.prometheus.exporter import PrometheusExporter
-from otelml.exporters.prometheus.exposition import SeriesCollector
-from otelml.exporters.prometheus.translate import metric_name
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 
 from otelml.component import Kind
 from otelml.confmap import ConfigError
+from otelml.exporters.prometheus.accumulator import Accumulator
+from otelml.exporters.prometheus.config import PrometheusExporterConfig
+from otelml.exporters.prometheus.exporter import PrometheusExporter
+from otelml.exporters.prometheus.exposition import SeriesCollector
+from otelml.exporters.prometheus.translate import metric_name
 from otelml.telemetry import Telemetry
 from tests.conftest import build_config, parse_metrics
 from tests.metrics.support import metrics_request, put, settings

@@ -6,11 +6,14 @@ import random
 import time
 import urllib.request
 
+import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tests.conftest import free_port
 from tests.metrics.prometheus import Prometheus
 from tests.metrics.support import put
+
+pytestmark = pytest.mark.integration
 
 CONFIG = {
     "receivers": {"otlp": {"protocols": {"http": {"endpoint": "${env:HTTP}"}}}},

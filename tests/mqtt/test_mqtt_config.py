@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from otelml.receivers.mqtt.config import MQTTReceiverConfig
-from otelml.receivers.mqtt.topics import TopicTemplate, filter_problem
 from pydantic import ValidationError
 
 from otelml.configmodel import nested_problems
+from otelml.receivers.mqtt.config import MQTTReceiverConfig
+from otelml.receivers.mqtt.topics import TopicTemplate, filter_problem
 
 
 def test_problems_name_their_fields():

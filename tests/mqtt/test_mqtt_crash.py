@@ -6,8 +6,11 @@ import json
 import time
 
 import paho.mqtt.client as mqtt
+import pytest
 
 from tests.kafka.support import eventually, kill_mid_stream_and_restart, measure
+
+pytestmark = pytest.mark.integration
 
 READINGS = 3000
 

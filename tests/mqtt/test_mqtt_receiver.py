@@ -17,6 +17,8 @@ from otelml.pdata import Signal
 from otelml.synthetic import make_trace_request
 from tests.kafka.support import Sink, eventually, numbered_logs, sequence_numbers, started
 
+pytestmark = pytest.mark.integration
+
 READING_TIME = 1_700_000_000  # 2023-11-14T22:13:20Z
 
 

@@ -17,8 +17,8 @@ import time
 import aiohttp
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
-from otelml.exporters.otlp.exporter import _retry_delay
 
+from otelml.exporters.otlp.exporter import _retry_delay
 from otelml.otlp import GRPC_SERVICES
 from otelml.pdata import Signal
 from otelml.synthetic import make_trace_request

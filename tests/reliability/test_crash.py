@@ -13,8 +13,12 @@ from __future__ import annotations
 import asyncio
 import signal
 
+import pytest
+
 from tests.conftest import free_port, metric
 from tests.reliability.faults import Client, Destination
+
+pytestmark = pytest.mark.integration
 
 
 def persistent_forwarding(destination: Destination) -> dict:

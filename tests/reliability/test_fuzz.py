@@ -31,12 +31,14 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
-from otelml.processors.memory_limiter.memory import resident_bytes
 
 from otelml.pdata import Signal, to_json
+from otelml.processors.memory_limiter.memory import resident_bytes
 from otelml.utf8 import parse_json, parse_proto
 from tests.reliability.conftest import receiver_address, running_service
 from tests.reliability.faults import TRACE_EXPORT
+
+pytestmark = pytest.mark.integration
 
 MIB = 1 << 20
 LIMIT = MIB  # both receivers' size limit in these tests

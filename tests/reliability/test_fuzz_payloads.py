@@ -19,6 +19,8 @@ from otelml.pdata import Signal, count_items, to_json
 from otelml.synthetic import make_logs_request, make_trace_request
 from tests.reliability.test_fuzz import FUZZ, json_documents, mutated, trace_requests
 
+pytestmark = pytest.mark.integration
+
 PAIRS = [(signal, encoding) for signal, encodings in SIGNAL_ENCODINGS.items() for encoding in sorted(encodings)]
 
 # A good message the builder takes before the fuzzed one, so that "intact" means something.

@@ -17,12 +17,16 @@ import asyncio
 import collections
 import signal
 
+import pytest
+
 from otelml import pdata
 from otelml.pdata import Signal
 from tests.conftest import free_port, metric
 from tests.kafka.conftest import GatedProxy, TansuBroker
 from tests.kafka.support import read_topic
 from tests.reliability.faults import Client, span_numbers
+
+pytestmark = pytest.mark.integration
 
 TOPIC = "spans"
 

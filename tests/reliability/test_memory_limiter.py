@@ -9,12 +9,12 @@ import aiohttp
 import grpc
 import pytest
 from google.rpc import status_pb2
-from otelml.processors.memory_limiter import memory
-from otelml.processors.memory_limiter.config import MIB, MemoryLimiterConfig
-from otelml.processors.memory_limiter.processor import MEMORY_PER_ENCODED_BYTE, MemoryMonitor
 
 from otelml.errors import RetryableError
 from otelml.pdata import Signal
+from otelml.processors.memory_limiter import memory
+from otelml.processors.memory_limiter.config import MIB, MemoryLimiterConfig
+from otelml.processors.memory_limiter.processor import MEMORY_PER_ENCODED_BYTE, MemoryMonitor
 from otelml.synthetic import make_trace_request
 from tests.conftest import build_config
 from tests.reliability.conftest import capture, receiver_address, running_service

@@ -16,9 +16,13 @@ import asyncio
 import os
 import time
 
+import pytest
+
 from tests.conftest import free_port
 from tests.reliability.conftest import receiver_address, running_service
 from tests.reliability.faults import Client, Destination
+
+pytestmark = pytest.mark.integration
 
 OUTAGE_SECONDS = float(os.environ.get("OTELML_OUTAGE_SECONDS", 8))
 REQUESTS_PER_SECOND = 20

@@ -16,8 +16,12 @@ import asyncio
 import os
 import time
 
+import pytest
+
 from tests.conftest import metric
 from tests.reliability.faults import RETRYABLE, Client, Destination, rss_bytes
+
+pytestmark = pytest.mark.integration
 
 MIB = 1 << 20
 LOAD_SECONDS = float(os.environ.get("OTELML_OVERLOAD_SECONDS", 15))

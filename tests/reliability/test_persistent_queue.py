@@ -7,16 +7,18 @@ import stat
 import time
 
 import pytest
-from otelml.extensions.file_storage.config import FileStorageConfig
-from otelml.extensions.file_storage.extension import MIB, FileStorage, store_file_name
-from otelml.extensions.file_storage.store import RecordStore, StorageError
 
 from otelml.component import ComponentID, CreateSettings, Kind
 from otelml.confmap import ConfigError
+from otelml.extensions.file_storage.config import FileStorageConfig
+from otelml.extensions.file_storage.extension import MIB, FileStorage, store_file_name
+from otelml.extensions.file_storage.store import RecordStore, StorageError
 from otelml.telemetry import Telemetry
 from tests.conftest import build_config, free_port
 from tests.reliability.conftest import receiver_address, running_service
 from tests.reliability.faults import Client, Destination
+
+pytestmark = pytest.mark.integration
 
 FAST_RETRY = {"initial_interval": "50ms", "max_interval": "200ms", "max_elapsed_time": "0s"}
 

@@ -9,6 +9,8 @@ import pytest
 from tests.reliability.conftest import capture, receiver_address, running_service
 from tests.reliability.faults import Client
 
+pytestmark = pytest.mark.integration
+
 
 def http_pipeline(max_concurrent_requests: int) -> dict:
     limited = {"endpoint": "127.0.0.1:0", "max_concurrent_requests": max_concurrent_requests}

@@ -6,16 +6,18 @@ import os
 
 import pytest
 from opentelemetry.sdk.trace.export import SpanExportResult
-from otelml.extensions.bearertokenauth.config import BearerTokenAuthConfig
-from otelml.extensions.bearertokenauth.extension import BearerTokenAuth
 
 from otelml.component import ComponentID, CreateSettings, Kind
 from otelml.confmap import ConfigError
+from otelml.extensions.bearertokenauth.config import BearerTokenAuthConfig
+from otelml.extensions.bearertokenauth.extension import BearerTokenAuth
 from otelml.synthetic import make_trace_request
 from otelml.telemetry import Telemetry
 from tests.conftest import build_config, metric
 from tests.security.clients import address, gateway_config, make_spans, received_span_names, sdk_export, send_traces
 from tests.test_otlp_e2e import wait_for
+
+pytestmark = pytest.mark.integration
 
 TOKEN = "s3cret-ingest-token"
 WRONG = "s3cret-ingest-tokem"

@@ -18,6 +18,8 @@ from tests.security.clients import server_tls
 from tests.security.fake_kafka import SaslRecordingBroker
 from tests.test_otlp_e2e import wait_for
 
+pytestmark = pytest.mark.integration
+
 MECHANISMS = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 

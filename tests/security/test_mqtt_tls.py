@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt import publish
 
 from otelml.pdata import Signal
@@ -10,6 +11,8 @@ from tests.conftest import logs_of, read_batches
 from tests.security.clients import gateway_config
 from tests.security.mosquitto import TLSMosquitto
 from tests.test_otlp_e2e import wait_for
+
+pytestmark = pytest.mark.integration
 
 PASSWORD = "mqtt-pa55-7e1d"
 SENSOR_PASSWORD = "sensor-pa55-42aa"

@@ -10,17 +10,19 @@ import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from otelml.processors.redaction.config import RedactionConfig
-from otelml.processors.redaction.presets import PRESETS
-from otelml.processors.redaction.processor import RedactionProcessor
 
 from otelml.component import ComponentID, CreateSettings, Kind
 from otelml.confmap import ConfigError
 from otelml.pdata import Signal, to_json
+from otelml.processors.redaction.config import RedactionConfig
+from otelml.processors.redaction.presets import PRESETS
+from otelml.processors.redaction.processor import RedactionProcessor
 from otelml.telemetry import Telemetry
 from tests.conftest import build_config, logs_of, read_batches, spans_of
 from tests.security.clients import gateway_config, send_traces
 from tests.test_otlp_e2e import wait_for
+
+pytestmark = pytest.mark.integration
 
 ALL_PRESETS = list(PRESETS)
 HASH_KEY = "0123456789abcdef-test-key"

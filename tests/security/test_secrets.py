@@ -6,6 +6,7 @@ import contextlib
 import os
 import stat
 
+import pytest
 import yaml
 from opentelemetry.sdk.trace.export import SpanExportResult
 
@@ -15,6 +16,8 @@ from otelml.service import Service
 from otelml.synthetic import make_trace_request
 from tests.conftest import build_config, free_port
 from tests.security.clients import address, gateway_config, make_spans, sdk_export
+
+pytestmark = pytest.mark.integration
 
 TOKEN = "tok-5f1c9a77e2d04b8b"
 WRONG_TOKEN = "tok-5f1c9a77e2d04b8c"

@@ -26,6 +26,8 @@ from tests.security.clients import (
 )
 from tests.test_otlp_e2e import wait_for
 
+pytestmark = pytest.mark.integration
+
 PROTOCOLS = ["grpc", "http"]
 
 
