@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import Field
 
@@ -11,7 +11,7 @@ from otelml.configmodel import ComponentConfig, Duration
 from otelml.pdata import Signal
 from otelml.references import DEFAULT_KEYS, Reference, check_signal, parse_key
 
-CUMULATIVE = "AGGREGATION_TEMPORALITY_CUMULATIVE"
+CUMULATIVE: Final = "AGGREGATION_TEMPORALITY_CUMULATIVE"
 DELTA = "AGGREGATION_TEMPORALITY_DELTA"
 # Score buckets: fine near the usual thresholds (0.5-0.7) and at the top.
 DEFAULT_BUCKETS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]
