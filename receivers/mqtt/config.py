@@ -54,6 +54,8 @@ class MQTTReceiverConfig(ComponentConfig):
     clean_start: bool = True
     # MQTT 5: how long the broker keeps a kept session after a disconnect.
     session_expiry: Duration = 3600.0
+    # MQTT 5 flow control: QoS 1/2 messages the broker may have sent and not yet had acknowledged.
+    receive_maximum: int = Field(1000, ge=1, le=65535)
     keepalive: Duration = 60.0
     reconnect_min_delay: Duration = 1.0
     reconnect_max_delay: Duration = 30.0

@@ -29,8 +29,10 @@ from otelml.receivers.mqtt.topics import TopicTemplate
 
 TRANSPORT = "mqtt"
 TOPIC_ATTRIBUTE = "mqtt.topic"
-# Messages received but not yet acknowledged; past this the network thread
-# waits, so the broker's socket and its in-flight window take the pressure.
+# Messages received but not yet handled; past this the network thread waits,
+# so the broker's socket takes the pressure. With MQTT 5 the broker stops at
+# receive_maximum unacknowledged QoS 1/2 messages first, so only QoS 0 (and
+# MQTT 3.1.1) can get here.
 MAX_PENDING = 1000
 
 
@@ -67,7 +69,10 @@ class MQTTReceiver(Component):
         self._client: mqtt.Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._incoming: asyncio.Queue[_Received | None] = asyncio.Queue()
-        self._pending = threading.BoundedSemaphore(MAX_PENDING)
+        self._pending = threading.BoundedSemaphore(max(MAX_PENDING, config.receive_maximum))
+        # QoS 1/2 messages received, and acknowledged (each counter is written by one thread only).
+        self._received_qos = 0
+        self._acknowledged_qos = 0
         self._closing = threading.Event()
         # Set while connected with every subscription granted.
         self.subscribed = threading.Event()
@@ -84,6 +89,9 @@ class MQTTReceiver(Component):
         if self.config.protocol_version == "5":
             properties = Properties(PacketTypes.CONNECT)
             properties.SessionExpiryInterval = 0 if clean_start else int(self.config.session_expiry)
+            # Flow control: the broker holds back what otelml has not acknowledged yet, rather than
+            # sending it on to wait in otelml's memory.
+            properties.ReceiveMaximum = self.config.receive_maximum
             # paho's default cleans the session at the first connection only.
             self._client.connect_async(host_name, port, int(self.config.keepalive), clean_start=clean_start, properties=properties)
         else:
@@ -154,7 +162,14 @@ class MQTTReceiver(Component):
         if not self._closing.is_set():
             self.logger.warning("disconnected from %s (%s); reconnecting with backoff", self.config.broker, reason_code)
 
+    @property
+    def unacknowledged(self) -> int:
+        """QoS 1/2 messages received from the broker and not acknowledged yet."""
+        return self._received_qos - self._acknowledged_qos
+
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+        if message.qos > 0:
+            self._received_qos += 1
         received = _Received(message, time.time_ns())
         while not self._pending.acquire(timeout=0.5):
             if self._closing.is_set():
@@ -224,3 +239,4 @@ class MQTTReceiver(Component):
     def _acknowledge(self, message: mqtt.MQTTMessage) -> None:
         if message.qos > 0 and self._client is not None:
             self._client.ack(message.mid, message.qos)
+            self._acknowledged_qos += 1

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import subprocess
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -171,3 +172,35 @@ async def test_reconnects_with_backoff_after_the_broker_restarts(mosquitto):
         await eventually(lambda: sink.items == 2, what="a message after the restart")
     assert [r.body.string_value for r in sink.records()] == ["before", "after"]
 
+
+
+class Gated(Sink):
+    """A sink that holds every batch until ``gate`` is set."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def consume(self, batch) -> None:
+        await self.gate.wait()
+        await super().consume(batch)
+
+
+async def test_mqtt5_flow_control_keeps_what_otelml_has_not_taken_at_the_broker(mosquitto):
+    """With receive_maximum, mosquitto sends no more unacknowledged QoS 1 messages than that while the pipeline is busy."""
+    sink = Gated()
+    settings = {"broker": mosquitto.url, "receive_maximum": 5, "topics": [{"topic": "flow/#", "encoding": "text"}]}
+    async with subscribed(settings, {Signal.LOGS: sink}) as (receiver, _):
+        lines = "\n".join(f"reading {number}" for number in range(40))
+        await asyncio.to_thread(subprocess.run, ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(mosquitto.port), "-t", "flow/a",
+                                                 "-q", "1", "-l"], input=lines, text=True, check=True, timeout=30)
+        try:
+            await eventually(lambda: receiver.unacknowledged >= 5, what="the first five readings arriving")
+            # The other 35 are published and acknowledged to their publisher, but wait at the broker.
+            await asyncio.sleep(1.0)
+            assert receiver.unacknowledged == 5 and sink.items == 0
+        finally:
+            sink.gate.set()
+        await eventually(lambda: sink.items == 40, what="every reading arriving once the pipeline takes them")
+        assert receiver.unacknowledged == 0
+    assert sorted(str(any_value_to_python(r.body)) for r in sink.records()) == sorted(f"reading {n}" for n in range(40))
