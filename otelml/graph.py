@@ -17,7 +17,7 @@ from otelml.component import Component, ComponentID, CreateSettings, Kind, compo
 from otelml.config import Config, Pipeline, PipelineID
 from otelml.consumer import Consumer, fan_out, refusal
 from otelml.errors import RetryableError
-from otelml.partitions import PartitionOwner, detaches_context
+from otelml.partitions import PartitionOwner, detaches_context, is_owner
 from otelml.pdata import Batch, Signal, count_items
 from otelml.registry import Registry
 from otelml.telemetry import PROCESSOR_INCOMING, PROCESSOR_OUTGOING, Telemetry
@@ -93,12 +93,13 @@ class Graph:
             stages += [(f"{'connector' if i in self.connectors else 'exporter'} {i}", self.connectors[i] if i in self.connectors else self.exporters[i])
                        for i in pipeline.exporters]
             for name, component in stages:
-                if isinstance(component, PartitionOwner):
+                if is_owner(component):
                     if detached_by:
                         raise ValueError(
                             f"{name} keeps state per partition of receiver {receiver_id}, but {detached_by} hands data on "
                             f"from a task of its own before it, so it cannot tell which partition a record came from: "
-                            f"remove it from the pipeline (a batch processor: or set its timeout to 0)")
+                            f"remove it from the pipeline (a batch processor: or set its timeout to 0), or keep no state "
+                            f"per partition in {name} (an anomaly processor: state.changelog.enabled: false)")
                     if component not in owners:
                         owners.append(component)
                 if detaches_context(component) and not detached_by:

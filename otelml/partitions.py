@@ -97,7 +97,13 @@ class Origin:
 
 @runtime_checkable
 class PartitionOwner(Protocol):
-    """A component that keeps state per source partition (see the module docstring for when each call comes)."""
+    """A component that keeps state per source partition (see the module docstring for when each call comes).
+
+    ``keeps_partition_state`` false means that, as configured, it keeps
+    nothing per partition: it is then not treated as an owner.
+    """
+
+    keeps_partition_state: bool
 
     async def restore_partitions(self, source: PartitionSource, assignments: Sequence[Assignment]) -> None:
         """Load the state of newly assigned partitions; on cancellation, what was loaded is forgotten by the caller."""
@@ -132,6 +138,11 @@ def pushing_from(origin: Origin) -> Iterator[None]:
         yield
     finally:
         _ORIGIN.reset(token)
+
+
+def is_owner(component: object) -> bool:
+    """Whether ``component`` is a :class:`PartitionOwner` that keeps state per partition as configured."""
+    return isinstance(component, PartitionOwner) and component.keeps_partition_state
 
 
 def detaches_context(component: object) -> bool:

@@ -26,6 +26,7 @@ class RecordCounter(Component):
     """
 
     mutates_data = False
+    keeps_partition_state = True
 
     def __init__(self, next_consumer, autosave: bool = True, restore_gate: asyncio.Event | None = None):
         self.next_consumer = next_consumer

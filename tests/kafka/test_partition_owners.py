@@ -200,5 +200,6 @@ async def test_owners_are_found_through_connectors_and_a_detaching_batch_process
     assert str(refused.value) == (
         "receiver kafka: cannot start: processor counter keeps state per partition of receiver kafka, but processor batch in pipeline logs hands data on "
         "from a task of its own before it, so it cannot tell which partition a record came from: "
-        "remove it from the pipeline (a batch processor: or set its timeout to 0)")
+        "remove it from the pipeline (a batch processor: or set its timeout to 0), or keep no state per partition in "
+        "processor counter (an anomaly processor: state.changelog.enabled: false)")
     assert service.state == "stopped"
