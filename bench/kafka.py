@@ -71,13 +71,16 @@ def _start_gateway(brokers: str, group: str) -> tuple[subprocess.Popen, int]:
     config = {
         "receivers": {"kafka": {"brokers": [brokers], "group_id": group, "initial_offset": "earliest",
                                 "session_timeout": "6s", "heartbeat_interval": "1s", "traces": {"topics": [TOPIC]}}},
-        "processors": {"batch": {}, "anomaly": {}},
+        # No batch processor: each poll is a batch already, and the anomaly processor must know its partition.
+        "processors": {"anomaly": {}},
         "exporters": {"file": {"path": str(workdir / "out.pb"), "format": "proto"}},
-        "service": {"pipelines": {"traces": {"receivers": ["kafka"], "processors": ["batch", "anomaly"], "exporters": ["file"]}},
+        "service": {"pipelines": {"traces": {"receivers": ["kafka"], "processors": ["anomaly"], "exporters": ["file"]}},
                     "telemetry": {"metrics": {"address": f"127.0.0.1:{metrics_port}"}, "logs": {"level": "warn"}}},
     }
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    process = subprocess.Popen([sys.executable, "-m", "otelml", "--config", str(workdir / "config.yaml")], cwd=workdir,
+    # The key the gateways sign the per-key state in their changelog with.
+    environment = {**os.environ, "OTELML_CHECKPOINT_KEY": "bench-gateway-signing-key"}
+    process = subprocess.Popen([sys.executable, "-m", "otelml", "--config", str(workdir / "config.yaml")], cwd=workdir, env=environment,
                                stdout=open(workdir / "log", "wb"), stderr=subprocess.STDOUT)
     wait_for_port(metrics_port, process)
     return process, metrics_port
