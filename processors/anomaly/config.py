@@ -168,10 +168,26 @@ class TrendConfig(ComponentConfig):
         return problems
 
 
+class ChangelogConfig(ComponentConfig):
+    """The per-partition state changelog, used behind a Kafka receiver (see processors/anomaly/changelog.py)."""
+
+    enabled: bool = True
+    # How often changed keys are written, and so how often the receiver can commit.
+    interval: Duration = 1.0
+    # Replicas of each changelog partition when the topic is created.
+    replication_factor: int = Field(1, ge=1)
+    # Source messages replayed at most when the changelog is behind the committed offset.
+    max_replay: int = Field(100_000, ge=0)
+
+    def validate_config(self) -> list[str]:
+        return ["interval: must be positive"] if self.interval <= 0 else []
+
+
 class StateConfig(ComponentConfig):
     max_keys: int = Field(10000, ge=1)
     ttl: Duration = 3600.0
     checkpoint: CheckpointConfig = CheckpointConfig()
+    changelog: ChangelogConfig = ChangelogConfig()
 
     def validate_config(self) -> list[str]:
         return ["ttl: must not be negative (0 keeps idle keys)"] if self.ttl < 0 else []

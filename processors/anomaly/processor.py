@@ -24,8 +24,10 @@ from otelml.connectors.anomaly_alerts.text import Details
 from otelml.consumer import Consumer
 from otelml.keysummary import KeySummary, KeySummarySource
 from otelml.liveview import LiveView
+from otelml.partitions import Assignment, Partition, PartitionOwner, PartitionSource, current_origin
 from otelml.pdata import Batch, Signal
 from otelml.processors.anomaly import checkpoint, extract_metrics, liveview
+from otelml.processors.anomaly.changelog import PartitionedState
 from otelml.processors.anomaly.config import AnomalyConfig
 from otelml.processors.anomaly.engine import Engine, Results
 from otelml.processors.anomaly.extract import BatchReader, Columns
@@ -49,7 +51,7 @@ SHAPING = {"key", "target", "transform", "features", "models", "residuals", "cal
            "histogram_quantile"}
 
 
-class AnomalyProcessor(Component, KeySummarySource):
+class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
     """See the component README for every setting and output attribute."""
 
     mutates_data = True
@@ -85,6 +87,10 @@ class AnomalyProcessor(Component, KeySummarySource):
         if signal is not Signal.METRICS:
             self.writer = AttributeWriter(signal, [model.id for model in self.engine.models] if config.verbose else [])
         self.fingerprint = self._fingerprint()
+        # Behind a Kafka receiver: keys per source partition, kept in a changelog (see changelog.py).
+        self.keeps_partition_state = config.state.changelog.enabled
+        self.partitions = PartitionedState(str(settings.id), self.store, self.fingerprint, config.state.changelog,
+                                           config.state.checkpoint.signing_key(), self.process, self.logger)
         self._checkpoint_path = Path(config.state.checkpoint.path) if config.state.checkpoint.path else None
         self._checkpoint_task: asyncio.Task | None = None
         self._claimed = False
@@ -137,6 +143,7 @@ class AnomalyProcessor(Component, KeySummarySource):
         if not self._started:
             return
         self._started = False
+        await self.partitions.stop()
         if self._checkpoint_task is not None:
             self._checkpoint_task.cancel()
             try:
@@ -185,7 +192,24 @@ class AnomalyProcessor(Component, KeySummarySource):
 
     async def consume(self, batch: Batch) -> None:
         self.process(batch)
+        self.partitions.counted(current_origin())
         await self.next_consumer.consume(batch)
+
+    # Behind a Kafka receiver: state per source partition (otelml.partitions) --------
+
+    async def restore_partitions(self, source: PartitionSource, assignments: list[Assignment]) -> None:
+        await self.partitions.restore(source, assignments)
+        self._keys.set(len(self.store.keys))
+
+    async def save_partitions(self, source: PartitionSource, partitions: list[Partition]) -> None:
+        await self.partitions.save(source, partitions)
+
+    def forget_partitions(self, source: PartitionSource, partitions: list[Partition]) -> None:
+        self.partitions.forget(source, partitions)
+        self._keys.set(len(self.store.keys))
+
+    def unsaved_from(self, source: PartitionSource, partition: Partition) -> int | None:
+        return self.partitions.unsaved_from(source, partition)
 
     def process(self, batch: Batch) -> None:
         """Score every record of ``batch`` in place."""

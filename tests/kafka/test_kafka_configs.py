@@ -20,11 +20,13 @@ from tests.kafka.support import eventually, gauge_metrics, numbered_logs, read_t
 pytestmark = pytest.mark.integration
 
 TRACES, SPANS_PER_TRACE, LOGS = 20, 3, 50
+# The gateways' shared secret for per-key state in the changelog.
+SIGNING_KEY = "a-long-enough-signing-key"
 
 
 def shipped(otelml_process, name: str, broker: str, output: str = "gateway.jsonl"):
     """config/<name> as it ships, its endpoints and broker pointed at this test's."""
-    process = otelml_process((REPO / "config" / name).read_text(), {"KAFKA_BROKERS": broker})
+    process = otelml_process((REPO / "config" / name).read_text(), {"KAFKA_BROKERS": broker, "OTELML_CHECKPOINT_KEY": SIGNING_KEY})
     process.env.update(OTELML_GRPC_ENDPOINT=process.env["GRPC"], OTELML_HTTP_ENDPOINT=process.env["HTTP"],
                        OTELML_METRICS_ENDPOINT=process.env["METRICS"], OTELML_OUTPUT=str(process.workdir / output))
     return process
