@@ -120,6 +120,11 @@ class Changelog:
                 raise RetryableError(f"cannot reach the brokers for {self.topic}: {error}") from error
             self._producer = producer
 
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        assert self._producer is not None, "the changelog is written before start()"
+        return self._producer
+
     async def stop(self) -> None:
         if self._producer is not None:
             await self._producer.stop()
@@ -134,12 +139,12 @@ class Changelog:
         prefix = b"%d:" % partition
         headers = [(OFFSET_HEADER, str(offset).encode())]
         try:
-            deliveries = [await self._producer.send(self.topic, value, key=prefix + key, partition=partition, headers=headers)
+            deliveries = [await self.producer.send(self.topic, value, key=prefix + key, partition=partition, headers=headers)
                           for key, value in values.items()]
             for delivery in deliveries:
                 await delivery
             # The marker only once every value is in: a restore trusts values up to the last marker.
-            await (await self._producer.send(self.topic, str(offset).encode(), key=b"%d" % partition, partition=partition))
+            await (await self.producer.send(self.topic, str(offset).encode(), key=b"%d" % partition, partition=partition))
         except KafkaError as error:
             raise RetryableError(f"cannot write the changelog {self.topic}[{partition}]: {error}") from error
 

@@ -36,7 +36,7 @@ import contextlib
 import contextvars
 import dataclasses
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeGuard, runtime_checkable
 
 from otelml.pdata import Batch
 
@@ -140,7 +140,7 @@ def pushing_from(origin: Origin) -> Iterator[None]:
         _ORIGIN.reset(token)
 
 
-def is_owner(component: object) -> bool:
+def is_owner(component: object) -> TypeGuard[PartitionOwner]:
     """Whether ``component`` is a :class:`PartitionOwner` that keeps state per partition as configured."""
     return isinstance(component, PartitionOwner) and component.keeps_partition_state
 

@@ -37,14 +37,13 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from otelml.processors.anomaly.config import ChangelogConfig
-from otelml.processors.anomaly.store import KeyStore
-
 from otelml.changelog import Changelog, changelog_topic
 from otelml.checkpoint import KEY_ENV
 from otelml.errors import RetryableError
 from otelml.partitions import Assignment, Origin, Partition, PartitionSource
 from otelml.pdata import Batch, count_items
+from otelml.processors.anomaly.config import ChangelogConfig
+from otelml.processors.anomaly.store import KeyStore
 
 DIGEST_BYTES = 32
 

@@ -104,29 +104,35 @@ class KafkaReceiver(Component):
         self._restore_task: asyncio.Task | None = None
         self._commit_tasks: set[asyncio.Task] = set()
         self._host: Host | None = None
-        self.source: KafkaSource | None = None
+        # What partition owners downstream see of this receiver; its connection options are made at start.
+        self.source = KafkaSource(str(settings.id), config.group_id, {},
+                                  lambda partition, messages: self._decode(partition, messages, report=False),
+                                  self._state_saved, self._partition_count)
         self._lag = settings.telemetry.metric(metadata.OFFSET_LAG)
+
+    @property
+    def client(self) -> AIOKafkaConsumer:
+        """The consumer; set before it joins the group, so every callback of the group has it."""
+        assert self._client is not None, "the Kafka consumer is used before it was made"
+        return self._client
 
     async def start(self, host: Host) -> None:
         # Built here so that unreadable TLS files fail the start; the brokers
         # themselves may come up later, the run loop keeps trying.
         options = self.config.client_options()
         self._host = host
-        self.source = KafkaSource(str(self.settings.id), self.config.group_id, options,
-                                  lambda partition, messages: self._decode(partition, messages, report=False),
-                                  self._state_saved, self._partition_count)
-        find_owners = getattr(host, "partition_owners", None)
-        if find_owners is not None:
-            owners = {signal: tuple(find_owners(self.settings.id, signal)) for signal in {r.signal for r in self.routes.values()}}
-            self.routes = {topic: dataclasses.replace(route, owners=owners[route.signal]) for topic, route in self.routes.items()}
+        self.source.client_options = options
+        owners = {signal: tuple(host.partition_owners(self.settings.id, signal)) for signal in {r.signal for r in self.routes.values()}}
+        self.routes = {topic: dataclasses.replace(route, owners=owners[route.signal]) for topic, route in self.routes.items()}
         self._run_task = asyncio.create_task(self._run(options))
         self._run_task.add_done_callback(self._report_crash)
 
     def _report_crash(self, task: asyncio.Task) -> None:
-        if task.cancelled() or task.exception() is None:
+        error = None if task.cancelled() else task.exception()
+        if error is None:
             return
-        self.logger.error("the consumer loop failed: %r", task.exception())
-        self._report_fatal(task.exception())
+        self.logger.error("the consumer loop failed: %r", error)
+        self._report_fatal(error)
 
     def _report_fatal(self, error: BaseException) -> None:
         report = getattr(self._host, "report_fatal_error", None)
@@ -153,7 +159,7 @@ class KafkaReceiver(Component):
         self.logger.info("consuming %s as group %s", ", ".join(sorted(self.routes)), self.config.group_id)
         while True:
             try:
-                fetched = await self._client.getmany(timeout_ms=_POLL_TIMEOUT_MS, max_records=self.config.max_fetch_records)
+                fetched = await self.client.getmany(timeout_ms=_POLL_TIMEOUT_MS, max_records=self.config.max_fetch_records)
             except KafkaError as error:
                 # The client recovers from broker outages by itself; wait for it.
                 self.logger.warning("fetching failed: %s", error)
@@ -199,12 +205,12 @@ class KafkaReceiver(Component):
             return
         if partition in self._restoring:
             # Fetched before the pause took hold: read again once the owners restored their state.
-            self._client.seek(partition, messages[0].offset)
+            self.client.seek(partition, messages[0].offset)
             return
         state = self._partitions.setdefault(partition, _Partition())
         state.waiting.append(messages)
         if len(state.waiting) >= MAX_QUEUED_BATCHES and not state.paused:
-            self._client.pause(partition)
+            self.client.pause(partition)
             state.paused = True
         # A task that found nothing more to do has returned within the same
         # step, so it is either done or will see this batch.
@@ -222,19 +228,19 @@ class KafkaReceiver(Component):
                                       partition.topic, partition.partition, messages[0].offset)
                 await asyncio.sleep(_UNFORESEEN_ERROR_PAUSE)
                 state.waiting.clear()
-                if not state.stop.is_set() and partition in self._client.assignment():
-                    self._client.seek(partition, messages[0].offset)
+                if not state.stop.is_set() and partition in self.client.assignment():
+                    self.client.seek(partition, messages[0].offset)
                     self._resume(partition, state)
                 return
             if outcome is Outcome.ABANDONED:
                 return
             state.waiting.popleft()
-            if len(state.waiting) < MAX_QUEUED_BATCHES and partition in self._client.assignment():
+            if len(state.waiting) < MAX_QUEUED_BATCHES and partition in self.client.assignment():
                 self._resume(partition, state)
 
     def _resume(self, partition: TopicPartition, state: _Partition) -> None:
         if state.paused:
-            self._client.resume(partition)
+            self.client.resume(partition)
             state.paused = False
 
     async def _process(self, partition: TopicPartition, messages: list, stop: asyncio.Event) -> Outcome:
@@ -253,7 +259,7 @@ class KafkaReceiver(Component):
         if outcome is not Outcome.ABANDONED and self.config.message_marking.after:
             offsets.accepted = next_offset
             await self._commit_ready(partition)
-        highwater = self._client.highwater(partition)
+        highwater = self.client.highwater(partition)
         if highwater is not None:
             self._lag.labels(str(self.settings.id), partition.topic, str(partition.partition)).set(max(highwater - next_offset, 0))
         return outcome
@@ -311,7 +317,7 @@ class KafkaReceiver(Component):
 
     async def _commit(self, partition: TopicPartition, offsets: _Offsets, offset: int) -> bool:
         try:
-            await self._client.commit({partition: offset})
+            await self.client.commit({partition: offset})
         except (KafkaError, IllegalStateError) as error:
             # The partition moved to another member, which reads these
             # messages again: a duplicate, never a loss.
@@ -330,10 +336,10 @@ class KafkaReceiver(Component):
         task.add_done_callback(self._commit_tasks.discard)
 
     async def _partition_count(self, topic: str) -> int:
-        partitions = self._client.partitions_for_topic(topic)
+        partitions = self.client.partitions_for_topic(topic)
         if partitions is None:
-            await self._client.topics()
-            partitions = self._client.partitions_for_topic(topic) or ()
+            await self.client.topics()
+            partitions = self.client.partitions_for_topic(topic) or ()
         return len(partitions)
 
     # --- assignment and revocation --------------------------------------------
@@ -346,7 +352,7 @@ class KafkaReceiver(Component):
         gone = [p for p in self._held if p not in owned]
         self._forget(gone)
         if owned:
-            self._client.pause(*owned)
+            self.client.pause(*owned)
             self._restoring = set(owned)
             self._restore_task = asyncio.create_task(self._restore(owned))
 
@@ -354,7 +360,7 @@ class KafkaReceiver(Component):
         """Ask every owner to restore the partitions whose state it does not hold already, then resume them."""
         while True:
             try:
-                committed = {p: await self._client.committed(p) for p in sorted(partitions)}
+                committed = {p: await self.client.committed(p) for p in sorted(partitions)}
                 # State kept through the rebalance is still good when no other member committed since.
                 stale = [p for p in partitions if p not in self._held or self._held[p] != committed[p]]
                 self._forget([p for p in stale if p in self._held])
@@ -377,8 +383,8 @@ class KafkaReceiver(Component):
             self._offsets[partition].committed = committed[partition]
         self.logger.info("state restored for %s", _describe(partitions))
         self._restoring.clear()
-        assignment = self._client.assignment()
-        self._client.resume(*(p for p in partitions if p in assignment))
+        assignment = self.client.assignment()
+        self.client.resume(*(p for p in partitions if p in assignment))
 
     def _owners_of(self, partitions) -> dict[PartitionOwner, list[Partition]]:
         """The owners of ``partitions``, each with its share of them."""

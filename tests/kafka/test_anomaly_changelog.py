@@ -11,15 +11,17 @@ import asyncio
 import contextlib
 
 import pytest
-from otelml.processors.anomaly.factory import factory as anomaly_factory
-from otelml.processors.anomaly.processor import AnomalyProcessor
 
 from otelml.component import ComponentID, CreateSettings, Kind
 from otelml.pdata import Signal
+from otelml.processors.anomaly.factory import factory as anomaly_factory
+from otelml.processors.anomaly.processor import AnomalyProcessor
 from otelml.telemetry import Telemetry
 from tests.kafka.spans import KEYS, key_of, rounds, scores, span_id
 from tests.kafka.support import Sink, eventually, started
 from tests.kafka.test_kafka_receiver import GROUP_SETTINGS
+
+pytestmark = pytest.mark.integration
 
 TOPIC = "mesh"
 SPANS_PER_ROUND = len(KEYS)

@@ -10,6 +10,8 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 from otelml.changelog import Changelog, ChangelogError, Restored, changelog_topic
 from tests.kafka.support import read_topic
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 async def changelogs(tansu):
