@@ -20,9 +20,15 @@ import logging
 import sys
 from typing import Any, Literal
 
+import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from otelml import process
 from otelml.pdata import Signal
+
+# The collector serves no *_created series beside its counters; prometheus_client adds one to each unless told not to.
+prometheus_client.disable_created_metrics()
 
 _CLASSES = {"counter": Counter, "gauge": Gauge}
 
@@ -118,6 +124,33 @@ CORE_METRICS = (
 )
 """The metrics of the receiver, processor and exporter helpers, listed in the main README."""
 
+# The collector's process metrics, read at each scrape. Its Go runtime's heap statistics
+# (otelcol_process_runtime_heap_alloc_bytes, _total_alloc_bytes, _total_sys_memory_bytes) have no Python
+# equivalent: Python's small objects live in its own arenas, outside malloc's accounting, and their exact
+# size is only known to tracemalloc, which slows every allocation. The RSS covers them all.
+PROCESS_UPTIME = Metric("otelcol_process_uptime", "counter", "s", (), "Uptime of the process.", Level.BASIC)
+PROCESS_CPU_SECONDS = Metric("otelcol_process_cpu_seconds", "counter", "s", (), "Total CPU user and system time in seconds.", Level.BASIC)
+PROCESS_MEMORY_RSS = Metric("otelcol_process_memory_rss", "gauge", "By", (), "Total physical memory (resident set size).", Level.BASIC)
+PROCESS_METRICS = (PROCESS_UPTIME, PROCESS_CPU_SECONDS, PROCESS_MEMORY_RSS)
+"""The process's own metrics, served beside :data:`CORE_METRICS` and listed in the main README."""
+
+
+class _ProcessCollector:
+    """Serves :data:`PROCESS_METRICS` with values read when scraped (a prometheus_client collector)."""
+
+    _READINGS = {PROCESS_UPTIME: process.uptime_seconds, PROCESS_CPU_SECONDS: process.cpu_seconds,
+                 PROCESS_MEMORY_RSS: process.resident_bytes}
+    _FAMILIES = {"counter": CounterMetricFamily, "gauge": GaugeMetricFamily}
+
+    def collect(self):
+        for metric, read in self._READINGS.items():
+            yield self._FAMILIES[metric.kind](metric.name, metric.description, value=read(), unit="")
+
+    def describe(self):
+        # Named without reading /proc, so that registering stays cheap and checks the names.
+        for metric in PROCESS_METRICS:
+            yield self._FAMILIES[metric.kind](metric.name, metric.description, unit="")
+
 
 class _Unrecorded:
     """Stands in for a metric that the configured level leaves out: takes every update, keeps nothing."""
@@ -159,6 +192,8 @@ class Telemetry:
         # The core's metrics are on /metrics from the start, before anything has counted into them.
         for metric in CORE_METRICS:
             self.metric(metric)
+        if level >= Level.BASIC:
+            self.registry.register(_ProcessCollector())
 
     def metric(self, declaration: Metric) -> Any:
         """The metric object of ``declaration``, made on first use; :data:`UNRECORDED` above the level.

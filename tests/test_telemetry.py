@@ -11,7 +11,7 @@ import pytest
 from otelml.processors.batch.metadata import SIZE_TRIGGER_SEND
 from otelml.registry import Registry
 from otelml.service import Service
-from otelml.telemetry import CORE_METRICS, DROPPED_ITEMS, UNRECORDED, Level, Metric, Telemetry, metrics_table
+from otelml.telemetry import CORE_METRICS, DROPPED_ITEMS, PROCESS_METRICS, UNRECORDED, Level, Metric, Telemetry, metrics_table
 from tests.conftest import REPO, build_config
 
 COMPONENT_METRIC = Metric("otelml_test_batches", "counter", "{batches}", ("processor",), "Batches seen.")
@@ -72,6 +72,7 @@ def test_every_declared_name_is_unique():
 
 def test_main_readme_lists_the_core_metrics():
     assert metrics_table(CORE_METRICS) in (REPO / "README.md").read_text()
+    assert metrics_table(PROCESS_METRICS) in (REPO / "README.md").read_text()
 
 
 @pytest.mark.parametrize("factory", [f for f in Registry.default().all() if f.metrics], ids=lambda f: f"{f.kind.value} {f.type}")

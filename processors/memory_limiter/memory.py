@@ -1,7 +1,7 @@
-"""How much memory this process uses and how much the machine (or container) grants it.
+"""How much memory the machine (or container) grants this process, and giving freed memory back.
 
-Both are read from ``/proc`` and the cgroup file system: a read of
-``/proc/self/statm`` costs microseconds, so checking it often is cheap.
+The limit is read from ``/proc/meminfo`` and the cgroup file system; what the
+process uses is :func:`otelml.process.resident_bytes`.
 """
 
 from __future__ import annotations
@@ -9,18 +9,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
-import os
 from pathlib import Path
 
-PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 # cgroup v1 writes "no limit" as the largest page-aligned 64-bit number.
 _UNLIMITED = 1 << 62
-
-
-def resident_bytes() -> int:
-    """The resident set size (RSS) of this process, in bytes."""
-    with open("/proc/self/statm", "rb") as statm:
-        return int(statm.read().split()[1]) * PAGE_SIZE
 
 
 def total_memory_bytes() -> int:

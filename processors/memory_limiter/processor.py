@@ -25,6 +25,7 @@ import time
 import weakref
 from collections.abc import Callable
 
+from otelml import process
 from otelml.component import Component, ComponentID, CreateSettings, Host
 from otelml.consumer import Consumer
 from otelml.errors import RetryableError
@@ -60,7 +61,7 @@ class MemoryMonitor:
         Bytes available to the process, for the percentage limits.
     """
 
-    def __init__(self, config: MemoryLimiterConfig, logger, read_usage: Callable[[], int] = memory.resident_bytes,
+    def __init__(self, config: MemoryLimiterConfig, logger, read_usage: Callable[[], int] = process.resident_bytes,
                  trim: Callable[[], None] = memory.trim_heap, collect: Callable[[], None] = memory.collect_garbage,
                  total_memory: Callable[[], int] = memory.total_memory_bytes):
         self.config = config

@@ -21,20 +21,15 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from otelml.exporters.otlp.exporter import _retry_delay
 from otelml.otlp import GRPC_SERVICES
 from otelml.pdata import Signal
+from otelml.process import resident_bytes
 from otelml.synthetic import make_trace_request
 
 TRACE_EXPORT = f"/{GRPC_SERVICES[Signal.TRACES]}/Export"
-PAGE_SIZE = 4096
+rss_bytes = resident_bytes  # of another process, by its pid
 
 
 def span_numbers(request: ExportTraceServiceRequest) -> list[int]:
     return [int.from_bytes(span.span_id, "big") for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans]
-
-
-def rss_bytes(pid: int) -> int:
-    """The resident set size of process ``pid``."""
-    with open(f"/proc/{pid}/statm", "rb") as statm:
-        return int(statm.read().split()[1]) * PAGE_SIZE
 
 
 class Destination:

@@ -33,7 +33,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from otelml.pdata import Signal, to_json
-from otelml.processors.memory_limiter.memory import resident_bytes
+from otelml.process import resident_bytes
 from otelml.utf8 import parse_json, parse_proto
 from tests.reliability.conftest import receiver_address, running_service
 from tests.reliability.faults import TRACE_EXPORT

@@ -68,11 +68,9 @@ def test_cgroup_limit_is_read_from_v1_or_v2(tmp_path, files, expected):
     assert memory.cgroup_limit_bytes(str(tmp_path / "cgroup"), str(tmp_path / "fs")) == expected
 
 
-def test_resident_bytes_is_this_process_rss():
-    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
-    vm_rss = int(status["VmRSS"].split()[0]) * 1024
-    assert abs(memory.resident_bytes() - vm_rss) < 16 * MIB
-    assert memory.total_memory_bytes() > 0
+def test_total_memory_is_the_machines_or_less():
+    meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    assert 0 < memory.total_memory_bytes() <= int(meminfo["MemTotal"].split()[0]) * 1024
 
 
 class FakeMemory:
