@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from otelml.cli import demo_config
 from tests.conftest import REPO, free_port
 
@@ -17,6 +19,7 @@ def test_the_installed_demo_config_is_config_demo_yaml():
     assert Path(demo_config()).read_text() == (REPO / "config" / "demo.yaml").read_text()
 
 
+@pytest.mark.integration
 def test_demo_runs_outside_the_repository(tmp_path):
     env = {**os.environ, **{f"OTELML_{name}_ENDPOINT": f"127.0.0.1:{free_port()}" for name in ENDPOINTS}}
     result = subprocess.run([sys.executable, "-m", "otelml", "demo", "--duration", "4", "--rate", "20"],

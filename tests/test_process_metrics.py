@@ -6,6 +6,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from otelml import process
@@ -36,6 +37,7 @@ def test_process_metrics_follow_the_level():
     assert not {family.name for family in Telemetry(Level.NONE).registry.collect()}
 
 
+@pytest.mark.integration
 def test_the_metrics_endpoint_serves_process_metrics_and_no_created_series(otelml_process):
     with otelml_process(otlp_to_file_config()) as otelml:
         first = scrape(otelml.env["METRICS"])
@@ -50,6 +52,7 @@ def test_the_metrics_endpoint_serves_process_metrics_and_no_created_series(otelm
     assert names and not [name for name in names if name.endswith("_created")]
 
 
+@pytest.mark.integration
 def test_start_up_lines_name_the_processor_and_its_pipeline(otelml_process):
     with otelml_process(otlp_to_file_config()) as otelml:
         log = otelml.log()

@@ -14,9 +14,13 @@ import asyncio
 import os
 import time
 
+import pytest
+
 from tests.conftest import free_port, metric
 from tests.reliability.faults import Client, Destination
 from tests.reliability.test_overload import PeakRSS
+
+pytestmark = pytest.mark.integration
 
 MIB = 1 << 20
 FLOOD_SECONDS = float(os.environ.get("OTELML_FLOOD_SECONDS", 25))
