@@ -3,12 +3,22 @@
 A reference is text such as ``resource.service.name``, ``span.name`` or
 ``attributes.client.address``. Parsing happens once, at config time; the
 batch reader then turns each reference into a direct field access.
+
+An attribute reference used in a key may end in a network prefix length,
+``attributes.client.address/24``: IP addresses are then read as their
+network (``10.0.3.7`` as ``10.0.3.0/24``), so one key groups a subnet's
+clients. ``/24/64`` gives IPv4 and IPv6 addresses lengths of their own
+(one length serves both, capped at the address's size); a value that is
+not an IP address is read as it is.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import ipaddress
 import math
+import re
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
@@ -61,11 +71,26 @@ class Reference:
     signals: frozenset[Signal]
     attribute: str = ""
     field: str = ""
+    # Network prefix lengths (IPv4, IPv6) an attribute's addresses are read as; None reads them as they are.
+    prefix: tuple[int, int] | None = None
 
     @property
     def label(self) -> str:
-        """Short name used in key descriptions (``service.name``, ``span.name``)."""
-        return self.attribute or self.field
+        """Short name used in key descriptions (``service.name``, ``span.name``, ``client.address/24``)."""
+        name = self.attribute or self.field
+        return name + self.text.rpartition(self.attribute)[2] if self.prefix else name
+
+    def attribute_text(self, found: dict | None) -> str:
+        """The text of this attribute reference among ``found`` (attribute name -> AnyValue); ``""`` when absent.
+
+        >>> from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+        >>> parse_key("attributes.client.address/24").attribute_text({"client.address": AnyValue(string_value="10.0.3.7")})
+        '10.0.3.0/24'
+        """
+        if not found or self.attribute not in found:
+            return ""
+        text = any_value_text(found[self.attribute])
+        return network(text, *self.prefix) if self.prefix else text
 
 
 def parse_key(text: str) -> Reference:
@@ -101,14 +126,38 @@ def parse_target(text: str) -> Reference:
     raise ValueError(f'unknown target "{text}" (use {TARGET_HELP})')
 
 
+_PREFIX_LENGTHS = re.compile(r"/(\d+)(?:/(\d+))?$")
+
+
 def _attribute_reference(text: str) -> Reference | None:
     for prefix, level in (("resource.", "resource"), ("attributes.", "record")):
         if text.startswith(prefix):
-            name = text[len(prefix):]
+            name, lengths = text[len(prefix):], None
+            found = _PREFIX_LENGTHS.search(name)
+            if found:
+                name = name[:found.start()]
+                lengths = (int(found.group(1)), int(found.group(2) or found.group(1)))
+                if lengths[1] > 128 or (found.group(2) and lengths[0] > 32):
+                    raise ValueError(f'reference "{text}": a prefix is at most 32 bits long for IPv4, 128 for IPv6')
             if not name:
                 raise ValueError(f'reference "{text}" names no attribute')
-            return Reference(text, level, ALL, attribute=name)
+            return Reference(text, level, ALL, attribute=name, prefix=lengths)
     return None
+
+
+@functools.lru_cache(maxsize=65536)
+def network(text: str, ipv4_length: int, ipv6_length: int) -> str:
+    """The network of an IP address, by prefix length; other text as it is.
+
+    >>> network("10.0.3.7", 24, 64), network("2001:db8:1:2::5", 24, 64), network("gateway-1", 24, 64)
+    ('10.0.3.0/24', '2001:db8:1:2::/64', 'gateway-1')
+    """
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return text
+    length = min(ipv4_length if address.version == 4 else ipv6_length, address.max_prefixlen)
+    return str(ipaddress.ip_network((address, length), strict=False))
 
 
 def check_signal(reference: Reference, signal: Signal) -> None:
@@ -150,7 +199,7 @@ def find_attributes(attributes, names: frozenset[str]) -> dict:
 def record_text(record, reference: Reference, found: dict | None) -> str:
     """The text of a key ``reference`` on ``record``; ``found`` holds the record attributes looked up."""
     if reference.attribute:
-        return any_value_text(found[reference.attribute]) if found and reference.attribute in found else ""
+        return reference.attribute_text(found)
     field = reference.field
     if field == "span.name":
         return record.name
@@ -198,7 +247,7 @@ class KeyReader:
         outer = []
         for reference in self.references:
             if reference.level == "resource":
-                outer.append(any_value_text(found[reference.attribute]) if reference.attribute in found else "")
+                outer.append(reference.attribute_text(found))
             elif reference.level == "scope":
                 outer.append(scope.name if reference.field == "scope.name" else scope.version)
             else:

@@ -17,7 +17,7 @@ import numpy as np
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from otelml.pdata import Batch, Signal
-from otelml.references import Reference, any_value_number, any_value_text, check_signal, find_attributes, record_text
+from otelml.references import Reference, any_value_number, check_signal, find_attributes, record_text
 
 SEVERITY_ERROR = 17  # OpenTelemetry severity numbers 17-20 are ERROR
 STATUS_ERROR = Status.STATUS_CODE_ERROR
@@ -156,7 +156,7 @@ class BatchReader:
         if not self.resource_refs:
             return ()
         found = find_attributes(resource.attributes, frozenset(r.attribute for r in self.resource_refs))
-        return tuple(any_value_text(found[r.attribute]) if r.attribute in found else "" for r in self.resource_refs)
+        return tuple(r.attribute_text(found) for r in self.resource_refs)
 
     def _scope_part(self, scope) -> tuple:
         return tuple(scope.name if r.field == "scope.name" else scope.version for r in self.scope_refs)

@@ -174,7 +174,7 @@ class MetricReader:
         if reference.level == "scope":
             return scope.name if reference.field == "scope.name" else scope.version
         if reference.attribute:
-            return any_value_text(found[reference.attribute]) if reference.attribute in found else ""
+            return reference.attribute_text(found)
         if reference.field == "metric.name":
             return metric_name
         return ",".join(f"{kv.key}={any_value_text(kv.value)}" for kv in sorted(point.attributes, key=lambda kv: kv.key))
