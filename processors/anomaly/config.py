@@ -196,6 +196,8 @@ class StateConfig(ComponentConfig):
 class AnomalyConfig(ComponentConfig):
     # None: the signal's default (see references.DEFAULT_KEYS / DEFAULT_TARGETS).
     key: list[str] | None = None
+    # References of the group whose baseline a new key borrows (see parents.py); None: none.
+    parent: list[str] | None = None
     target: str | None = None
     transform: Literal["auto", "log", "none"] = "auto"
     features: FeaturesConfig = FeaturesConfig()
@@ -224,6 +226,14 @@ class AnomalyConfig(ComponentConfig):
                     parse_key(text)
                 except ValueError as error:
                     problems.append(f"key::{index}: {error}")
+        if self.parent is not None:
+            if not self.parent:
+                problems.append("parent: must name at least one reference")
+            for index, text in enumerate(self.parent):
+                try:
+                    parse_key(text)
+                except ValueError as error:
+                    problems.append(f"parent::{index}: {error}")
         if self.target is not None:
             try:
                 parse_target(self.target)
@@ -243,6 +253,10 @@ class AnomalyConfig(ComponentConfig):
         problems = []
         for index, text in enumerate(self.key or ()):
             problems += _signal_problem(f"key::{index}", parse_key, text, signal)
+        for index, text in enumerate(self.parent or ()):
+            problems += _signal_problem(f"parent::{index}", parse_key, text, signal)
+        if self.parent and signal is Signal.METRICS:
+            problems.append("parent: not available for metrics")
         if self.target is not None:
             problems += _signal_problem("target", parse_target, self.target, signal)
         if self.trend.limit is not None:

@@ -36,6 +36,7 @@ from otelml.processors.anomaly.forecast import Forecast
 from otelml.processors.anomaly.incidents import incident_id
 from otelml.processors.anomaly.output import AttributeWriter
 from otelml.processors.anomaly.output_metrics import write_scores
+from otelml.processors.anomaly.parents import Parents
 from otelml.processors.anomaly.ranks import Ranks
 from otelml.processors.anomaly.store import KeyStore, StateLayout
 from otelml.processors.anomaly.target import Target
@@ -73,6 +74,10 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
             self.reader = MetricReader(key, self.target.reference, config.histogram_quantile, need_errors, feature_attributes)
         else:
             self.reader = BatchReader(signal, key, self.target.reference, need_errors, feature_attributes)
+        self.parents = None
+        if config.parent:
+            parent_reader = BatchReader(signal, [parse_key(text) for text in config.parent], self.target.reference)
+            self.parents = Parents(parent_reader, self.engine, config.state.max_keys, config.state.ttl)
         limit = config.trend.limit
         # The target's own trend, in its units, is fitted only to be held against a limit.
         self.above, self.below = ((limit.in_unit(limit.above, self.target.unit), limit.in_unit(limit.below, self.target.unit))
@@ -218,32 +223,41 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
             slots = self.store.assign(columns.keys)
             if self.signal is Signal.METRICS:
                 columns = self.reader.resolve(columns, slots, self.store.arrays)
+            family = None
+            if self.parents is not None:
+                family = self.parents.read(batch)
+                self.parents.lend(self.store.arrays, slots, columns, family)
             ranks = Ranks(columns.key_ids, len(columns.keys))
             rates = None
             if self.target.tracks_rate:
                 rates = self.engine.rates(self.store.arrays, slots, ranks, columns.times)
                 if self.target.is_rate:
-                    columns, rates, ranks = self._with_rates(columns, rates, ranks)
+                    columns, rates, ranks, family = self._with_rates(columns, rates, ranks, family)
             if columns.records:
-                self._score(columns, slots, ranks, rates)
+                values = self.target.transform(columns.actual)
+                self._score(columns, slots, ranks, values, rates)
+                if family is not None:
+                    self.parents.learn(family, values, columns.times, rates, columns.errors, columns.attributes)
             self.store.expire()
             self._count_evictions()
             self._keys.set(len(self.store.keys))
         if columns.skipped:
             self._skipped.inc(columns.skipped)
 
-    def _with_rates(self, columns: Columns, rates: np.ndarray, ranks: Ranks) -> tuple[Columns, np.ndarray, Ranks]:
+    def _with_rates(self, columns: Columns, rates: np.ndarray, ranks: Ranks,
+                    family: Columns | None) -> tuple[Columns, np.ndarray, Ranks, Columns | None]:
         """With ``target: rate``, the rate is the reading; records without one yet pass on unscored."""
         scorable = np.isfinite(rates)
         if not scorable.all():
             kept = np.flatnonzero(scorable)
             columns, rates = columns.subset(kept), rates[kept]
+            family = family.subset(kept) if family is not None else None
             ranks = Ranks(columns.key_ids, len(columns.keys))
         columns.actual = rates
-        return columns, rates, ranks
+        return columns, rates, ranks, family
 
-    def _score(self, columns: Columns, slots: np.ndarray, ranks: Ranks, rates: np.ndarray | None) -> None:
-        results = self.engine.score(self.store.arrays, slots, ranks, self.target.transform(columns.actual), columns.times,
+    def _score(self, columns: Columns, slots: np.ndarray, ranks: Ranks, values: np.ndarray, rates: np.ndarray | None) -> None:
+        results = self.engine.score(self.store.arrays, slots, ranks, values, columns.times,
                                     rates, columns.errors, columns.attributes)
         history = {name[len("trend."):]: array for name, array in self.store.arrays.items() if name.startswith("trend.")}
         fitted = self.trend.fit(history, slots, ranks, columns.times, {"score": results.score, "target": columns.actual})
