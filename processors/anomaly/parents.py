@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+
 from otelml.processors.anomaly.engine import Engine
 from otelml.processors.anomaly.extract import BatchReader, Columns
 from otelml.processors.anomaly.ranks import Ranks
