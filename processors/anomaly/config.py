@@ -217,23 +217,7 @@ class AnomalyConfig(ComponentConfig):
     histogram_quantile: float = Field(0.99, gt=0, lt=1)
 
     def validate_config(self) -> list[str]:
-        problems = []
-        if self.key is not None:
-            if not self.key:
-                problems.append("key: must name at least one reference")
-            for index, text in enumerate(self.key):
-                try:
-                    parse_key(text)
-                except ValueError as error:
-                    problems.append(f"key::{index}: {error}")
-        if self.parent is not None:
-            if not self.parent:
-                problems.append("parent: must name at least one reference")
-            for index, text in enumerate(self.parent):
-                try:
-                    parse_key(text)
-                except ValueError as error:
-                    problems.append(f"parent::{index}: {error}")
+        problems = _key_problems("key", self.key) + _key_problems("parent", self.parent)
         if self.target is not None:
             try:
                 parse_target(self.target)
@@ -270,6 +254,19 @@ class AnomalyConfig(ComponentConfig):
 
     def signal_target(self, signal: Signal) -> str:
         return self.target or DEFAULT_TARGETS[signal]
+
+
+def _key_problems(path: str, references: list[str] | None) -> list[str]:
+    """Problems of a list of key references (None: not set, which is fine)."""
+    if references is None:
+        return []
+    problems = [] if references else [f"{path}: must name at least one reference"]
+    for index, text in enumerate(references):
+        try:
+            parse_key(text)
+        except ValueError as error:
+            problems.append(f"{path}::{index}: {error}")
+    return problems
 
 
 def _signal_problem(path: str, parse, text: str, signal: Signal) -> list[str]:
