@@ -33,9 +33,9 @@ from evaluation.nab import PROFILES, LabelledSeries, score_corpus
 from evaluation.run import evaluation_config
 from otelml.config import parse
 from otelml.confmap import expand
+from otelml.conventions import ANOMALY, PREDICTED, SCORE
 from otelml.pdata import Signal, from_json, to_json
 from otelml.processors.anomaly.extract import BatchReader
-from otelml.processors.anomaly.output import ANOMALY, PREDICTED, SCORE
 from otelml.references import DEFAULT_KEYS, DEFAULT_TARGETS, parse_key, parse_target
 from otelml.registry import Registry
 from otelml.replay import replay
@@ -209,8 +209,11 @@ def run_scenario(scenario: Scenario, workdir: Path, seed: int) -> list[KeyResult
     per_key: dict[str, list[tuple]] = {}
     for line in scored.read_bytes().splitlines():
         columns = reader.read(from_json(line, scenario.signal))
-        for key, record, when in zip(columns.keys, columns.records, columns.times):
+        for key_id, record, when in zip(columns.key_ids.tolist(), columns.records, columns.times):
+            key = columns.keys[key_id]
             values = {kv.key: kv.value for kv in record.attributes}
+            if SCORE not in values:
+                continue  # passed on unscored (e.g. a key's first record with target rate)
             per_key.setdefault(" ".join(key), []).append(
                 (when, values[SCORE].double_value, values[ANOMALY].bool_value, values[PREDICTED].bool_value))
     results = []

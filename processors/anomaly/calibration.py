@@ -1,68 +1,93 @@
-"""The calibrated score: how unlikely a key's recent raw scores are, given its own past.
+"""The calibrated score: a model's surprise judged against that key's own typical extremes.
 
-Raw composite scores mean different things on different series (a spiky
-series scores high all the time), so one threshold cannot serve them all.
-As HTM's anomaly likelihood does, per key: a short exponentially weighted
-mean of the raw score (half-life ``short`` records) is compared with the
-long-run mean and variance of that short mean (half-life ``long`` records,
-robust updates as the residual scales'): ``L = Phi((short - mean) / sd)``,
-with the mean and variance held above ``min_mean`` and ``min_variance`` so
-that a flat series does not turn every blip into an alarm. The calibrated
-score is ``log(1.0000000001 - L) / log(1e-10)`` in [0, 1]: 0.5 at
-``L = 1 - 1e-5``, 1 from ``L = 1 - 1e-10`` on.
+A deviation of ``z`` standard deviations means different things on
+different series: on a quiet, Gaussian-like series nine deviations almost
+never happen; on a spiky one (disk writes, request bursts, tweet volumes)
+they happen every day. So per key and model the calibration keeps a running
+estimate of a high quantile of that key's own ``z`` (``quantile``, 0.999 by
+default: the surprise it reaches once in a thousand records), and scores
+
+    z / (z + 3 * max(1, q / reference))
+
+where ``reference`` is the same quantile of ``|z|`` for Gaussian noise
+(3.29 for 0.999). A key whose tail is no heavier than Gaussian keeps the
+plain ``z / (z + 3)`` (three deviations score 0.5, nine 0.75); a key whose
+usual extremes are twice as large needs twice the surprise for the same
+score. So one threshold serves quiet and spiky keys alike, and a quiet key
+is not pushed to flag its own noise, as a purely relative score would.
+
+The quantile is tracked by stochastic approximation with multiplicative
+steps (up by ``1 + rate * quantile`` when ``z`` exceeds it, down by
+``1 - rate * (1 - quantile)`` otherwise), so one wild value moves it by a
+bounded factor and it needs no memory of past values. That converges over
+thousands of records; so that a spiky key is not flagged for its spikes
+right after its warmup, during the warmup the estimate is instead the
+largest ``z`` seen so far, rising by at most :data:`EARLY_GROWTH` per record
+(a single glitch still moves it only that much).
 """
 
 from __future__ import annotations
 
-import math
+import statistics
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.special import ndtr
 
-from otelml.processors.anomaly.config import CalibrationConfig, half_life_weight
-from otelml.processors.anomaly.residuals import MOMENTS, learn_moments
 from otelml.processors.anomaly.store import Field
 
-LOG_FLOOR = math.log(1e-10)
-# Winsorise the long-run moments of the short mean as the residual scales do.
-CLIP = 5.0
+if TYPE_CHECKING:
+    from otelml.processors.anomaly.config import CalibrationConfig
+
+Z_HALF_SCORE = 3.0
+# During warmup, the most the tail estimate grows in one record.
+EARLY_GROWTH = 1.5
 
 
-def likelihood_score(tail: np.ndarray) -> np.ndarray:
-    """The calibrated score of an anomaly likelihood ``L``, given its tail ``1 - L`` (which keeps its precision).
+def gaussian_reference(quantile: float) -> float:
+    """The ``quantile`` of ``|z|`` when ``z`` is standard normal.
 
-    >>> likelihood_score(np.array([0.5, 1e-5, 0.0])).round(3).tolist()
-    [0.03, 0.5, 1.0]
+    >>> round(gaussian_reference(0.999), 2)
+    3.29
     """
-    # log(1.0000000001 - L) with 1 - L computed without cancellation.
-    return np.clip(np.log(1e-10 + tail) / LOG_FLOOR, 0.0, 1.0)
+    return statistics.NormalDist().inv_cdf(0.5 + quantile / 2.0)
 
 
 class Calibration:
-    """Turns each key's raw composite scores into calibrated ones, a rank of keys at a time.
+    """Scores ``z`` against each key's own extreme quantile, a rank of keys at a time.
 
     Examples
     --------
-    >>> calibration = Calibration(CalibrationConfig(short=1.0, long=100.0))
-    >>> state = {name: np.full((1, *field.shape), field.fill) for name, field in calibration.fields.items()}
-    >>> quiet = [float(calibration.score(state, 1, np.array([0.1 + 0.01 * (i % 3)]))[0]) for i in range(200)]
-    >>> round(max(quiet[50:]), 2) < 0.5 < float(calibration.score(state, 1, np.array([0.9]))[0])
-    True
+    The same nine deviations, on a key whose extremes are Gaussian and on
+    one whose extremes are ten deviations:
+
+    >>> from otelml.processors.anomaly.config import CalibrationConfig
+    >>> calibration = Calibration(CalibrationConfig(), warmup=100)
+    >>> quiet, spiky = ({name: np.full(1, field.fill) for name, field in calibration.fields.items()} for _ in range(2))
+    >>> spiky["tail"][:] = 10.0
+    >>> nine = np.array([9.0])
+    >>> never, settled = np.zeros(1, bool), np.array([1000.0])
+    >>> round(float(calibration.score(quiet, 1, nine, never, settled)[0]), 2)
+    0.75
+    >>> round(float(calibration.score(spiky, 1, nine, never, settled)[0]), 2)
+    0.5
     """
 
-    def __init__(self, config: CalibrationConfig):
-        self.short_alpha = half_life_weight(config.short)
-        self.long_alpha = half_life_weight(config.long)
-        self.min_mean = config.min_mean
-        self.min_variance = config.min_variance
-        self.fields = {"short": Field((), np.float64, np.nan), **MOMENTS}
+    def __init__(self, config: CalibrationConfig, warmup: int):
+        self.warmup = warmup
+        self.quantile = config.quantile
+        self.rate = config.rate
+        self.reference = gaussian_reference(config.quantile)
+        self.fields = {"tail": Field((), np.float64, self.reference)}
 
-    def score(self, state: dict, size: int, raw: np.ndarray) -> np.ndarray:
-        """The calibrated scores of a rank's raw scores; then each key's statistics learn them."""
-        short = state["short"][:size]
-        np.copyto(short, np.where(short != short, raw, short + self.short_alpha * (raw - short)))
-        mean = np.maximum(state["mean"][:size], self.min_mean)
-        sd = np.sqrt(np.maximum(state["var"][:size], self.min_variance))
-        calibrated = likelihood_score(ndtr((mean - short) / sd))
-        learn_moments(state, size, short, self.long_alpha, CLIP, np.ones(size, dtype=bool))
-        return calibrated
+    def score(self, state: dict, size: int, z: np.ndarray, learn: np.ndarray, seen: np.ndarray) -> np.ndarray:
+        """The calibrated scores of a rank's ``z``; then each key's quantile learns them where ``learn``.
+
+        ``seen`` is how many values each key's scale had seen before these.
+        """
+        tail = state["tail"][:size]
+        half = Z_HALF_SCORE * np.maximum(1.0, tail / self.reference)
+        score = z / (z + half)
+        step = np.where(z > tail, 1.0 + self.rate * self.quantile, 1.0 - self.rate * (1.0 - self.quantile))
+        early = np.maximum(tail, np.minimum(z, tail * EARLY_GROWTH))
+        np.copyto(tail, np.where(seen <= self.warmup, early, tail * step), where=learn)
+        return score

@@ -61,28 +61,24 @@ class ModelConfig(ComponentConfig):
         return []
 
 
-DEFAULT_MODELS = [ModelConfig(name="seasonal_profile"), ModelConfig(name="ewm_mean")]
+# Chosen by cross-validation on nab-dev (python -m evaluation.run --cross-validate; see evaluation/README.md).
+DEFAULT_MODELS = [ModelConfig(name=name) for name in ("seasonal_profile", "ewm_mean", "level_shift", "range")]
 
 
 class ResidualsConfig(ComponentConfig):
     """The residual scale that turns a regressor's residual into a raw model score."""
 
     half_life: float = Field(2000.0, gt=0)
-    # Residuals beyond clip deviations move the scale (and models learn the target) as if they were at clip.
-    clip: float = Field(math.inf, gt=0)
+    # An isolated residual beyond clip deviations moves the scale (and models learn the target) as if it were at clip.
+    clip: float = Field(5.0, gt=0)
 
 
 class CalibrationConfig(ComponentConfig):
-    """The calibrated score: how unlikely the key's recent raw scores are under their long-run distribution."""
+    """Each model's surprise judged against the key's own extreme quantile of it (see calibration.py)."""
 
-    enabled: bool = False
-    short: float = Field(10.0, gt=0)
-    long: float = Field(2000.0, gt=0)
-    min_mean: float = Field(0.03, ge=0, le=1)
-    min_variance: float = Field(0.0003, gt=0)
-
-    def validate_config(self) -> list[str]:
-        return ["long: must be longer than short"] if self.long <= self.short else []
+    enabled: bool = True
+    quantile: float = Field(0.999, gt=0.5, lt=1)
+    rate: float = Field(0.01, gt=0, lt=1)
 
 
 class AdaptiveConfig(ComponentConfig):

@@ -6,18 +6,20 @@ on, so a key's records stay in order while the Python work is per rank, not
 per record. For each rank:
 
 1. each model judges: a regressor's kernel predicts (NaN: no prediction)
-   and its residual scale turns the residual into a raw model score
-   (:mod:`~otelml.processors.anomaly.residuals`); a detector's kernel scores
-   the record itself;
-2. ``combine`` (max, mean, weighted, vote) makes the raw composite;
-3. calibration makes it the score (:mod:`~otelml.processors.anomaly.calibration`);
-4. after ``warmup`` records of the key, a score at the threshold flags the record;
-5. incidents open and close (:mod:`~otelml.processors.anomaly.incidents`);
-6. the models learn the record, unless it was flagged and
-   ``learn_from_anomalies`` is false; once the key is ready each regressor
-   learns the target winsorised to its usual range, so one wild value cannot
-   drag it away. Residual scales and calibration always learn (robustly), so
-   a lasting change widens them until records stop being flagged.
+   and its residual scale scores the residual against the key's usual
+   spread, calibrated to the key's usual extremes
+   (:mod:`~otelml.processors.anomaly.residuals`,
+   :mod:`~otelml.processors.anomaly.calibration`); a deviation kernel's
+   statistic is scored the same way; a detector's kernel scores the record
+   itself;
+2. ``combine`` (max, mean, weighted, vote) makes the composite score;
+3. after ``warmup`` records of the key, a score at the threshold flags the record;
+4. incidents open and close (:mod:`~otelml.processors.anomaly.incidents`);
+5. the models learn the record, unless it was flagged and
+   ``learn_from_anomalies`` is false; a regressor learns an isolated wild
+   value winsorised to its usual range, so one glitch cannot drag it away.
+   Residual scales always learn (robustly), so a lasting change widens them
+   until records stop being flagged.
 
 Each key's state lives in the store's arrays under the fields the stages
 declare (:attr:`Engine.fields`); a batch gathers its keys' rows once, works
@@ -36,7 +38,7 @@ from otelml.processors.anomaly.calibration import Calibration
 from otelml.processors.anomaly.config import AnomalyConfig, ModelConfig, half_life_weight
 from otelml.processors.anomaly.features import FeatureBuilder
 from otelml.processors.anomaly.incidents import Incidents
-from otelml.processors.anomaly.kernels import DETECTOR, Kernel, Rank
+from otelml.processors.anomaly.kernels import DETECTOR, REGRESSOR, Kernel, Rank
 from otelml.processors.anomaly.models import BuiltinModel, build_model
 from otelml.processors.anomaly.ranks import Ranks
 from otelml.processors.anomaly.residuals import Z_HALF_SCORE, ResidualScale
@@ -70,9 +72,9 @@ COMBINERS = {"max": _max, "mean": _mean, "weighted": _weighted, "vote": _vote}
 
 
 class Model:
-    """One configured model: its kernel, and the residual scale of a regressor."""
+    """One configured model: its kernel, and the scale of a regressor's residual or a deviation kernel's statistic."""
 
-    def __init__(self, config: ModelConfig, residual_alpha: float, clip: float):
+    def __init__(self, config: ModelConfig, residual_alpha: float, clip: float, calibration: Calibration | None):
         self.id = config.model_id
         self.weight = config.weight
         probe = build_model(config.name, config.params)
@@ -80,15 +82,16 @@ class Model:
         self.kernel: Kernel = (probe.make_kernel() if isinstance(probe, BuiltinModel)
                                else RiverKernel(functools.partial(build_model, config.name, config.params)))
         self.river = isinstance(self.kernel, RiverKernel)
-        self.scale = None if self.kernel.kind == DETECTOR else ResidualScale(residual_alpha, clip)
+        self.predicts = self.kernel.kind == REGRESSOR
+        self.scale = None if self.kernel.kind == DETECTOR else ResidualScale(residual_alpha, clip, calibration)
 
 
 @dataclasses.dataclass
 class Results:
     """Per scored record, in batch order.
 
-    ``score`` is the calibrated score (``raw`` the composite before
-    calibration), ``expected``, ``low`` and ``high`` are in the models'
+    ``score`` is the composite of the models' calibrated scores (``raw``
+    the composite of their plain ``z / (z + 3)``), ``expected``, ``low`` and ``high`` are in the models'
     units (NaN where no regressor predicted; ``low``/``high`` only when
     ranges were asked for), ``model_scores`` has one row per model, and
     ``opens``/``member``/``opened`` say whether the record opened an
@@ -131,10 +134,10 @@ class Engine:
         self.clip = config.residuals.clip
         self.combine = COMBINERS[config.combine]
         residual_alpha = half_life_weight(config.residuals.half_life)
-        self.models = [Model(model, residual_alpha, self.clip) for model in config.models]
+        calibration = Calibration(config.calibration, config.warmup) if config.calibration.enabled else None
+        self.models = [Model(model, residual_alpha, self.clip, calibration) for model in config.models]
         self.weights = [model.weight for model in self.models]
         self.features = FeatureBuilder(config.features) if any(model.river for model in self.models) else None
-        self.calibration = Calibration(config.calibration) if config.calibration.enabled else None
         self.threshold = Threshold(config.threshold)
         self.incidents = Incidents(config.incident)
         # Stage -> prefix of its fields in the store.
@@ -143,8 +146,7 @@ class Engine:
             self.stages.append((f"model{position}.", model.kernel))
             if model.scale is not None:
                 self.stages.append((f"model{position}.residual.", model.scale))
-        for prefix, stage in (("features.", self.features), ("calibration.", self.calibration),
-                              ("threshold.", self.threshold), ("incident.", self.incidents)):
+        for prefix, stage in (("features.", self.features), ("threshold.", self.threshold), ("incident.", self.incidents)):
             if stage is not None:
                 self.stages.append((prefix, stage))
         self.fields: dict[str, Field] = {prefix + name: field for prefix, stage in self.stages
@@ -182,7 +184,7 @@ class Engine:
         state = _gather(arrays, names, rows)
         models = [(model, _views(state, f"model{position}."), _views(state, f"model{position}.residual."))
                   for position, model in enumerate(self.models)]
-        views = {prefix: _views(state, prefix) for prefix in ("features.", "calibration.", "threshold.", "incident.")}
+        views = {prefix: _views(state, prefix) for prefix in ("features.", "threshold.", "incident.")}
         y_all, t_all = values[order], times[order]
         size = len(order)
         out = {name: np.empty(size) for name in ("score", "raw", "threshold", "expected", "low", "high", "opened")}
@@ -211,26 +213,32 @@ class Engine:
                model_scores: np.ndarray) -> None:
         """One rank: judge, flag, open or close incidents, learn."""
         keys, y = rank.size, rank.y
-        scores, predictions = [], []
+        scores, plain, predictions = [], [], []
         expected_sum, predicted = np.zeros(keys), np.zeros(keys)
         low, high = np.full(keys, np.nan), np.full(keys, np.nan)
         for model, state, scale_state in models:
             output = model.kernel.predict(state, rank)
             if model.scale is None:
                 scores.append(output)
+                plain.append(output)
                 predictions.append(None)
                 continue
             judged = output == output
-            scores.append(model.scale.observe(scale_state, keys, y - output, judged))
-            predictions.append(output)
+            verdict = model.scale.observe(scale_state, keys, y - output if model.predicts else output, judged)
+            scores.append(verdict.score)
+            plain.append(verdict.plain)
+            if not model.predicts:
+                predictions.append(None)
+                continue
+            predictions.append((output, verdict.isolated))
             expected_sum = np.where(judged, expected_sum + output, expected_sum)
             predicted += judged
             if self.ranges:
                 model_low, model_high = model.scale.usual_range(scale_state, keys, output, Z_HALF_SCORE)
                 low, high = np.fmin(low, model_low), np.fmax(high, model_high)
         threshold = self.threshold.current(views["threshold."], keys)
-        raw = self.combine(scores, self.weights, threshold)
-        score = raw if self.calibration is None else self.calibration.score(views["calibration."], keys, raw)
+        score = self.combine(scores, self.weights, threshold)
+        raw = self.combine(plain, self.weights, threshold)
         count = counts[:keys]
         count += 1
         ready = count > self.warmup
@@ -238,7 +246,7 @@ class Engine:
         steps = self.incidents.step(views["incident."], keys, flagged, rank.times)
         learn = np.ones(keys, dtype=bool) if self.learn_flagged else ~flagged
         for (model, state, scale_state), prediction in zip(models, predictions):
-            model.kernel.learn(state, rank, self._learned(model, scale_state, keys, y, prediction, ready), learn)
+            model.kernel.learn(state, rank, self._learned(model, scale_state, keys, y, prediction), learn)
         if self.features is not None:
             self.features.learn(views["features."], rank)
         self.threshold.learn(views["threshold."], keys, score)
@@ -249,13 +257,16 @@ class Engine:
             out[name][block] = column
         model_scores[:, block] = scores
 
-    def _learned(self, model: Model, scale_state: dict, keys: int, y: np.ndarray, prediction: np.ndarray | None,
-                 ready: np.ndarray) -> np.ndarray:
-        """What a model learns: once the key is ready, a regressor's target winsorised to its usual range."""
-        if prediction is None or not np.isfinite(self.clip):
+    def _learned(self, model: Model, scale_state: dict, keys: int, y: np.ndarray,
+                 prediction: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+        """What a model learns: a regressor, an isolated wild target winsorised to its usual range."""
+        if prediction is None:
             return y
-        low, high = model.scale.usual_range(scale_state, keys, prediction, self.clip)
-        return np.where(ready & (high > low), np.clip(y, low, high), y)
+        output, isolated = prediction
+        if not isolated.any():
+            return y
+        low, high = model.scale.usual_range(scale_state, keys, output, self.clip)
+        return np.where(isolated & (high > low), np.clip(y, low, high), y)
 
     def _order(self, slots: np.ndarray, ranks: Ranks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         order, sizes, key_order = ranks.by_rank()

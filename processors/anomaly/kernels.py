@@ -4,12 +4,15 @@ A kernel judges and learns a *rank* of keys at once (see
 :mod:`~otelml.processors.anomaly.ranks`): one record of each of ``size``
 keys, whose per-key state is in the first ``size`` rows of the kernel's
 field arrays. A **regressor** predicts the target (NaN for a key it has no
-prediction for yet); a **detector** scores each record in [0, 1] itself.
+prediction for yet), and the engine scores its residual; a **deviation**
+kernel gives a signed statistic of its own (NaN: none yet) that the engine
+scores exactly as it scores a residual (its scale, its calibration); a
+**detector** scores each record in [0, 1] itself.
 
 A new built-in model is a kernel here (its fields, ``predict``, ``learn``)
 and a River class in :mod:`~otelml.processors.anomaly.models` that runs it
-on a one-row state. For a detector, set ``kind = DETECTOR`` and return
-scores from ``predict``.
+on a one-row state. Set ``kind`` to ``DEVIATION`` or ``DETECTOR`` for
+those kinds.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from typing import ClassVar
 
 import numpy as np
 
+from otelml.processors.anomaly.residuals import ResidualScale
 from otelml.processors.anomaly.store import Field
 
 REGRESSOR = "regressor"
+DEVIATION = "deviation"
 DETECTOR = "detector"
 SECONDS_PER_DAY = 86400.0
 # 1970-01-01 was a Thursday: shift so that Monday is day 0.
@@ -56,7 +61,7 @@ class Kernel:
     fields: dict[str, Field] = {}
 
     def predict(self, state: dict[str, np.ndarray], rank: Rank) -> np.ndarray:
-        """Regressors: a prediction per key (NaN when none); detectors: a score per key in [0, 1]."""
+        """Per key: a prediction (regressors), a statistic (deviation kernels), NaN when none; a score in [0, 1] (detectors)."""
         raise NotImplementedError
 
     def learn(self, state: dict[str, np.ndarray], rank: Rank, y: np.ndarray, learn: np.ndarray) -> None:
@@ -140,3 +145,100 @@ class ProfileKernel(Kernel):
         rows = np.flatnonzero(learn)
         profile, bins = state["profile"], calendar_bins(rank.times[rows], self.period)
         profile[rows, bins] = ewm_step(profile[rows, bins], y[rows], self.alpha)
+
+
+class LevelShiftKernel(Kernel):
+    """How far a key's recent mean has moved from its long-run level: ``fast - slow``.
+
+    Two exponentially weighted means of the target: ``fast`` follows every
+    record, flagged or not, so that a level shift or a slow drift shows in
+    it within a few records; ``slow`` learns only what the models learn, so
+    it stays at the level the key had before. The engine scores the
+    difference like a residual, against its own usual spread, so a key whose
+    recent mean always wanders needs a larger move.
+
+    >>> kernel = LevelShiftKernel(fast=0.5, slow=0.01)
+    >>> state = {name: np.full(1, field.fill) for name, field in kernel.fields.items()}
+    >>> for value in (10.0, 10.0, 20.0, 20.0):
+    ...     kernel.learn(state, Rank(1, np.array([value]), np.zeros(1)), np.array([value]), np.ones(1, dtype=bool))
+    >>> round(float(kernel.predict(state, Rank(1, np.zeros(1), np.zeros(1)))[0]), 2)
+    7.3
+    """
+
+    kind = DEVIATION
+    fields = {"fast": Field((), np.float64, np.nan), "slow": Field((), np.float64, np.nan)}
+
+    def __init__(self, fast: float, slow: float):
+        self.fast = fast
+        self.slow = slow
+
+    def predict(self, state, rank):
+        return state["fast"][:rank.size] - state["slow"][:rank.size]
+
+    def learn(self, state, rank, y, learn):
+        fast, slow = state["fast"][:rank.size], state["slow"][:rank.size]
+        np.copyto(fast, ewm_step(fast, y, self.fast))
+        np.copyto(slow, ewm_step(slow, y, self.slow), where=learn)
+
+
+class RangeKernel(Kernel):
+    """A value beyond the range the key has known, scored by how far beyond.
+
+    Each key keeps the lowest and highest values it has seen; from its
+    ``after``-th record on (before, too few values make a range), a value more
+    than ``tolerance`` of that range beyond it lies ``z`` standard deviations
+    (of the key's values around its slow level) past the bound and scores
+    ``z / (z + 0.5)``; within the range it scores 0. The range widens with
+    every record, by at most ``widen`` times its width per record (so one
+    wild value cannot make it useless at once), and its ends move back toward
+    the key's level with a half-life of ``half_life`` records (so a range
+    widened by a glitch, or by a past regime, recovers).
+
+    >>> kernel = RangeKernel(tolerance=0.05, half_life=20000.0, widen=1.0, after=20, slow=0.001, spread_alpha=0.01, clip=5.0)
+    >>> state = {name: np.full(1, field.fill, field.dtype) for name, field in kernel.fields.items()}
+    >>> for value in [9.0, 11.0] * 20:
+    ...     kernel.learn(state, Rank(1, np.array([value]), np.zeros(1)), np.array([value]), np.ones(1, dtype=bool))
+    >>> judge = lambda value: round(float(kernel.predict(state, Rank(1, np.array([value]), np.zeros(1)))[0]), 2)
+    >>> judge(10.5), judge(11.05), judge(14.0)
+    (0.0, 0.0, 0.85)
+    """
+
+    kind = DETECTOR
+    # z past the bound at which a value scores 0.5.
+    Z_HALF = 0.5
+
+    def __init__(self, tolerance: float, half_life: float, widen: float, after: int, slow: float, spread_alpha: float,
+                 clip: float):
+        self.tolerance = tolerance
+        self.after = after
+        self.pull = 1.0 - 0.5 ** (1.0 / half_life)
+        self.widen = widen
+        self.slow = slow
+        self.spread = ResidualScale(spread_alpha, clip, None)
+        self.fields = {"low": Field((), np.float64, np.nan), "high": Field((), np.float64, np.nan),
+                       "level": Field((), np.float64, np.nan),
+                       **{f"spread_{name}": field for name, field in self.spread.fields.items()}}
+
+    def predict(self, state, rank):
+        size, y = rank.size, rank.y
+        low, high = state["low"][:size], state["high"][:size]
+        margin = self.tolerance * (high - low)
+        excess = np.maximum(np.maximum(y - (high + margin), (low - margin) - y), 0.0)
+        sd = np.sqrt(state["spread_var"][:size])
+        known = (state["spread_n"][:size] >= self.after) & (high > low)
+        z = np.where(known & (excess > 0), np.minimum(excess / np.maximum(sd, 1e-12 * (1.0 + np.abs(high))), 1e6), 0.0)
+        return z / (z + self.Z_HALF)
+
+    def learn(self, state, rank, y, learn):
+        size = rank.size
+        low, high, level = state["low"][:size], state["high"][:size], state["level"][:size]
+        spread = {name[len("spread_"):]: array[:size] for name, array in state.items() if name.startswith("spread_")}
+        width = high - low
+        settled = (spread["n"] > 20) & (width > 0)
+        np.copyto(high, np.where(high != high, y, np.fmax(high, np.where(settled, np.minimum(y, high + self.widen * width), y))))
+        np.copyto(low, np.where(low != low, y, np.fmin(low, np.where(settled, np.maximum(y, low - self.widen * width), y))))
+        known = level == level
+        np.copyto(high, high - self.pull * (high - level), where=known)
+        np.copyto(low, low - self.pull * (low - level), where=known)
+        self.spread.learn(spread, size, np.where(known, y - level, 0.0), known)
+        np.copyto(level, ewm_step(level, y, self.slow), where=learn)

@@ -21,7 +21,16 @@ import math
 import numpy as np
 from river import anomaly, base, linear_model, preprocessing, time_series, tree
 
-from otelml.processors.anomaly.kernels import EwmKernel, Kernel, ProfileKernel, Rank, one_row_state
+from otelml.processors.anomaly.kernels import (
+    DEVIATION,
+    EwmKernel,
+    Kernel,
+    LevelShiftKernel,
+    ProfileKernel,
+    RangeKernel,
+    Rank,
+    one_row_state,
+)
 
 
 class BuiltinModel:
@@ -127,6 +136,107 @@ class SeasonalProfile(BuiltinModel, base.Regressor):
         return super().predict_one(x) if "time" in x else math.nan
 
 
+class BuiltinDetector(BuiltinModel):
+    """A built-in River anomaly detector: it reads the value from ``x["target"]``.
+
+    ``score_one`` gives the kernel's score, or for a deviation kernel the
+    size of its statistic (the engine scores that against the key's usual
+    spread, as it does a residual). Without a ``target`` there is nothing
+    to judge or learn.
+    """
+
+    def learn_one(self, x):
+        if "target" in x:
+            super().learn_one(x, x["target"])
+
+    def score_one(self, x):
+        if "target" not in x:
+            return 0.0
+        score = float(self._kernel.predict(self._one_row, self._rank(x, x["target"]))[0])
+        if self._kernel.kind == DEVIATION:
+            return abs(score) if score == score else 0.0
+        return score
+
+
+class LevelShift(BuiltinDetector, base.AnomalyDetector):
+    """How far the recent mean of the target has moved from its long-run level.
+
+    Catches a level shift within a few records of its start, and a slow
+    drift (a temperature creeping up, a misconfiguration slowly raising CPU)
+    that no single record gives away.
+
+    Parameters
+    ----------
+    fast
+        Weight of a new value in the recent mean (about ``1 / fast`` records).
+    slow
+        Weight of a new value in the long-run level.
+
+    Examples
+    --------
+    >>> model = LevelShift(fast=0.5, slow=0.01)
+    >>> for value in (10.0, 10.0, 10.0):
+    ...     model.learn_one({"target": value})
+    >>> model.score_one({"target": 10.0})
+    0.0
+    >>> model.learn_one({"target": 30.0})
+    >>> round(model.score_one({"target": 30.0}), 2)
+    9.8
+    """
+
+    def __init__(self, fast: float = 0.1, slow: float = 0.001):
+        if not 0 < slow < fast <= 1:
+            raise ValueError("need 0 < slow < fast <= 1")
+        self.fast = fast
+        self.slow = slow
+        self._start()
+
+    def make_kernel(self) -> Kernel:
+        return LevelShiftKernel(self.fast, self.slow)
+
+
+class Range(BuiltinDetector, base.AnomalyDetector):
+    """A value beyond the range the key has known, scored by how far beyond.
+
+    Parameters
+    ----------
+    tolerance
+        How far beyond the known range (as a fraction of its width) a value may lie and score 0.
+    half_life
+        Records after which the range's ends have moved half way back toward the key's level.
+    widen
+        The most one record widens the range, as a multiple of its width.
+    after
+        Records of the key before a value is judged against its range.
+
+    Examples
+    --------
+    >>> model = Range(after=20)
+    >>> for value in [9.0, 11.0] * 20:
+    ...     model.learn_one({"target": value})
+    >>> model.score_one({"target": 10.5}), round(model.score_one({"target": 14.0}), 2)
+    (0.0, 0.85)
+    """
+
+    # The spread the distance past the range is measured in: as the processor's residual scales by default.
+    SPREAD_HALF_LIFE = 2000.0
+    SPREAD_CLIP = 5.0
+    LEVEL_ALPHA = 0.001
+
+    def __init__(self, tolerance: float = 0.05, half_life: float = 20000.0, widen: float = 1.0, after: int = 300):
+        if tolerance < 0 or half_life <= 0 or widen <= 0 or after < 0:
+            raise ValueError("tolerance and after must be >= 0, half_life and widen > 0")
+        self.tolerance = tolerance
+        self.half_life = half_life
+        self.widen = widen
+        self.after = after
+        self._start()
+
+    def make_kernel(self) -> Kernel:
+        return RangeKernel(self.tolerance, self.half_life, self.widen, self.after, self.LEVEL_ALPHA,
+                           1.0 - 0.5 ** (1.0 / self.SPREAD_HALF_LIFE), self.SPREAD_CLIP)
+
+
 def _scaled(estimator):
     """River's linear models need standardised features; put a scaler in front."""
     return lambda **params: preprocessing.StandardScaler() | estimator(**params)
@@ -140,6 +250,8 @@ def _unit_range(estimator):
 MODELS = {
     "ewm_mean": EwmMean,
     "seasonal_profile": SeasonalProfile,
+    "level_shift": LevelShift,
+    "range": Range,
     "linear_regression": _scaled(linear_model.LinearRegression),
     "pa_regressor": _scaled(linear_model.PARegressor),
     "bayesian_linear_regression": _scaled(linear_model.BayesianLinearRegression),

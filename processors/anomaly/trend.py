@@ -71,11 +71,9 @@ class Trend:
         # points outside the key's past have weight 0, and so relative time 0, in every sum.
         relative = self._windows(arrays, "times", slots, ranks, times)
         relative -= times[:, None]  # in place: one large temporary less
-        valid = np.ones((len(times), window))
         partial = np.flatnonzero(points < window)
-        if len(partial):
-            valid[partial] = np.arange(window) >= (window - points[partial])[:, None]
-            relative[partial] *= valid[partial]
+        valid = np.arange(window) >= (window - points[partial])[:, None]
+        relative[partial] *= valid
         arrays["points"][slots] = np.minimum(keep, history_points + counts)
         count = points.astype(float)
         sum_time = relative.sum(axis=1)
@@ -85,7 +83,8 @@ class Trend:
         fitted = {}
         for name, clip in self.series.items():
             window_values = self._windows(arrays, name, slots, ranks, values[name])
-            sum_value = np.einsum("ij,ij->i", window_values, valid)
+            window_values[partial] *= valid
+            sum_value = window_values.sum(axis=1)
             covariance = np.einsum("ij,ij->i", relative, window_values) - sum_time * sum_value / count
             slope = np.where(usable, covariance / np.where(usable, spread, 1.0), 0.0)
             now = (sum_value - slope * sum_time) / count
