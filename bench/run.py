@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import signal
 import statistics
 import sys
 import time
@@ -89,6 +90,8 @@ async def run(names: list[str], seconds: float, latency_seconds: float, fraction
                 results["systems"]["ceiling"] = measure_ceiling(workload, seconds)
             elif name == "scale":
                 results["scale"] = await kafka.measure_scale(workload, scale_messages)
+            elif name == "takeover":
+                results["takeover"] = [await kafka.measure_takeover(how) for how in (signal.SIGKILL, signal.SIGTERM)]
             else:
                 system = systems[name]
                 figures = await measure_throughput(system, workload, seconds, streams)
@@ -122,22 +125,27 @@ def markdown(results: dict) -> str:
     lines.append("")
     lines += [f"- {label} (spans per CPU-second): **{value:.2f}x**" for label, value in results["ratios"].items()]
     if "scale" in results:
-        one, two = results["scale"]["one"], results["scale"]["two"]
-        lines.append(f"- gateways sharing a topic's {kafka.PARTITIONS} partitions (kafka -> batch -> anomaly -> file): one {one['spans_per_second']:,.0f} spans/s, "
-                     f"two {two['spans_per_second']:,.0f} spans/s: **{results['scale']['speedup']:.2f}x**")
+        runs = results["scale"]["runs"]
+        lines.append(f"- gateways sharing a topic's {kafka.PARTITIONS} partitions (kafka -> anomaly -> file, state in a changelog), "
+                     f"on {results['scale']['cores']} cores that also run the broker and the producer: "
+                     + ", ".join(f"{run['instances']}{'' if run['changelog'] else ' without changelog'}: {run['spans_per_second']:,.0f} spans/s "
+                                 f"(**{run['speedup']:.2f}x**), {run['spans'] / run['cpu_seconds']:,.0f} spans per CPU-s" for run in runs))
+    for takeover in results.get("takeover", []):
+        lines.append(f"- {takeover['stop']} of one of two gateways: its {takeover['moved_partitions']} partitions scored again, "
+                     f"models warm, after **{takeover['seconds']:.1f} s** (session timeout {takeover['session_timeout']})")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs, one latency point, no scale run (under a minute)")
-    parser.add_argument("--systems", default=None, help="comma-separated subset of: " + ", ".join([*default_systems(), "ceiling", "scale"]))
+    parser.add_argument("--systems", default=None, help="comma-separated subset of: " + ", ".join([*default_systems(), "ceiling", "scale", "takeover"]))
     parser.add_argument("--json", type=Path, default=Path("bench/results/latest.json"))
     parser.add_argument("--seconds", type=float, default=None, help="seconds of load per throughput run")
     parser.add_argument("--streams", type=int, default=4, help="concurrent gRPC streams")
     args = parser.parse_args(argv)
-    # The quick mode leaves out the gateway scale run: a consumer group alone takes seconds to settle.
-    everything = [*default_systems(), "ceiling"] + ([] if args.quick else ["scale"])
+    # The quick mode leaves out the gateway scale and takeover runs: a consumer group alone takes seconds to settle.
+    everything = [*default_systems(), "ceiling"] + ([] if args.quick else ["scale", "takeover"])
     names = args.systems.split(",") if args.systems else everything
     seconds = args.seconds or (2.0 if args.quick else 10.0)
     fractions = (0.5,) if args.quick else RATE_FRACTIONS
