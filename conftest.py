@@ -1,5 +1,6 @@
-"""Test tiers: a test is ``integration`` when it says so (it starts a process or a broker, or waits on real time);
-every other test, docstring examples included, is ``fast``. ``bash scripts/test.sh -m fast`` runs the fast tier."""
+"""Test tiers: a test is ``integration`` when it says so (it starts a process or a broker, waits on real time,
+or computes for seconds); every other test, docstring examples included, is ``fast``, and all of them together
+run in under a minute. ``bash scripts/test.sh -m fast`` runs the fast tier."""
 
 from __future__ import annotations
 

@@ -75,6 +75,7 @@ def test_built_in_detectors_pass_rivers_checks_on_a_stream_with_a_target(model):
             check(model.clone())
 
 
+@pytest.mark.integration  # seconds of scoring per value
 @pytest.mark.parametrize("glitch", [1e9, 3.4e38, 1e308])
 async def test_one_huge_value_does_not_blind_a_key(glitch):
     processor = iot_processor()
@@ -90,6 +91,7 @@ async def test_one_huge_value_does_not_blind_a_key(glitch):
     assert outputs(jump, EXPECTED)[0] == pytest.approx(20.0, abs=0.5)
 
 
+@pytest.mark.integration  # seconds of scoring
 async def test_calibration_flags_a_spike_in_quiet_and_in_noisy_series_but_not_the_noise():
     # A warmup long enough for the noisy key to show its bumps (one record in fifty) a few dozen times.
     processor = iot_processor(warmup=1000)

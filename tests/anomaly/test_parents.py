@@ -54,6 +54,7 @@ async def scored(processor, records: list[dict]):
     return batch
 
 
+@pytest.mark.integration  # an hour of traffic per seed
 @pytest.mark.parametrize("seed", range(3))
 async def test_the_shipped_security_example_flags_a_strangers_scan_and_a_known_clients_burst_in_seconds(seed):
     """50 clients at 0.2 requests/s for an hour; then a never-seen address and a known client go to 20/s."""
@@ -80,6 +81,7 @@ async def test_without_a_parent_a_new_key_waits_out_its_warmup():
     assert not any(outputs(batch, ANOMALY))
 
 
+@pytest.mark.integration  # seconds of scoring
 async def test_a_new_key_whose_parent_is_not_ready_waits_out_its_warmup():
     """A /24 parent of a never-seen subnet has learned nothing to lend."""
     rng = random.Random(2)
