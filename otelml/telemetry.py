@@ -269,16 +269,25 @@ def metrics_table(metrics: tuple[Metric, ...]) -> str:
 class _ComponentFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "component"):
-            record.component = "service"
+            # otelml's own lines without a component are the service's; a library's name it (aiokafka.conn).
+            record.component = "service" if record.name.split(".")[0] == "otelml" else record.name
         return True
 
 
 def configure_logging(level: str = "info") -> None:
-    """One line per event on stderr, naming the component it concerns."""
+    """One line per event on stderr, naming the component it concerns.
+
+    Libraries' warnings and errors (aiokafka, paho, ...) come out in the same
+    form, named by their logger, rather than bare from Python's last resort.
+    """
     handler = logging.StreamHandler(sys.stderr)
+    handler.set_name("otelml")
     handler.addFilter(_ComponentFilter())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-5s %(component)s: %(message)s"))
     logger = logging.getLogger("otelml")
     logger.handlers[:] = [handler]
     logger.setLevel(level.upper())
     logger.propagate = False
+    # The root logger keeps its level (warnings and up) and any other handler it has (a test's capture).
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if h.get_name() != "otelml"] + [handler]
