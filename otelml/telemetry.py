@@ -266,6 +266,19 @@ def metrics_table(metrics: tuple[Metric, ...]) -> str:
     return "\n".join(rows)
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a line is written, not to the one it was made with
+    (which a test, or a daemon wrapper, may have closed since)."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        return None
+
+
 class _ComponentFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "component"):
@@ -280,7 +293,7 @@ def configure_logging(level: str = "info") -> None:
     Libraries' warnings and errors (aiokafka, paho, ...) come out in the same
     form, named by their logger, rather than bare from Python's last resort.
     """
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _CurrentStderr()
     handler.set_name("otelml")
     handler.addFilter(_ComponentFilter())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-5s %(component)s: %(message)s"))

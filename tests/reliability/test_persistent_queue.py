@@ -13,6 +13,7 @@ from otelml.confmap import ConfigError
 from otelml.extensions.file_storage.config import FileStorageConfig
 from otelml.extensions.file_storage.extension import MIB, FileStorage, store_file_name
 from otelml.extensions.file_storage.store import RecordStore, StorageError
+from otelml.service import StartError
 from otelml.telemetry import Telemetry
 from tests.conftest import build_config, free_port
 from tests.reliability.conftest import receiver_address, running_service
@@ -208,9 +209,10 @@ async def test_storage_must_name_a_storage_extension(tmp_path):
     document["exporters"]["otlp"]["sending_queue"]["storage"] = "health_check"
     document["extensions"] = {"health_check": {"endpoint": "127.0.0.1:0"}}
     document["service"]["extensions"] = ["health_check"]
-    with pytest.raises(ValueError, match='"health_check" is not an enabled storage extension'):
+    with pytest.raises(StartError, match='^exporter otlp: cannot start: .*"health_check" is not an enabled storage extension') as caught:
         async with running_service(document):
             pass
+    assert isinstance(caught.value.__cause__, ValueError)
 
 
 def test_the_config_check_resolves_the_storage_reference(tmp_path):
@@ -230,9 +232,10 @@ def test_the_config_check_resolves_the_storage_reference(tmp_path):
 async def test_the_directory_must_exist_unless_it_may_be_created(tmp_path):
     destination = Destination(free_port())
     document = forwarding(destination, "file_storage", tmp_path / "missing")
-    with pytest.raises(StorageError, match="does not exist"):
+    with pytest.raises(StartError, match="^extension file_storage: cannot start: .*does not exist") as caught:
         async with running_service(document):
             pass
+    assert isinstance(caught.value.__cause__, StorageError)
     document["extensions"]["file_storage"]["create_directory"] = True
     async with running_service(document):
         assert stat.S_IMODE((tmp_path / "missing").stat().st_mode) == 0o700
