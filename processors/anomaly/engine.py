@@ -164,17 +164,25 @@ class Engine:
 
     def rates(self, arrays: dict, slots: np.ndarray, ranks: Ranks, times: np.ndarray) -> np.ndarray:
         """Each record's rate (see :meth:`Target.step_rate`), in batch order; the keys' rate state moves on."""
+        return self._target_steps(self.target.step_rate, arrays, slots, ranks, times)
+
+    def novelties(self, arrays: dict, slots: np.ndarray, ranks: Ranks, codes: np.ndarray) -> np.ndarray:
+        """Each record's novelty (see :meth:`Target.step_novelty`), in batch order; the keys' counts move on."""
+        return self._target_steps(self.target.step_novelty, arrays, slots, ranks, codes)
+
+    def _target_steps(self, step, arrays: dict, slots: np.ndarray, ranks: Ranks, inputs: np.ndarray) -> np.ndarray:
+        """``step`` of the target over the batch rank by rank, on the keys' target state; results in batch order."""
         order, sizes, rows = self._order(slots, ranks)
         state = _gather(arrays, self._names(self.target), rows)
         views = _views(state, "target.")
-        rates = np.empty(len(order))
+        results = np.empty(len(order))
         start = 0
         for size in sizes.tolist():
             block = slice(start, start + size)
-            rates[block] = self.target.step_rate(views, size, times[order[block]])
+            results[block] = step(views, size, inputs[order[block]])
             start += size
         _scatter(arrays, state, rows)
-        return _in_batch_order(rates, order)
+        return _in_batch_order(results, order)
 
     def score(self, arrays: dict, slots: np.ndarray, ranks: Ranks, values: np.ndarray, times: np.ndarray,
               rates: np.ndarray | None = None, errors: list | None = None, attributes: list | None = None) -> Results:

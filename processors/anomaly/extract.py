@@ -15,7 +15,9 @@ import time
 
 import numpy as np
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
+from otelml.processors.anomaly.novelty import template_code
 
+from otelml.conventions import TEMPLATE_ID
 from otelml.pdata import Batch, Signal
 from otelml.references import Reference, any_value_number, check_signal, find_attributes, record_text
 
@@ -29,7 +31,7 @@ class Columns:
 
     ``keys`` lists the batch's distinct keys in first-seen order; ``key_ids``
     gives each record's place in it. ``actual`` is the target as read (0 for
-    ``rate``, which the processor computes).
+    ``rate``, and the template's code for ``novelty``: the processor computes both).
     """
 
     records: list
@@ -126,6 +128,7 @@ class BatchReader:
         self.record_attribute_names = frozenset(
             [r.attribute for r in self.record_refs if r.attribute]
             + ([target.attribute] if target.attribute else [])
+            + ([TEMPLATE_ID] if target.field == "novelty" else [])
             + list(self.feature_attributes))
         # Without record attributes to look up, each field is read for a whole scope at once.
         self.by_field = (not self.record_attribute_names and not need_errors
@@ -223,6 +226,8 @@ class BatchReader:
                 value = float(record.severity_number) if record.severity_number else None
             elif target_field == "rate":
                 value = 0.0
+            elif target_field == "novelty":
+                value = template_code(any_value_text(found[TEMPLATE_ID])) if TEMPLATE_ID in found else None
             else:
                 value = any_value_number(record.body)
             if value is None or not math.isfinite(value):

@@ -233,6 +233,8 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
                 rates = self.engine.rates(self.store.arrays, slots, ranks, columns.times)
                 if self.target.is_rate:
                     columns, rates, ranks, family = self._with_rates(columns, rates, ranks, family)
+            if self.target.novelty is not None:
+                columns.actual = self.engine.novelties(self.store.arrays, slots, ranks, columns.actual)
             if columns.records:
                 values = self.target.transform(columns.actual)
                 self._score(columns, slots, ranks, values, rates)

@@ -12,7 +12,8 @@ later square overflows.
 the last few records: per key, the last record time and the smoothed gap
 between records. A key's first record has no rate (it is passed on
 unscored), and nor has a record at the same time as the key's previous
-ones before any gap was seen.
+ones before any gap was seen. ``novelty`` is how rare the record's log
+template is for its key (:mod:`~otelml.processors.anomaly.novelty`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import math
 
 import numpy as np
 
+from otelml.processors.anomaly.novelty import Novelty
 from otelml.processors.anomaly.residuals import LARGEST
 from otelml.processors.anomaly.store import Field
 from otelml.references import Reference
@@ -90,6 +92,9 @@ class Target:
         self.tracks_rate = self.is_rate or rate_feature
         self.fields = {"last_time": Field((), np.float64, np.nan), "gap": Field((), np.float64, np.nan)} \
             if self.tracks_rate else {}
+        self.novelty = Novelty() if reference.field == "novelty" else None
+        if self.novelty is not None:
+            self.fields.update({f"novelty_{name}": field for name, field in self.novelty.fields.items()})
 
     def transform(self, actual: np.ndarray) -> np.ndarray:
         """The models' values of ``actual`` readings."""
@@ -104,6 +109,10 @@ class Target:
         if not self.log:
             return values
         return plain_exp(values) if self.is_rate else signed_exp(values)
+
+    def step_novelty(self, state: dict, size: int, codes: np.ndarray) -> np.ndarray:
+        """The novelty of each key's record of a rank (see :mod:`~otelml.processors.anomaly.novelty`); then the key counts it."""
+        return self.novelty.step({name: state[f"novelty_{name}"] for name in self.novelty.fields}, size, codes)
 
     def step_rate(self, state: dict, size: int, times: np.ndarray) -> np.ndarray:
         """The rate at each key's record of a rank (NaN when it has none, inf for no gap yet); then the key moves on."""
