@@ -1,0 +1,97 @@
+"""Template-aware scoring: the novelty target after the drain processor, and its evaluation on BGL."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from otelml.processors.anomaly.config import AnomalyConfig
+from otelml.processors.anomaly.novelty import COMMON_SHARE, DECAY, Novelty, template_code
+
+from evaluation.logs import load_sample, locate_data, novelty_flags
+from otelml import conventions
+from otelml.pdata import Signal
+from tests.anomaly.support import make_processor as make_anomaly
+from tests.drain.support import attribute, logs, make_processor, records
+
+COMMON = ["GET /cart took {n} ms", "user {n} logged in from 10.0.{n}.1", "cache hit ratio {n} percent"]
+USUAL = ["payment {n} accepted", "connection pool size {n}"]
+
+
+def common_lines(count: int, seed: int = 3) -> list[str]:
+    chooser = random.Random(seed)
+    return [chooser.choice(COMMON if chooser.random() < 0.9 else USUAL).format(n=chooser.randint(1, 999)) for _ in range(count)]
+
+
+async def score(drain, anomaly, lines: list[str], first_second: int) -> list:
+    batch = logs(("shop", lines))
+    for number, record in enumerate(records(batch)):
+        record.time_unix_nano = (1_700_000_000 + first_second + number) * 10**9
+    await drain.consume(batch)
+    await anomaly.consume(drain.next_consumer.batches[-1])
+    return records(anomaly.next_consumer.batches[-1])
+
+
+def flagged(record) -> bool:
+    return any(kv.key == conventions.ANOMALY and kv.value.bool_value for kv in record.attributes)
+
+
+async def test_a_never_seen_error_message_is_flagged_after_warmup_and_a_common_one_is_not():
+    drain = make_processor()
+    anomaly = make_anomaly(Signal.LOGS, key=["resource.service.name"], target="novelty")
+    stream = common_lines(3000)
+    for start in range(0, len(stream), 500):
+        scored = await score(drain, anomaly, stream[start:start + 500], start)
+        assert not any(flagged(record) for record in scored)
+    crash, common, usual, again = await score(drain, anomaly, ["segfault in worker 7 at 0x7ffd", "GET /cart took 5 ms",
+                                                                "payment 42 accepted", "segfault in worker 9 at 0x7ffe"], 3000)
+    assert flagged(crash) and flagged(again)
+    assert not flagged(common) and not flagged(usual)
+    assert attribute(crash, conventions.TARGET) is None  # alert details only with alerts: true
+
+
+def test_novelty_is_zero_for_common_templates_and_grows_with_rarity():
+    novelty = Novelty()
+    state = {name: np.full((1, *field.shape), field.fill, field.dtype) for name, field in novelty.fields.items()}
+
+    def step(template: str) -> float:
+        return float(novelty.step(state, 1, np.array([template_code(template)]))[0])
+
+    for number in range(5000):
+        step("common" if number % 10 else "usual")  # "usual": one record in ten
+    assert step("common") == 0.0 and step("usual") == 0.0
+    never_seen = step("rare")
+    seen_once = step("rare")
+    for _ in range(3):
+        step("rare")
+    seen_five_times = step("rare")
+    assert never_seen > seen_once > seen_five_times > 0.0
+    records = (1 - DECAY ** 5002) / (1 - DECAY)  # the key's records so far, each halving over HALF_LIFE
+    assert never_seen == pytest.approx(np.log(COMMON_SHARE * (records + 1) / 0.5))
+
+
+def test_the_table_of_templates_is_bounded_and_makes_room_for_new_ones():
+    novelty = Novelty()
+    state = {name: np.full((2, *field.shape), field.fill, field.dtype) for name, field in novelty.fields.items()}
+    for number in range(1000):
+        novelty.step(state, 2, np.array([template_code(f"a{number}"), template_code("b")]))
+    assert state["templates"].shape == (2, 256)
+    assert np.isfinite(state["templates"][0]).all() and np.isfinite(state["templates"][1]).sum() == 1
+    # The last template of key 0 is in its table; key 1 has counted its one template 1000 times (decayed).
+    assert template_code("a999") in state["templates"][0]
+    assert state["counts"][1].max() == pytest.approx(sum(0.5 ** (k / 10_000) for k in range(1000)), rel=1e-6)
+
+
+def test_novelty_exists_for_logs_only():
+    [problem] = AnomalyConfig(target="novelty").validate_signal(Signal.TRACES)
+    assert problem == 'target: "novelty" does not exist in traces'
+    assert AnomalyConfig(target="novelty").validate_signal(Signal.LOGS) == []
+
+
+def test_bgl_alerts_the_novelty_score_flags():
+    flags = novelty_flags(load_sample(locate_data(), "BGL"))
+    assert (flags.alert_lines, flags.categories, flags.normal_lines) == (143, 12, 1857)
+    # Most alert categories are flagged at least once; alert lines far more often than normal ones.
+    assert flags.categories_flagged >= 7
+    assert flags.alerts_flagged / flags.alert_lines > 2 * flags.normals_flagged / flags.normal_lines
