@@ -5,8 +5,9 @@ Every ``incident_every`` seconds one service misbehaves for
 ``incident_length`` seconds, taking turns through: a latency spike (its
 spans slow down gradually to ~4x over the first three quarters of the
 incident, as a degradation builds up, then take ~8x longer), an error burst (errors and
-ERROR logs), and a scan (many requests from one client address to paths
-that do not exist).
+ERROR logs; it starts with a crash message never seen before, and a known
+message, otherwise in one request of twenty, comes with every failure), and a
+scan (many requests from one client address to paths that do not exist).
 Spans carry synthetic start and end times, so a generator does not need to
 wait for the durations it reports.
 """
@@ -110,6 +111,8 @@ class Generator:
         self.stop_event = threading.Event()
         self.traces_sent = 0
         self.incidents: list[tuple[float, str, str]] = []
+        # Whether the running error burst has logged its crash (a message never seen before) yet.
+        self.crash_logged = False
 
     def run(self) -> None:
         providers = Providers(self.endpoint, self.protocol, metric_interval=5.0)
@@ -124,6 +127,7 @@ class Generator:
                 if incident is None and self.incident_every > 0 and now >= next_incident:
                     incident = (next(kinds), self.random.choice(list(SERVICES)[1:]))
                     incident_starts, incident_ends = now, now + self.incident_length
+                    self.crash_logged = False
                     self.incidents.append((now - start, *incident))
                     log.info("injecting incident: %s in %s for %.0fs", incident[0], incident[1], self.incident_length)
                 elif incident is not None and now >= incident_ends:
@@ -168,9 +172,19 @@ class Generator:
         if failing:
             span.set_status(Status(StatusCode.ERROR, "request failed"))
         severity, text = (SeverityNumber.ERROR, f"{name} failed for {client}") if failing else (SeverityNumber.INFO, f"{name} served in {duration_ms:.1f} ms")
-        logger.emit(LogRecord(timestamp=end_ns, trace_id=context.trace_id, span_id=context.span_id, trace_flags=context.trace_flags,
-                              severity_text=severity.name, severity_number=severity, body=text,
-                              attributes={"client.address": client, "duration_ms": round(duration_ms, 3)}))
+        logs = [(severity, text)]
+        # A known message (1 request in 20) that an error burst makes the failing service's every other line.
+        if (failing and incident[0] == "error_burst") or self.random.random() < 0.05:
+            in_use = 20 if failing else self.random.randint(2, 12)
+            logs.append((SeverityNumber.INFO, f"connection pool: {in_use} of 20 connections in use"))
+        # An error burst starts with a message never seen before: the crash that caused it.
+        if failing and incident[0] == "error_burst" and not self.crash_logged:
+            self.crash_logged = True
+            logs.append((SeverityNumber.ERROR, f"worker {self.random.randint(1, 64)} crashed: segmentation fault (core dumped)"))
+        for severity, text in logs:
+            logger.emit(LogRecord(timestamp=end_ns, trace_id=context.trace_id, span_id=context.span_id, trace_flags=context.trace_flags,
+                                  severity_text=severity.name, severity_number=severity, body=text,
+                                  attributes={"client.address": client, "duration_ms": round(duration_ms, 3)}))
         requests.add(1, {"operation": name, "error": failing})
         durations.record(duration_ms, {"operation": name})
         span.end(end_time=end_ns)
