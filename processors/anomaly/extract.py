@@ -15,11 +15,11 @@ import time
 
 import numpy as np
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
-from otelml.processors.anomaly.novelty import template_code
 
 from otelml.conventions import TEMPLATE_ID
 from otelml.pdata import Batch, Signal
-from otelml.references import Reference, any_value_number, check_signal, find_attributes, record_text
+from otelml.processors.anomaly.novelty import template_code
+from otelml.references import Reference, any_value_number, any_value_text, check_signal, find_attributes, record_text
 
 SEVERITY_ERROR = 17  # OpenTelemetry severity numbers 17-20 are ERROR
 STATUS_ERROR = Status.STATUS_CODE_ERROR

@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+
 from otelml.processors.anomaly.store import Field
 
 # Templates remembered per key (4 KB of state per key).

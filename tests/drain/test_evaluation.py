@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
-
 import pytest
 
 from evaluation.logs import grouping_accuracy, leave_one_out, load_sample, locate_data, log_batches, score
@@ -37,11 +34,3 @@ def test_the_default_config_on_two_dev_systems():
         assert final >= 0.99 and online >= 0.99
     held_out = leave_one_out(samples)
     assert set(held_out) == {"Apache", "HDFS"}
-
-
-@pytest.mark.parametrize("name", ["evaluation.logs", "otelml.checkpoint", "otelml.processors.drain.drain",
-                                  "otelml.processors.drain.masking"])
-def test_docstring_examples(name):
-    result = doctest.testmod(importlib.import_module(name))
-    assert result.attempted > 0, f"{name} has no examples"
-    assert result.failed == 0

@@ -6,12 +6,12 @@ import random
 
 import numpy as np
 import pytest
-from otelml.processors.anomaly.config import AnomalyConfig
-from otelml.processors.anomaly.novelty import COMMON_SHARE, DECAY, Novelty, template_code
 
 from evaluation.logs import load_sample, locate_data, novelty_flags
 from otelml import conventions
 from otelml.pdata import Signal
+from otelml.processors.anomaly.config import AnomalyConfig
+from otelml.processors.anomaly.novelty import COMMON_SHARE, DECAY, Novelty, template_code
 from tests.anomaly.support import make_processor as make_anomaly
 from tests.drain.support import attribute, logs, make_processor, records
 
