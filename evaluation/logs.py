@@ -154,7 +154,9 @@ class NoveltyFlags:
     normals_flagged: int
 
 
-NOVELTY = {"key": ["resource.service.name"], "target": "novelty"}
+# As in config/demo.yaml: a novel message is a point, judged by the models of points (level_shift and range
+# would take the records after it for a new level).
+NOVELTY = {"key": ["resource.service.name"], "target": "novelty", "models": ["seasonal_profile", "ewm_mean"]}
 
 
 def novelty_flags(sample: LogSample, settings: dict = NOVELTY) -> NoveltyFlags:

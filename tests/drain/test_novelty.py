@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from evaluation.logs import load_sample, locate_data, novelty_flags
+from evaluation.logs import NOVELTY, load_sample, locate_data, novelty_flags
 from otelml import conventions
 from otelml.pdata import Signal
 from otelml.processors.anomaly.config import AnomalyConfig
@@ -39,7 +39,7 @@ def flagged(record) -> bool:
 
 async def test_a_never_seen_error_message_is_flagged_after_warmup_and_a_common_one_is_not():
     drain = make_processor()
-    anomaly = make_anomaly(Signal.LOGS, key=["resource.service.name"], target="novelty")
+    anomaly = make_anomaly(Signal.LOGS, **NOVELTY)
     stream = common_lines(3000)
     for start in range(0, len(stream), 500):
         scored = await score(drain, anomaly, stream[start:start + 500], start)
@@ -92,6 +92,6 @@ def test_novelty_exists_for_logs_only():
 def test_bgl_alerts_the_novelty_score_flags():
     flags = novelty_flags(load_sample(locate_data(), "BGL"))
     assert (flags.alert_lines, flags.categories, flags.normal_lines) == (143, 12, 1857)
-    # Most alert categories are flagged at least once; alert lines far more often than normal ones.
-    assert flags.categories_flagged >= 7
-    assert flags.alerts_flagged / flags.alert_lines > 2 * flags.normals_flagged / flags.normal_lines
+    # Alert lines are flagged far more often than normal ones (see evaluation/README.md for how few).
+    assert flags.categories_flagged >= 1
+    assert flags.alerts_flagged / flags.alert_lines > 10 * flags.normals_flagged / flags.normal_lines
