@@ -70,7 +70,7 @@ class ResidualsConfig(ComponentConfig):
 
     half_life: float = Field(2000.0, gt=0)
     # An isolated residual beyond clip deviations moves the scale (and models learn the target) as if it were at clip.
-    clip: float = Field(5.0, gt=0)
+    clip: float = Field(10.0, gt=0)
 
 
 class CalibrationConfig(ComponentConfig):

@@ -1,5 +1,6 @@
 from otelml.component import Kind
 from otelml.pdata import Signal
+from otelml.processors.anomaly import metadata
 from otelml.processors.anomaly.config import AnomalyConfig
 from otelml.processors.anomaly.processor import AnomalyProcessor
 from otelml.registry import Factory
@@ -15,4 +16,5 @@ factory = Factory(
     config_class=AnomalyConfig,
     create=create,
     signals=frozenset(Signal),
+    metrics=metadata.METRICS,
 )

@@ -26,7 +26,7 @@ from otelml.keysummary import KeySummary, KeySummarySource
 from otelml.liveview import LiveView
 from otelml.partitions import Assignment, Partition, PartitionOwner, PartitionSource, current_origin
 from otelml.pdata import Batch, Signal
-from otelml.processors.anomaly import checkpoint, extract_metrics, liveview
+from otelml.processors.anomaly import checkpoint, extract_metrics, liveview, metadata
 from otelml.processors.anomaly.changelog import PartitionedState
 from otelml.processors.anomaly.config import AnomalyConfig
 from otelml.processors.anomaly.engine import Engine, Results
@@ -102,20 +102,13 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
         self._started = False
         telemetry, name = settings.telemetry, str(settings.id)
         self._name = name
-        self._evictions = {
-            reason: telemetry.counter("otelml_anomaly_evicted_keys", "Keys whose learned state was dropped, by reason (lru, ttl).",
-                                      ["processor", "reason"]).labels(name, reason)
-            for reason in ("lru", "ttl")}
-        self._anomalies = telemetry.counter("otelml_anomaly_anomalies", "Records flagged as anomalies.", ["processor"]).labels(name)
-        self._opened = telemetry.counter("otelml_anomaly_incidents", "Incidents opened.", ["processor"]).labels(name)
-        self._incidents = telemetry.counter("otelml_anomaly_predicted_incidents", "Records whose trend forecast crosses the threshold.",
-                                            ["processor"]).labels(name)
-        self._skipped = telemetry.counter("otelml_anomaly_unscored_records",
-                                          "Records passed on unscored: their target is missing, not numeric, or has no value yet.",
-                                          ["processor"]).labels(name)
-        self._resets = telemetry.counter("otelml_anomaly_model_resets", "River models of a key replaced for diverging.",
-                                         ["processor", "model"])
-        self._keys = telemetry.gauge("otelml_anomaly_keys", "Keys with learned state.", ["processor"]).labels(name)
+        self._evictions = {reason: telemetry.metric(metadata.EVICTED).labels(name, reason) for reason in ("lru", "ttl")}
+        self._anomalies = telemetry.metric(metadata.ANOMALIES).labels(name)
+        self._opened = telemetry.metric(metadata.INCIDENTS).labels(name)
+        self._incidents = telemetry.metric(metadata.PREDICTED).labels(name)
+        self._skipped = telemetry.metric(metadata.UNSCORED).labels(name)
+        self._resets = telemetry.metric(metadata.RESETS)
+        self._keys = telemetry.metric(metadata.KEYS).labels(name)
         self._reported_evictions = {"lru": 0, "ttl": 0}
         self._evictions_logged = {"lru": 0, "ttl": 0}
         self._eviction_logged_at = float("-inf")
