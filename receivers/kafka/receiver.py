@@ -434,6 +434,7 @@ class KafkaReceiver(Component):
         for partition in partitions:
             self._held.pop(partition, None)
 
+
 class _Rebalance(ConsumerRebalanceListener):
     def __init__(self, receiver: KafkaReceiver):
         self.receiver = receiver
