@@ -147,7 +147,7 @@ class AnomalyAlertsConnector(Component):
         record.event_name = names.ALERT_EVENT
         record.trace_id = latest.trace_id
         record.span_id = latest.span_id
-        record.body.string_value = alert_text(incident.name, Details.of(details), alert.duration, alert.resolved)
+        record.body.string_value = alert_text(incident.name, Details.of(details), alert.duration, alert.resolved, alert.came_true)
         details.update({names.ALERT_NAME: incident.name, names.ALERT_STATUS: "resolved" if alert.resolved else "firing",
                         names.INCIDENT_DURATION: alert.duration})
         if latest.span_name:

@@ -52,13 +52,15 @@ class Incident:
 class Alert:
     """An alert to send: ``incident`` opened (``open``), goes on (``update``) or is over (``resolve``) at ``time``.
 
-    ``source`` is the incident's latest flagged record when the alert was made.
+    ``source`` is the incident's latest flagged record when the alert was made;
+    ``came_true`` marks the resolution of a prediction whose incident opened.
     """
 
     incident: Incident
     event: str
     time: int
     source: Any
+    came_true: bool = False
 
     @property
     def resolved(self) -> bool:
@@ -121,7 +123,7 @@ class Incidents:
             if incident is None:
                 predicted = self._open.get((PREDICTED, key))
                 if predicted is not None:  # the prediction came true: it is over, the incident takes its place
-                    alerts.append(self._resolve(predicted, time))
+                    alerts.append(dataclasses.replace(self._resolve(predicted, time), came_true=True))
                 incident = self._start(ANOMALY, key, severity, source, time, arrived)
                 alerts.append(Alert(incident, "open", time, source))
             incident.ids.add(incident_id)

@@ -76,11 +76,12 @@ def severity(name: str, details: Details, critical_score: float) -> str:
     return "warning" if details.limit is not None else "info"
 
 
-def alert_text(name: str, details: Details, duration: float, resolved: bool = False) -> str:
+def alert_text(name: str, details: Details, duration: float, resolved: bool = False, came_true: bool = False) -> str:
     """The alert's one line: what, where, how far from usual, how sure, and for how long.
 
     ``duration`` is the seconds since the incident's first record (how long it
-    lasted, for a resolution).
+    lasted, for a resolution); ``came_true`` says a prediction is resolved
+    because its incident opened.
 
     >>> d = Details(key="service.name=checkout span.name=GET /cart", target="duration", unit="ms", actual=2000.0,
     ...             expected=52.14, low=40.3, high=70.8, score=0.97, models=("ewm_mean",))
@@ -100,7 +101,7 @@ def alert_text(name: str, details: Details, duration: float, resolved: bool = Fa
     lifetime = (f"lasted {human_duration(duration)}" if resolved
                 else "just opened" if duration <= 0 else f"going on for {human_duration(duration)}")
     body = "; ".join(part for part in (head, _score(details), lifetime) if part)
-    return f"{'resolved: ' if resolved else ''}{where}: {body}"
+    return f"{'came true: ' if came_true else 'resolved: ' if resolved else ''}{where}: {body}"
 
 
 def _facts(details: Details) -> tuple[str | None, str | None, str | None]:

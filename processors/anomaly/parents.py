@@ -2,14 +2,15 @@
 
 A parent (``parent: [resource.service.name]`` for operations, or
 ``[attributes.client.address/24]`` for client addresses) groups keys. Its
-own models, in a key store of their own, learn the target of every record
-of every key of the group, so they know what is usual *for one key of that
-group* (one client's request rate, one operation's duration). A key seen
-for the first time whose parent is past its warmup starts from a copy of
-the parent's learned state (models, residual scales, features, calibration,
-threshold; not its own rate clock, incident or trend) and is judged from its
-first record, then learns its own. A key whose parent is not ready waits out
-its own warmup, as without a parent.
+own models, in a key store of their own, learn the records of the keys of
+the group (one a second of record time), so they know what is usual *for one
+key of that group* (one client's request rate, one operation's duration). A
+key seen for the first time whose parent is past its warmup starts from a
+copy of the parent's learned state (models, residual scales, the
+calibration's long-run moments, threshold; not its rate clock, incidents,
+recent values or trend) and is
+judged from its first record, then learns its own. A key whose parent is not
+ready waits out its own warmup, as without a parent.
 
 Parents are not checkpointed: after a restart they learn again, and new keys
 wait out their warmup until their parent is ready again.
@@ -24,10 +25,14 @@ import numpy as np
 from otelml.processors.anomaly.engine import Engine
 from otelml.processors.anomaly.extract import BatchReader, Columns
 from otelml.processors.anomaly.ranks import Ranks
-from otelml.processors.anomaly.store import KeyStore, StateLayout
+from otelml.processors.anomaly.store import Field, KeyStore, StateLayout
 
-# State a new key keeps as its own: when it was last seen (its rate), and its incidents.
-OWN_STATE = ("target.", "incident.")
+# State a new key keeps as its own: its rate clock, its incidents, and its recent values (the
+# features' lags and means, the calibration's short mean): it borrows what is usual, not what the
+# group did last.
+OWN_STATE = ("target.", "incident.", "features.", "calibration.short")
+# A parent learns at most one record per this many seconds of record time.
+LEARNING_STEP = 1.0
 
 
 class Parents:
@@ -47,7 +52,9 @@ class Parents:
     def __init__(self, reader: BatchReader, engine: Engine, max_keys: int, ttl: float):
         self.reader = reader
         self.engine = engine
-        self.store = KeyStore(max_keys, ttl, StateLayout(engine.fields, engine.classes))
+        # learned_step: the latest step of record time the parent learned a record from.
+        self.store = KeyStore(max_keys, ttl, StateLayout({**engine.fields, "learned_step": Field((), np.float64, -np.inf)},
+                                                         engine.classes))
         self.lent = [name for name in engine.fields if not name.startswith(OWN_STATE)]
         self.objects = set(self.store.layout.objects)
 
@@ -55,36 +62,84 @@ class Parents:
         """Each record's parent key (``key_ids`` into ``keys``), aligned with the processor's own columns."""
         return self.reader.read(batch)
 
-    def lend(self, arrays: dict, slots: np.ndarray, columns: Columns, family: Columns) -> int:
-        """Give the batch's new keys (no record learned yet) their parent's state, when it is ready; how many got it."""
+    def step(self, arrays: dict, slots: np.ndarray, columns: Columns, family: Columns, values: np.ndarray,
+             rates: np.ndarray | None) -> int:
+        """Before the keys score a batch: lend their parents' state to its new keys, and let the parents learn it.
+
+        All in stream order: a new key (no record learned yet) borrows its
+        parent's state as it stands just before the key's first record of the
+        batch, the parent having learned the records it takes (the first of
+        each :data:`LEARNING_STEP` seconds of record time, see
+        :func:`_first_of_each_step`) up to there. What a key borrows then
+        depends on the stream alone, never on how it was cut into batches, so a
+        replay lends the live baselines. ``slots`` are the keys' slots in
+        ``arrays``; ``values`` are in the models' units. Returns how many keys
+        borrowed.
+        """
+        parent_slots = self.store.assign(family.keys)
+        taught = _first_of_each_step(family.key_ids, np.floor(columns.times / LEARNING_STEP),
+                                     self.store.arrays["learned_step"], parent_slots)
         new = np.flatnonzero(arrays["count"][slots] == 0)
-        if not len(new):
-            return 0
         present, first = np.unique(columns.key_ids, return_index=True)
         first_record = np.full(len(columns.keys), -1)
         first_record[present] = first
-        parents = self.store.arrays
-        lent = 0
-        for position in new.tolist():
-            record = first_record[position]
-            parent = self.store.keys.get(family.keys[family.key_ids[record]]) if record >= 0 else None
-            if parent is None or parents["count"][parent] <= self.engine.warmup:
-                continue
-            slot = slots[position]
-            for name in self.lent:
-                value = parents[name][parent]
-                arrays[name][slot] = copy.deepcopy(value) if name in self.objects else value
-            # Ready from its first record: the borrowed state stands for its warmup.
-            arrays["count"][slot] = self.engine.warmup
-            lent += 1
+        learned, lent = 0, 0
+        for record, position in sorted((first_record[position], position) for position in new.tolist() if first_record[position] >= 0):
+            before = int(np.searchsorted(taught, record))
+            if before > learned:
+                self._learn(taught[learned:before], parent_slots, columns, family, values, rates)
+                learned = before
+            lent += self._lend(arrays, slots[position], parent_slots[family.key_ids[record]])
+        self._learn(taught[learned:], parent_slots, columns, family, values, rates)
+        # Kept alive by every record of their keys, learned or not.
+        np.maximum.at(self.store.arrays["last_seen"], parent_slots[family.key_ids], columns.times)
+        self.store.clock = max(self.store.clock, float(np.max(columns.times)))
+        self.store.expire()
         return lent
 
-    def learn(self, family: Columns, values: np.ndarray, times: np.ndarray, rates: np.ndarray | None,
-              errors: list | None, attributes: list | None) -> None:
-        """The parents learn the records of their keys (``values`` in the models' units), as a key learns its own."""
-        slots = self.store.assign(family.keys)
-        self.engine.score(self.store.arrays, slots, Ranks(family.key_ids, len(family.keys)), values, times, rates,
-                          errors, attributes)
-        np.maximum.at(self.store.arrays["last_seen"], slots[family.key_ids], times)  # kept alive by their keys' records
-        self.store.clock = max(self.store.clock, float(np.max(times)))
-        self.store.expire()
+    def _lend(self, arrays: dict, slot: int, parent: int) -> int:
+        parents = self.store.arrays
+        if parents["count"][parent] <= self.engine.warmup:
+            return 0
+        for name in self.lent:
+            value = parents[name][parent]
+            arrays[name][slot] = copy.deepcopy(value) if name in self.objects else value
+        if "calibration.short" in arrays:
+            # Its recent raw scores start at what is usual for the group, so one record cannot make a streak.
+            arrays["calibration.short"][slot] = parents["calibration.mean"][parent]
+        # Ready from its first record: the borrowed state stands for its warmup.
+        arrays["count"][slot] = self.engine.warmup
+        return 1
+
+    def _learn(self, records: np.ndarray, parent_slots: np.ndarray, columns: Columns, family: Columns, values: np.ndarray,
+               rates: np.ndarray | None) -> None:
+        """The parents learn ``records`` (indices in batch order), as a key learns its own."""
+        if not len(records):
+            return
+        self.engine.score(self.store.arrays, parent_slots, Ranks(family.key_ids[records], len(family.keys)), values[records],
+                          columns.times[records], None if rates is None else rates[records],
+                          [columns.errors[i] for i in records] if columns.errors else None,
+                          [columns.attributes[i] for i in records] if columns.attributes else None)
+
+
+def _first_of_each_step(parent_ids: np.ndarray, steps: np.ndarray, learned: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """Indices (in batch order) of the records that open a new step of their parent; ``learned`` (per slot) moves on.
+
+    A record opens a step when its step is later than every step its parent
+    has learned from, this batch's earlier records included.
+
+    >>> learned = np.full(2, -np.inf)
+    >>> _first_of_each_step(np.array([0, 0, 1, 0, 1]), np.array([5.0, 5.0, 5.0, 6.0, 4.0]), learned, np.array([0, 1])).tolist()
+    [0, 2, 3]
+    >>> learned.tolist()
+    [6.0, 5.0]
+    """
+    chosen = [np.empty(0, dtype=np.intp)]
+    for parent in np.unique(parent_ids).tolist():
+        members = np.flatnonzero(parent_ids == parent)
+        member_steps = steps[members]
+        slot = slots[parent]
+        before = np.maximum.accumulate(np.concatenate(([learned[slot]], member_steps)))[:-1]
+        chosen.append(members[member_steps > before])
+        learned[slot] = max(learned[slot], float(member_steps.max()))
+    return np.sort(np.concatenate(chosen))

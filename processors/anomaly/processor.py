@@ -216,10 +216,7 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
             slots = self.store.assign(columns.keys)
             if self.signal is Signal.METRICS:
                 columns = self.reader.resolve(columns, slots, self.store.arrays)
-            family = None
-            if self.parents is not None:
-                family = self.parents.read(batch)
-                self.parents.lend(self.store.arrays, slots, columns, family)
+            family = self.parents.read(batch) if self.parents is not None else None
             ranks = Ranks(columns.key_ids, len(columns.keys))
             rates = None
             if self.target.tracks_rate:
@@ -230,9 +227,9 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
                 columns.actual = self.engine.novelties(self.store.arrays, slots, ranks, columns.actual)
             if columns.records:
                 values = self.target.transform(columns.actual)
-                self._score(columns, slots, ranks, values, rates)
                 if family is not None:
-                    self.parents.learn(family, values, columns.times, rates, columns.errors, columns.attributes)
+                    self.parents.step(self.store.arrays, slots, columns, family, values, rates)
+                self._score(columns, slots, ranks, values, rates)
             self.store.expire()
             self._count_evictions()
             self._keys.set(len(self.store.keys))

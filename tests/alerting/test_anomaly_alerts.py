@@ -121,6 +121,7 @@ async def test_predictions_alert_only_for_keys_without_an_open_incident():
     await alerts.consume(logs((other, 20, marks("i2", opens=True, flagged=True, score=0.95, key="device.id=d2"))))
     came_true, opened = sink.alerts[2:]
     assert (attribute(came_true, names.ALERT_NAME), attribute(came_true, names.ALERT_STATUS)) == ("PredictedIncident", "resolved")
+    assert came_true.body.string_value.startswith("came true: predicted in device.id=d2: ")
     assert (attribute(opened, names.ALERT_NAME), attribute(opened, names.ALERT_STATUS)) == ("AnomalyIncident", "firing")
     assert telemetry.value("otelml_anomaly_alerts_total", connector="anomaly_alerts", kind="predicted_incident", event="open") == 1
 

@@ -129,3 +129,15 @@ def test_parent_problems_are_named(settings, problem):
     with pytest.raises(ConfigError) as error:
         build_config(config_with(settings))
     assert problem in error.value.problems
+
+
+async def test_borrowed_baselines_do_not_depend_on_how_the_stream_was_batched():
+    """As a replay must give the live scores: the parents learn the same records however the batches fall."""
+    rng = random.Random(5)
+    stream = sorted(requests(CLIENTS[:10], 900, 0.2, rng, START) + steady_rate("203.0.113.66", 20, 40, START + 900)
+                    + steady_rate("198.51.100.9", 0.5, 10, START + 880), key=lambda r: r["when"])
+    whole = make_processor(Signal.LOGS, **SECURITY)
+    at_once = outputs(await scored(whole, stream))
+    batched = make_processor(Signal.LOGS, **SECURITY)
+    in_pieces = [score for start in range(0, len(stream), 97) for score in outputs(await scored(batched, stream[start:start + 97]))]
+    assert in_pieces == at_once
