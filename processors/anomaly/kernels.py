@@ -54,11 +54,15 @@ class Kernel:
 
     ``fields`` declares the per-key state (names local to the kernel); the
     ``state`` passed to each call maps those names to arrays whose first
-    ``rank.size`` rows are the rank's keys.
+    ``rank.size`` rows are the rank's keys. ``recent`` names the fields that
+    follow a key's latest records, each with the long-run field that a new
+    key borrowing its parent group's state starts it from (see
+    :mod:`~otelml.processors.anomaly.parents`).
     """
 
     kind: ClassVar[str] = REGRESSOR
     fields: dict[str, Field] = {}
+    recent: ClassVar[dict[str, str]] = {}
 
     def predict(self, state: dict[str, np.ndarray], rank: Rank) -> np.ndarray:
         """Per key: a prediction (regressors), a statistic (deviation kernels), NaN when none; a score in [0, 1] (detectors)."""
@@ -167,6 +171,7 @@ class LevelShiftKernel(Kernel):
 
     kind = DEVIATION
     fields = {"fast": Field((), np.float64, np.nan), "slow": Field((), np.float64, np.nan)}
+    recent = {"fast": "slow"}
 
     def __init__(self, fast: float, slow: float):
         self.fast = fast

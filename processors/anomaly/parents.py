@@ -6,9 +6,8 @@ own models, in a key store of their own, learn the records of the keys of
 the group (one a second of record time), so they know what is usual *for one
 key of that group* (one client's request rate, one operation's duration). A
 key seen for the first time whose parent is past its warmup starts from a
-copy of the parent's learned state (models, residual scales, the
-calibration's long-run moments, threshold; not its rate clock, incidents,
-recent values or trend) and is
+copy of the parent's learned state (models, residual scales, calibration,
+threshold; not its rate clock, incidents, recent values or trend) and is
 judged from its first record, then learns its own. A key whose parent is not
 ready waits out its own warmup, as without a parent.
 
@@ -27,10 +26,10 @@ from otelml.processors.anomaly.extract import BatchReader, Columns
 from otelml.processors.anomaly.ranks import Ranks
 from otelml.processors.anomaly.store import Field, KeyStore, StateLayout
 
-# State a new key keeps as its own: its rate clock, its incidents, and its recent values (the
-# features' lags and means, the calibration's short mean): it borrows what is usual, not what the
-# group did last.
-OWN_STATE = ("target.", "incident.", "features.", "calibration.short")
+# State a new key keeps as its own: its rate clock, its incidents and its features' recent values.
+# The kernels' ``recent`` fields start from their long-run ones: a key borrows what is usual, not
+# what the group did last.
+OWN_STATE = ("target.", "incident.", "features.")
 # A parent learns at most one record per this many seconds of record time.
 LEARNING_STEP = 1.0
 
@@ -56,6 +55,8 @@ class Parents:
         self.store = KeyStore(max_keys, ttl, StateLayout({**engine.fields, "learned_step": Field((), np.float64, -np.inf)},
                                                          engine.classes))
         self.lent = [name for name in engine.fields if not name.startswith(OWN_STATE)]
+        self.restarted = [(prefix + recent, prefix + usual) for prefix, stage in engine.stages
+                          for recent, usual in getattr(stage, "recent", {}).items()]
         self.objects = set(self.store.layout.objects)
 
     def read(self, batch) -> Columns:
@@ -104,9 +105,8 @@ class Parents:
         for name in self.lent:
             value = parents[name][parent]
             arrays[name][slot] = copy.deepcopy(value) if name in self.objects else value
-        if "calibration.short" in arrays:
-            # Its recent raw scores start at what is usual for the group, so one record cannot make a streak.
-            arrays["calibration.short"][slot] = parents["calibration.mean"][parent]
+        for recent, usual in self.restarted:
+            arrays[recent][slot] = arrays[usual][slot]
         # Ready from its first record: the borrowed state stands for its warmup.
         arrays["count"][slot] = self.engine.warmup
         return 1

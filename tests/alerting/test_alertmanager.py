@@ -72,6 +72,7 @@ def notifying(webhook_url: str) -> dict:
 
 
 @pytest.mark.integration
+@pytest.mark.integration
 async def test_an_incident_fires_in_alertmanager_and_is_resolved_there(tmp_path):
     async with Webhook() as webhook:
         with LocalAlertmanager(tmp_path / "alertmanager", notifying(webhook.url)) as alertmanager:
@@ -119,6 +120,7 @@ def alert_records(*names_and_statuses: tuple[str, str]) -> ExportLogsServiceRequ
 
 
 @pytest.mark.integration
+@pytest.mark.integration
 async def test_alerts_wait_in_the_queue_while_alertmanager_is_down_and_arrive_once_it_is_up(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="otelml")
     port, telemetry = free_port(), Telemetry()
@@ -138,6 +140,7 @@ async def test_alerts_wait_in_the_queue_while_alertmanager_is_down_and_arrive_on
         "the failed attempt is logged, naming the exporter"
 
 
+@pytest.mark.integration
 @pytest.mark.integration
 async def test_an_alertmanager_that_stays_down_is_counted_as_failed_sends(tmp_path):
     telemetry = Telemetry()
@@ -203,6 +206,7 @@ def test_config_problems_are_named(settings, problem):
     assert nested_problems(AlertmanagerExporterConfig.model_validate(settings)) == [problem]
 
 
+@pytest.mark.integration
 @pytest.mark.integration
 async def test_the_demo_config_sends_its_alerts_to_a_local_alertmanager(tmp_path, monkeypatch):
     for name in ("GRPC", "HTTP", "METRICS", "HEALTH", "PROMETHEUS", "ZPAGES"):

@@ -176,6 +176,7 @@ def test_config_problems_are_named(settings, problem):
     assert nested_problems(AnomalyAlertsConfig.model_validate(settings)) == [problem]
 
 
+@pytest.mark.integration  # the timer runs on the wall clock
 async def test_in_a_running_service_the_timer_resolves_a_key_gone_silent(tmp_path):
     service = alerting_service("200ms", "file/alerts", {"path": str(tmp_path / "alerts.jsonl"), "flush_interval": "10ms"})
     await service.start()
