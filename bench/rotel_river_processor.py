@@ -1,13 +1,12 @@
-"""A rotel trace processor that scores every span with the anomaly processor's default River models.
+"""A rotel trace processor that scores every span with the anomaly processor's default models.
 
 This is how one adds online ML to a collector today: a Python hook the
 collector calls per batch, which walks the spans one by one, keeps a model
-per key (service, span name) and appends the scores as attributes. It uses
-the same models (``seasonal_profile`` and ``ewm_mean``, as River
-estimators), the same residual scale and the same ``max`` combination as
-otelml's default ``anomaly`` processor (without its calibration), so that
-the bench compares the two ways of running the same models, not two
-different models.
+per key (service, span name) and appends the scores as attributes. It runs
+the same models as otelml's default ``anomaly`` processor (each default
+model's kernel on a one-key state, as the River classes do), with the same
+residual scales, calibration and ``max`` combination, so that the bench
+compares two ways of running the same models, not two different models.
 
 rotel runs it in its embedded interpreter: start rotel with the virtualenv's
 ``bin`` first on PATH so that river, numpy and otelml import.
@@ -18,13 +17,16 @@ import math
 import numpy as np
 from rotel_sdk.open_telemetry.common.v1 import AnyValue, KeyValue
 
-from otelml.processors.anomaly.models import MODELS
-from otelml.processors.anomaly.residuals import MOMENTS, ResidualScale
+from otelml.processors.anomaly.calibration import Calibration
+from otelml.processors.anomaly.config import DEFAULT_MODELS, AnomalyConfig, half_life_weight
+from otelml.processors.anomaly.kernels import DETECTOR, REGRESSOR, Rank, one_row_state
+from otelml.processors.anomaly.models import build_model
+from otelml.processors.anomaly.residuals import ResidualScale
 
-MODEL_NAMES = ("seasonal_profile", "ewm_mean")
-THRESHOLD = 0.6
-WARMUP = 100
-SCALE = ResidualScale(alpha=1 / 2000, clip=5.0)
+CONFIG = AnomalyConfig()
+KERNELS = [build_model(model.name, model.params).make_kernel() for model in DEFAULT_MODELS]
+SCALE = ResidualScale(half_life_weight(CONFIG.residuals.half_life), CONFIG.residuals.clip,
+                      Calibration(CONFIG.calibration, CONFIG.warmup))
 JUDGED = np.ones(1, dtype=bool)
 
 _keys: dict = {}
@@ -34,21 +36,28 @@ class _KeyState:
     __slots__ = ("models", "scales", "seen")
 
     def __init__(self):
-        self.models = [MODELS[name]() for name in MODEL_NAMES]
-        self.scales = [{name: np.zeros(1) for name in MOMENTS} for _ in MODEL_NAMES]
+        self.models = [one_row_state(kernel) for kernel in KERNELS]
+        self.scales = [None if kernel.kind == DETECTOR else one_row_state(SCALE) for kernel in KERNELS]
         self.seen = 0
 
 
-def _score(state: _KeyState, x: dict, y: float) -> tuple[float, float]:
-    scores, expected = [], y
-    for model, scale in zip(state.models, state.scales):
-        prediction = model.predict_one(x)
-        if prediction == prediction:
-            scores.append(float(SCALE.observe(scale, 1, np.array([y - prediction]), JUDGED)[0]))
-            expected = prediction
-        model.learn_one(x, y)
+def _score(state: _KeyState, when: float, y: float) -> tuple[float, float]:
+    rank = Rank(1, np.array([y]), np.array([when]))
+    score, expected = 0.0, y
+    for kernel, model, scale in zip(KERNELS, state.models, state.scales):
+        output = kernel.predict(model, rank)
+        if scale is None:
+            score = max(score, float(output[0]))
+        elif output[0] == output[0]:
+            deviation = y - output if kernel.kind == REGRESSOR else output
+            score = max(score, float(SCALE.observe(scale, 1, deviation, JUDGED, plain=False).score[0]))
+            if kernel.kind == REGRESSOR:
+                expected = float(output[0])
+    flagged = state.seen >= CONFIG.warmup and score >= CONFIG.threshold.static
+    for kernel, model in zip(KERNELS, state.models):
+        kernel.learn(model, rank, rank.y, np.array([not flagged]))
     state.seen += 1
-    return (max(scores) if scores else 0.0), expected
+    return score, expected
 
 
 def process_spans(resource_spans):
@@ -66,8 +75,8 @@ def process_spans(resource_spans):
                 if state is None:
                     state = _keys[key] = _KeyState()
                 duration_ms = max(span.end_time_unix_nano - span.start_time_unix_nano, 0) / 1e6
-                score, expected = _score(state, {"time": span.end_time_unix_nano / 1e9}, math.log1p(duration_ms))
-                anomalous = state.seen > WARMUP and score >= THRESHOLD
+                score, expected = _score(state, span.end_time_unix_nano / 1e9, math.log1p(duration_ms))
+                anomalous = state.seen > CONFIG.warmup and score >= CONFIG.threshold.static
                 span.attributes.append(KeyValue("otelml.score", AnyValue(score)))
                 span.attributes.append(KeyValue("otelml.anomaly", AnyValue(anomalous)))
                 span.attributes.append(KeyValue("otelml.expected", AnyValue(math.expm1(expected))))

@@ -1,4 +1,4 @@
-"""NAB-style evaluation of the anomaly processor, through ``otelml replay``.
+"""NAB-style evaluation of the anomaly processor, replayed as ``otelml replay`` replays.
 
     python -m evaluation.run                     # default config and each model alone
     python -m evaluation.run --variants default --details --plot out/nab-plots
@@ -7,7 +7,8 @@
 Every labelled series becomes a stream of log records (see
 :mod:`evaluation.streams`); each variant's config (the default ``anomaly``
 processor with ``target: attributes.value``, or one model alone) replays the
-whole corpus. What the processor alerts on is then scored the NAB way
+whole corpus through the pipeline ``otelml replay`` builds (in memory, not
+through files). What the processor alerts on is then scored the NAB way
 (:mod:`evaluation.nab`): the score of each record that opens an incident,
 0 for the others (``--every-record`` scores every record's own score
 instead, as a detector that alerts on every flagged record would be).
@@ -30,36 +31,42 @@ import argparse
 import asyncio
 import dataclasses
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from evaluation.nab import PROFILES, CorpusScore, LabelledSeries, load_corpus, locate_data, score_corpus
-from evaluation.streams import read_alerts, read_scores, write_streams
+from evaluation.streams import corpus_batches
 from otelml.config import Config, parse
 from otelml.confmap import expand
+from otelml.conventions import INCIDENT_OPEN, SCORE, SERVICE_NAME
+from otelml.pdata import scopes
 from otelml.processors.anomaly.config import DEFAULT_MODELS
 from otelml.processors.anomaly.models import MODELS
 from otelml.registry import Registry
-from otelml.replay import replay
+from otelml.replay import replay_batches
 
 FOLDS = 5
 # What --cross-validate chooses among: the shipped defaults ({}) and nearby settings of the parts that matter
 # most. Residual scales that do not clip at all are not a candidate: one wild value would blind a key.
 CANDIDATES: list[dict] = [
     {},
-    {"threshold": 0.55},
-    {"threshold": 0.65},
+    {"threshold": 0.6},
+    {"threshold": 0.7},
     {"residuals": {"clip": 5}},
     {"residuals": {"clip": 20}},
     {"calibration": {"quantile": 0.998}},
     {"calibration": {"enabled": False}},
     {"incident": {"quiet_records": 30}},
-    {"models": ["seasonal_profile", "ewm_mean", {"name": "level_shift", "params": {"fast": 0.03}}, "range"]},
-    {"models": ["seasonal_profile", "ewm_mean", "level_shift"]},
-    {"models": ["seasonal_profile", "ewm_mean", "range"]},
-    {"models": ["seasonal_profile", "ewm_mean"]},
+    {"models": ["seasonal_profile", "ewm_mean", "level_shift", "range"]},
+    {"models": ["seasonal_profile", "ewm_mean", "range", "autoregression"]},
+    {"models": ["seasonal_profile", "ewm_mean", "level_shift", "autoregression"]},
+    {"models": ["seasonal_profile", "ewm_mean", {"name": "level_shift", "params": {"fast": 0.03}}, "range", "autoregression"]},
+    {"models": ["seasonal_profile", "ewm_mean", "level_shift", "range", {"name": "autoregression", "params": {"lags": 4}}]},
+    # River's own regressors beside the built-in ones (autoregression is River's linear regression on the key's past).
+    {"models": ["seasonal_profile", "ewm_mean", "level_shift", "range", "linear_regression"]},
+    {"models": ["seasonal_profile", "ewm_mean", "level_shift", "range", "holt_winters"]},
+    {"models": ["seasonal_profile", "ewm_mean", "level_shift", "range", "hoeffding_tree_regressor"]},
 ]
 
 
@@ -91,14 +98,38 @@ def variants(names: list[str]) -> dict[str, dict]:
     return settings
 
 
-def replay_output(processor: dict, streams: Path, workdir: Path, signal: str = "logs") -> Path:
-    """Replay ``streams`` through one processor config; the scored file."""
+class _Scores:
+    """The end of the replayed pipeline: per stream (resource ``service.name``), each record's score and opening flag."""
+
+    mutates_data = False
+
+    def __init__(self):
+        self.scores: dict[str, list[float]] = {}
+        self.opens: dict[str, list[bool]] = {}
+
+    async def consume(self, batch) -> None:
+        for resource, _, records in scopes(batch):
+            name = next((kv.value.string_value for kv in resource.resource.attributes if kv.key == SERVICE_NAME), "")
+            scores, opens = self.scores.setdefault(name, []), self.opens.setdefault(name, [])
+            for record in records:
+                found = {kv.key: kv.value for kv in record.attributes if kv.key in (SCORE, INCIDENT_OPEN)}
+                scores.append(found[SCORE].double_value if SCORE in found else np.nan)
+                opens.append(INCIDENT_OPEN in found and found[INCIDENT_OPEN].bool_value)
+
+
+def replay_scores(processor: dict, corpus: list[LabelledSeries], every_record: bool = False) -> dict[str, np.ndarray]:
+    """Replay the corpus through one processor config, as ``otelml replay`` does (in memory); per stream, the scores.
+
+    What the processor alerts on (the score of incident openings, 0 elsewhere), or with ``every_record``
+    every record's own score.
+    """
     registry = Registry.default()
-    config: Config = parse(expand(evaluation_config(processor, signal)), registry)
-    output = workdir / "scored.jsonl"
-    with open(output, "wb") as handle:
-        asyncio.run(replay(config, registry, streams, handle, progress=False))
-    return output
+    config: Config = parse(expand(evaluation_config(processor)), registry)
+    sink = _Scores()
+    asyncio.run(replay_batches(config, registry, corpus_batches(corpus), sink))
+    if every_record:
+        return {name: np.asarray(values) for name, values in sink.scores.items()}
+    return {name: np.where(sink.opens[name], np.nan_to_num(values), 0.0) for name, values in sink.scores.items()}
 
 
 @dataclasses.dataclass
@@ -108,10 +139,8 @@ class VariantResult:
     by_profile: dict[str, CorpusScore]
 
 
-def evaluate(corpus: list[LabelledSeries], streams: Path, name: str, processor: dict, workdir: Path,
-             every_record: bool = False) -> VariantResult:
-    output = replay_output(processor, streams, workdir)
-    per_stream = read_scores(output) if every_record else read_alerts(output)
+def evaluate(corpus: list[LabelledSeries], name: str, processor: dict, every_record: bool = False) -> VariantResult:
+    per_stream = replay_scores(processor, corpus, every_record)
     scores = []
     for series in corpus:
         stream = per_stream.get(series.name)
@@ -209,12 +238,12 @@ def cross_validate(corpus: list[LabelledSeries], candidate_scores: list[list[np.
     return CrossValidation(chosen, score_corpus(corpus, pooled, weights))
 
 
-def run_cross_validation(corpus: list[LabelledSeries], streams: Path, workdir: Path) -> list[str]:
+def run_cross_validation(corpus: list[LabelledSeries]) -> list[str]:
     """Replay every candidate, cross-validate two ways, and the report lines."""
     results = []
     for number, candidate in enumerate(CANDIDATES):
         print(f"replaying candidate {number} {candidate or '(defaults)'} ...", file=sys.stderr)
-        results.append(evaluate(corpus, streams, str(number), {"target": "attributes.value", **candidate}, workdir))
+        results.append(evaluate(corpus, str(number), {"target": "attributes.value", **candidate}))
     scores = [result.scores for result in results]
     lines = ["| candidate | settings (on top of the defaults) | standard, all files |", "|---|---|---|"]
     lines += [f"| {n} | `{candidate or 'defaults'}` | {result.by_profile['standard'].normalised:.1f} |"
@@ -239,21 +268,17 @@ def main(argv: list[str] | None = None) -> int:
     corpus = load_corpus(args.data or locate_data())
     defaults = ", ".join(m.name for m in DEFAULT_MODELS)
     print(f"{len(corpus)} files, {sum(len(s.windows) for s in corpus)} windows; default models: {defaults}", file=sys.stderr)
-    with tempfile.TemporaryDirectory() as folder:
-        workdir = Path(folder)
-        streams = workdir / "streams.jsonl"
-        write_streams(corpus, streams)
-        if args.cross_validate:
-            print("\n".join(run_cross_validation(corpus, streams, workdir)))
-            return 0
-        results = []
-        for name, processor in variants(args.variants).items():
-            print(f"replaying {name} ...", file=sys.stderr)
-            result = evaluate(corpus, streams, name, processor, workdir, args.every_record)
-            results.append(result)
-            if args.details:
-                print(f"\n{name} (threshold {result.by_profile['standard'].threshold:.4f})")
-                print("\n".join(file_details(corpus, result)))
+    if args.cross_validate:
+        print("\n".join(run_cross_validation(corpus)))
+        return 0
+    results = []
+    for name, processor in variants(args.variants).items():
+        print(f"replaying {name} ...", file=sys.stderr)
+        result = evaluate(corpus, name, processor, args.every_record)
+        results.append(result)
+        if args.details:
+            print(f"\n{name} (threshold {result.by_profile['standard'].threshold:.4f})")
+            print("\n".join(file_details(corpus, result)))
     print("\n".join(table(results)))
     if args.plot:
         from evaluation.plot import plot_corpus

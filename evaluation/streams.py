@@ -1,28 +1,21 @@
-"""Labelled numeric series as OTLP log records, and scores read back from replay output.
+"""Labelled numeric series as OTLP log records.
 
 Each series becomes one stream: log records with ``attributes.value`` set to
 the reading, ``resource.service.name`` set to the series name, and the row's
 own timestamp as the record time. A batch holds the next rows of every
 series (one resource each), as a gateway sees many keys at once; each key's
 records stay in order, so the scores are those of a stream of its own.
-
-What a user receives is alerts, so the harness scores what the processor
-alerts on: the score of each record that opens an incident
-(``otelml.incident.open``), 0 for every other record (see :func:`read_alerts`).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import numpy as np
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from evaluation.nab import LabelledSeries
-from otelml.conventions import INCIDENT_OPEN, SCORE, SERVICE_NAME
-from otelml.pdata import to_json
+from otelml.conventions import SERVICE_NAME
 
 ROWS_PER_BATCH = 1000
 
@@ -49,44 +42,3 @@ def corpus_batches(corpus: list[LabelledSeries], rows_per_batch: int = ROWS_PER_
                 attribute.key = "value"
                 attribute.value.double_value = value
         yield request
-
-
-def write_streams(corpus: Iterable[LabelledSeries], path: Path) -> None:
-    """One OTLP JSON line per batch, as the file exporter writes them."""
-    with open(path, "wb") as output:
-        for batch in corpus_batches(list(corpus)):
-            output.write(to_json(batch) + b"\n")
-
-
-def _attribute_value(attribute: dict):
-    value = attribute.get("value", {})
-    for kind in ("doubleValue", "intValue", "boolValue", "stringValue"):
-        if kind in value:
-            return value[kind]
-    return None
-
-
-def read_alerts(path: Path, key: str = SERVICE_NAME) -> dict[str, np.ndarray]:
-    """Per stream, what the processor alerts on: each record's score where it opens an incident, else 0."""
-    scores = read_scores(path, SCORE, key)
-    opens = read_scores(path, INCIDENT_OPEN, key)
-    return {name: np.where(opens[name] == 1.0, np.nan_to_num(values), 0.0) for name, values in scores.items()}
-
-
-def read_scores(path: Path, attribute: str = SCORE, key: str = SERVICE_NAME) -> dict[str, np.ndarray]:
-    """Per stream (resource ``key``), the ``attribute`` of every record in file order (NaN when absent).
-
-    Reads replay output with plain JSON: this is evaluation, not a hot path.
-    """
-    scores: dict[str, list[float]] = {}
-    with open(path, "rb") as lines:
-        for line in lines:
-            for resource in json.loads(line).get("resourceLogs", []):
-                names = {a["key"]: _attribute_value(a) for a in resource.get("resource", {}).get("attributes", [])}
-                stream = scores.setdefault(str(names.get(key)), [])
-                for scope in resource.get("scopeLogs", []):
-                    for record in scope.get("logRecords", []):
-                        found = {a["key"]: _attribute_value(a) for a in record.get("attributes", [])}
-                        value = found.get(attribute)
-                        stream.append(float(value) if value is not None else np.nan)
-    return {name: np.asarray(values) for name, values in scores.items()}

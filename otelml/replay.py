@@ -21,7 +21,7 @@ import dataclasses
 import io
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -143,37 +143,57 @@ def signal_of_line(line: bytes, number: int) -> tuple[Signal, dict]:
     return fields[0], document
 
 
-async def replay(config: Config, registry: Registry, input_path: Path, output: IO[bytes] | None,
-                 pipelines: list[str] | None = None, progress: bool = True) -> tuple[list[ReplayChain], int]:
-    """Run every line of ``input_path`` through the chains; returns them and the lines read."""
+async def replay_batches(config: Config, registry: Registry, batches: Iterable[Batch], sink: Consumer,
+                         pipelines: list[str] | None = None) -> list[ReplayChain]:
+    """Run ``batches`` through the chains of the replayed pipelines into ``sink``; returns the chains.
+
+    The one way batches are replayed: :func:`replay` feeds it from a file,
+    the evaluation harness from memory.
+    """
     telemetry = Telemetry()
-    writer = _Writer(output)
-    chains = build_chains(config, registry, telemetry, replay_pipelines(config, pipelines), writer)
+    chains = build_chains(config, registry, telemetry, replay_pipelines(config, pipelines), sink)
     by_signal: dict[Signal, list[ReplayChain]] = {}
     for chain in chains:
         by_signal.setdefault(chain.pipeline.id.signal, []).append(chain)
     host = _Host([processor for chain in chains for processor in chain.processors])
     started = []
-    lines = 0
     try:
         for chain in chains:
             for processor in reversed(chain.processors):
                 await processor.start(host)
                 started.append(processor)
-        with tqdm(total=input_path.stat().st_size, unit="B", unit_scale=True, desc="replay",
-                  disable=not progress, file=sys.stderr) as bar:
-            for lines, (line, position) in enumerate(read_lines(input_path), start=1):
-                signal, document = signal_of_line(line, lines)
-                targets = by_signal.get(signal, [])
-                for index, chain in enumerate(targets):
-                    # Every chain but the last gets its own copy: processors change batches in place.
-                    batch = from_json(document if index == len(targets) - 1 else json.loads(line), signal)
+        for batch in batches:
+            targets = by_signal.get(Signal.of(batch), [])
+            for index, chain in enumerate(targets):
+                # Every chain but the last gets its own copy: processors change batches in place.
+                if index < len(targets) - 1:
+                    copy = type(batch)()
+                    copy.CopyFrom(batch)
+                    await chain.entry.consume(copy)
+                else:
                     await chain.entry.consume(batch)
-                bar.update(position - bar.n)
     finally:
         # Upstream first, so that what a processor still holds drains downstream.
         for processor in reversed(started):
             await processor.shutdown()
+    return chains
+
+
+async def replay(config: Config, registry: Registry, input_path: Path, output: IO[bytes] | None,
+                 pipelines: list[str] | None = None, progress: bool = True) -> tuple[list[ReplayChain], int]:
+    """Run every line of ``input_path`` through the chains; returns them and the lines read."""
+    lines = 0
+
+    def batches() -> Iterator[Batch]:
+        nonlocal lines
+        with tqdm(total=input_path.stat().st_size, unit="B", unit_scale=True, desc="replay",
+                  disable=not progress, file=sys.stderr) as bar:
+            for lines, (line, position) in enumerate(read_lines(input_path), start=1):
+                signal, document = signal_of_line(line, lines)
+                yield from_json(document, signal)
+                bar.update(position - bar.n)
+
+    chains = await replay_batches(config, registry, batches(), _Writer(output), pipelines)
     return chains, lines
 
 

@@ -87,7 +87,9 @@ class Calibration:
         tail = state["tail"][:size]
         half = Z_HALF_SCORE * np.maximum(1.0, tail / self.reference)
         score = z / (z + half)
-        step = np.where(z > tail, 1.0 + self.rate * self.quantile, 1.0 - self.rate * (1.0 - self.quantile))
-        early = np.maximum(tail, np.minimum(z, tail * EARLY_GROWTH))
-        np.copyto(tail, np.where(seen <= self.warmup, early, tail * step), where=learn)
+        moved = tail * np.where(z > tail, 1.0 + self.rate * self.quantile, 1.0 - self.rate * (1.0 - self.quantile))
+        early = seen <= self.warmup
+        if early.any():
+            moved = np.where(early, np.maximum(tail, np.minimum(z, tail * EARLY_GROWTH)), moved)
+        np.copyto(tail, moved, where=learn)
         return score

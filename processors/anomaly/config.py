@@ -62,7 +62,7 @@ class ModelConfig(ComponentConfig):
 
 
 # Chosen by cross-validation on nab-dev (python -m evaluation.run --cross-validate; see evaluation/README.md).
-DEFAULT_MODELS = [ModelConfig(name=name) for name in ("seasonal_profile", "ewm_mean", "level_shift", "range")]
+DEFAULT_MODELS = [ModelConfig(name=name) for name in ("seasonal_profile", "ewm_mean", "level_shift", "range", "autoregression")]
 
 
 class ResidualsConfig(ComponentConfig):
@@ -90,7 +90,7 @@ class AdaptiveConfig(ComponentConfig):
 class ThresholdConfig(ComponentConfig):
     """``threshold: 0.9`` is short for ``threshold: {static: 0.9}``."""
 
-    static: float = Field(0.6, ge=0, le=1)
+    static: float = Field(0.65, ge=0, le=1)
     adaptive: AdaptiveConfig | None = None
 
     @model_validator(mode="before")

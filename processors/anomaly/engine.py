@@ -131,6 +131,7 @@ class Engine:
         self.ranges = ranges
         self.warmup = config.warmup
         self.learn_flagged = config.learn_from_anomalies
+        self.verbose = config.verbose
         self.clip = config.residuals.clip
         self.combine = COMBINERS[config.combine]
         residual_alpha = half_life_weight(config.residuals.half_life)
@@ -222,7 +223,8 @@ class Engine:
         """One rank: judge, flag, open or close incidents, learn."""
         keys, y = rank.size, rank.y
         scores, plain, predictions = [], [], []
-        expected_sum, predicted = np.zeros(keys), np.zeros(keys)
+        # The expected value and usual range are those of the regressor with the smallest residual spread for the key.
+        expected, best_spread = np.full(keys, np.nan), np.full(keys, np.inf)
         low, high = np.full(keys, np.nan), np.full(keys, np.nan)
         for model, state, scale_state in models:
             output = model.kernel.predict(state, rank)
@@ -232,21 +234,27 @@ class Engine:
                 predictions.append(None)
                 continue
             judged = output == output
-            verdict = model.scale.observe(scale_state, keys, y - output if model.predicts else output, judged)
-            scores.append(verdict.score)
-            plain.append(verdict.plain)
+            verdict = model.scale.observe(scale_state, keys, y - output if model.predicts else output, judged, self.verbose)
+            # A model that started judging after its key's warmup (autoregression, a River forecaster) says
+            # nothing until its own scale has a warmup's worth of the key's records: no verdict from a few values.
+            silent = (counts[:keys] >= self.warmup) & (verdict.seen < self.warmup)
+            scores.append(np.where(silent, 0.0, verdict.score))
+            plain.append(np.where(silent, 0.0, verdict.plain))
             if not model.predicts:
                 predictions.append(None)
                 continue
             predictions.append((output, verdict.isolated))
-            expected_sum = np.where(judged, expected_sum + output, expected_sum)
-            predicted += judged
+            spread = np.where(judged & (scale_state["n"][:keys] >= 2), scale_state["var"][:keys], np.inf)
+            better = (spread < best_spread) | (judged & (expected != expected))
+            expected = np.where(better, output, expected)
+            best_spread = np.where(better, spread, best_spread)
             if self.ranges:
                 model_low, model_high = model.scale.usual_range(scale_state, keys, output, Z_HALF_SCORE)
-                low, high = np.fmin(low, model_low), np.fmax(high, model_high)
+                low, high = np.where(better, model_low, low), np.where(better, model_high, high)
         threshold = self.threshold.current(views["threshold."], keys)
         score = self.combine(scores, self.weights, threshold)
-        raw = self.combine(plain, self.weights, threshold)
+        # The uncalibrated composite is only written with verbose.
+        raw = self.combine(plain, self.weights, threshold) if self.verbose else score
         count = counts[:keys]
         count += 1
         ready = count > self.warmup
@@ -259,7 +267,7 @@ class Engine:
             self.features.learn(views["features."], rank)
         self.threshold.learn(views["threshold."], keys, score)
         for name, column in (("score", score), ("raw", raw), ("threshold", threshold), ("anomaly", flagged),
-                             ("ready", ready), ("expected", np.where(predicted > 0, expected_sum / np.maximum(predicted, 1), np.nan)),
+                             ("ready", ready), ("expected", expected),
                              ("low", low), ("high", high), ("opens", steps.opens), ("member", steps.member),
                              ("opened", steps.opened)):
             out[name][block] = column

@@ -247,3 +247,84 @@ class RangeKernel(Kernel):
         np.copyto(low, low - self.pull * (low - level), where=known)
         self.spread.learn(spread, size, np.where(known, y - level, 0.0), known)
         np.copyto(level, ewm_step(level, y, self.slow), where=learn)
+
+
+class AutoregressionKernel(Kernel):
+    """An online linear regression of the target on the key's own recent past.
+
+    The features of a record are the key's last ``lags`` values (newest
+    first) and exponentially weighted means of its past values (one per
+    alpha of ``ewm``), each standardised by its running mean and variance;
+    the weights and intercept follow stochastic gradient descent on the
+    squared error with step ``lr``. This is River's ``StandardScaler |
+    LinearRegression()`` (same updates, same order) on those features, run
+    over a rank of keys at once. A feature the key has no value for yet
+    counts as absent. Gradient descent takes a while to find a key's level,
+    so a key predicts nothing before it has learned ``after`` records.
+
+    >>> kernel = AutoregressionKernel(lags=1, ewm=(0.5,), lr=0.01, after=1)
+    >>> state = {name: np.full((1, *field.shape), field.fill) for name, field in kernel.fields.items()}
+    >>> for value in [10.0, 12.0] * 200:
+    ...     rank = Rank(1, np.array([value]), np.zeros(1))
+    ...     kernel.learn(state, rank, rank.y, np.ones(1, dtype=bool))
+    >>> round(float(kernel.predict(state, Rank(1, np.zeros(1), np.zeros(1)))[0]), 1)  # after a 12, a 10
+    10.0
+    """
+
+    def __init__(self, lags: int, ewm: tuple[float, ...], lr: float, after: int):
+        self.after = after
+        self.lags = lags
+        self.alphas = np.asarray(ewm, dtype=float)
+        self.lr = lr
+        width = lags + len(ewm)
+        self.fields = {"lags": Field((lags,), np.float64, np.nan), "ewm": Field((len(ewm),), np.float64, np.nan),
+                       "count": Field((width,), np.float64, 0.0), "mean": Field((width,), np.float64, 0.0),
+                       "var": Field((width,), np.float64, 0.0), "weights": Field((width,), np.float64, 0.0),
+                       "intercept": Field((), np.float64, 0.0), "learned": Field((), np.float64, 0.0)}
+
+    def _features(self, state: dict, size: int) -> np.ndarray:
+        return np.concatenate([state["lags"][:size], state["ewm"][:size]], axis=1)
+
+    @staticmethod
+    def _standardised(features: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+        # River's StandardScaler: (x - mean) / sd, 0 without variance; absent features contribute 0.
+        spread = np.sqrt(var)
+        return np.where((features == features) & (var > 0), (features - mean) / np.where(var > 0, spread, 1.0), 0.0)
+
+    def predict(self, state, rank):
+        size = rank.size
+        z = self._standardised(self._features(state, size), state["mean"][:size], state["var"][:size])
+        prediction = np.einsum("ij,ij->i", z, state["weights"][:size]) + state["intercept"][:size]
+        return np.where(state["learned"][:size] >= max(self.after, 1), prediction, np.nan)
+
+    def learn(self, state, rank, y, learn):
+        size = rank.size
+        features = self._features(state, size)
+        rows = np.flatnonzero(learn)
+        if len(rows):
+            x = features[rows]
+            present = x == x
+            count, mean, var = state["count"][rows], state["mean"][rows], state["var"][rows]
+            # River's StandardScaler updates, on the features the key has; an absent one sits at the mean, unmoved.
+            at = np.where(present, x, mean)
+            seen = count + present
+            per = 1.0 / np.maximum(seen, 1.0)
+            moved = mean + (at - mean) * per
+            var = var + present * ((at - mean) * (at - moved) - var) * per
+            state["count"][rows], state["mean"][rows], state["var"][rows] = seen, moved, var
+            z = self._standardised(x, moved, var)
+            weights, intercept = state["weights"][rows], state["intercept"][rows]
+            gradient = np.clip(2.0 * (np.einsum("ij,ij->i", z, weights) + intercept - y[rows]), -1e12, 1e12)
+            weights = weights - self.lr * gradient[:, None] * z
+            intercept = intercept - self.lr * gradient
+            # A regression that ran away starts again rather than stay broken.
+            broken = ~(np.isfinite(intercept) & np.isfinite(weights).all(axis=1))
+            state["weights"][rows] = np.where(broken[:, None], 0.0, weights)
+            state["intercept"][rows] = np.where(broken, 0.0, intercept)
+            state["learned"][rows] += 1.0
+        # The key's past moves on with every record, learned or not.
+        lags, ewm = state["lags"][:size], state["ewm"][:size]
+        if self.lags:
+            lags[:, 1:] = lags[:, :-1]
+            lags[:, 0] = rank.y
+        np.copyto(ewm, np.where(ewm != ewm, rank.y[:, None], ewm + self.alphas * (rank.y[:, None] - ewm)))

@@ -23,6 +23,7 @@ from river import anomaly, base, linear_model, preprocessing, time_series, tree
 
 from otelml.processors.anomaly.kernels import (
     DEVIATION,
+    AutoregressionKernel,
     EwmKernel,
     Kernel,
     LevelShiftKernel,
@@ -134,6 +135,59 @@ class SeasonalProfile(BuiltinModel, base.Regressor):
 
     def predict_one(self, x):
         return super().predict_one(x) if "time" in x else math.nan
+
+
+class Autoregression(BuiltinModel, base.Regressor):
+    """Predicts the target from the key's own recent values, by online linear regression.
+
+    The features are the key's last ``lags`` values and exponentially
+    weighted means of its past values (one per alpha in ``ewm``), each
+    standardised by its running mean and variance; the regression learns by
+    stochastic gradient descent on the squared error. It is River's
+    ``StandardScaler() | LinearRegression()`` on those features (the same
+    updates in the same order, tested against it), written as a numpy
+    kernel so that the processor runs it over a whole rank of keys at once:
+    about 1 µs a record instead of some 25 µs.
+
+    Parameters
+    ----------
+    lags
+        How many of the key's previous values are features (0-8).
+    ewm
+        The weights of the exponentially weighted means that are features (each in (0, 1]).
+    lr
+        Step of the gradient descent (River's ``SGD(0.01)`` and ``intercept_lr``).
+    after
+        Records a key learns before the model predicts for it (the descent needs that long to find the key's level).
+
+    Examples
+    --------
+    >>> model = Autoregression(after=10)
+    >>> model.predict_one({})
+    nan
+    >>> for y in [10.0, 12.0] * 200:
+    ...     model.learn_one({}, y)
+    >>> round(model.predict_one({}), 1)
+    9.8
+    """
+
+    def __init__(self, lags: int = 2, ewm: tuple[float, ...] = (0.3, 0.03), lr: float = 0.01, after: int = 100):
+        if not 0 <= lags <= 8:
+            raise ValueError("lags must be between 0 and 8")
+        if not all(0 < alpha <= 1 for alpha in ewm) or lags + len(ewm) == 0:
+            raise ValueError("ewm alphas must be in (0, 1], and there must be at least one feature")
+        if not 0 < lr <= 1:
+            raise ValueError("lr must be in (0, 1]")
+        if after < 0:
+            raise ValueError("after must be >= 0")
+        self.after = after
+        self.lags = lags
+        self.ewm = tuple(ewm)
+        self.lr = lr
+        self._start()
+
+    def make_kernel(self) -> Kernel:
+        return AutoregressionKernel(self.lags, self.ewm, self.lr, self.after)
 
 
 class BuiltinDetector(BuiltinModel):
@@ -250,6 +304,7 @@ def _unit_range(estimator):
 MODELS = {
     "ewm_mean": EwmMean,
     "seasonal_profile": SeasonalProfile,
+    "autoregression": Autoregression,
     "level_shift": LevelShift,
     "range": Range,
     "linear_regression": _scaled(linear_model.LinearRegression),
@@ -262,6 +317,16 @@ MODELS = {
     "holt_winters": functools.partial(time_series.HoltWinters, alpha=0.3, beta=0.1),
     "snarimax": functools.partial(time_series.SNARIMAX, p=2, d=0, q=1),
 }
+
+
+def reads_features(name: str) -> bool:
+    """Whether model ``name`` reads the feature dict: River's models do, the built-in ones do not.
+
+    >>> reads_features("ewm_mean"), reads_features("linear_regression")
+    (False, True)
+    """
+    made = MODELS[name]
+    return not (isinstance(made, type) and issubclass(made, BuiltinModel))
 
 
 def build_model(name: str, params: dict):

@@ -34,6 +34,7 @@ from otelml.processors.anomaly.extract import BatchReader, Columns
 from otelml.processors.anomaly.extract_metrics import MetricReader
 from otelml.processors.anomaly.forecast import Forecast
 from otelml.processors.anomaly.incidents import incident_id
+from otelml.processors.anomaly.models import reads_features
 from otelml.processors.anomaly.output import AttributeWriter
 from otelml.processors.anomaly.output_metrics import write_scores
 from otelml.processors.anomaly.parents import Parents
@@ -65,8 +66,10 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
         self.logger = settings.logger
         key = [parse_key(text) for text in config.signal_key(signal)]
         features = config.features
+        # The key's record rate is tracked for River models' rate feature only when some River model reads it.
+        rate_feature = features.rate and any(reads_features(model.name) for model in config.models)
         self.engine = Engine(config, Target(parse_target(config.signal_target(signal)), config.transform,
-                                            rate_feature=features.rate), ranges=config.alerts)
+                                            rate_feature=rate_feature), ranges=config.alerts)
         self.target = self.engine.target
         river = self.engine.features is not None
         need_errors, feature_attributes = river and features.error, tuple(features.attributes) if river else ()

@@ -42,6 +42,7 @@ class Ranks:
         self.ranks = np.empty(len(key_ids), dtype=np.intp)
         self.ranks[self.by_key] = np.arange(len(key_ids)) - np.repeat(starts, self.counts)
         self.depth = int(self.counts.max()) if len(key_ids) else 0
+        self._by_rank: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def groups(self) -> list[list[int]]:
         """Each key's record indices, in batch order."""
@@ -54,9 +55,12 @@ class Ranks:
         the first ``sizes[r]`` keys of ``key_order`` and its records the
         ``sizes[r]`` records after those of the lower ranks.
         """
-        key_order = np.argsort(-self.counts, kind="stable")
-        position = np.empty(len(key_order), dtype=np.intp)
-        position[key_order] = np.arange(len(key_order))
-        order = np.lexsort((position[self.key_ids], self.ranks))
-        sizes = len(self.counts) - np.cumsum(np.bincount(self.counts, minlength=self.depth + 1))[:self.depth]
-        return order, sizes, key_order
+        if self._by_rank is None:
+            # Computed once: every stage of the engine walks the batch in this order.
+            key_order = np.argsort(-self.counts, kind="stable")
+            position = np.empty(len(key_order), dtype=np.intp)
+            position[key_order] = np.arange(len(key_order))
+            order = np.lexsort((position[self.key_ids], self.ranks))
+            sizes = len(self.counts) - np.cumsum(np.bincount(self.counts, minlength=self.depth + 1))[:self.depth]
+            self._by_rank = order, sizes, key_order
+        return self._by_rank

@@ -52,45 +52,19 @@ def z_to_score(z, half=Z_HALF_SCORE):
     return z / (z + half)
 
 
-def deviations(moments: dict, size: int, x: np.ndarray) -> np.ndarray:
-    """How many standard deviations each ``x`` lies from its key's mean (0 before two values)."""
-    mean, var, n = (moments[part][:size] for part in ("mean", "var", "n"))
-    spread = np.sqrt(var)
-    floor = RELATIVE_FLOOR * (1.0 + np.abs(mean))
-    z = np.where(n < 2, 0.0, np.abs(x - mean) / np.where(spread > floor, spread, floor))
-    return np.minimum(z, Z_LARGEST)
-
-
-def learn_moments(moments: dict, size: int, x: np.ndarray, alpha: float, where: np.ndarray,
-                  limit: np.ndarray | float = LARGEST) -> None:
-    """Move each key's mean and variance on by ``x``, its distance from the mean held within ``limit``.
-
-    >>> moments = {name: np.zeros(1) for name in MOMENTS}
-    >>> for value in (1.0, -1.0, 1.0, -1.0):
-    ...     learn_moments(moments, 1, np.array([value]), 0.01, np.ones(1, dtype=bool))
-    >>> round(float(moments["var"][0]), 3)
-    1.0
-    """
-    mean, var, n = (moments[part][:size] for part in ("mean", "var", "n"))
-    delta = np.clip(np.clip(x, -LARGEST, LARGEST) - mean, -limit, limit)
-    seen = n + 1.0
-    weight = np.where(seen * alpha < 1.0, 1.0 / seen, alpha)
-    np.copyto(mean, mean + weight * delta, where=where)
-    np.copyto(var, (1.0 - weight) * (var + weight * delta * delta), where=where)
-    np.copyto(n, seen, where=where)
-
-
 @dataclasses.dataclass
 class Judged:
-    """What a rank's deviations scored: ``score`` (calibrated), ``plain`` (``z / (z + 3)``) and ``isolated``.
+    """What a rank's deviations scored: ``score`` (calibrated), ``plain`` (``z / (z + 3)``), ``isolated``, ``seen``.
 
     ``isolated`` marks deviations beyond ``clip`` whose key's previous one
-    was not: the models learn those records winsorised too.
+    was not: the models learn those records winsorised too. ``seen`` is how
+    many deviations each key's scale had learned before these.
     """
 
     score: np.ndarray
     plain: np.ndarray
     isolated: np.ndarray
+    seen: np.ndarray
 
 
 class ResidualScale:
@@ -127,29 +101,44 @@ class ResidualScale:
         self.fields = {**MOMENTS, "beyond": Field((), np.bool_, False),
                        **({} if calibration is None else calibration.fields)}
 
-    def observe(self, state: dict, size: int, deviation: np.ndarray, judged: np.ndarray) -> Judged:
-        """The scores of ``deviation`` (0 where not ``judged``); then learn it."""
-        deviation = np.clip(deviation, -LARGEST, LARGEST)
-        z = deviations(state, size, deviation)
+    def observe(self, state: dict, size: int, deviation: np.ndarray, judged: np.ndarray, plain: bool = True) -> Judged:
+        """The scores of ``deviation`` (0 where not ``judged``); then learn it.
+
+        ``plain``: also give the uncalibrated scores (else ``Judged.plain`` is the calibrated ones).
+        """
         # The calibration learns from keys with enough deviations to judge by.
         seen = state["n"][:size].copy()
-        settled = judged & (seen > CALIBRATE_AFTER)
-        isolated = self.learn(state, size, deviation, judged)
-        plain = np.where(judged, z_to_score(z), 0.0)
+        z, isolated = self._step(state, size, deviation, judged)
         if self.calibration is None:
-            return Judged(plain, plain, isolated)
-        score = self.calibration.score(state, size, z, settled, seen)
-        return Judged(np.where(judged, score, 0.0), plain, isolated)
+            uncalibrated = np.where(judged, z_to_score(z), 0.0)
+            return Judged(uncalibrated, uncalibrated, isolated, seen)
+        score = np.where(judged, self.calibration.score(state, size, z, judged & (seen > CALIBRATE_AFTER), seen), 0.0)
+        return Judged(score, np.where(judged, z_to_score(z), 0.0) if plain else score, isolated, seen)
 
     def learn(self, state: dict, size: int, deviation: np.ndarray, judged: np.ndarray) -> np.ndarray:
         """Learn ``deviation`` where ``judged`` (robustly, see the module docstring); which were isolated."""
+        return self._step(state, size, deviation, judged)[1]
+
+    def _step(self, state: dict, size: int, deviation: np.ndarray, judged: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``z`` of each deviation (before learning it) and whether it was isolated; the moments learn it where ``judged``."""
         mean, var, n, beyond = (state[part][:size] for part in ("mean", "var", "n", "beyond"))
-        limit = np.where(n >= CLIP_AFTER, self.clip * np.sqrt(var), LARGEST)
-        out = np.abs(np.clip(deviation, -LARGEST, LARGEST) - mean) > limit
+        delta = np.clip(deviation, -LARGEST, LARGEST) - mean
+        distance = np.abs(delta)
+        spread = np.sqrt(var)
+        floor = RELATIVE_FLOOR * (1.0 + np.abs(mean))
+        z = np.where(n < 2, 0.0, np.minimum(distance / np.maximum(spread, floor), Z_LARGEST))
+        limit = np.where(n >= CLIP_AFTER, self.clip * spread, LARGEST)
+        out = distance > limit
         isolated = judged & out & ~beyond
-        learn_moments(state, size, deviation, self.alpha, judged, np.where(isolated, limit, LARGEST))
+        if isolated.any():
+            delta = np.where(isolated, np.clip(delta, -limit, limit), delta)
+        seen = n + 1.0
+        weight = np.where(seen * self.alpha < 1.0, 1.0 / seen, self.alpha)
+        np.copyto(mean, mean + weight * delta, where=judged)
+        np.copyto(var, (1.0 - weight) * (var + weight * delta * delta), where=judged)
+        np.copyto(n, seen, where=judged)
         np.copyto(beyond, out, where=judged)
-        return isolated
+        return z, isolated
 
     def usual_range(self, state: dict, size: int, prediction: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
         """``prediction`` plus the mean residual, ± ``width`` standard deviations; NaN before two residuals."""

@@ -11,7 +11,7 @@ from river.checks import check_estimator, yield_checks
 
 from otelml.conventions import ANOMALY, EXPECTED, INCIDENT_ID, INCIDENT_OPEN, SCORE
 from otelml.pdata import Signal
-from otelml.processors.anomaly.models import MODELS, EwmMean, LevelShift, Range, SeasonalProfile
+from otelml.processors.anomaly.models import MODELS, Autoregression, EwmMean, LevelShift, Range, SeasonalProfile
 from otelml.synthetic import BASE_TIME_NS, make_trace_request
 from tests.anomaly.support import START, SpanSpec, attribute, logs, make_processor, outputs, records_of, traces
 from tests.anomaly.test_scoring import steady
@@ -39,9 +39,27 @@ async def test_every_registered_model_scores_a_level_shift(name):
     assert all(0.0 <= score <= 1.0 for score in outputs(shifted, SCORE))
 
 
-@pytest.mark.parametrize("model", [EwmMean(), SeasonalProfile()], ids=lambda m: type(m).__name__)
+@pytest.mark.parametrize("model", [EwmMean(), SeasonalProfile(), Autoregression()], ids=lambda m: type(m).__name__)
 def test_built_in_models_pass_rivers_estimator_checks(model):
     check_estimator(model)
+
+
+def test_autoregression_is_rivers_linear_regression_on_the_keys_past():
+    from river import linear_model, preprocessing
+
+    ours, theirs = Autoregression(after=1), preprocessing.StandardScaler() | linear_model.LinearRegression()
+    rng = random.Random(3)
+    lags, means = [], [None, None]
+    for i in range(2000):
+        y = 20 + 5 * math.sin(i / 30) + rng.gauss(0, 1) + (30 if i % 500 == 0 else 0)
+        x = {f"lag_{n + 1}": value for n, value in enumerate(lags)}
+        x.update({f"ewm_{alpha:g}": mean for alpha, mean in zip((0.3, 0.03), means) if mean is not None})
+        if i:
+            assert ours.predict_one({}) == pytest.approx(theirs.predict_one(x), abs=1e-9)
+        ours.learn_one({}, y)
+        theirs.learn_one(x, y)
+        lags = [y, *lags[:1]]
+        means = [y if mean is None else mean + alpha * (y - mean) for alpha, mean in zip((0.3, 0.03), means)]
 
 
 def test_seasonal_profile_passes_the_dataset_checks_on_a_stream_with_times():

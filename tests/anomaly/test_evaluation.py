@@ -9,7 +9,6 @@ import pytest
 
 from evaluation.nab import PROFILES, LabelledSeries, load_corpus, locate_data, row_weights, scaled_sigmoid, score_corpus, sweep
 from evaluation.run import evaluate, file_details
-from evaluation.streams import write_streams
 
 STANDARD = PROFILES["standard"]
 
@@ -85,7 +84,7 @@ def test_one_threshold_is_swept_over_the_whole_corpus():
     assert alone.per_file == {"a": pytest.approx(float(scaled_sigmoid(-0.8) / scaled_sigmoid(-1.0))), "b": 0.0}
 
 
-def test_harness_replays_a_small_corpus_and_finds_a_level_shift(tmp_path):
+def test_harness_replays_a_small_corpus_and_finds_a_level_shift():
     rng = np.random.default_rng(0)
     values = 10 + rng.normal(0, 0.5, 2000)
     values[1500:] += 8
@@ -93,9 +92,7 @@ def test_harness_replays_a_small_corpus_and_finds_a_level_shift(tmp_path):
                              values, [(1450, 1549)])
     calm = LabelledSeries("calm.csv", shifted.timestamps, 10 + rng.normal(0, 0.5, 2000), [])
     corpus = [shifted, calm]
-    streams = tmp_path / "streams.jsonl"
-    write_streams(corpus, streams)
-    result = evaluate(corpus, streams, "default", {"target": "attributes.value"}, tmp_path)
+    result = evaluate(corpus, "default", {"target": "attributes.value"})
     assert result.by_profile["standard"].normalised > 80
     lines = file_details(corpus, result)
     assert lines[1].startswith("shift.csv") and lines[1].split()[-1] == "0.50"

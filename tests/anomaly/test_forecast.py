@@ -122,7 +122,8 @@ async def test_a_prediction_from_the_score_trend_says_when_the_score_gets_there(
     records = await scored(processor, traces(ramp))
     predicted = [r for r in records if attribute(r, PREDICTED)]
     assert predicted
-    assert all(0 < attribute(r, CROSSING_SECONDS) <= 60.0 and attribute(r, SCORE) < 0.6 for r in predicted)
+    threshold = processor.config.threshold.static
+    assert all(0 < attribute(r, CROSSING_SECONDS) <= 60.0 and attribute(r, SCORE) < threshold for r in predicted)
     assert all(attribute(r, LIMIT) is None for r in predicted)
 
 

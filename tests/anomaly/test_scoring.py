@@ -32,7 +32,7 @@ async def test_every_record_gets_the_output_attributes():
     keys = [kv.key for kv in records_of(batch)[-1].attributes]
     assert keys == ["otelml.score", "otelml.anomaly", "otelml.expected", "otelml.forecast", "otelml.trend.slope",
                     "otelml.incident.predicted", "otelml.score.raw", "otelml.score.seasonal_profile", "otelml.score.ewm_mean",
-                    "otelml.score.level_shift", "otelml.score.range"]
+                    "otelml.score.level_shift", "otelml.score.range", "otelml.score.autoregression"]
 
 
 async def test_level_shift_is_flagged_within_a_few_records_and_steady_stream_is_not():
