@@ -260,7 +260,9 @@ class AutoregressionKernel(Kernel):
     LinearRegression()`` (same updates, same order) on those features, run
     over a rank of keys at once. A feature the key has no value for yet
     counts as absent. Gradient descent takes a while to find a key's level,
-    so a key predicts nothing before it has learned ``after`` records.
+    so a key predicts nothing before it has learned ``after`` records. A new
+    key borrowing its parent group's state starts its past from the group's
+    usual feature values.
 
     >>> kernel = AutoregressionKernel(lags=1, ewm=(0.5,), lr=0.01, after=1)
     >>> state = {name: np.full((1, *field.shape), field.fill) for name, field in kernel.fields.items()}
@@ -277,13 +279,13 @@ class AutoregressionKernel(Kernel):
         self.alphas = np.asarray(ewm, dtype=float)
         self.lr = lr
         width = lags + len(ewm)
-        self.fields = {"lags": Field((lags,), np.float64, np.nan), "ewm": Field((len(ewm),), np.float64, np.nan),
+        # past: the key's last values (newest first), then its exponentially weighted means.
+        self.fields = {"past": Field((width,), np.float64, np.nan),
                        "count": Field((width,), np.float64, 0.0), "mean": Field((width,), np.float64, 0.0),
                        "var": Field((width,), np.float64, 0.0), "weights": Field((width,), np.float64, 0.0),
                        "intercept": Field((), np.float64, 0.0), "learned": Field((), np.float64, 0.0)}
 
-    def _features(self, state: dict, size: int) -> np.ndarray:
-        return np.concatenate([state["lags"][:size], state["ewm"][:size]], axis=1)
+    recent = {"past": "mean"}
 
     @staticmethod
     def _standardised(features: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
@@ -293,13 +295,13 @@ class AutoregressionKernel(Kernel):
 
     def predict(self, state, rank):
         size = rank.size
-        z = self._standardised(self._features(state, size), state["mean"][:size], state["var"][:size])
+        z = self._standardised(state["past"][:size], state["mean"][:size], state["var"][:size])
         prediction = np.einsum("ij,ij->i", z, state["weights"][:size]) + state["intercept"][:size]
         return np.where(state["learned"][:size] >= max(self.after, 1), prediction, np.nan)
 
     def learn(self, state, rank, y, learn):
         size = rank.size
-        features = self._features(state, size)
+        features = state["past"][:size].copy()
         rows = np.flatnonzero(learn)
         if len(rows):
             x = features[rows]
@@ -323,8 +325,9 @@ class AutoregressionKernel(Kernel):
             state["intercept"][rows] = np.where(broken, 0.0, intercept)
             state["learned"][rows] += 1.0
         # The key's past moves on with every record, learned or not.
-        lags, ewm = state["lags"][:size], state["ewm"][:size]
+        past = state["past"][:size]
+        lags, ewm = past[:, :self.lags], past[:, self.lags:]
         if self.lags:
-            lags[:, 1:] = lags[:, :-1]
+            lags[:, 1:] = lags[:, :-1].copy()
             lags[:, 0] = rank.y
         np.copyto(ewm, np.where(ewm != ewm, rank.y[:, None], ewm + self.alphas * (rank.y[:, None] - ewm)))
