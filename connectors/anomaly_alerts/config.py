@@ -12,6 +12,8 @@ class AnomalyAlertsConfig(ComponentConfig):
     repeat_interval: Duration = 0.0
     # Anomaly incidents whose score reaches this are critical, the others warnings.
     critical_score: float = Field(0.9, gt=0, le=1)
+    # A prediction becomes an alert only when it warns at least this long before the crossing it forecasts.
+    min_lead: Duration = 30.0
 
     def validate_config(self) -> list[str]:
         problems = []
@@ -21,4 +23,6 @@ class AnomalyAlertsConfig(ComponentConfig):
             problems.append("resolve_after: must be positive")
         if self.repeat_interval < 0:
             problems.append("repeat_interval: must not be negative (0 sends no updates)")
+        if self.min_lead < 0:
+            problems.append("min_lead: must not be negative (0 alerts on every prediction)")
         return problems

@@ -121,10 +121,17 @@ class AnomalyAlertsConnector(Component):
                             severity=self._severity(ANOMALY, source), source=source)
                     elif self.config.predicted_incidents and _flag(marks, names.PREDICTED):
                         source = _source(resource, record, traces)
+                        if not self._warns_in_time(source):
+                            continue
                         alerts += self.incidents.predicted(
                             _key(source, _resource_text(resource.resource)), time=when, arrived=arrived,
                             severity=self._severity(PREDICTED, source), source=source)
         return alerts
+
+    def _warns_in_time(self, source: Source) -> bool:
+        """Whether a prediction leaves ``min_lead`` before its crossing (one that does not say when does)."""
+        lead = source.details.get(names.CROSSING_SECONDS)
+        return not isinstance(lead, (int, float)) or lead >= self.config.min_lead
 
     def _severity(self, name: str, source: Source | None) -> str:
         return severity(name, Details.of(source.details), self.config.critical_score) if source is not None else ""

@@ -1,10 +1,10 @@
 """Predicted incidents: when a key's trend says trouble is coming, and how soon.
 
-Without ``trend.limit``, the score's trend predicts: a rising line, below
-the threshold now, that reaches it within the forecast's reach (the horizon,
-or less when the trend window reaches back less far). With a limit, the
-target's own trend does, in the target's units: a line that crosses the
-limit within the reach. Either way the time written is the line's own time
+Without ``trend.limit``, the score's trend predicts: a clearly rising line
+(see :data:`CLEAR_TREND`), below the threshold now, that reaches it within
+the forecast's reach (the horizon, or less when the trend window reaches
+back less far). With a limit, the target's own trend does, in the target's
+units: a clear line that crosses the limit within the reach. Either way the time written is the line's own time
 to the crossing, never the configured horizon.
 
 The processor adds the other condition: a key with an incident open has no
@@ -20,6 +20,10 @@ import numpy as np
 from otelml.conventions import CROSSING_SECONDS, LIMIT, TARGET_FORECAST
 from otelml.processors.anomaly.trend import Trends
 
+# A trend predicts only when its slope is at least this many standard errors from flat: a noisy
+# series whose window happens to tilt is no forecast.
+CLEAR_TREND = 4.0
+
 
 @dataclasses.dataclass
 class Forecast:
@@ -30,8 +34,8 @@ class Forecast:
 
     Examples
     --------
-    >>> ramp = Trends(now=np.array([74.0, 74.0, 79.0]), slope=np.array([0.01, 0.01, -0.01]),
-    ...               forecast=np.zeros(3), points=np.full(3, 60.0), reach=np.array([900.0, 300.0, 900.0]))
+    >>> ramp = Trends(now=np.array([74.0, 74.0, 79.0]), slope=np.array([0.01, 0.01, -0.01]), forecast=np.zeros(3),
+    ...               points=np.full(3, 60.0), reach=np.array([900.0, 300.0, 900.0]), t=np.array([12.0, 12.0, -12.0]))
     >>> forecast = Forecast.of_limit(ramp, above=80.0, below=None)
     >>> forecast.crosses.tolist(), forecast.seconds.round().tolist()
     ([True, False, False], [600.0, nan, nan])
@@ -46,10 +50,10 @@ class Forecast:
 
     @classmethod
     def of_score(cls, trends: Trends, threshold: np.ndarray, ready: np.ndarray) -> Forecast:
-        """The score's line rising to ``threshold`` within the reach, for keys past their warmup."""
+        """The score's line rising clearly (see :data:`CLEAR_TREND`) to ``threshold`` within the reach, for keys past their warmup."""
         with np.errstate(divide="ignore", invalid="ignore"):
             seconds = (threshold - trends.now) / trends.slope
-        crosses = ready & (trends.slope > 0) & (trends.now < threshold) & (seconds <= trends.reach)
+        crosses = ready & (trends.t >= CLEAR_TREND) & (trends.now < threshold) & (seconds <= trends.reach)
         return cls(crosses, np.where(crosses, seconds, np.nan))
 
     @classmethod
@@ -66,7 +70,7 @@ class Forecast:
                 sooner = until < seconds
                 seconds = np.where(sooner, until, seconds)
                 limit = np.where(sooner, level, limit)
-        crosses = seconds <= trends.reach
+        crosses = (seconds <= trends.reach) & (np.abs(trends.t) >= CLEAR_TREND)
         return cls(crosses, np.where(crosses, seconds, np.nan), limit, trends.now + trends.slope * trends.reach)
 
     def values(self, index: int) -> dict[str, float]:

@@ -25,13 +25,15 @@ from otelml.processors.anomaly.store import Field
 @dataclasses.dataclass
 class Trends:
     """Per record, in batch order: fitted value now, slope (per second), forecast, points used,
-    and the reach: how far ahead (seconds) the forecast looks, the horizon or less."""
+    the reach: how far ahead (seconds) the forecast looks, the horizon or less, and the slope's
+    t statistic (slope over its standard error: how clearly the window rises or falls, not just wanders)."""
 
     now: np.ndarray
     slope: np.ndarray
     forecast: np.ndarray
     points: np.ndarray
     reach: np.ndarray
+    t: np.ndarray
 
 
 class Trend:
@@ -88,7 +90,8 @@ class Trend:
             covariance = np.einsum("ij,ij->i", relative, window_values) - sum_time * sum_value / count
             slope = np.where(usable, covariance / np.where(usable, spread, 1.0), 0.0)
             now = (sum_value - slope * sum_time) / count
-            fitted[name] = Trends(now, slope, np.clip(now + slope * reach, *clip), count, reach)
+            fitted[name] = Trends(now, slope, np.clip(now + slope * reach, *clip), count, reach,
+                                  _t_statistic(window_values, sum_value, covariance, slope, spread, count, usable))
         return fitted
 
     def _windows(self, arrays: dict, name: str, slots: np.ndarray, ranks: Ranks, new: np.ndarray) -> np.ndarray:
@@ -101,3 +104,13 @@ class Trend:
         row[ranks.key_ids, keep + ranks.ranks] = new
         arrays[name][slots] = sliding_window_view(row, keep, axis=1)[np.arange(len(slots)), ranks.counts]
         return sliding_window_view(row, self.window, axis=1)[ranks.key_ids, ranks.ranks]
+
+
+def _t_statistic(window_values: np.ndarray, sum_value: np.ndarray, covariance: np.ndarray, slope: np.ndarray,
+                 spread: np.ndarray, count: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """Each line's slope over its standard error (infinite for points exactly on a sloped line, 0 when unusable)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        residual = np.einsum("ij,ij->i", window_values, window_values) - sum_value * sum_value / count - slope * covariance
+        error = np.sqrt(np.maximum(residual, 0.0) / np.maximum(count - 2, 1) / np.where(usable, spread, 1.0))
+        t = np.where(error > 0, slope / error, np.copysign(np.inf, slope) * (slope != 0))
+    return np.where(usable & (count > 2), t, 0.0)

@@ -134,6 +134,14 @@ async def test_a_prediction_from_the_score_trend_alone_is_info():
     assert predicted.body.string_value == f"predicted in {CART}: score trend rising to 0.72; score 0.45; just opened"
 
 
+async def test_a_prediction_too_close_to_its_crossing_makes_no_alert():
+    alerts, sink, _ = connector(min_lead="30s")
+    await alerts.consume(spans(("checkout", "GET /cart", 0, marks(predicted=True, score=0.5, crossing=3.0, key=CART)),
+                               ("checkout", "GET /", 0, marks(predicted=True, score=0.5, crossing=45.0, key="GET /"))))
+    assert [attribute(a, names.KEY) for a in sink.alerts] == ["GET /"]
+    assert sink.alerts[0].body.string_value.startswith("predicted in GET /: score reaches the threshold in about 45 s")
+
+
 async def test_connectors_that_leave_out_anomalies_or_predictions():
     incidents_only, incidents_sink, _ = connector(predicted_incidents=False)
     predictions_only, predictions_sink, _ = connector(anomalies=False)
@@ -170,6 +178,7 @@ async def test_alerts_still_refused_at_shutdown_are_counted_as_dropped():
 @pytest.mark.parametrize(("settings", "problem"), [
     ({"resolve_after": "0s"}, "resolve_after: must be positive"),
     ({"repeat_interval": "-1s"}, "repeat_interval: must not be negative (0 sends no updates)"),
+    ({"min_lead": "-1s"}, "min_lead: must not be negative (0 alerts on every prediction)"),
     ({"anomalies": False, "predicted_incidents": False}, "anomalies: with predicted_incidents also false, no alert would ever be sent"),
 ])
 def test_config_problems_are_named(settings, problem):
