@@ -36,7 +36,7 @@ import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from otelml.checkpoint import SIGNATURE_BYTES, CheckpointError, read_signed, signature, write_signed
+from otelml.checkpoint import SIGNATURE_BYTES, CheckpointError, signature
 
 FORMAT = 3
 MAGIC = b"OTELML-ANOMALY-CHECKPOINT/3\n"
@@ -87,19 +87,14 @@ def load_payload(payload: bytes) -> Payload:
     return Payload(content["settings"], content["layout"], content["clock"], dict(content["entries"]))
 
 
-def write_checkpoint(path: Path, payload: bytes, key: bytes) -> None:
-    """Write ``payload`` signed, atomically (temporary file, then rename), readable by the owner only."""
-    write_signed(path, MAGIC, payload, key)
+def refuse_earlier_format(path: Path | None) -> None:
+    """Raise :class:`CheckpointError` saying so when ``path`` was written in an earlier checkpoint format.
 
-
-def read_checkpoint(path: Path, key: bytes) -> bytes | None:
-    """The verified payload of ``path``, or None when there is no checkpoint yet."""
-    try:
-        return read_signed(path, MAGIC, key, "an anomaly checkpoint")
-    except CheckpointError:
-        other = _ANY_MAGIC.match(path.read_bytes())
-        if other and int(other.group(1)) != FORMAT:
-            raise CheckpointError(
-                f"{path} was written by an earlier otelml in checkpoint format {int(other.group(1))}, which this "
-                "version cannot read; refusing to load it (remove the file to start afresh)") from None
-        raise
+    For a file the checkpointer refused: an earlier format is refused with
+    what to do about it rather than as "not an anomaly checkpoint".
+    """
+    other = _ANY_MAGIC.match(path.read_bytes()) if path is not None and path.is_file() else None
+    if other and int(other.group(1)) != FORMAT:
+        raise CheckpointError(
+            f"{path} was written by an earlier otelml in checkpoint format {int(other.group(1))}, which this "
+            "version cannot read; refusing to load it (remove the file to start afresh)") from None

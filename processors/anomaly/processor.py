@@ -11,14 +11,13 @@ reproduces the live scores.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 
+from otelml.checkpoint import Checkpointer
 from otelml.component import Component, CreateSettings, Host
 from otelml.connectors.anomaly_alerts.text import Details
 from otelml.consumer import Consumer
@@ -44,8 +43,6 @@ from otelml.processors.anomaly.target import Target
 from otelml.processors.anomaly.trend import Trend, Trends
 from otelml.references import parse_key, parse_target
 
-# Checkpoint paths in use by running processors: two must never share one.
-_CLAIMED_PATHS: set[Path] = set()
 # At most one eviction log line per this many seconds.
 EVICTION_LOG_INTERVAL = 60.0
 # Settings that shape the per-key state: a checkpoint written with others is not reused.
@@ -99,9 +96,7 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
         self.keeps_partition_state = config.state.changelog.enabled
         self.partitions = PartitionedState(str(settings.id), self.store, self.fingerprint, config.state.changelog,
                                            config.state.checkpoint.signing_key(), self.process, self.logger)
-        self._checkpoint_path = Path(config.state.checkpoint.path) if config.state.checkpoint.path else None
-        self._checkpoint_task: asyncio.Task | None = None
-        self._claimed = False
+        self.checkpointer = Checkpointer(config.state.checkpoint, checkpoint.MAGIC, "an anomaly checkpoint", self.logger)
         self._started = False
         telemetry, name = settings.telemetry, str(settings.id)
         self._name = name
@@ -126,68 +121,44 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
 
     async def start(self, host: Host) -> None:
         self._started = True
-        if self._checkpoint_path is None:
-            return
-        path = self._checkpoint_path.resolve()
-        if path in _CLAIMED_PATHS:
-            raise ValueError(f"checkpoint path {path} is already used by another anomaly processor; give each its own")
         try:
             self._restore()
         except BaseException:
             self._started = False
             raise
-        _CLAIMED_PATHS.add(path)
-        self._claimed = True
-        self._checkpoint_task = asyncio.create_task(self._checkpoint_every_interval())
+        self.checkpointer.start(self._dump)
 
     async def shutdown(self) -> None:
         if not self._started:
             return
         self._started = False
         await self.partitions.stop()
-        if self._checkpoint_task is not None:
-            self._checkpoint_task.cancel()
-            try:
-                await self._checkpoint_task
-            except asyncio.CancelledError:
-                pass
-            self._checkpoint_task = None
-        if self._claimed:
-            try:
-                self.save_checkpoint()
-            finally:
-                _CLAIMED_PATHS.discard(self._checkpoint_path.resolve())
-                self._claimed = False
+        await self.checkpointer.stop(self._dump)
 
     def _restore(self) -> None:
-        payload = checkpoint.read_checkpoint(self._checkpoint_path, self.config.state.checkpoint.signing_key())
+        path = self.checkpointer.path
+        try:
+            payload = self.checkpointer.load()
+        except checkpoint.CheckpointError:
+            checkpoint.refuse_earlier_format(path)
+            raise
         if payload is None:
-            self.logger.info("no checkpoint at %s yet; starting with no learned state", self._checkpoint_path)
+            if path is not None:
+                self.logger.info("no checkpoint at %s yet; starting with no learned state", path)
             return
         try:
             loaded = self.store.load(payload, self.fingerprint)
         except checkpoint.CheckpointError as error:
-            raise checkpoint.CheckpointError(f"{self._checkpoint_path}: {error}") from None
+            raise checkpoint.CheckpointError(f"{path}: {error}") from None
         if not loaded:
-            self.logger.warning("checkpoint %s was written with other model settings; starting afresh", self._checkpoint_path)
+            self.logger.warning("checkpoint %s was written with other model settings; starting afresh", path)
             return
         self._keys.set(len(self.store.keys))
-        self.logger.info("restored %d keys from %s", len(self.store.keys), self._checkpoint_path)
+        self.logger.info("restored %d keys from %s", len(self.store.keys), path)
 
-    def save_checkpoint(self) -> None:
-        checkpoint.write_checkpoint(self._checkpoint_path, self.store.dump(self.fingerprint),
-                                    self.config.state.checkpoint.signing_key())
-
-    async def _checkpoint_every_interval(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.state.checkpoint.interval)
-            # Pickle here, between batches, for a consistent snapshot; write in a thread.
-            payload = self.store.dump(self.fingerprint)
-            try:
-                await asyncio.to_thread(checkpoint.write_checkpoint, self._checkpoint_path, payload,
-                                        self.config.state.checkpoint.signing_key())
-            except OSError as error:
-                self.logger.error("cannot write checkpoint %s: %s", self._checkpoint_path, error)
+    def _dump(self) -> bytes:
+        """The checkpoint payload, pickled here, between batches, for a consistent snapshot."""
+        return self.store.dump(self.fingerprint)
 
     # Data ------------------------------------------------------------------
 

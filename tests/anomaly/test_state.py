@@ -7,6 +7,7 @@ import stat
 
 import pytest
 
+from otelml.checkpoint import read_signed
 from otelml.processors.anomaly.checkpoint import MAGIC, CheckpointError
 from otelml.telemetry import Telemetry
 from tests.anomaly.support import START, SpanSpec, make_processor, outputs, traces
@@ -129,7 +130,7 @@ async def test_two_processors_cannot_share_a_checkpoint_path(tmp_path):
     path = tmp_path / "anomaly.ckpt"
     first, second = checkpointing(path), checkpointing(path)
     await first.start(None)
-    with pytest.raises(ValueError, match="already used by another anomaly processor"):
+    with pytest.raises(ValueError, match="already used by another component"):
         await second.start(None)
     await second.shutdown()
     await first.shutdown()
@@ -148,7 +149,7 @@ async def test_checkpoints_are_written_every_interval(tmp_path):
             await asyncio.sleep(0.01)
         assert path.exists(), "no checkpoint was written while running"
         restored = checkpointing(path)
-        restored._restore()
+        assert restored.store.load(read_signed(path, MAGIC, KEY.encode()), restored.fingerprint)
         assert list(restored.store.keys) == [("checkout", "GET /cart")]
     finally:
         await processor.shutdown()
