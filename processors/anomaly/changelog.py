@@ -245,9 +245,9 @@ class PartitionedState:
     async def _write(self, source: PartitionSource, partition: Partition, state: _PartitionState) -> None:
         """Write the changed keys of ``partition`` and tell the receiver, which may then commit."""
         async with state.writing:
-            if state.unsaved_from is None:
-                return
             offset = state.counted_to
+            if state.unsaved_from is None or offset is None:  # nothing counted since the last write
+                return
             keys, state.dirty = state.dirty, set()
             # Exported now, between batches, for a consistent snapshot; a key evicted since is deleted.
             exported = self.store.export(keys)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from pydantic import Field, model_validator
 
@@ -124,16 +124,23 @@ class LimitConfig(ComponentConfig):
                     parse_duration(value)
                 except ValueError:
                     problems.append(f"{name}: {value!r} is neither a number nor a duration such as 500ms")
-        if not problems and self.above is not None and self.below is not None:
-            above, below = (self.in_unit(value, "ms") for value in (self.above, self.below))
-            if below >= above:
-                problems.append("below: must be less than above")
+        if (not problems and self.above is not None and self.below is not None
+                and self.in_unit(self.below, "ms") >= self.in_unit(self.above, "ms")):
+            problems.append("below: must be less than above")
         return problems
 
     def signal_problems(self, unit: str) -> list[str]:
         """A duration given for a target that is not one (``unit``: the target's, ``ms`` for durations)."""
         return [f"{name}: {value!r} is a duration, but the target is not" for name in ("above", "below")
                 if isinstance(value := getattr(self, name), str) and unit != "ms"]
+
+    @overload
+    @staticmethod
+    def in_unit(value: float | str, unit: str) -> float: ...
+
+    @overload
+    @staticmethod
+    def in_unit(value: None, unit: str) -> None: ...
 
     @staticmethod
     def in_unit(value: float | str | None, unit: str) -> float | None:

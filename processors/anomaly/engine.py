@@ -42,7 +42,7 @@ from otelml.processors.anomaly.kernels import DETECTOR, REGRESSOR, Kernel, Rank
 from otelml.processors.anomaly.models import BuiltinModel, build_model
 from otelml.processors.anomaly.ranks import Ranks
 from otelml.processors.anomaly.residuals import Z_HALF_SCORE, ResidualScale
-from otelml.processors.anomaly.store import Field
+from otelml.processors.anomaly.store import Field, Stage
 from otelml.processors.anomaly.target import Target
 from otelml.processors.anomaly.threshold import Threshold
 
@@ -142,7 +142,7 @@ class Engine:
         self.threshold = Threshold(config.threshold)
         self.incidents = Incidents(config.incident)
         # Stage -> prefix of its fields in the store.
-        self.stages: list[tuple[str, object]] = [("target.", target)]
+        self.stages: list[tuple[str, Stage]] = [("target.", target)]
         for position, model in enumerate(self.models):
             self.stages.append((f"model{position}.", model.kernel))
             if model.scale is not None:
@@ -158,9 +158,10 @@ class Engine:
         """River models reset for diverging, per model id, since the last call."""
         found = {}
         for model in self.models:
-            if model.river and model.kernel.resets:
-                found[model.id] = model.kernel.resets
-                model.kernel.resets = 0
+            kernel = model.kernel
+            if isinstance(kernel, RiverKernel) and kernel.resets:
+                found[model.id] = kernel.resets
+                kernel.resets = 0
         return found
 
     def rates(self, arrays: dict, slots: np.ndarray, ranks: Ranks, times: np.ndarray) -> np.ndarray:
@@ -222,7 +223,10 @@ class Engine:
                model_scores: np.ndarray) -> None:
         """One rank: judge, flag, open or close incidents, learn."""
         keys, y = rank.size, rank.y
-        scores, plain, predictions = [], [], []
+        scores: list[np.ndarray] = []
+        plain: list[np.ndarray] = []
+        # A regressor's predictions and which of its residuals are isolated wild values; None for other kinds.
+        predictions: list[tuple[np.ndarray, np.ndarray] | None] = []
         # The expected value and usual range are those of the regressor with the smallest residual spread for the key.
         expected, best_spread = np.full(keys, np.nan), np.full(keys, np.inf)
         low, high = np.full(keys, np.nan), np.full(keys, np.nan)
@@ -276,7 +280,7 @@ class Engine:
     def _learned(self, model: Model, scale_state: dict, keys: int, y: np.ndarray,
                  prediction: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
         """What a model learns: a regressor, an isolated wild target winsorised to its usual range."""
-        if prediction is None:
+        if prediction is None or model.scale is None:
             return y
         output, isolated = prediction
         if not isolated.any():
@@ -289,7 +293,7 @@ class Engine:
         # The batch's keys' rows, most records first: rank r works on the first sizes[r] rows.
         return order, sizes, slots[key_order]
 
-    def _names(self, stage) -> list[str]:
+    def _names(self, stage: Stage) -> list[str]:
         return [prefix + name for prefix, owner in self.stages if owner is stage for name in stage.fields]
 
 

@@ -54,7 +54,7 @@ class FeatureBuilder:
               attributes: list | None) -> list[dict]:
         """One dict per key of the rank; ``rates``, ``errors`` and ``attributes`` are the rank's records'."""
         size, config = rank.size, self.config
-        columns = {}
+        columns: dict[str, np.ndarray] = {}
         if config.time:
             day_fraction = np.remainder(rank.times, SECONDS_PER_DAY) / SECONDS_PER_DAY
             weekday = (np.floor_divide(rank.times, SECONDS_PER_DAY) + EPOCH_WEEKDAY) % 7

@@ -14,6 +14,7 @@ prediction, since what it would predict is already there.
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal, TypedDict
 
 import numpy as np
 
@@ -23,6 +24,14 @@ from otelml.processors.anomaly.trend import Trends
 # A trend predicts only when its slope is at least this many standard errors from flat: a noisy
 # series whose window happens to tilt is no forecast.
 CLEAR_TREND = 4.0
+
+
+class ForecastValues(TypedDict, total=False):
+    """One record's prediction, under the names of the alert's details (``limit`` and ``target_forecast`` for a limit)."""
+
+    crossing_seconds: float
+    limit: float
+    target_forecast: float
 
 
 @dataclasses.dataclass
@@ -73,16 +82,18 @@ class Forecast:
         crosses = (seconds <= trends.reach) & (np.abs(trends.t) >= CLEAR_TREND)
         return cls(crosses, np.where(crosses, seconds, np.nan), limit, trends.now + trends.slope * trends.reach)
 
-    def values(self, index: int) -> dict[str, float]:
+    def values(self, index: int) -> ForecastValues:
         """Record ``index``'s prediction: ``crossing_seconds``, and ``limit`` and ``target_forecast`` for a limit."""
-        values = {"crossing_seconds": float(self.seconds[index])}
-        if self.limit is not None:
-            values.update(limit=float(self.limit[index]), target_forecast=float(self.target_forecast[index]))
-        return values
+        seconds = float(self.seconds[index])
+        if self.limit is None or self.target_forecast is None:
+            return ForecastValues(crossing_seconds=seconds)
+        return ForecastValues(crossing_seconds=seconds, limit=float(self.limit[index]),
+                              target_forecast=float(self.target_forecast[index]))
 
     def details(self, index: int) -> list[tuple[str, float]]:
         """The same, as alert details: attribute name and value."""
-        return [(_ATTRIBUTES[name], value) for name, value in self.values(index).items()]
+        values = self.values(index)
+        return [(attribute, values[name]) for name, attribute in _ATTRIBUTES.items() if name in values]
 
 
-_ATTRIBUTES = {"crossing_seconds": CROSSING_SECONDS, "limit": LIMIT, "target_forecast": TARGET_FORECAST}
+_ATTRIBUTES: dict[Literal["crossing_seconds", "limit", "target_forecast"], str] = {"crossing_seconds": CROSSING_SECONDS, "limit": LIMIT, "target_forecast": TARGET_FORECAST}

@@ -60,7 +60,7 @@ class Kernel:
     :mod:`~otelml.processors.anomaly.parents`).
     """
 
-    kind: ClassVar[str] = REGRESSOR
+    kind: str = REGRESSOR
     fields: dict[str, Field] = {}
     recent: ClassVar[dict[str, str]] = {}
 

@@ -52,15 +52,15 @@ class LiveViewKeeper:
                              ("live.incident", np.where(member, opened, np.nan))):
             arrays[name][slots] = values[last]
 
-    def opened(self, when: float, details: Details, incident: str) -> None:
-        """An incident opened: the alert the page lists, with the alert text the alerts connector would send."""
-        self.alerts.appendleft(AlertView(when, details.key, details.score, alert_text(ANOMALY, details, 0.0), incident))
+    def opened(self, when: float, key: str, score: float, details: Details, incident: str) -> None:
+        """An incident opened on ``key`` (described): the alert the page lists, with the alert text the alerts connector would send."""
+        self.alerts.appendleft(AlertView(when, key, score, alert_text(ANOMALY, details, 0.0), incident))
 
-    def predicted(self, when: float, details: Details) -> None:
+    def predicted(self, when: float, key: str, score: float, details: Details) -> None:
         """A predicted incident, listed once per key and horizon (every record of a rising trend predicts it)."""
-        if any(alert.key == details.key and alert.incident is None and when - alert.time < self.horizon for alert in self.alerts):
+        if any(alert.key == key and alert.incident is None and when - alert.time < self.horizon for alert in self.alerts):
             return
-        self.alerts.appendleft(AlertView(when, details.key, details.score, alert_text(PREDICTED, details, 0.0)))
+        self.alerts.appendleft(AlertView(when, key, score, alert_text(PREDICTED, details, 0.0)))
 
     def view(self, source: str, signal: str, top: int, describe) -> LiveView:
         """The keys with the ``top`` highest recent peaks and the ``top`` highest forecasts (above 0), and the recent alerts."""

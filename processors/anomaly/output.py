@@ -40,7 +40,7 @@ from otelml.pdata import Signal
 from otelml.processors.anomaly.incidents import ID_BYTES
 
 RAW_SCORE = MODEL_SCORE + "raw"
-_RECORD_TYPES = {Signal.TRACES: Span, Signal.LOGS: LogRecord}
+_RECORD_TYPES: dict[Signal, type[Span] | type[LogRecord]] = {Signal.TRACES: Span, Signal.LOGS: LogRecord}
 # Wire types and AnyValue field numbers (opentelemetry/proto/common/v1/common.proto).
 _LENGTH_DELIMITED = 2
 _ANY_STRING, _ANY_BOOL, _ANY_DOUBLE = 1, 2, 4
@@ -121,6 +121,7 @@ class _Layout:
             formats.append(format)
             offsets.append(len(template))
             template += bytes(np.dtype(format).itemsize)
+        self.names = names
         self.template = np.frombuffer(template, dtype=np.uint8)
         self.dtype = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": len(template)})
 
@@ -129,7 +130,7 @@ class _Layout:
         raw = np.empty((len(next(iter(values.values()))), len(self.template)), dtype=np.uint8)
         raw[:] = self.template
         rows = raw.view(self.dtype)[:, 0]
-        for name in self.dtype.names:
+        for name in self.names:
             rows[name] = values[name]
         return raw.tobytes()
 
@@ -216,7 +217,7 @@ class AttributeWriter:
         if low == low and high == high:
             details += [(RANGE_LOW, low), (RANGE_HIGH, high)]
         details.append((MODELS, models))
-        record.MergeFromString(self.encoder.record(details + forecast))
+        record.MergeFromString(self.encoder.record([*details, *forecast]))
 
 
 def _drop_previous(attributes) -> None:

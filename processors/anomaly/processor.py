@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -70,6 +71,7 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
         self.target = self.engine.target
         river = self.engine.features is not None
         need_errors, feature_attributes = river and features.error, tuple(features.attributes) if river else ()
+        self.reader: MetricReader | BatchReader
         if signal is Signal.METRICS:
             self.reader = MetricReader(key, self.target.reference, config.histogram_quantile, need_errors, feature_attributes)
         else:
@@ -169,14 +171,14 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
 
     # Behind a Kafka receiver: state per source partition (otelml.partitions) --------
 
-    async def restore_partitions(self, source: PartitionSource, assignments: list[Assignment]) -> None:
+    async def restore_partitions(self, source: PartitionSource, assignments: Sequence[Assignment]) -> None:
         await self.partitions.restore(source, assignments)
         self._keys.set(len(self.store.keys))
 
-    async def save_partitions(self, source: PartitionSource, partitions: list[Partition]) -> None:
+    async def save_partitions(self, source: PartitionSource, partitions: Sequence[Partition]) -> None:
         await self.partitions.save(source, partitions)
 
-    def forget_partitions(self, source: PartitionSource, partitions: list[Partition]) -> None:
+    def forget_partitions(self, source: PartitionSource, partitions: Sequence[Partition]) -> None:
         self.partitions.forget(source, partitions)
         self._keys.set(len(self.store.keys))
 
@@ -188,7 +190,7 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
         columns = self.reader.read(batch)
         if columns.records:
             slots = self.store.assign(columns.keys)
-            if self.signal is Signal.METRICS:
+            if isinstance(self.reader, MetricReader):
                 columns = self.reader.resolve(columns, slots, self.store.arrays)
             family = self.parents.read(batch) if self.parents is not None else None
             ranks = Ranks(columns.key_ids, len(columns.keys))
@@ -201,7 +203,7 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
                 columns.actual = self.engine.novelties(self.store.arrays, slots, ranks, columns.actual)
             if columns.records:
                 values = self.target.transform(columns.actual)
-                if family is not None:
+                if self.parents is not None and family is not None:
                     self.parents.step(self.store.arrays, slots, columns, family, values, rates)
                 self._score(columns, slots, ranks, values, rates)
             self.store.expire()
@@ -302,15 +304,17 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
         expected = self.target.inverse(results.expected[alerting])
         for position, index in enumerate(alerting.tolist()):
             key = columns.keys[columns.key_ids[index]]
-            details = Details(key=self.reader.describe(key), target=self.target.name, unit=self.target.unit,
-                              actual=float(columns.actual[index]), score=float(results.score[index]),
+            described, score = self.reader.describe(key), float(results.score[index])
+            details = Details(key=described, target=self.target.name, unit=self.target.unit,
+                              actual=float(columns.actual[index]), score=score,
                               expected=float(expected[position]) if expected[position] == expected[position] else None,
                               forecast=float(trends.forecast[index]),
                               **(forecast.values(index) if predicted[index] else {}))
             if results.opens[index]:
-                self.live.opened(float(columns.times[index]), details, incident_id(key, float(results.opened[index])))
+                self.live.opened(float(columns.times[index]), described, score, details,
+                                 incident_id(key, float(results.opened[index])))
             elif not results.member[index]:  # a prediction for a key already in an incident says nothing new
-                self.live.predicted(float(columns.times[index]), details)
+                self.live.predicted(float(columns.times[index]), described, score, details)
 
     def live_view(self, top: int) -> LiveView:
         """The live page's view of this processor (see :mod:`otelml.liveview`)."""

@@ -38,8 +38,8 @@ from __future__ import annotations
 import collections
 import hashlib
 import json
-from collections.abc import Iterable
-from typing import Any, NamedTuple
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -55,6 +55,13 @@ class Field(NamedTuple):
     shape: tuple
     dtype: Any
     fill: Any
+
+
+class Stage(Protocol):
+    """A part of the processor that keeps per-key state: its :class:`Field` s, by names of its own."""
+
+    @property
+    def fields(self) -> Mapping[str, Field]: ...
 
 
 # Per-key bookkeeping every processor keeps.

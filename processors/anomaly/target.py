@@ -112,6 +112,7 @@ class Target:
 
     def step_novelty(self, state: dict, size: int, codes: np.ndarray) -> np.ndarray:
         """The novelty of each key's record of a rank (see :mod:`~otelml.processors.anomaly.novelty`); then the key counts it."""
+        assert self.novelty is not None, "only the novelty target counts templates"
         return self.novelty.step({name: state[f"novelty_{name}"] for name in self.novelty.fields}, size, codes)
 
     def step_rate(self, state: dict, size: int, times: np.ndarray) -> np.ndarray:
