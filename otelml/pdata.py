@@ -108,6 +108,16 @@ def data_points(metric) -> Any:
     return getattr(metric, kind).data_points if kind else ()
 
 
+def point_value(point) -> float:
+    """The number of a gauge's or sum's data point (or an exemplar), whether sent as a double or an integer.
+
+    >>> from opentelemetry.proto.metrics.v1.metrics_pb2 import NumberDataPoint
+    >>> point_value(NumberDataPoint(as_int=7)), point_value(NumberDataPoint(as_double=0.5))
+    (7.0, 0.5)
+    """
+    return point.as_double if point.WhichOneof("value") == "as_double" else float(point.as_int)
+
+
 class BatchBuilder:
     """A new batch made of records taken from others, each under a copy of its own resource and scope.
 

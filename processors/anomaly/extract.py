@@ -12,17 +12,20 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from typing import Any
 
 import numpy as np
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from otelml.conventions import TEMPLATE_ID
-from otelml.pdata import Batch, Signal
+from otelml.pdata import Batch, Signal, record_times, scopes
 from otelml.processors.anomaly.novelty import template_code
 from otelml.references import Reference, any_value_number, any_value_text, check_signal, find_attributes, record_text
 
 SEVERITY_ERROR = 17  # OpenTelemetry severity numbers 17-20 are ERROR
 STATUS_ERROR = Status.STATUS_CODE_ERROR
+# The record attributes found when none are looked up (shared, never written to).
+_NO_ATTRIBUTES: dict[str, Any] = {}
 
 
 @dataclasses.dataclass
@@ -62,7 +65,6 @@ class _Gathered:
         self.keys: dict[tuple, int] = {}
         self.key_ids: list[int] = []
         self.actual: list[float] = []
-        self.time_nanos: list[int] = []
         self.errors: list[bool] = []
         self.attributes: list[dict] = []
         self.skipped = 0
@@ -141,19 +143,15 @@ class BatchReader:
     def read(self, batch: Batch) -> Columns:
         gathered = _Gathered()
         read_records = self._read_fields if self.by_field else self._read_each
-        if self.signal is Signal.TRACES:
-            for resource_spans in batch.resource_spans:
-                outer = self._resource_part(resource_spans.resource)
-                for scope_spans in resource_spans.scope_spans:
-                    read_records(scope_spans.spans, outer + self._scope_part(scope_spans.scope), gathered)
-        else:
-            for resource_logs in batch.resource_logs:
-                outer = self._resource_part(resource_logs.resource)
-                for scope_logs in resource_logs.scope_logs:
-                    read_records(scope_logs.log_records, outer + self._scope_part(scope_logs.scope), gathered)
+        resource_entry, resource_part = None, ()
+        for entry, scope_entry, records in scopes(batch):
+            if entry is not resource_entry:
+                resource_entry, resource_part = entry, self._resource_part(entry.resource)
+            read_records(records, resource_part + self._scope_part(scope_entry.scope), gathered)
         actual = np.asarray(gathered.actual, dtype=float)
         return Columns(gathered.records, list(gathered.keys), np.asarray(gathered.key_ids, dtype=np.intp), actual,
-                       _seconds(gathered.time_nanos), gathered.errors, gathered.attributes, gathered.skipped)
+                       _seconds(record_times(gathered.records, self.signal)), gathered.errors, gathered.attributes,
+                       gathered.skipped)
 
     def _resource_part(self, resource) -> tuple:
         if not self.resource_refs:
@@ -168,29 +166,25 @@ class BatchReader:
         """A scope's records, one field at a time (no record attributes are needed)."""
         # A list first: iterating a list is cheaper than iterating the protobuf container again for each field.
         records = list(records)
-        traces = self.signal is Signal.TRACES
-        if traces:
-            times = [record.end_time_unix_nano for record in records]
-        else:
-            times = [record.time_unix_nano or record.observed_time_unix_nano for record in records]
         field = self.target.field
+        actual: list[float]
         if field in ("duration", "severity_number"):
+            readings: list[float | None]
             if field == "duration":
-                starts = [record.start_time_unix_nano for record in records]
                 # A span that ends before it starts has no duration.
-                actual = [(end - start) / 1e6 if end >= start else None for start, end in zip(starts, times)]
+                readings = [nanos / 1e6 if (nanos := record.end_time_unix_nano - record.start_time_unix_nano) >= 0 else None
+                            for record in records]
             else:
                 # An unset severity is no reading.
-                actual = [float(record.severity_number) or None for record in records]
-            if None in actual:
-                kept = [number for number, value in enumerate(actual) if value is not None]
-                gathered.skipped += len(actual) - len(kept)
+                readings = [float(record.severity_number) or None for record in records]
+            if None in readings:
+                kept = [number for number, value in enumerate(readings) if value is not None]
+                gathered.skipped += len(readings) - len(kept)
                 records = [records[number] for number in kept]
-                times = [times[number] for number in kept]
-                actual = [actual[number] for number in kept]
+            actual = [value for value in readings if value is not None]
         else:
             # The rate is known only from the key's past: the processor fills it in.
-            actual = [0.0] * len(times)
+            actual = [0.0] * len(records)
         if not self.record_refs:
             gathered.add_keys(outer, [()] * len(actual))
         elif len(self.record_refs) == 1:
@@ -203,7 +197,6 @@ class BatchReader:
             gathered.add_keys(outer, [tuple([record_text(record, r, None) for r in self.record_refs]) for record in records])
         gathered.records.extend(records)
         gathered.actual.extend(actual)
-        gathered.time_nanos.extend(times)
 
     def _read_each(self, records, outer: tuple, gathered: _Gathered) -> None:
         """A scope's records one by one: their attributes are looked up."""
@@ -214,9 +207,9 @@ class BatchReader:
         need_errors = self.need_errors
         feature_attributes = self.feature_attributes
         parts = []
-        add_record, add_actual, add_time = gathered.records.append, gathered.actual.append, gathered.time_nanos.append
+        add_record, add_actual = gathered.records.append, gathered.actual.append
         for record in records:
-            found = find_attributes(record.attributes, attribute_names) if attribute_names else None
+            found = find_attributes(record.attributes, attribute_names) if attribute_names else _NO_ATTRIBUTES
             if target_attribute:
                 value = any_value_number(found[target_attribute]) if target_attribute in found else None
             elif target_field == "duration":
@@ -236,7 +229,6 @@ class BatchReader:
             parts.append(tuple([record_text(record, r, found) for r in record_refs]))
             add_record(record)
             add_actual(value)
-            add_time(record.end_time_unix_nano if traces else (record.time_unix_nano or record.observed_time_unix_nano))
             if need_errors:
                 gathered.errors.append(record.status.code == STATUS_ERROR if traces else record.severity_number >= SEVERITY_ERROR)
             if feature_attributes:
@@ -245,7 +237,7 @@ class BatchReader:
 
 
 def _seconds(nanos: list[int]) -> np.ndarray:
-    """Record times in seconds since the epoch: a span's end, a log's time (or observed time)."""
+    """Record times (:func:`otelml.pdata.record_time`) in seconds since the epoch."""
     times = np.asarray(nanos, dtype=np.uint64).astype(float) / 1e9
     unknown = times == 0
     if unknown.any():

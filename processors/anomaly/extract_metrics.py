@@ -23,10 +23,10 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
+from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, HistogramDataPoint, NumberDataPoint, ScopeMetrics
 
 from otelml import conventions
-from otelml.pdata import Batch, Signal
+from otelml.pdata import Batch, Signal, data_points, point_value, record_time, scopes
 from otelml.processors.anomaly.extract import Columns, _seconds
 from otelml.processors.anomaly.store import Field
 from otelml.references import Reference, any_value_number, any_value_text, check_signal, find_attributes
@@ -43,8 +43,8 @@ class ScoredPoint:
     is scored on its change since the series' previous point.
     """
 
-    point: object
-    scope: object
+    point: NumberDataPoint | HistogramDataPoint
+    scope: ScopeMetrics
     metric: str
     statistic: str = ""
     cumulative: bool = False
@@ -112,6 +112,7 @@ class MetricReader:
         self.feature_attributes = tuple(feature_attributes)
         self.point_attributes = frozenset([r.attribute for r in key if r.level == "record" and r.attribute]
                                           + list(self.feature_attributes))
+        self.resource_attributes = frozenset(r.attribute for r in key if r.level == "resource")
 
     def describe(self, key: tuple) -> str:
         """``service.name=host-1 metric.name=cpu.usage attributes=cpu=0,state=user`` (and ``statistic=p99``)."""
@@ -121,44 +122,48 @@ class MetricReader:
         return " ".join(parts)
 
     def read(self, batch: Batch) -> Columns:
-        records, parts, actual, nanos = [], [], [], []
-        errors, attributes = [], []
+        records: list[ScoredPoint] = []
+        parts: list[tuple] = []
+        actual: list[float] = []
+        nanos: list[int] = []
+        errors: list[bool] = []
+        attributes: list[dict] = []
         skipped = 0
-        for resource_metrics in batch.resource_metrics:
-            resource = find_attributes(resource_metrics.resource.attributes,
-                                       frozenset(r.attribute for r in self.key if r.level == "resource"))
-            for scope_metrics in resource_metrics.scope_metrics:
-                for metric in scope_metrics.metrics:
-                    data = metric.WhichOneof("data")
-                    if metric.name.startswith(conventions.PREFIX):
-                        continue  # the processor's own scores
-                    if data not in ("gauge", "sum", "histogram"):
-                        skipped += len(getattr(metric, data).data_points) if data else 0
-                        continue
-                    body = getattr(metric, data)
-                    cumulative = data != "gauge" and body.aggregation_temporality == CUMULATIVE and (
-                        data == "histogram" or body.is_monotonic)
-                    for point in body.data_points:
-                        found = find_attributes(point.attributes, self.point_attributes) if self.point_attributes else {}
-                        key = tuple(self._part(r, resource, scope_metrics.scope, metric.name, point, found) for r in self.key)
-                        if data == "histogram":
-                            values = [np.nan, np.nan] if cumulative else _histogram_values(point, self.histogram_quantile)
-                            made = [(key + (statistic,), ScoredPoint(point, scope_metrics, metric.name, statistic, cumulative), value)
-                                    for statistic, value in zip(self.statistics, values)]
-                        else:
-                            value = np.nan if cumulative else (point.as_double if point.WhichOneof("value") == "as_double"
-                                                               else float(point.as_int))
-                            made = [(key, ScoredPoint(point, scope_metrics, metric.name, "", cumulative), value)]
-                        for record_key, record, value in made:
-                            parts.append(record_key)
-                            records.append(record)
-                            actual.append(value)
-                            nanos.append(point.time_unix_nano)
-                            if self.need_errors:
-                                errors.append(False)
-                            if self.feature_attributes:
-                                attributes.append({name: any_value_number(found[name])
-                                                   for name in self.feature_attributes if name in found})
+        resource_entry, resource = None, {}
+        for entry, scope_metrics, metrics in scopes(batch):
+            if entry is not resource_entry:
+                resource_entry, resource = entry, find_attributes(entry.resource.attributes, self.resource_attributes)
+            for metric in metrics:
+                data = metric.WhichOneof("data")
+                if metric.name.startswith(conventions.PREFIX):
+                    continue  # the processor's own scores
+                if data not in ("gauge", "sum", "histogram"):
+                    skipped += len(data_points(metric))
+                    continue
+                body = getattr(metric, data)
+                cumulative = data != "gauge" and body.aggregation_temporality == CUMULATIVE and (
+                    data == "histogram" or body.is_monotonic)
+                for point in body.data_points:
+                    found = find_attributes(point.attributes, self.point_attributes) if self.point_attributes else {}
+                    key = tuple(self._part(r, resource, scope_metrics.scope, metric.name, point, found) for r in self.key)
+                    if data == "histogram":
+                        values = [np.nan, np.nan] if cumulative else _histogram_values(point, self.histogram_quantile)
+                        made = [(key + (statistic,), ScoredPoint(point, scope_metrics, metric.name, statistic, cumulative), value)
+                                for statistic, value in zip(self.statistics, values)]
+                    else:
+                        value = np.nan if cumulative else point_value(point)
+                        made = [(key, ScoredPoint(point, scope_metrics, metric.name, "", cumulative), value)]
+                    when = record_time(point, Signal.METRICS)
+                    for record_key, record, value in made:
+                        parts.append(record_key)
+                        records.append(record)
+                        actual.append(value)
+                        nanos.append(when)
+                        if self.need_errors:
+                            errors.append(False)
+                        if self.feature_attributes:
+                            attributes.append({name: any_value_number(found[name])
+                                               for name in self.feature_attributes if name in found})
         keys: dict[tuple, int] = {}
         key_ids = np.fromiter((keys.setdefault(part, len(keys)) for part in parts), dtype=np.intp, count=len(parts))
         columns = Columns(records, list(keys), key_ids, np.asarray(actual, dtype=float), _seconds(nanos), errors,
@@ -210,18 +215,18 @@ def _change(record: ScoredPoint, previous, q: float) -> tuple[float, tuple]:
     """
     point = record.point
     start, now = point.start_time_unix_nano, point.time_unix_nano
-    if record.statistic:
-        current = (start, now, point.count, point.sum, tuple(point.bucket_counts))
-    else:
-        current = (start, now, point.as_double if point.WhichOneof("value") == "as_double" else float(point.as_int))
+    current = ((start, now, point.count, point.sum, tuple(point.bucket_counts)) if isinstance(point, HistogramDataPoint)
+               else (start, now, point_value(point)))
     if previous is None or previous[0] != start or now <= previous[1]:
         return float("nan"), current if previous is None or now > previous[1] else previous
-    if not record.statistic:
+    if not isinstance(point, HistogramDataPoint):
         increase = current[2] - previous[2]
         return (increase / ((now - previous[1]) / 1e9) if increase >= 0 else float("nan")), current
-    count = current[2] - previous[2]
+    count = point.count - previous[2]
     if count <= 0:
         return float("nan"), current
-    buckets = [a - b for a, b in zip(current[4], previous[4])] if len(current[4]) == len(previous[4]) else list(current[4])
-    mean, upper = _histogram_values(point, q, count, current[3] - previous[3], buckets)
+    buckets = list(point.bucket_counts)
+    if len(buckets) == len(previous[4]):
+        buckets = [a - b for a, b in zip(buckets, previous[4])]
+    mean, upper = _histogram_values(point, q, count, point.sum - previous[3], buckets)
     return (mean if record.statistic == "mean" else upper), current
