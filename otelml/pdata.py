@@ -72,12 +72,16 @@ _SCOPE_FIELDS = {Signal.TRACES: "scope_spans", Signal.LOGS: "scope_logs", Signal
 _RECORD_FIELDS = {Signal.TRACES: "spans", Signal.LOGS: "log_records", Signal.METRICS: "metrics"}
 
 
-def resources(batch: Batch):
-    """The resource entries of ``batch`` (``resource_spans``, ``resource_logs`` or ``resource_metrics``)."""
-    return getattr(batch, Signal.of(batch).resource_field)
+def resources(batch: Batch, signal: Signal | None = None):
+    """The resource entries of ``batch`` (``resource_spans``, ``resource_logs`` or ``resource_metrics``).
+
+    ``signal`` is needed only for a message of another class with the same
+    schema (such as :func:`otelml.utf8.bytes_schema`'s).
+    """
+    return getattr(batch, (signal or Signal.of(batch)).resource_field)
 
 
-def scopes(batch: Batch) -> Iterator[tuple[Any, Any, Any]]:
+def scopes(batch: Batch, signal: Signal | None = None) -> Iterator[tuple[Any, Any, Any]]:
     """``(resource_entry, scope_entry, records)`` for every scope of ``batch``, in order: the walk every component uses.
 
     ``resource_entry`` is the ``ResourceSpans``/``ResourceLogs``/``ResourceMetrics``
@@ -86,7 +90,8 @@ def scopes(batch: Batch) -> Iterator[tuple[Any, Any, Any]]:
     records or metrics. All are the batch's own: a walker works on a scope's
     records at a time and may rewrite them in place. Consecutive scopes of
     one resource share one ``resource_entry`` object, so per-resource work
-    can be done once (``resource_entry is not previous``).
+    can be done once (``resource_entry is not previous``). ``signal`` is
+    needed only for a message of another class with the same schema.
 
     >>> batch = Signal.LOGS.request_type()
     >>> resource = batch.resource_logs.add()
@@ -95,7 +100,7 @@ def scopes(batch: Batch) -> Iterator[tuple[Any, Any, Any]]:
     >>> [record.severity_number for _, _, records in scopes(batch) for record in records]
     [9, 17]
     """
-    signal = Signal.of(batch)
+    signal = signal or Signal.of(batch)
     scope_field, record_field = signal.scope_field, signal.record_field
     for resource_entry in getattr(batch, signal.resource_field):
         for scope_entry in getattr(resource_entry, scope_field):

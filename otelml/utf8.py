@@ -135,20 +135,23 @@ def _repaired_bytes(value: bytes) -> bytes:
 
 def _repair_batch(twin: Message, signal: Signal) -> int:
     """Repair ``twin`` in place, level by level; the items held by a repaired resource, scope or record."""
-    scope_field, record_field = signal.scope_field, signal.record_field
     repaired_items = 0
-    for resource in getattr(twin, signal.resource_field):
-        if _is_valid(resource):
+    checked, resource_valid, resource_repaired = None, True, False
+    for resource, scope, records in pdata.scopes(twin, signal):
+        if resource is not checked:  # each resource once, before its first scope
+            checked, resource_valid = resource, _is_valid(resource)
+            resource_repaired = not resource_valid and _repair_message(resource, skip=signal.scope_field)
+        if resource_valid or (not resource_repaired and _is_valid(scope)):
             continue
-        resource_repaired = _repair_message(resource, skip=scope_field)
-        for scope in getattr(resource, scope_field):
-            if not resource_repaired and _is_valid(scope):
-                continue
-            scope_repaired = _repair_message(scope, skip=record_field) or resource_repaired
-            for record in getattr(scope, record_field):
-                if scope_repaired or not _is_valid(record):
-                    _repair_message(record)
-                    repaired_items += pdata.record_items(record, signal)
+        scope_repaired = _repair_message(scope, skip=signal.record_field) or resource_repaired
+        for record in records:
+            if scope_repaired or not _is_valid(record):
+                _repair_message(record)
+                repaired_items += pdata.record_items(record, signal)
+    # A resource without scopes holds no item, but must be read strictly too.
+    for resource in pdata.resources(twin, signal):
+        if not getattr(resource, signal.scope_field):
+            _repair_message(resource)
     return repaired_items
 
 

@@ -26,7 +26,7 @@ from otelml.connectors.anomaly_alerts.incidents import Alert, Incidents
 from otelml.connectors.anomaly_alerts.metadata import ALERTS
 from otelml.connectors.anomaly_alerts.text import ANOMALY, PREDICTED, Details, alert_text, severity
 from otelml.encoding import add_attributes, any_value_to_python
-from otelml.pdata import Batch, Signal, count_items
+from otelml.pdata import Batch, Signal, count_items, record_time, scopes
 from otelml.references import any_value_text
 
 SEVERITY_NUMBERS = {"critical": SEVERITY_NUMBER_ERROR, "warning": SEVERITY_NUMBER_WARN, "info": SEVERITY_NUMBER_INFO}
@@ -102,30 +102,29 @@ class AnomalyAlertsConnector(Component):
         traces = signal is Signal.TRACES
         arrived = self.clock()
         alerts: list[Alert] = []
-        for resource in getattr(batch, signal.resource_field):
-            for scope in (resource.scope_spans if traces else resource.scope_logs):
-                for record in (scope.spans if traces else scope.log_records):
-                    marks = {kv.key: kv.value for kv in record.attributes if kv.key in _MARKS}
-                    if not marks:
+        for resource, _, records in scopes(batch):
+            for record in records:
+                marks = {kv.key: kv.value for kv in record.attributes if kv.key in _MARKS}
+                if not marks:
+                    continue
+                incident_id = any_value_text(marks[names.INCIDENT_ID]) if names.INCIDENT_ID in marks else ""
+                opens = _flag(marks, names.INCIDENT_OPEN)
+                flagged = _flag(marks, names.ANOMALY)
+                when = record_time(record, signal)
+                if incident_id:
+                    if not self.config.anomalies:
+                        continue  # a prediction inside an incident is no prediction
+                    source = _source(resource, record, traces) if opens or flagged else None
+                    alerts += self.incidents.anomaly(
+                        incident_id, _key(source, incident_id), opens=opens, flagged=flagged, time=when, arrived=arrived,
+                        severity=self._severity(ANOMALY, source), source=source)
+                elif self.config.predicted_incidents and _flag(marks, names.PREDICTED):
+                    source = _source(resource, record, traces)
+                    if not self._warns_in_time(source):
                         continue
-                    incident_id = any_value_text(marks[names.INCIDENT_ID]) if names.INCIDENT_ID in marks else ""
-                    opens = _flag(marks, names.INCIDENT_OPEN)
-                    flagged = _flag(marks, names.ANOMALY)
-                    when = record.end_time_unix_nano if traces else (record.time_unix_nano or record.observed_time_unix_nano)
-                    if incident_id:
-                        if not self.config.anomalies:
-                            continue  # a prediction inside an incident is no prediction
-                        source = _source(resource, record, traces) if opens or flagged else None
-                        alerts += self.incidents.anomaly(
-                            incident_id, _key(source, incident_id), opens=opens, flagged=flagged, time=when, arrived=arrived,
-                            severity=self._severity(ANOMALY, source), source=source)
-                    elif self.config.predicted_incidents and _flag(marks, names.PREDICTED):
-                        source = _source(resource, record, traces)
-                        if not self._warns_in_time(source):
-                            continue
-                        alerts += self.incidents.predicted(
-                            _key(source, _resource_text(resource.resource)), time=when, arrived=arrived,
-                            severity=self._severity(PREDICTED, source), source=source)
+                    alerts += self.incidents.predicted(
+                        _key(source, _resource_text(resource.resource)), time=when, arrived=arrived,
+                        severity=self._severity(PREDICTED, source), source=source)
         return alerts
 
     def _warns_in_time(self, source: Source) -> bool:

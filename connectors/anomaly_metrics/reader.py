@@ -12,7 +12,7 @@ import time
 
 from otelml import conventions
 from otelml.connectors.anomaly_metrics.aggregate import Aggregator
-from otelml.pdata import Batch, Signal
+from otelml.pdata import Batch, Signal, point_value, record_time, scopes
 from otelml.references import KeyReader, Reference, any_value_number, find_attributes
 
 SCORED = frozenset({conventions.SCORE, conventions.ANOMALY, conventions.FORECAST, conventions.PREDICTED,
@@ -45,28 +45,26 @@ class ScoredReader:
         """Count every scored record of ``batch``; returns how many were."""
         now = time.monotonic()
         read = 0
-        traces = self.signal is Signal.TRACES
-        for resource_data in getattr(batch, self.signal.resource_field):
-            resource = resource_data.resource
-            resource_key = resource.SerializeToString(deterministic=True)
-            aggregator.resources.setdefault(resource_key, resource)
-            for scope_data in getattr(resource_data, self.signal.scope_field):
-                records = getattr(scope_data, self.signal.record_field)
-                if self.signal is Signal.METRICS:
-                    read += self._read_points(resource, scope_data.scope, records, resource_key, aggregator, now)
+        resource_entry, resource_key = None, b""
+        for entry, scope_entry, records in scopes(batch):
+            resource = entry.resource
+            if entry is not resource_entry:
+                resource_entry, resource_key = entry, resource.SerializeToString(deterministic=True)
+                aggregator.resources.setdefault(resource_key, resource)
+            if self.signal is Signal.METRICS:
+                read += self._read_points(resource, scope_entry.scope, records, resource_key, aggregator, now)
+                continue
+            for record, parts in zip(records, self.key_reader.keys(resource, scope_entry.scope, records)):
+                found = find_attributes(record.attributes, SCORED)
+                if conventions.SCORE not in found:
                     continue
-                for record, parts in zip(records, self.key_reader.keys(resource, scope_data.scope, records)):
-                    found = find_attributes(record.attributes, SCORED)
-                    if conventions.SCORE not in found:
-                        continue
-                    time_ns = record.end_time_unix_nano if traces else (record.time_unix_nano or record.observed_time_unix_nano)
-                    aggregator.observe(
-                        aggregator.key(resource_key, parts, lambda parts=parts: self._attributes(parts), now),
-                        score=_number(found, conventions.SCORE), anomaly=_flag(found, conventions.ANOMALY),
-                        incident=_flag(found, conventions.INCIDENT_OPEN), predicted=_flag(found, conventions.PREDICTED),
-                        forecast=_number(found, conventions.FORECAST), time_ns=time_ns,
-                        trace_id=record.trace_id, span_id=record.span_id)
-                    read += 1
+                aggregator.observe(
+                    aggregator.key(resource_key, parts, lambda parts=parts: self._attributes(parts), now),
+                    score=_number(found, conventions.SCORE), anomaly=_flag(found, conventions.ANOMALY),
+                    incident=_flag(found, conventions.INCIDENT_OPEN), predicted=_flag(found, conventions.PREDICTED),
+                    forecast=_number(found, conventions.FORECAST), time_ns=record_time(record, self.signal),
+                    trace_id=record.trace_id, span_id=record.span_id)
+                read += 1
         return read
 
     def _read_points(self, resource, scope, metrics, resource_key: bytes, aggregator: Aggregator, now: float) -> int:
@@ -77,7 +75,7 @@ class ScoredReader:
                 continue
             points = getattr(metric, data).data_points
             for point, parts in zip(points, self.key_reader.keys(resource, scope, points)):
-                value = point.as_double if point.WhichOneof("value") == "as_double" else float(point.as_int)
+                value = point_value(point)
                 aggregator.observe(
                     aggregator.key(resource_key, parts, lambda parts=parts: self._attributes(parts), now),
                     score=value if metric.name == conventions.SCORE else None,

@@ -60,7 +60,7 @@ class Columns:
 class _Gathered:
     """What the readers collect while walking a batch, as Python lists."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.records: list = []
         self.keys: dict[tuple, int] = {}
         self.key_ids: list[int] = []
