@@ -213,14 +213,6 @@ class Telemetry:
         self._declared[declaration.name] = (declaration, made)
         return made
 
-    def counter(self, name: str, documentation: str, labels: list[str]) -> Any:
-        """A counter declared where it is used (for components not yet moved to a ``metadata.py``)."""
-        return self.metric(Metric(name, "counter", "", tuple(labels), documentation))
-
-    def gauge(self, name: str, documentation: str, labels: list[str]) -> Any:
-        """A gauge declared where it is used (for components not yet moved to a ``metadata.py``)."""
-        return self.metric(Metric(name, "gauge", "", tuple(labels), documentation))
-
     # The helpers' metrics, by what happened.
     def receiver_accepted(self, receiver: str, transport: str, signal: Signal, count: int) -> None:
         self.metric(RECEIVER_ACCEPTED[signal]).labels(receiver, transport).inc(count)
