@@ -12,20 +12,9 @@ from otelml.pdata import Signal
 from otelml.processors.anomaly.config import AnomalyConfig
 from otelml.processors.anomaly.processor import AnomalyProcessor
 from otelml.telemetry import Telemetry
+from tests.conftest import Collect
 
 START = 1_700_000_000.0  # a Tuesday, 22:13 UTC
-
-
-class Collect:
-    """The next consumer: keeps what it is given."""
-
-    mutates_data = False
-
-    def __init__(self):
-        self.batches = []
-
-    async def consume(self, batch):
-        self.batches.append(batch)
 
 
 def make_processor(signal: Signal = Signal.TRACES, telemetry: Telemetry | None = None, name: str = "",

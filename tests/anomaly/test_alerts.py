@@ -10,9 +10,9 @@ from otelml.connectors.anomaly_alerts.connector import AnomalyAlertsConnector
 from otelml.pdata import Signal
 from otelml.service import Service
 from otelml.telemetry import Telemetry
-from tests.anomaly.support import START, Collect, SpanSpec, attribute, make_processor, records_of, traces
+from tests.anomaly.support import START, SpanSpec, attribute, make_processor, records_of, traces
 from tests.anomaly.test_scoring import steady
-from tests.conftest import build_config, logs_of, read_batches
+from tests.conftest import Collect, build_config, logs_of, read_batches
 
 
 async def scored_with_spike(**settings):
