@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from otelml.component import ComponentID
 from otelml.config import Config
 from otelml.graph import Step, build
-from otelml.listen import cannot_listen
+from otelml.httpserver import HTTPServer
 from otelml.pdata import Signal
 from otelml.registry import Registry
 from otelml.telemetry import Level, Telemetry
@@ -42,7 +42,7 @@ class Service:
         self._started: list[Step] = []
         self._fatal: asyncio.Event | None = None
         self._fatal_error: BaseException | None = None
-        self._metrics_runner: web.AppRunner | None = None
+        self._metrics_server: HTTPServer | None = None
         self.metrics_address: tuple[str, int] | None = None
 
     # Host interface, used by components.
@@ -106,9 +106,9 @@ class Service:
             except Exception as error:
                 step.logger().error("shutdown failed%s: %s", step.where(), error)
         self._started.clear()
-        if self._metrics_runner is not None:
-            await self._metrics_runner.cleanup()
-            self._metrics_runner = None
+        if self._metrics_server is not None:
+            await self._metrics_server.stop()
+            self._metrics_server = None
         self.state = "stopped"
         log.info("shutdown complete")
 
@@ -150,14 +150,8 @@ class Service:
 
         app = web.Application()
         app.router.add_get("/metrics", metrics)
-        self._metrics_runner = web.AppRunner(app, access_log=None)
-        await self._metrics_runner.setup()
-        site = web.TCPSite(self._metrics_runner, endpoint[0], endpoint[1])
-        try:
-            await site.start()
-        except OSError as error:
-            raise cannot_listen(f"{endpoint[0]}:{endpoint[1]}", error) from None
-        self.metrics_address = self._metrics_runner.addresses[0][:2]
+        self._metrics_server = HTTPServer(app, f"{endpoint[0]}:{endpoint[1]}", None, log)
+        self.metrics_address = await self._metrics_server.start()
         log.info("serving internal metrics on http://%s:%d/metrics", *self.metrics_address)
 
 
