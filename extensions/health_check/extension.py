@@ -11,6 +11,7 @@ from aiohttp import web
 
 from otelml.component import Component, CreateSettings, Host
 from otelml.extensions.health_check.config import HealthCheckConfig
+from otelml.httpserver import HTTPServer
 
 
 class HealthCheck(Component):
@@ -18,25 +19,19 @@ class HealthCheck(Component):
         self.config = config
         self.logger = settings.logger
         self.address: tuple[str, int] | None = None
-        self._runner: web.AppRunner | None = None
         self._host: Host | None = None
         self._up_since = datetime.datetime.now(datetime.UTC)
+        app = web.Application()
+        app.router.add_get(config.path, self._status)
+        self.server = HTTPServer(app, config.endpoint, None, self.logger)
 
     async def start(self, host: Host) -> None:
         self._host = host
-        app = web.Application()
-        app.router.add_get(self.config.path, self._status)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        host_name, _, port = self.config.endpoint.rpartition(":")
-        await web.TCPSite(self._runner, host_name.strip("[]") or None, int(port)).start()
-        self.address = self._runner.addresses[0][:2]
-        self.logger.info("health check on http://%s:%d%s", *self.address, self.config.path)
+        self.address = await self.server.start()
+        self.logger.info("health check on %s%s", self.server.url, self.config.path)
 
     async def shutdown(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self.server.stop()
 
     async def _status(self, _request: web.Request) -> web.Response:
         if self._host is not None and self._host.healthy():
