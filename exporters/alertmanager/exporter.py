@@ -26,7 +26,7 @@ from otelml.encoding import any_value_to_python
 from otelml.errors import PermanentError, RetryableError
 from otelml.exporterhelper import QueuedRetryExporter
 from otelml.exporters.alertmanager.config import AlertmanagerExporterConfig, label_name
-from otelml.pdata import Batch, Signal
+from otelml.pdata import Batch, Signal, record_time, scopes
 from otelml.references import any_value_number, any_value_text, record_text
 
 DEFAULT_ALERT_NAME = "LogRecord"
@@ -79,11 +79,12 @@ class AlertmanagerExporter(QueuedRetryExporter):
     def alerts_of(self, batch: Batch) -> list[dict]:
         """The Alertmanager alerts (``postableAlert`` objects) of every log record in ``batch``."""
         alerts = []
-        for resource in batch.resource_logs:
-            resource_found = {kv.key: kv.value for kv in resource.resource.attributes if kv.key in self._resource_names}
-            for scope in resource.scope_logs:
-                for record in scope.log_records:
-                    alerts.append(self._alert(record, resource_found))
+        resource_entry, resource_found = None, {}
+        for entry, _, records in scopes(batch):
+            if entry is not resource_entry:
+                resource_entry = entry
+                resource_found = {kv.key: kv.value for kv in entry.resource.attributes if kv.key in self._resource_names}
+            alerts += [self._alert(record, resource_found) for record in records]
         return alerts
 
     def _alert(self, record, resource_found: dict) -> dict:
@@ -104,7 +105,7 @@ class AlertmanagerExporter(QueuedRetryExporter):
             annotations["trace_id"] = record.trace_id.hex()
         if record.span_id:
             annotations["span_id"] = record.span_id.hex()
-        when = record.time_unix_nano or record.observed_time_unix_nano
+        when = record_time(record, Signal.LOGS)
         duration = any_value_number(own[names.INCIDENT_DURATION]) if names.INCIDENT_DURATION in own else None
         starts = when - int((duration or 0.0) * 1e9)
         alert: dict[str, Any] = {"labels": labels, "annotations": annotations}
