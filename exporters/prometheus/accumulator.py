@@ -19,6 +19,7 @@ from prometheus_client.samples import Exemplar
 
 from otelml.exporters.prometheus.config import SERVICE_ATTRIBUTES, PrometheusExporterConfig
 from otelml.exporters.prometheus.translate import label_value, labels_of, metric_name
+from otelml.pdata import point_value, scopes
 
 DELTA = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
 CUMULATIVE = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
@@ -89,15 +90,17 @@ class Accumulator:
         """Take every data point of ``batch``; returns how many were taken and why the rest were not."""
         now = time.monotonic() if now is None else now
         taken, refused = 0, []
-        for resource_metrics in batch.resource_metrics:
-            resource = _ResourceLabels(resource_metrics.resource.attributes, self.config)
-            for scope_metrics in resource_metrics.scope_metrics:
-                scope = self._scope_labels(scope_metrics)
-                for metric in scope_metrics.metrics:
-                    try:
-                        taken += self._add_metric(metric, resource, scope, now)
-                    except Refused as problem:
-                        refused.append(problem)
+        resource_entry = None
+        resource: _ResourceLabels  # made at each resource entry's first scope
+        for entry, scope_metrics, metrics in scopes(batch):
+            if entry is not resource_entry:
+                resource_entry, resource = entry, _ResourceLabels(entry.resource.attributes, self.config)
+            scope = self._scope_labels(scope_metrics)
+            for metric in metrics:
+                try:
+                    taken += self._add_metric(metric, resource, scope, now)
+                except Refused as problem:
+                    refused.append(problem)
         return taken, refused
 
     def expire(self, now: float | None = None) -> None:
@@ -145,7 +148,7 @@ class Accumulator:
                 series.count, series.total = point.count, point.sum
                 series.quantiles = tuple((q.quantile, q.value) for q in point.quantile_values)
             else:
-                series.value = point.as_double if point.WhichOneof("value") == "as_double" else float(point.as_int)
+                series.value = point_value(point)
                 series.exemplars = _exemplars(point.exemplars)[-1:]
                 if data == "sum" and body.aggregation_temporality == DELTA and held and held.time_ns == point.start_time_unix_nano:
                     series.value += held.value
@@ -206,8 +209,7 @@ def _exemplars(exemplars) -> list[Exemplar]:
             labels["trace_id"] = exemplar.trace_id.hex()
         if exemplar.span_id:
             labels["span_id"] = exemplar.span_id.hex()
-        value = exemplar.as_double if exemplar.WhichOneof("value") == "as_double" else float(exemplar.as_int)
-        converted.append(Exemplar(labels, value, exemplar.time_unix_nano / 1e9 if exemplar.time_unix_nano else None))
+        converted.append(Exemplar(labels, point_value(exemplar), exemplar.time_unix_nano / 1e9 if exemplar.time_unix_nano else None))
     return converted
 
 
