@@ -20,6 +20,7 @@ from bench.ceiling import measure_ceiling
 from bench.load import Workload, drive
 from bench.sink import Sink
 from bench.systems import System
+from otelml.processors.anomaly.config import DEFAULT_MODELS
 
 RATE_FRACTIONS = (0.25, 0.5, 0.75)
 
@@ -28,6 +29,9 @@ def default_systems() -> dict[str, System]:
     return {
         "otelml": System("otelml", "otelml"),
         "otelml-anomaly": System("otelml-anomaly", "otelml", processors=[{"batch": {}}, {"anomaly": {}}]),
+        # The default models plus one of River's own regressors (run per key through the adapter).
+        "otelml-anomaly-river": System("otelml-anomaly-river", "otelml", processors=[
+            {"batch": {}}, {"anomaly": {"models": [*(model.name for model in DEFAULT_MODELS), "linear_regression"]}}]),
         "otelml-kafka": System("otelml-kafka", "otelml", kafka_brokers="(started by the run)"),
         "rotel": System("rotel", "rotel"),
         "rotel-river": System("rotel-river", "rotel", rotel_processor=Path(__file__).parent / "rotel_river_processor.py"),

@@ -135,7 +135,9 @@ def error_logs(rng: random.Random) -> list[Record]:
 SCENARIOS = [
     Scenario("latency spike", Signal.TRACES, {}, "checkout GET /cart", latency_stream("checkout GET /cart", spike)),
     Scenario("level shift", Signal.TRACES, {}, "payments POST /charge", latency_stream("payments POST /charge", shift)),
-    Scenario("slow drift", Signal.TRACES, {}, "search GET /search", latency_stream("search GET /search", drift)),
+    # A latency creeping up over hours is what an SLO limit is for: predicted before it is crossed.
+    Scenario("slow drift", Signal.TRACES, {"trend": {"limit": {"above": "150ms"}}}, "search GET /search",
+             latency_stream("search GET /search", drift)),
     Scenario("error burst (fast failures)", Signal.TRACES, {}, "auth POST /login",
              latency_stream("auth POST /login", lambda when: 0.1 if failing(when) else 1.0, failing)),
     Scenario("traffic drop", Signal.LOGS, {"target": "rate"}, "ingest", traffic_drop),
