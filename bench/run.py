@@ -29,8 +29,11 @@ def default_systems() -> dict[str, System]:
     return {
         "otelml": System("otelml", "otelml"),
         "otelml-anomaly": System("otelml-anomaly", "otelml", processors=[{"batch": {}}, {"anomaly": {}}]),
-        # The default models plus one of River's own regressors (run per key through the adapter).
+        # The default models plus one of River's own regressors (run per key through the adapter): a forecaster
+        # that reads no features, and a linear regression on the features.
         "otelml-anomaly-river": System("otelml-anomaly-river", "otelml", processors=[
+            {"batch": {}}, {"anomaly": {"models": [*(model.name for model in DEFAULT_MODELS), "holt_winters"]}}]),
+        "otelml-anomaly-river-features": System("otelml-anomaly-river-features", "otelml", processors=[
             {"batch": {}}, {"anomaly": {"models": [*(model.name for model in DEFAULT_MODELS), "linear_regression"]}}]),
         "otelml-kafka": System("otelml-kafka", "otelml", kafka_brokers="(started by the run)"),
         "rotel": System("rotel", "rotel"),

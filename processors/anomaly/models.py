@@ -238,7 +238,7 @@ class LevelShift(BuiltinDetector, base.AnomalyDetector):
     9.8
     """
 
-    def __init__(self, fast: float = 0.1, slow: float = 0.001):
+    def __init__(self, fast: float = 0.03, slow: float = 0.001):
         if not 0 < slow < fast <= 1:
             raise ValueError("need 0 < slow < fast <= 1")
         self.fast = fast
