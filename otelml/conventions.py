@@ -62,4 +62,5 @@ ALERT_SCOPE = "otelml.anomaly_alerts"
 SOURCE_SPAN_NAME = "otelml.source.span.name"
 ALERT_NAME = "otelml.alert.name"            # AnomalyIncident or PredictedIncident (Alertmanager's alertname)
 ALERT_STATUS = "otelml.alert.status"        # firing (an incident opens or goes on) or resolved
+ALERT_KEYS = "otelml.alert.keys"            # the keys whose incidents a grouped alert covers, the opening one first
 INCIDENT_DURATION = "otelml.incident.duration"  # seconds from the incident's first record to the alert's time

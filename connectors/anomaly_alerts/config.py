@@ -12,6 +12,9 @@ class AnomalyAlertsConfig(ComponentConfig):
     repeat_interval: Duration = 0.0
     # Anomaly incidents whose score reaches this are critical, the others warnings.
     critical_score: float = Field(0.9, gt=0, le=1)
+    # Resource attributes whose values group the incidents of many keys into one alert while they
+    # overlap (Alertmanager's group_by); [] groups every key, unset gives each key its own alert.
+    group_by: list[str] | None = None
     # A prediction becomes an alert only when it warns at least this long before the crossing it forecasts.
     min_lead: Duration = 30.0
 
@@ -25,4 +28,6 @@ class AnomalyAlertsConfig(ComponentConfig):
             problems.append("repeat_interval: must not be negative (0 sends no updates)")
         if self.min_lead < 0:
             problems.append("min_lead: must not be negative (0 alerts on every prediction)")
+        if self.group_by is not None and len(set(self.group_by)) != len(self.group_by):
+            problems.append("group_by: lists an attribute twice")
         return problems

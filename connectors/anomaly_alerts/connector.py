@@ -115,17 +115,26 @@ class AnomalyAlertsConnector(Component):
                     if not self.config.anomalies:
                         continue  # a prediction inside an incident is no prediction
                     source = _source(resource, record, traces) if opens or flagged else None
+                    key = _key(source, incident_id)
                     alerts += self.incidents.anomaly(
-                        incident_id, _key(source, incident_id), opens=opens, flagged=flagged, time=when, arrived=arrived,
-                        severity=self._severity(ANOMALY, source), source=source)
+                        incident_id, self._group(resource.resource, key), opens=opens, flagged=flagged, time=when,
+                        arrived=arrived, severity=self._severity(ANOMALY, source), source=source, member=key)
                 elif self.config.predicted_incidents and _flag(marks, names.PREDICTED):
                     source = _source(resource, record, traces)
                     if not self._warns_in_time(source):
                         continue
+                    key = _key(source, _resource_text(resource.resource))
                     alerts += self.incidents.predicted(
-                        _key(source, _resource_text(resource.resource)), time=when, arrived=arrived,
-                        severity=self._severity(PREDICTED, source), source=source)
+                        self._group(resource.resource, key), time=when, arrived=arrived,
+                        severity=self._severity(PREDICTED, source), source=source, member=key)
         return alerts
+
+    def _group(self, resource: Resource, key: str) -> str:
+        """The group whose alert a key's incident joins: the key itself, or its ``group_by`` resource attributes."""
+        if self.config.group_by is None:
+            return key
+        values = {kv.key: any_value_text(kv.value) for kv in resource.attributes if kv.key in self.config.group_by}
+        return " ".join(f"{name}={values.get(name, '')}" for name in self.config.group_by)
 
     def _warns_in_time(self, source: Source) -> bool:
         """Whether a prediction leaves ``min_lead`` before its crossing (one that does not say when does)."""
@@ -137,8 +146,12 @@ class AnomalyAlertsConnector(Component):
 
     def _write(self, alert: Alert) -> None:
         incident = alert.incident
-        latest = alert.source
-        details = {**incident.opening.details, **latest.details, names.KEY: incident.key}
+        opening = incident.opening
+        # A grouped alert speaks of its opening key throughout (its labels must not change between firing
+        # and resolved); a newer record refreshes the details only when it is of that key.
+        opening_key = incident.members[0] if incident.members else incident.key
+        latest = alert.source if _key(alert.source, opening_key) == opening_key else opening
+        details = {**opening.details, **latest.details, names.KEY: opening_key}
         details.pop(names.INCIDENT_OPEN, None)  # the alert's status says whether it opens
         out_resource = self._waiting.resource_logs.add()
         out_resource.resource.CopyFrom(latest.resource)
@@ -153,9 +166,12 @@ class AnomalyAlertsConnector(Component):
         record.event_name = names.ALERT_EVENT
         record.trace_id = latest.trace_id
         record.span_id = latest.span_id
-        record.body.string_value = alert_text(incident.name, Details.of(details), alert.duration, alert.resolved, alert.came_true)
+        record.body.string_value = alert_text(incident.name, Details.of(details), alert.duration, alert.resolved,
+                                              alert.came_true, others=len(incident.members) - 1)
         details.update({names.ALERT_NAME: incident.name, names.ALERT_STATUS: "resolved" if alert.resolved else "firing",
                         names.INCIDENT_DURATION: alert.duration})
+        if self.config.group_by is not None:
+            details[names.ALERT_KEYS] = list(incident.members)
         if latest.span_name:
             details[names.SOURCE_SPAN_NAME] = latest.span_name
         add_attributes(record.attributes, details)

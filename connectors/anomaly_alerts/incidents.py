@@ -1,5 +1,10 @@
 """Which alerts exist: incidents by key, opened, updated and resolved.
 
+An alert belongs to a *group*: by default each key is its own group; with the
+connector's ``group_by``, the incidents of every key of a group that overlap
+in time share one alert, which lists its ``members`` (the keys, the opening
+one first), as Alertmanager groups the alerts of one outage.
+
 The anomaly processor decides incidents (``otelml.incident.open`` on the
 record that opens one, ``otelml.incident.id`` on its records); this module
 turns them into alerts an on-call engineer can follow: one when an incident
@@ -27,7 +32,7 @@ NANOS = 1_000_000_000
 
 @dataclasses.dataclass
 class Incident:
-    """One open alert: an anomaly incident of a key, or a predicted one.
+    """One open alert: an anomaly incident of a group of keys, or a predicted one.
 
     ``opening`` and ``latest`` are what the connector needs to write its
     alerts (a record's resource, trace context and details), from the record
@@ -46,6 +51,12 @@ class Incident:
     last_alert: int
     arrived: float
     ids: set[str] = dataclasses.field(default_factory=set)
+    members: list[str] = dataclasses.field(default_factory=list)
+
+    def join(self, member: str) -> None:
+        """Count ``member`` (a key) among the keys this alert covers."""
+        if member and member not in self.members:
+            self.members.append(member)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +84,7 @@ class Alert:
 
 
 class Incidents:
-    """The open alerts of one connector, by key.
+    """The open alerts of one connector, by group.
 
     Parameters
     ----------
@@ -106,13 +117,13 @@ class Incidents:
         return len(self._open)
 
     def anomaly(self, incident_id: str, key: str, *, opens: bool, flagged: bool, time: int, arrived: float,
-                severity: str, source: Any) -> list[Alert]:
-        """A record of the processor's incident ``incident_id`` of ``key``.
+                severity: str, source: Any, member: str = "") -> list[Alert]:
+        """A record of the processor's incident ``incident_id`` of ``member`` (a key) in group ``key``.
 
         An alert opens on the record that opens the incident, or on a flagged
         record of an incident that has no alert open (the connector restarted,
         or the incident outlasted an alert already resolved). An incident the
-        processor opens while the key's alert is still open joins that alert.
+        processor opens while its group's alert is still open joins that alert.
         """
         incident = self._by_id.get(incident_id)
         alerts: list[Alert] = []
@@ -127,18 +138,22 @@ class Incidents:
                 incident = self._start(ANOMALY, key, severity, source, time, arrived)
                 alerts.append(Alert(incident, "open", time, source))
             incident.ids.add(incident_id)
+            incident.join(member)
             self._by_id[incident_id] = incident
         return alerts + self._observe(incident, flagged, time, arrived, source)
 
-    def predicted(self, key: str, *, time: int, arrived: float, severity: str, source: Any) -> list[Alert]:
-        """A record predicting an incident of ``key``; ignored while the key has an anomaly incident open."""
+    def predicted(self, key: str, *, time: int, arrived: float, severity: str, source: Any,
+                  member: str = "") -> list[Alert]:
+        """A record predicting an incident of ``member`` in group ``key``; ignored while the group has an anomaly incident open."""
         if (ANOMALY, key) in self._open:
             return []
         incident = self._open.get((PREDICTED, key))
+        alerts = []
         if incident is None:
             incident = self._start(PREDICTED, key, severity, source, time, arrived)
-            return [Alert(incident, "open", time, source)]
-        return self._observe(incident, True, time, arrived, source)
+            alerts.append(Alert(incident, "open", time, source))
+        incident.join(member)
+        return alerts or self._observe(incident, True, time, arrived, source)
 
     def expire(self, now: float) -> list[Alert]:
         """Resolve the alerts none of whose records arrived in the last ``resolve_after`` seconds of wall time."""

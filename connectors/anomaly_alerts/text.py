@@ -76,12 +76,14 @@ def severity(name: str, details: Details, critical_score: float) -> str:
     return "warning" if details.limit is not None else "info"
 
 
-def alert_text(name: str, details: Details, duration: float, resolved: bool = False, came_true: bool = False) -> str:
+def alert_text(name: str, details: Details, duration: float, resolved: bool = False, came_true: bool = False,
+               others: int = 0) -> str:
     """The alert's one line: what, where, how far from usual, how sure, and for how long.
 
     ``duration`` is the seconds since the incident's first record (how long it
     lasted, for a resolution); ``came_true`` says a prediction is resolved
-    because its incident opened.
+    because its incident opened; ``others`` counts the other keys a grouped
+    alert covers.
 
     >>> d = Details(key="service.name=checkout span.name=GET /cart", target="duration", unit="ms", actual=2000.0,
     ...             expected=52.14, low=40.3, high=70.8, score=0.97, models=("ewm_mean",))
@@ -91,8 +93,12 @@ def alert_text(name: str, details: Details, duration: float, resolved: bool = Fa
     ...             crossing_seconds=725.0, score=0.41)
     >>> alert_text(PREDICTED, d, 60.0)
     'predicted in device.id=d1: attributes.temperature reaches 80 °C in about 12 min (now 74.2 °C); score 0.41; going on for 1 min'
+    >>> alert_text(ANOMALY, Details(key="client.address=203.0.113.66", score=0.8), 2.0, others=2)
+    'anomaly in client.address=203.0.113.66 and 2 other keys: score 0.80; going on for 2 s'
     """
     where = f"{'anomaly' if name == ANOMALY else 'predicted'} in {details.key or 'an unnamed key'}"
+    if others:
+        where += f" and {others} other key{'s' if others > 1 else ''}"
     head: str | None
     if name == PREDICTED:
         head = " ".join(part for part in (_forecast(details), _context(details)) if part)

@@ -83,6 +83,54 @@ async def test_an_incident_opened_while_its_key_still_has_an_alert_joins_that_al
         ("firing", 0), ("resolved", 25)]
 
 
+def outage_spans(first: float, group_resolve: float):
+    """One outage seen on three keys of two services a few seconds apart, then a new one ``group_resolve`` s later."""
+    def key(service, name):
+        return f"service.name={service} span.name={name}"
+    return spans(
+        ("checkout", "GET /cart", first, marks("a", opens=True, flagged=True, score=0.95, key=key("checkout", "GET /cart"), actual=900.0)),
+        ("payment", "Charge", first + 2, marks("b", opens=True, flagged=True, score=0.7, key=key("payment", "Charge"), actual=1.0)),
+        ("checkout", "PlaceOrder", first + 4, marks("c", opens=True, flagged=True, score=0.8, key=key("checkout", "PlaceOrder"))),
+        ("checkout", "GET /cart", first + 5, marks("a", flagged=True, score=0.9, key=key("checkout", "GET /cart"), actual=1000.0)),
+        ("checkout", "GET /cart", first + 5 + group_resolve, marks("a")),
+        ("payment", "Charge", first + 5 + group_resolve, marks("b")),
+        ("payment", "Charge", first + 6 + group_resolve, marks("d", opens=True, flagged=True, score=0.7, key=key("payment", "Charge"))),
+    )
+
+
+async def test_group_by_nothing_gives_one_alert_for_the_keys_of_one_outage():
+    alerts, sink, _ = connector(resolve_after="10s", group_by=[])
+    await alerts.consume(outage_spans(0, group_resolve=10))
+    opened, resolved, later = sink.alerts
+    assert [attribute(a, names.ALERT_STATUS) for a in (opened, resolved, later)] == ["firing", "resolved", "firing"]
+    assert attribute(opened, names.KEY) == attribute(resolved, names.KEY) == "service.name=checkout span.name=GET /cart"
+    assert attribute(resolved, names.ALERT_KEYS) == ["service.name=checkout span.name=GET /cart",
+                                                     "service.name=payment span.name=Charge",
+                                                     "service.name=checkout span.name=PlaceOrder"]
+    assert resolved.body.string_value.startswith(
+        "resolved: anomaly in service.name=checkout span.name=GET /cart and 2 other keys: value 1,000;"), \
+        "a grouped alert speaks of its opening key, refreshed by that key's own newer records only"
+    assert resolved.time_unix_nano == (START + 5) * 10**9
+    assert attribute(later, names.ALERT_KEYS) == ["service.name=payment span.name=Charge"]
+
+
+async def test_group_by_service_gives_one_alert_per_service():
+    alerts, sink, _ = connector(resolve_after="10s", group_by=["service.name"])
+    await alerts.consume(outage_spans(0, group_resolve=3))
+    firing = [a for a in sink.alerts if attribute(a, names.ALERT_STATUS) == "firing"]
+    assert [attribute(a, names.ALERT_KEYS) for a in firing] == [
+        ["service.name=checkout span.name=GET /cart", "service.name=checkout span.name=PlaceOrder"],
+        ["service.name=payment span.name=Charge"]], "Charge's second incident joins its service's alert still open"
+
+
+async def test_without_group_by_each_key_has_its_own_alert():
+    alerts, sink, _ = connector(resolve_after="10s")
+    await alerts.consume(outage_spans(0, group_resolve=10))
+    firing = [a for a in sink.alerts if attribute(a, names.ALERT_STATUS) == "firing"]
+    assert len(firing) == 4 and all(attribute(a, names.ALERT_KEYS) is None for a in firing)
+    assert "other key" not in firing[0].body.string_value
+
+
 async def test_a_flagged_record_of_an_incident_without_alert_opens_one():
     """After a restart the connector has no alert open for an incident that goes on: its next flagged record opens one."""
     alerts, sink, _ = connector()
@@ -180,6 +228,7 @@ async def test_alerts_still_refused_at_shutdown_are_counted_as_dropped():
     ({"repeat_interval": "-1s"}, "repeat_interval: must not be negative (0 sends no updates)"),
     ({"min_lead": "-1s"}, "min_lead: must not be negative (0 alerts on every prediction)"),
     ({"anomalies": False, "predicted_incidents": False}, "anomalies: with predicted_incidents also false, no alert would ever be sent"),
+    ({"group_by": ["service.name", "service.name"]}, "group_by: lists an attribute twice"),
 ])
 def test_config_problems_are_named(settings, problem):
     assert nested_problems(AnomalyAlertsConfig.model_validate(settings)) == [problem]
