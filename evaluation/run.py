@@ -42,7 +42,7 @@ from otelml.confmap import expand
 from otelml.conventions import INCIDENT_OPEN, SCORE, SERVICE_NAME
 from otelml.pdata import scopes
 from otelml.processors.anomaly.config import DEFAULT_MODELS
-from otelml.processors.anomaly.models import MODELS
+from otelml.processors.anomaly.models import MODELS, TARGET_ONLY
 from otelml.registry import Registry
 from otelml.replay import replay_batches
 
@@ -92,7 +92,7 @@ def variants(names: list[str]) -> dict[str, dict]:
     """Processor settings per variant: ``default`` and every model alone (``all``), or those named."""
     wanted = []
     for name in names:
-        wanted += ["default", *MODELS] if name == "all" else [name]
+        wanted += ["default", *(model for model in MODELS if model not in TARGET_ONLY)] if name == "all" else [name]
     unknown = [n for n in wanted if n != "default" and n not in MODELS]
     if unknown:
         raise SystemExit(f"unknown variant {', '.join(unknown)} (default, all, or one of: {', '.join(MODELS)})")

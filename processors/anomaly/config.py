@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from otelml.checkpoint import CheckpointConfig
 from otelml.configmodel import ComponentConfig, Duration, parse_duration
 from otelml.pdata import Signal
-from otelml.processors.anomaly.models import MODELS, build_model
+from otelml.processors.anomaly.models import MODELS, TARGET_ONLY, build_model
 from otelml.processors.anomaly.target import UNITS
 from otelml.references import DEFAULT_KEYS, DEFAULT_TARGETS, check_signal, parse_key, parse_target
 
@@ -226,6 +226,11 @@ class AnomalyConfig(ComponentConfig):
                 parse_target(self.target)
             except ValueError as error:
                 problems.append(f"target: {error}")
+        for index, model in enumerate(self.models):
+            needed = TARGET_ONLY.get(model.name)
+            if needed is not None and self.target != needed:
+                current = f'"{self.target}"' if self.target else "the default target"
+                problems.append(f'models::{index}: {model.name} judges target "{needed}" only, not {current}')
         if not self.models:
             problems.append("models: name at least one model")
         seen = set()

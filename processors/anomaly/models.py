@@ -32,6 +32,7 @@ from otelml.processors.anomaly.kernels import (
     Rank,
     one_row_state,
 )
+from otelml.processors.anomaly.novelty import HALF_SCORE, RarityKernel
 
 
 class BuiltinModel:
@@ -291,6 +292,38 @@ class Range(BuiltinDetector, base.AnomalyDetector):
                            1.0 - 0.5 ** (1.0 / self.SPREAD_HALF_LIFE), self.SPREAD_CLIP)
 
 
+class Rarity(BuiltinDetector, base.AnomalyDetector):
+    """How rare a log record's template is for its key, from the ``novelty`` target, on a fixed scale.
+
+    The ``novelty`` target is already nats of rarity against the key's own
+    vocabulary (0 for what it usually logs), so it needs no residual scale
+    or calibration: the score is ``novelty / (novelty + half)``, and with the
+    default ``half`` a template rarer than one record in a thousand of its
+    key reaches the default threshold, 0.65 (see
+    :mod:`~otelml.processors.anomaly.novelty`). For ``target: novelty`` only.
+
+    Parameters
+    ----------
+    half
+        Nats of rarity that score 0.5.
+
+    Examples
+    --------
+    >>> model = Rarity()
+    >>> model.score_one({"target": 0.0}), round(model.score_one({"target": math.log(200)}), 2)
+    (0.0, 0.81)
+    """
+
+    def __init__(self, half: float = HALF_SCORE):
+        if not half > 0:
+            raise ValueError("half must be > 0")
+        self.half = half
+        self._start()
+
+    def make_kernel(self) -> Kernel:
+        return RarityKernel(self.half)
+
+
 def _scaled(estimator):
     """River's linear models need standardised features; put a scaler in front."""
     return lambda **params: preprocessing.StandardScaler() | estimator(**params)
@@ -307,6 +340,7 @@ MODELS = {
     "autoregression": Autoregression,
     "level_shift": LevelShift,
     "range": Range,
+    "rarity": Rarity,
     "linear_regression": _scaled(linear_model.LinearRegression),
     "pa_regressor": _scaled(linear_model.PARegressor),
     "bayesian_linear_regression": _scaled(linear_model.BayesianLinearRegression),
@@ -317,6 +351,10 @@ MODELS = {
     "holt_winters": functools.partial(time_series.HoltWinters, alpha=0.3, beta=0.1),
     "snarimax": functools.partial(time_series.SNARIMAX, p=2, d=0, q=1),
 }
+
+
+# Models that judge one target only, by name: the target they judge.
+TARGET_ONLY = {"rarity": "novelty"}
 
 
 def reads_features(name: str) -> bool:
