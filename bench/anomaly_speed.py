@@ -36,9 +36,18 @@ class _Discard:
 
 
 def make_batches(count: int, spans: int, services: int, operations: int, first: int) -> list:
-    return [make_trace_request(spans=spans, services=services, operations=operations, seed=first + n, anomaly_rate=0.001,
-                               start_ns=BASE_TIME_NS + (first + n) * spans * SPACING_NS, spacing_ns=SPACING_NS)
-            for n in range(count)]
+    return [
+        make_trace_request(
+            spans=spans,
+            services=services,
+            operations=operations,
+            seed=first + n,
+            anomaly_rate=0.001,
+            start_ns=BASE_TIME_NS + (first + n) * spans * SPACING_NS,
+            spacing_ns=SPACING_NS,
+        )
+        for n in range(count)
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,15 +56,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spans", type=int, default=8192, help="spans per batch (default 8192)")
     parser.add_argument("--services", type=int, default=50)
     parser.add_argument("--operations", type=int, default=20)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=YAML",
-                        help="processor setting, e.g. --set 'models=[linear_regression]'")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=YAML",
+        help="processor setting, e.g. --set 'models=[linear_regression]'",
+    )
     parser.add_argument("--profile", action="store_true", help="profile the timed passes with pyinstrument")
     args = parser.parse_args(argv)
     import yaml
 
     settings = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
     config = AnomalyConfig.model_validate(settings)
-    processor = AnomalyProcessor(CreateSettings(ComponentID("anomaly"), Kind.PROCESSOR, Telemetry()), config, Signal.TRACES, _Discard())
+    processor = AnomalyProcessor(
+        CreateSettings(ComponentID("anomaly"), Kind.PROCESSOR, Telemetry()), config, Signal.TRACES, _Discard()
+    )
     keys = args.services * args.operations
     warmup = make_batches(max(1, 4 * keys // args.spans), args.spans, args.services, args.operations, first=0)
     timed = make_batches(args.batches, args.spans, args.services, args.operations, first=len(warmup))
@@ -72,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     profiler = None
     if args.profile:
         from pyinstrument import Profiler
+
         profiler = Profiler()
         profiler.start()
     started = time.process_time()

@@ -19,5 +19,10 @@ def measure_ceiling(workload: Workload, seconds: float) -> dict:
         spans += workload.spans_per_request
         index += 1
     cpu = time.process_time() - cpu_start
-    return {"system": "ceiling", "spans_per_second": spans / (time.monotonic() - wall_start), "spans_per_cpu_second": spans / cpu,
-            "cpu_seconds": cpu, "spans": spans}
+    return {
+        "system": "ceiling",
+        "spans_per_second": spans / (time.monotonic() - wall_start),
+        "spans_per_cpu_second": spans / cpu,
+        "cpu_seconds": cpu,
+        "spans": spans,
+    }

@@ -39,6 +39,7 @@ class _Discard:
 
 def _timed_consume(processor, batches: list) -> float:
     """CPU seconds ``processor.consume`` takes over ``batches``."""
+
     async def run() -> float:
         spent = 0.0
         for batch in batches:

@@ -49,15 +49,35 @@ SESSION_TIMEOUT = "6s"
 def tansu():
     """An in-memory tansu broker on a free loopback port; yields its bootstrap address."""
     port = free_port()
-    environment = {k: v for k, v in os.environ.items()
-                   if k not in ("LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE", "CLUSTER_ID") and not k.startswith("OTEL_")}
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE", "CLUSTER_ID") and not k.startswith("OTEL_")
+    }
     log = open(Path(tempfile.mkdtemp(prefix="bench-tansu-")) / "log", "wb")
-    process = subprocess.Popen([str(TANSU), "broker", "--listener-url", f"tcp://127.0.0.1:{port}", "--advertised-listener-url",
-                                f"tcp://127.0.0.1:{port}", "--storage-engine", "memory://tansu/"], env=environment, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [
+            str(TANSU),
+            "broker",
+            "--listener-url",
+            f"tcp://127.0.0.1:{port}",
+            "--advertised-listener-url",
+            f"tcp://127.0.0.1:{port}",
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         wait_for_port(port, process)
-        subprocess.run([str(TANSU), "topic", "create", TOPIC, "--broker", f"tcp://127.0.0.1:{port}", "--partitions", str(PARTITIONS)],
-                       check=True, capture_output=True, timeout=30)
+        subprocess.run(
+            [str(TANSU), "topic", "create", TOPIC, "--broker", f"tcp://127.0.0.1:{port}", "--partitions", str(PARTITIONS)],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
         yield f"127.0.0.1:{port}"
     finally:
         process.terminate()
@@ -70,8 +90,10 @@ async def prefill(brokers: str, workload: Workload, messages: int) -> int:
     producer = AIOKafkaProducer(bootstrap_servers=brokers, max_request_size=64 << 20)
     await producer.start()
     try:
-        sends = [await producer.send(TOPIC, workload.requests[i % len(workload.requests)], partition=i % PARTITIONS)
-                 for i in range(messages)]
+        sends = [
+            await producer.send(TOPIC, workload.requests[i % len(workload.requests)], partition=i % PARTITIONS)
+            for i in range(messages)
+        ]
         await asyncio.gather(*sends)
     finally:
         await producer.stop()
@@ -82,19 +104,34 @@ def _start_gateway(brokers: str, group: str, changelog: bool = True) -> tuple[su
     workdir = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
     metrics_port = free_port()
     config = {
-        "receivers": {"kafka": {"brokers": [brokers], "group_id": group, "initial_offset": "earliest",
-                                "session_timeout": SESSION_TIMEOUT, "heartbeat_interval": "1s", "traces": {"topics": [TOPIC]}}},
+        "receivers": {
+            "kafka": {
+                "brokers": [brokers],
+                "group_id": group,
+                "initial_offset": "earliest",
+                "session_timeout": SESSION_TIMEOUT,
+                "heartbeat_interval": "1s",
+                "traces": {"topics": [TOPIC]},
+            }
+        },
         # No batch processor: each poll is a batch already, and the anomaly processor must know its partition.
         "processors": {"anomaly": {"state": {"changelog": {"enabled": changelog}}}},
         "exporters": {"file": {"path": str(workdir / "out.pb"), "format": "proto"}},
-        "service": {"pipelines": {"traces": {"receivers": ["kafka"], "processors": ["anomaly"], "exporters": ["file"]}},
-                    "telemetry": {"metrics": {"address": f"127.0.0.1:{metrics_port}"}, "logs": {"level": "warn"}}},
+        "service": {
+            "pipelines": {"traces": {"receivers": ["kafka"], "processors": ["anomaly"], "exporters": ["file"]}},
+            "telemetry": {"metrics": {"address": f"127.0.0.1:{metrics_port}"}, "logs": {"level": "warn"}},
+        },
     }
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     # The key the gateways sign the per-key state in their changelog with.
     environment = {**os.environ, "OTELML_CHECKPOINT_KEY": "bench-gateway-signing-key"}
-    process = subprocess.Popen([sys.executable, "-m", "otelml", "--config", str(workdir / "config.yaml")], cwd=workdir, env=environment,
-                               stdout=open(workdir / "log", "wb"), stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "otelml", "--config", str(workdir / "config.yaml")],
+        cwd=workdir,
+        env=environment,
+        stdout=open(workdir / "log", "wb"),
+        stderr=subprocess.STDOUT,
+    )
     wait_for_port(metrics_port, process)
     return process, metrics_port
 
@@ -119,8 +156,9 @@ def _scoring(metrics_port: int) -> set[int]:
 GROUP_SETTLE_SECONDS = 8.0
 
 
-async def measure_gateways(brokers: str, instances: int, workload: Workload, messages: int, changelog: bool = True,
-                           timeout: float = 300.0) -> dict:
+async def measure_gateways(
+    brokers: str, instances: int, workload: Workload, messages: int, changelog: bool = True, timeout: float = 300.0
+) -> dict:
     """Start ``instances`` gateways in a new consumer group, feed the topic, time how long they take to consume it."""
     group = f"bench-{instances}-{time.monotonic_ns()}"
     gateways = [_start_gateway(brokers, group, changelog) for _ in range(instances)]
@@ -137,8 +175,15 @@ async def measure_gateways(brokers: str, instances: int, workload: Workload, mes
                 first = time.monotonic()
         seconds = time.monotonic() - first if first else float("nan")
         cpu = sum(cpu_seconds(p.pid) for p, _ in gateways)
-        return {"instances": instances, "changelog": changelog, "spans": exported, "seconds": seconds, "spans_per_second": exported / seconds if seconds else 0.0,
-                "cpu_seconds": cpu, "peak_rss_mib": max(peak_rss_mib(p.pid) for p, _ in gateways)}
+        return {
+            "instances": instances,
+            "changelog": changelog,
+            "spans": exported,
+            "seconds": seconds,
+            "spans_per_second": exported / seconds if seconds else 0.0,
+            "cpu_seconds": cpu,
+            "peak_rss_mib": max(peak_rss_mib(p.pid) for p, _ in gateways),
+        }
     finally:
         for process, _ in gateways:
             process.terminate()
@@ -161,16 +206,19 @@ async def measure_scale(workload: Workload, messages: int, counts: tuple[int, ..
 
 async def _feed_keyed(brokers: str, stop: asyncio.Event, per_second: float = 5.0) -> None:
     """Requests of 200 spans over 40 keys, keyed by service and span name as config/agent.yaml keys them, until ``stop``."""
-    config = kafka_exporter.config_class.model_validate({
-        "brokers": [brokers], "traces": {"topic": TOPIC, "partition_by": ["resource.service.name", "span.name"]},
-        "sending_queue": {"enabled": False}})
+    config = kafka_exporter.config_class.model_validate(
+        {
+            "brokers": [brokers],
+            "traces": {"topic": TOPIC, "partition_by": ["resource.service.name", "span.name"]},
+            "sending_queue": {"enabled": False},
+        }
+    )
     exporter = kafka_exporter.create(CreateSettings(ComponentID("kafka"), Kind.EXPORTER, Telemetry()), config)
     await exporter.start(None)
     try:
         sent = 0
         while not stop.is_set():
-            await exporter.consume(make_trace_request(200, services=8, operations=5, seed=sent,
-                                                      start_ns=time.time_ns()))
+            await exporter.consume(make_trace_request(200, services=8, operations=5, seed=sent, start_ns=time.time_ns()))
             sent += 1
             await asyncio.sleep(1 / per_second)
     finally:
@@ -187,8 +235,10 @@ async def measure_takeover(how: signal.Signals, timeout: float = 120.0) -> dict:
         try:
             deadline = time.monotonic() + timeout
             # Both scoring, every partition by one of them.
-            while (not all(_scoring(port) for _, port in gateways)
-                   or set().union(*(_scoring(port) for _, port in gateways)) != set(range(PARTITIONS))) and time.monotonic() < deadline:
+            while (
+                not all(_scoring(port) for _, port in gateways)
+                or set().union(*(_scoring(port) for _, port in gateways)) != set(range(PARTITIONS))
+            ) and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
             (victim, _), (survivor, survivor_port) = gateways
             moved = set(range(PARTITIONS)) - _scoring(survivor_port)
@@ -207,5 +257,9 @@ async def measure_takeover(how: signal.Signals, timeout: float = 120.0) -> dict:
                     process.terminate()
             for process, _ in gateways:
                 process.wait(30)
-    return {"stop": "kill -9" if how == signal.SIGKILL else "clean stop", "moved_partitions": len(moved), "seconds": seconds,
-            "session_timeout": SESSION_TIMEOUT}
+    return {
+        "stop": "kill -9" if how == signal.SIGKILL else "clean stop",
+        "moved_partitions": len(moved),
+        "seconds": seconds,
+        "session_timeout": SESSION_TIMEOUT,
+    }

@@ -36,9 +36,15 @@ class Workload:
 
     @classmethod
     def build(cls, count: int = 32, spans: int = 1000, services: int = 50, operations: int = 20) -> Workload:
-        return cls([make_trace_request(spans, services, operations, seed=i, anomaly_rate=0.002,
-                                       start_ns=time.time_ns() + i * spans * 1_000_000).SerializeToString()
-                    for i in range(count)], spans)
+        return cls(
+            [
+                make_trace_request(
+                    spans, services, operations, seed=i, anomaly_rate=0.002, start_ns=time.time_ns() + i * spans * 1_000_000
+                ).SerializeToString()
+                for i in range(count)
+            ],
+            spans,
+        )
 
 
 def marker(sequence: int) -> bytes:
@@ -46,8 +52,13 @@ def marker(sequence: int) -> bytes:
     scope_spans = request.resource_spans.add().scope_spans.add()
     scope_spans.scope.name = f"{MARKER_PREFIX.decode()}{sequence:0{MARKER_DIGITS}d}"
     now = time.time_ns()
-    scope_spans.spans.add(trace_id=sequence.to_bytes(16, "big"), span_id=sequence.to_bytes(8, "big"), name="bench.marker",
-                          start_time_unix_nano=now, end_time_unix_nano=now + 1000)
+    scope_spans.spans.add(
+        trace_id=sequence.to_bytes(16, "big"),
+        span_id=sequence.to_bytes(8, "big"),
+        name="bench.marker",
+        start_time_unix_nano=now,
+        end_time_unix_nano=now + 1000,
+    )
     return request.SerializeToString()
 
 

@@ -25,8 +25,9 @@ from otelml.processors.anomaly.residuals import ResidualScale
 
 CONFIG = AnomalyConfig()
 KERNELS = [build_model(model.name, model.params).make_kernel() for model in DEFAULT_MODELS]
-SCALE = ResidualScale(half_life_weight(CONFIG.residuals.half_life), CONFIG.residuals.clip,
-                      Calibration(CONFIG.calibration, CONFIG.warmup))
+SCALE = ResidualScale(
+    half_life_weight(CONFIG.residuals.half_life), CONFIG.residuals.clip, Calibration(CONFIG.calibration, CONFIG.warmup)
+)
 JUDGED = np.ones(1, dtype=bool)
 
 _keys: dict = {}

@@ -25,9 +25,12 @@ class Sink:
 
     async def start(self) -> Sink:
         self._server = grpc.aio.server(options=[("grpc.max_receive_message_length", 256 << 20)])
-        handler = grpc.unary_unary_rpc_method_handler(self._export, request_deserializer=None,
-                                                      response_serializer=ExportTraceServiceResponse.SerializeToString)
-        self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(GRPC_SERVICES[Signal.TRACES], {"Export": handler}),))
+        handler = grpc.unary_unary_rpc_method_handler(
+            self._export, request_deserializer=None, response_serializer=ExportTraceServiceResponse.SerializeToString
+        )
+        self._server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(GRPC_SERVICES[Signal.TRACES], {"Export": handler}),)
+        )
         self.port = self._server.add_insecure_port("127.0.0.1:0")
         await self._server.start()
         return self
@@ -42,6 +45,6 @@ class Sink:
         position = request.find(MARKER_PREFIX)
         while position >= 0:
             start = position + len(MARKER_PREFIX)
-            self.arrivals[int(request[start:start + MARKER_DIGITS])] = now
+            self.arrivals[int(request[start : start + MARKER_DIGITS])] = now
             position = request.find(MARKER_PREFIX, start)
         return ExportTraceServiceResponse()

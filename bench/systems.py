@@ -101,13 +101,27 @@ class System:
         return Running(process, port, workdir)
 
     def _start_rotel(self, port: int, sink_port: int | None, workdir: Path) -> subprocess.Popen:
-        args = [str(ROTEL_AGENT), "start", "--otlp-grpc-endpoint", f"127.0.0.1:{port}",
-                "--otlp-http-endpoint", f"127.0.0.1:{free_port()}", "--batch-timeout", self.batch_timeout]
+        args = [
+            str(ROTEL_AGENT),
+            "start",
+            "--otlp-grpc-endpoint",
+            f"127.0.0.1:{port}",
+            "--otlp-http-endpoint",
+            f"127.0.0.1:{free_port()}",
+            "--batch-timeout",
+            self.batch_timeout,
+        ]
         if sink_port is None:
             args += ["--exporter", "blackhole"]
         else:
-            args += ["--exporter", "otlp", "--otlp-exporter-endpoint", f"http://127.0.0.1:{sink_port}",
-                     "--otlp-exporter-compression", "none"]
+            args += [
+                "--exporter",
+                "otlp",
+                "--otlp-exporter-endpoint",
+                f"http://127.0.0.1:{sink_port}",
+                "--otlp-exporter-compression",
+                "none",
+            ]
         if self.rotel_processor is not None:
             args += ["--otlp-with-trace-processor", str(self.rotel_processor)]
         # Its embedded interpreter finds river and numpy through the virtualenv first on PATH.
@@ -132,12 +146,15 @@ class System:
             "processors": processors,
             "exporters": exporters,
             "service": {
-                "pipelines": {"traces": {"receivers": ["otlp"], "processors": order,
-                                         "exporters": list(exporters)}},
+                "pipelines": {"traces": {"receivers": ["otlp"], "processors": order, "exporters": list(exporters)}},
                 "telemetry": {"metrics": {"level": "none"}, "logs": {"level": "warn"}},
             },
         }
         path = workdir / "config.yaml"
         path.write_text(yaml.safe_dump(config))
-        return subprocess.Popen([sys.executable, "-m", "otelml", "--config", str(path)], cwd=workdir,
-                                stdout=open(workdir / "log", "wb"), stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "otelml", "--config", str(path)],
+            cwd=workdir,
+            stdout=open(workdir / "log", "wb"),
+            stderr=subprocess.STDOUT,
+        )

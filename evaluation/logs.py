@@ -51,11 +51,22 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_ENV = "OTELML_LOGHUB_DATA"
 SYSTEMS = ("HDFS", "Hadoop", "Spark", "Zookeeper", "BGL", "HPC", "Windows", "Apache")
 # Drain with per-system settings and regular expressions (Zhu et al., ICSE-SEIP 2019), as quoted in the data's README.
-PUBLISHED_DRAIN = {"HDFS": 0.998, "Hadoop": 0.948, "Spark": 0.920, "Zookeeper": 0.967, "BGL": 0.963,
-                   "HPC": 0.887, "Windows": 0.997, "Apache": 1.000}
+PUBLISHED_DRAIN = {
+    "HDFS": 0.998,
+    "Hadoop": 0.948,
+    "Spark": 0.920,
+    "Zookeeper": 0.967,
+    "BGL": 0.963,
+    "HPC": 0.887,
+    "Windows": 0.997,
+    "Apache": 1.000,
+}
 # What leave-one-system-out chooses from.
-GRID = [{"merge_threshold": threshold, "tree_depth": depth}
-        for threshold in (0.75, 0.8, 0.85, 0.88, 0.9, 0.92, 0.95) for depth in (4, 5)]
+GRID = [
+    {"merge_threshold": threshold, "tree_depth": depth}
+    for threshold in (0.75, 0.8, 0.85, 0.88, 0.9, 0.92, 0.95)
+    for depth in (4, 5)
+]
 BATCH_SIZE = 512
 
 
@@ -104,14 +115,19 @@ def locate_data(explicit: str | None = None) -> Path:
 def load_sample(root: Path, system: str) -> LogSample:
     with open(root / system / f"{system}_2k.log_structured.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    return LogSample(system, [row["Content"] for row in rows], [row["EventId"] for row in rows],
-                     [row.get("Label", "-") for row in rows],
-                     [float(row["Timestamp"]) for row in rows] if "Timestamp" in rows[0] else [],
-                     [row["Level"] for row in rows] if "Timestamp" in rows[0] else [])
+    return LogSample(
+        system,
+        [row["Content"] for row in rows],
+        [row["EventId"] for row in rows],
+        [row.get("Label", "-") for row in rows],
+        [float(row["Timestamp"]) for row in rows] if "Timestamp" in rows[0] else [],
+        [row["Level"] for row in rows] if "Timestamp" in rows[0] else [],
+    )
 
 
-def log_batches(lines: Sequence[str], service: str, size: int = BATCH_SIZE, times: Sequence[float] = (),
-                levels: Sequence[str] = ()) -> list[ExportLogsServiceRequest]:
+def log_batches(
+    lines: Sequence[str], service: str, size: int = BATCH_SIZE, times: Sequence[float] = (), levels: Sequence[str] = ()
+) -> list[ExportLogsServiceRequest]:
     """``lines`` as the bodies of log records of one service, ``size`` records a batch.
 
     Records take ``times`` (seconds) and ``levels`` (as severity text) when given, else are one second apart.
@@ -122,7 +138,7 @@ def log_batches(lines: Sequence[str], service: str, size: int = BATCH_SIZE, time
         resource_logs = batch.resource_logs.add()
         resource_logs.resource.attributes.add(key="service.name").value.string_value = service
         records = resource_logs.scope_logs.add().log_records
-        for number, line in enumerate(lines[start:start + size], start):
+        for number, line in enumerate(lines[start : start + size], start):
             seconds = times[number] if times else 1_700_000_000 + number
             record = records.add(time_unix_nano=int(seconds * 10**9), severity_text=levels[number] if levels else "")
             record.body.string_value = line
@@ -164,8 +180,12 @@ NOVELTY = yaml.safe_load((REPO_ROOT / "config" / "demo.yaml").read_text(encoding
 def novelty_flags(sample: LogSample, settings: dict = NOVELTY) -> NoveltyFlags:
     """Run ``sample`` (with its own times and levels) through drain and an anomaly processor with ``settings``; count the flags by label."""
     drain = make_processor()
-    anomaly = AnomalyProcessor(CreateSettings(ComponentID("anomaly", "novelty"), Kind.PROCESSOR, Telemetry()),
-                               AnomalyConfig.model_validate(settings), Signal.LOGS, _Keep())
+    anomaly = AnomalyProcessor(
+        CreateSettings(ComponentID("anomaly", "novelty"), Kind.PROCESSOR, Telemetry()),
+        AnomalyConfig.model_validate(settings),
+        Signal.LOGS,
+        _Keep(),
+    )
     drain.next_consumer = anomaly
 
     async def run() -> None:
@@ -173,13 +193,22 @@ def novelty_flags(sample: LogSample, settings: dict = NOVELTY) -> NoveltyFlags:
             await drain.consume(batch)
 
     asyncio.run(run())
-    flags = [any(kv.key == conventions.ANOMALY and kv.value.bool_value for kv in record.attributes)
-             for batch in anomaly.next_consumer.batches for record in batch.resource_logs[0].scope_logs[0].log_records]
+    flags = [
+        any(kv.key == conventions.ANOMALY and kv.value.bool_value for kv in record.attributes)
+        for batch in anomaly.next_consumer.batches
+        for record in batch.resource_logs[0].scope_logs[0].log_records
+    ]
     alerts = [(label, flagged) for label, flagged in zip(sample.labels, flags, strict=True) if label != "-"]
     normals = [flagged for label, flagged in zip(sample.labels, flags) if label == "-"]
     categories = {label for label, _ in alerts}
-    return NoveltyFlags(len(alerts), sum(flagged for _, flagged in alerts), len(categories),
-                        len({label for label, flagged in alerts if flagged}), len(normals), sum(normals))
+    return NoveltyFlags(
+        len(alerts),
+        sum(flagged for _, flagged in alerts),
+        len(categories),
+        len({label for label, flagged in alerts if flagged}),
+        len(normals),
+        sum(normals),
+    )
 
 
 def annotated_ids(processor: DrainProcessor, sample: LogSample) -> list[str]:
@@ -212,15 +241,24 @@ def _final(cluster: Cluster) -> Cluster:
 
 def score(samples: list[LogSample], settings: dict | None = None) -> dict[str, tuple[float, float]]:
     """Per system: (grouping accuracy once read, grouping accuracy as annotated)."""
-    return {sample.system: (grouping_accuracy(sample.events, final_ids(make_processor(settings), sample)),
-                            grouping_accuracy(sample.events, annotated_ids(make_processor(settings), sample)))
-            for sample in samples}
+    return {
+        sample.system: (
+            grouping_accuracy(sample.events, final_ids(make_processor(settings), sample)),
+            grouping_accuracy(sample.events, annotated_ids(make_processor(settings), sample)),
+        )
+        for sample in samples
+    }
 
 
 def leave_one_out(samples: list[LogSample]) -> dict[str, tuple[float, dict]]:
     """Per held-out system: its score with the :data:`GRID` setting that is best on the others, and that setting."""
-    table = [(settings, {sample.system: grouping_accuracy(sample.events, final_ids(make_processor(settings), sample))
-                         for sample in samples}) for settings in GRID]
+    table = [
+        (
+            settings,
+            {sample.system: grouping_accuracy(sample.events, final_ids(make_processor(settings), sample)) for sample in samples},
+        )
+        for settings in GRID
+    ]
     held_out = {}
     for sample in samples:
         chosen, scores = max(table, key=lambda entry: sum(a for s, a in entry[1].items() if s != sample.system))
@@ -231,20 +269,26 @@ def leave_one_out(samples: list[LogSample]) -> dict[str, tuple[float, dict]]:
 def report(samples: list[LogSample]) -> str:
     defaults = score(samples)
     held_out = leave_one_out(samples)
-    lines = ["| system | default config | as annotated online | leave-one-out (held out) | chosen on the other seven "
-             "| Drain, tuned per system (published) |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| system | default config | as annotated online | leave-one-out (held out) | chosen on the other seven "
+        "| Drain, tuned per system (published) |",
+        "|---|---|---|---|---|---|",
+    ]
     for sample in samples:
         final, online = defaults[sample.system]
         accuracy, chosen = held_out[sample.system]
         setting = ", ".join(f"{name} {value}" for name, value in chosen.items())
-        lines.append(f"| {sample.system} | {final:.3f} | {online:.3f} | {accuracy:.3f} | {setting} "
-                     f"| {PUBLISHED_DRAIN.get(sample.system, float('nan')):.3f} |")
+        lines.append(
+            f"| {sample.system} | {final:.3f} | {online:.3f} | {accuracy:.3f} | {setting} "
+            f"| {PUBLISHED_DRAIN.get(sample.system, float('nan')):.3f} |"
+        )
     count = len(samples)
-    lines.append(f"| **mean** | **{sum(f for f, _ in defaults.values()) / count:.3f}** "
-                 f"| {sum(o for _, o in defaults.values()) / count:.3f} "
-                 f"| **{sum(a for a, _ in held_out.values()) / count:.3f}** | "
-                 f"| {sum(PUBLISHED_DRAIN.get(s.system, float('nan')) for s in samples) / count:.3f} |")
+    lines.append(
+        f"| **mean** | **{sum(f for f, _ in defaults.values()) / count:.3f}** "
+        f"| {sum(o for _, o in defaults.values()) / count:.3f} "
+        f"| **{sum(a for a, _ in held_out.values()) / count:.3f}** | "
+        f"| {sum(PUBLISHED_DRAIN.get(s.system, float('nan')) for s in samples) / count:.3f} |"
+    )
     return "\n".join(lines)
 
 
@@ -267,10 +311,14 @@ def main(argv: list[str] | None = None) -> int:
         print("\nBGL, by label:")
         print("| | lines | flagged | share flagged |\n|---|---|---|---|")
         print(f"| alert lines | {flags.alert_lines} | {flags.alerts_flagged} | {flags.alerts_flagged / flags.alert_lines:.1%} |")
-        print(f"| alert categories | {flags.categories} | {flags.categories_flagged} | "
-              f"{flags.categories_flagged / flags.categories:.0%} |")
-        print(f"| normal lines | {flags.normal_lines} | {flags.normals_flagged} | "
-              f"{flags.normals_flagged / flags.normal_lines:.1%} |")
+        print(
+            f"| alert categories | {flags.categories} | {flags.categories_flagged} | "
+            f"{flags.categories_flagged / flags.categories:.0%} |"
+        )
+        print(
+            f"| normal lines | {flags.normal_lines} | {flags.normals_flagged} | "
+            f"{flags.normals_flagged / flags.normal_lines:.1%} |"
+        )
     return 0
 
 

@@ -103,7 +103,7 @@ def row_weights(series: LabelledSeries) -> RowWeights:
         if start >= count:
             break
         width = float(end - start + 1)
-        inside = rows[start:end + 1]
+        inside = rows[start : end + 1]
         window[inside] = index
         reward[inside] = scaled_sigmoid(-(end - inside + 1) / width) / max_tp
         previous_end, previous_width = end, width
@@ -126,7 +126,7 @@ class CorpusScore:
 
 def _raw_at(weights: RowWeights, scores: np.ndarray, threshold: float, profile: Profile) -> float:
     """One file's raw NAB score when every row scoring >= threshold is a detection."""
-    detected = scores[weights.first_row:] >= threshold
+    detected = scores[weights.first_row :] >= threshold
     outside = weights.window < 0
     total = float(np.sum(weights.reward[detected & outside])) * profile.fp
     for window in np.unique(weights.window[~outside]):
@@ -143,7 +143,7 @@ def sweep(weights: list[RowWeights], scores: list[np.ndarray], profile: Profile)
     all_scores, all_windows, all_rewards = [], [], []
     window_offset = 0
     for weight, score in zip(weights, scores):
-        all_scores.append(np.asarray(score, dtype=float)[weight.first_row:])
+        all_scores.append(np.asarray(score, dtype=float)[weight.first_row :])
         all_windows.append(np.where(weight.window >= 0, weight.window + window_offset, -1))
         all_rewards.append(weight.reward)
         window_offset += int(weight.window.max(initial=-1)) + 1

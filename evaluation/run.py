@@ -149,8 +149,10 @@ def evaluate(corpus: list[LabelledSeries], name: str, processor: dict, every_rec
     for series in corpus:
         stream = per_stream.get(series.name)
         if stream is None or len(stream) != len(series.values):
-            raise RuntimeError(f"{name}: replay returned {0 if stream is None else len(stream)} scores for "
-                               f"{series.name}, which has {len(series.values)} rows")
+            raise RuntimeError(
+                f"{name}: replay returned {0 if stream is None else len(stream)} scores for "
+                f"{series.name}, which has {len(series.values)} rows"
+            )
         scores.append(np.nan_to_num(stream, nan=0.0))
     return VariantResult(name, scores, {p: score_corpus(corpus, scores, profile) for p, profile in PROFILES.items()})
 
@@ -164,10 +166,10 @@ def file_details(corpus: list[LabelledSeries], result: VariantResult) -> list[st
         inside = np.zeros(len(scores), dtype=bool)
         positions = []
         for start, end in series.windows:
-            inside[start:end + 1] = True
-            hits = np.flatnonzero(detected[start:end + 1])
+            inside[start : end + 1] = True
+            hits = np.flatnonzero(detected[start : end + 1])
             positions.append(f"{hits[0] / (end - start + 1):.2f}" if len(hits) else "-1")
-        false_positives = int((detected & ~inside)[series.probation:].sum())
+        false_positives = int((detected & ~inside)[series.probation :].sum())
         lines.append(f"{series.name:58} {standard.per_file[series.name]:7.3f} {false_positives:4d}  {' '.join(positions)}")
     return lines
 
@@ -215,8 +217,9 @@ class CrossValidation:
     held_out: CorpusScore
 
 
-def cross_validate(corpus: list[LabelledSeries], candidate_scores: list[list[np.ndarray]], folds: list[list[int]],
-                   profile: str = "standard") -> CrossValidation:
+def cross_validate(
+    corpus: list[LabelledSeries], candidate_scores: list[list[np.ndarray]], folds: list[list[int]], profile: str = "standard"
+) -> CrossValidation:
     """Choose per fold on the other folds, score the fold with its choice, and score the pooled held-out scores.
 
     ``candidate_scores[c][i]`` are candidate ``c``'s scores of file ``i``.
@@ -248,16 +251,23 @@ def run_cross_validation(corpus: list[LabelledSeries]) -> list[str]:
     for number, candidate in enumerate(CANDIDATES + ALTERNATIVES):
         print(f"replaying candidate {number} {candidate or '(defaults)'} ...", file=sys.stderr)
         results.append(evaluate(corpus, str(number), {"target": "attributes.value", **candidate}))
-    scores = [result.scores for result in results[:len(CANDIDATES)]]
+    scores = [result.scores for result in results[: len(CANDIDATES)]]
     lines = ["| candidate | settings (on top of the defaults) | standard, all files |", "|---|---|---|"]
-    lines += [f"| {n if n < len(CANDIDATES) else '(alternative)'} | `{candidate or 'defaults'}` | "
-              f"{result.by_profile['standard'].normalised:.1f} |"
-              for n, (candidate, result) in enumerate(zip(CANDIDATES + ALTERNATIVES, results))]
+    lines += [
+        f"| {n if n < len(CANDIDATES) else '(alternative)'} | `{candidate or 'defaults'}` | "
+        f"{result.by_profile['standard'].normalised:.1f} |"
+        for n, (candidate, result) in enumerate(zip(CANDIDATES + ALTERNATIVES, results))
+    ]
     lines.append("")
-    for label, folds in (("5 folds mixing the categories", mixed_folds(corpus)), ("one category left out at a time", category_folds(corpus))):
+    for label, folds in (
+        ("5 folds mixing the categories", mixed_folds(corpus)),
+        ("one category left out at a time", category_folds(corpus)),
+    ):
         outcome = cross_validate(corpus, scores, folds)
-        lines.append(f"{label}: candidate chosen per fold {outcome.chosen}; "
-                     f"pooled held-out standard score **{outcome.held_out.normalised:.1f}**")
+        lines.append(
+            f"{label}: candidate chosen per fold {outcome.chosen}; "
+            f"pooled held-out standard score **{outcome.held_out.normalised:.1f}**"
+        )
     return lines
 
 
@@ -287,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(table(results)))
     if args.plot:
         from evaluation.plot import plot_corpus
+
         plot_corpus(corpus, results[0].scores, results[0].by_profile["standard"].threshold, args.plot)
         print(f"plots of {results[0].name} in {args.plot}", file=sys.stderr)
     return 0

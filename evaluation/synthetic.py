@@ -86,8 +86,11 @@ def arrivals(rng: random.Random, rate: Callable[[float], float], start: float = 
 
 def latency_stream(key: str, change: Callable[[float], float], error: Callable[[float], bool] = lambda when: False):
     def make(rng: random.Random) -> list[Record]:
-        return [Record(when, key, 40.0 * daily(when, 0.5) * change(when) * rng.lognormvariate(0, 0.25), error(when))
-                for when in arrivals(rng, lambda when: 0.05 * daily(when, 1.0))]
+        return [
+            Record(when, key, 40.0 * daily(when, 0.5) * change(when) * rng.lognormvariate(0, 0.25), error(when))
+            for when in arrivals(rng, lambda when: 0.05 * daily(when, 1.0))
+        ]
+
     return make
 
 
@@ -118,8 +121,10 @@ def scan(rng: random.Random) -> list[Record]:
     records = []
     for client in range(1, 6):
         address = f"10.0.0.{client}"
-        records += [Record(when, address, 9.0, attributes={"url.path": "/api/items"})
-                    for when in arrivals(rng, lambda when: 0.05 * daily(when, 1.0))]
+        records += [
+            Record(when, address, 9.0, attributes={"url.path": "/api/items"})
+            for when in arrivals(rng, lambda when: 0.05 * daily(when, 1.0))
+        ]
     records += [Record(INCIDENT + n * 0.05, "10.0.0.3", 13.0, attributes={"url.path": f"/admin/{n}"}) for n in range(2400)]
     return records
 
@@ -129,6 +134,7 @@ def error_logs(rng: random.Random) -> list[Record]:
         if INCIDENT <= when < INCIDENT + 600:
             return 17.0 if rng.random() < 0.7 else 9.0
         return 13.0 if rng.random() < 0.02 else 9.0
+
     return [Record(when, "billing", severity(when)) for when in arrivals(rng, lambda when: 0.1 * daily(when, 1.0))]
 
 
@@ -136,10 +142,20 @@ SCENARIOS = [
     Scenario("latency spike", Signal.TRACES, {}, "checkout GET /cart", latency_stream("checkout GET /cart", spike)),
     Scenario("level shift", Signal.TRACES, {}, "payments POST /charge", latency_stream("payments POST /charge", shift)),
     # A latency creeping up over hours is what an SLO limit is for: predicted before it is crossed.
-    Scenario("slow drift", Signal.TRACES, {"trend": {"limit": {"above": "150ms"}}}, "search GET /search",
-             latency_stream("search GET /search", drift)),
-    Scenario("error burst (fast failures)", Signal.TRACES, {}, "auth POST /login",
-             latency_stream("auth POST /login", lambda when: 0.1 if failing(when) else 1.0, failing)),
+    Scenario(
+        "slow drift",
+        Signal.TRACES,
+        {"trend": {"limit": {"above": "150ms"}}},
+        "search GET /search",
+        latency_stream("search GET /search", drift),
+    ),
+    Scenario(
+        "error burst (fast failures)",
+        Signal.TRACES,
+        {},
+        "auth POST /login",
+        latency_stream("auth POST /login", lambda when: 0.1 if failing(when) else 1.0, failing),
+    ),
     Scenario("traffic drop", Signal.LOGS, {"target": "rate"}, "ingest", traffic_drop),
     Scenario("scan from one client", Signal.LOGS, {"key": ["attributes.client.address"], "target": "rate"}, "10.0.0.3", scan),
     Scenario("error log burst", Signal.LOGS, {}, "billing", error_logs),
@@ -152,7 +168,7 @@ def to_batches(signal: Signal, records: list[Record]) -> list:
     for first in range(0, len(records), RECORDS_PER_BATCH):
         if signal is Signal.TRACES:
             request = ExportTraceServiceRequest()
-            for number, record in enumerate(records[first:first + RECORDS_PER_BATCH]):
+            for number, record in enumerate(records[first : first + RECORDS_PER_BATCH]):
                 service, name = record.key.split(" ", 1)
                 resource = request.resource_spans.add()
                 resource.resource.attributes.add(key="service.name").value.string_value = service
@@ -164,11 +180,13 @@ def to_batches(signal: Signal, records: list[Record]) -> list:
                 span.status.code = 2 if record.error else 0
         else:
             request = ExportLogsServiceRequest()
-            for record in records[first:first + RECORDS_PER_BATCH]:
+            for record in records[first : first + RECORDS_PER_BATCH]:
                 resource = request.resource_logs.add()
                 client = record.key.startswith("10.")
                 resource.resource.attributes.add(key="service.name").value.string_value = "gateway" if client else record.key
-                log = resource.scope_logs.add().log_records.add(time_unix_nano=int(record.when * 1e9), severity_number=int(record.value))
+                log = resource.scope_logs.add().log_records.add(
+                    time_unix_nano=int(record.when * 1e9), severity_number=int(record.value)
+                )
                 if client:
                     log.attributes.add(key="client.address").value.string_value = record.key
                 for name, value in record.attributes.items():
@@ -217,14 +235,23 @@ def run_scenario(scenario: Scenario, workdir: Path, seed: int) -> list[KeyResult
             if SCORE not in values:
                 continue  # passed on unscored (e.g. a key's first record with target rate)
             per_key.setdefault(" ".join(key), []).append(
-                (when, values[SCORE].double_value, values[ANOMALY].bool_value, values[PREDICTED].bool_value))
+                (when, values[SCORE].double_value, values[ANOMALY].bool_value, values[PREDICTED].bool_value)
+            )
     results = []
     for key, rows in per_key.items():
         rows.sort(key=lambda row: row[0])
         columns = list(zip(*rows))
-        results.append(KeyResult(scenario.name, key, np.asarray(columns[0]), np.asarray(columns[1]),
-                                 np.asarray(columns[2], dtype=bool), np.asarray(columns[3], dtype=bool),
-                                 key == scenario.incident_key))
+        results.append(
+            KeyResult(
+                scenario.name,
+                key,
+                np.asarray(columns[0]),
+                np.asarray(columns[1]),
+                np.asarray(columns[2], dtype=bool),
+                np.asarray(columns[3], dtype=bool),
+                key == scenario.incident_key,
+            )
+        )
     return results
 
 
@@ -242,7 +269,7 @@ def incident_line(results: list[KeyResult]) -> str:
     for result, series in zip(results, labelled):
         outside = np.ones(len(result.times), dtype=bool)
         for start, end in series.windows:
-            outside[start:end + 1] = False
+            outside[start : end + 1] = False
         false_flags += int((result.anomalies & outside)[100:].sum())
     return f"| {incident.scenario} | {len(results)} | {total} | {delay} | {anomaly_delay} | {false_flags} |"
 

@@ -95,16 +95,19 @@ class Changelog:
         try:
             await admin.start()
             # Created before any client asks for its metadata: some brokers create a topic they are asked about.
-            response = await admin.create_topics([NewTopic(self.topic, partitions, self.replication_factor,
-                                                            topic_configs={"cleanup.policy": "compact"})])
+            response = await admin.create_topics(
+                [NewTopic(self.topic, partitions, self.replication_factor, topic_configs={"cleanup.policy": "compact"})]
+            )
             _, code, message = response.topic_errors[0][:3]
             if code and code != TopicAlreadyExistsError.errno:
                 raise RetryableError(f"cannot create the changelog topic {self.topic}: {message or code}")
             described = await admin.describe_topics([self.topic])
             found = len(described[0]["partitions"])
             if found != partitions:
-                raise ChangelogError(f"the changelog topic {self.topic} has {found} partitions, its source {partitions}: "
-                                     f"state would be restored from the wrong partitions; delete it or give the processor another ID")
+                raise ChangelogError(
+                    f"the changelog topic {self.topic} has {found} partitions, its source {partitions}: "
+                    f"state would be restored from the wrong partitions; delete it or give the processor another ID"
+                )
             configs = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, self.topic)])
             self.policy = next((entry[1] for entry in configs[0].resources[0][4] if entry[0] == "cleanup.policy"), "")
         except KafkaError as error:
@@ -139,8 +142,10 @@ class Changelog:
         prefix = b"%d:" % partition
         headers = [(OFFSET_HEADER, str(offset).encode())]
         try:
-            deliveries = [await self.producer.send(self.topic, value, key=prefix + key, partition=partition, headers=headers)
-                          for key, value in values.items()]
+            deliveries = [
+                await self.producer.send(self.topic, value, key=prefix + key, partition=partition, headers=headers)
+                for key, value in values.items()
+            ]
             for delivery in deliveries:
                 await delivery
             # The marker only once every value is in: a restore trusts values up to the last marker.
@@ -170,7 +175,7 @@ class Changelog:
                     elif record.key is not None and record.key.startswith(prefix):
                         if as_of is not None and _source_offset(record.headers) > as_of:
                             continue
-                        key = record.key[len(prefix):]
+                        key = record.key[len(prefix) :]
                         if record.value is None:
                             values.pop(key, None)
                         else:

@@ -109,12 +109,13 @@ def read_signed(path: Path, magic: bytes, key: bytes, what: str = "a checkpoint 
         return None
     if not data.startswith(magic) or len(data) < len(magic) + SIGNATURE_BYTES:
         raise CheckpointError(f"{path} is not {what}; refusing to load it")
-    stored = data[len(magic):len(magic) + SIGNATURE_BYTES]
-    payload = data[len(magic) + SIGNATURE_BYTES:]
+    stored = data[len(magic) : len(magic) + SIGNATURE_BYTES]
+    payload = data[len(magic) + SIGNATURE_BYTES :]
     if not hmac.compare_digest(stored, signature(magic, payload, key)):
         raise CheckpointError(
             f"{path} failed its signature check: it was changed, or written with another key; "
-            "refusing to load it (restore the right key, or remove the file to start afresh)")
+            "refusing to load it (restore the right key, or remove the file to start afresh)"
+        )
     return payload
 
 

@@ -38,10 +38,22 @@ def demo_config() -> str:
 
 def _add_config_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     default: Any = argparse.SUPPRESS if suppress else []
-    parser.add_argument("--config", action="append", dest="configs", default=default, metavar="FILE",
-                        help="a YAML config file; repeat to merge several in order")
-    parser.add_argument("--set", action="append", dest="sets", default=default, metavar="KEY=VALUE",
-                        help="override one setting, e.g. processors.batch.timeout=1s")
+    parser.add_argument(
+        "--config",
+        action="append",
+        dest="configs",
+        default=default,
+        metavar="FILE",
+        help="a YAML config file; repeat to merge several in order",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        dest="sets",
+        default=default,
+        metavar="KEY=VALUE",
+        help="override one setting, e.g. processors.batch.timeout=1s",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,8 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
         _add_config_options(commands.add_parser(name, help=help_text), suppress=True)
     commands.add_parser("components", help="list the registered components and their signals")
     from otelml.generator import add_generate_command
+
     add_generate_command(commands)
     from otelml.replay import add_replay_command
+
     add_replay_command(commands)
     demo = commands.add_parser("demo", help="run config/demo.yaml (installed with otelml) with the generator feeding it")
     _add_config_options(demo, suppress=True)
@@ -73,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         return _components(registry)
     if args.command == "generate":
         from otelml.generator import run_generator
+
         return run_generator(args)
     if args.command == "demo" and not args.configs:
         args.configs = [demo_config()]
@@ -95,10 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(config.telemetry.logs.level)
     if args.command == "replay":
         from otelml.replay import run_replay
+
         return run_replay(config, registry, args)
     from otelml.service import Service, StartError
+
     if args.command == "demo":
         from otelml.generator import run_demo
+
         try:
             return asyncio.run(run_demo(config, registry, args))
         except StartError:

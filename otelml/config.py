@@ -41,7 +41,7 @@ class MetricsTelemetry(ComponentConfig):
     level: Literal["none", "basic", "normal", "detailed"] = "normal"
     # The short form, as older collectors had it; ``readers`` is the current one.
     address: Endpoint | None = None
-    readers: list[MetricReader] | None = None   # unset: localhost:8888; [] records without serving
+    readers: list[MetricReader] | None = None  # unset: localhost:8888; [] records without serving
 
     def validate_config(self) -> list[str]:
         if self.address and self.readers:
@@ -160,8 +160,10 @@ def parse(raw: dict[str, Any], registry: Registry) -> Config:
     if problems or service is None:
         raise ConfigError(problems)
     # Without problems, every config was read whole.
-    components = {kind: {i: c.config for i, c in section.items() if c is not None and c.config is not None}
-                  for kind, section in checked.items()}
+    components = {
+        kind: {i: c.config for i, c in section.items() if c is not None and c.config is not None}
+        for kind, section in checked.items()
+    }
     return Config(components, pipelines, extensions, service.telemetry, service.shutdown_timeout)
 
 
@@ -234,7 +236,9 @@ def _extension_reference_problems(checked: dict[Kind, Checks], enabled: list[Com
                     if extension_id not in checked[Kind.EXTENSION]:
                         found.append(f'{prefix}{field}: references extension "{extension_id}" which is not configured')
                     elif extension_id not in enabled:
-                        found.append(f'{prefix}{field}: references extension "{extension_id}" which is not enabled in service::extensions')
+                        found.append(
+                            f'{prefix}{field}: references extension "{extension_id}" which is not enabled in service::extensions'
+                        )
             problems += [f"{kind.section}::{component_id}::{problem}" for problem in component.unrelated(found)]
     return problems
 
@@ -251,7 +255,11 @@ def _signal_problems(pipelines: dict[PipelineID, Pipeline], checked: dict[Kind, 
     connectors = checked[Kind.CONNECTOR]
     for pipeline in pipelines.values():
         signal = pipeline.id.signal
-        for kind, ids in ((Kind.RECEIVER, pipeline.receivers), (Kind.PROCESSOR, pipeline.processors), (Kind.EXPORTER, pipeline.exporters)):
+        for kind, ids in (
+            (Kind.RECEIVER, pipeline.receivers),
+            (Kind.PROCESSOR, pipeline.processors),
+            (Kind.EXPORTER, pipeline.exporters),
+        ):
             for component_id in ids:
                 if component_id in connectors:
                     if kind is Kind.RECEIVER:
@@ -264,8 +272,9 @@ def _signal_problems(pipelines: dict[PipelineID, Pipeline], checked: dict[Kind, 
     return list(found)
 
 
-def _parse_pipeline(name: str, section: PipelineSection, checked: dict[Kind, Checks], registry: Registry,
-                    problems: list[str]) -> Pipeline | None:
+def _parse_pipeline(
+    name: str, section: PipelineSection, checked: dict[Kind, Checks], registry: Registry, problems: list[str]
+) -> Pipeline | None:
     path = f"service::pipelines::{name}"
     signal_name, _, pipeline_name = name.partition("/")
     try:
@@ -308,7 +317,9 @@ def _check_connectors(pipelines: dict[PipelineID, Pipeline], connectors, registr
         for source in inputs:
             for target in outputs:
                 if (source.id.signal, target.id.signal) not in factory.connects:
-                    problems.append(f"{path}: cannot connect {source.id.signal.value} (pipeline {source.id}) to {target.id.signal.value} (pipeline {target.id})")
+                    problems.append(
+                        f"{path}: cannot connect {source.id.signal.value} (pipeline {source.id}) to {target.id.signal.value} (pipeline {target.id})"
+                    )
 
 
 def _check_cycles(pipelines: dict[PipelineID, Pipeline], connectors, problems: list[str]) -> None:
@@ -323,7 +334,7 @@ def _check_cycles(pipelines: dict[PipelineID, Pipeline], connectors, problems: l
         state[pipeline_id] = "visiting"
         for target in sorted(edges[pipeline_id], key=str):
             if state.get(target) == "visiting":
-                cycle = " -> ".join(str(p) for p in trail[trail.index(target):] + [target])
+                cycle = " -> ".join(str(p) for p in trail[trail.index(target) :] + [target])
                 problems.append(f"service::pipelines: connectors form a cycle: {cycle}")
                 return True
             if target not in state and visit(target, trail + [target]):
@@ -341,4 +352,6 @@ def _check_ambiguous_ids(checked: dict[Kind, Checks], problems: list[str]) -> No
     for connector_id in checked[Kind.CONNECTOR]:
         for kind in (Kind.RECEIVER, Kind.EXPORTER):
             if connector_id in checked[kind]:
-                problems.append(f'connectors::{connector_id}: ambiguous ID: {kind.value} "{connector_id}" has the same ID; rename one of them')
+                problems.append(
+                    f'connectors::{connector_id}: ambiguous ID: {kind.value} "{connector_id}" has the same ID; rename one of them'
+                )

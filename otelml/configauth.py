@@ -69,4 +69,3 @@ def _resolve(host: Host, auth: AuthConfig | None, role: type, purpose: str) -> A
     if not isinstance(extension, role):
         raise ValueError(f'extension "{auth.id}" cannot {purpose}')
     return extension
-

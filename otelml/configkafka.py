@@ -81,5 +81,9 @@ class KafkaClientConfig(ComponentConfig):
         if self.tls is not None and use_tls:
             options["ssl_context"] = self.tls.ssl_context()
         if sasl:
-            options.update(sasl_mechanism=sasl.mechanism, sasl_plain_username=sasl.username, sasl_plain_password=sasl.password.get_secret_value())
+            options.update(
+                sasl_mechanism=sasl.mechanism,
+                sasl_plain_username=sasl.username,
+                sasl_plain_password=sasl.password.get_secret_value(),
+            )
         return options

@@ -147,7 +147,7 @@ def validation_messages(error: ValidationError, model: type[BaseModel] | None = 
         if detail["type"] == "extra_forbidden":
             message = _unsupported_key_advice(model, detail["loc"]) or "unknown key"
         elif message.startswith("Value error, "):
-            message = message[len("Value error, "):]
+            message = message[len("Value error, ") :]
         lines.append(f"{path}: {message}" if path else message)
     return lines
 
@@ -273,7 +273,9 @@ def _remove(document: Any, loc: tuple) -> bool:
 
 
 def _holds(node: Any, part: Any) -> bool:
-    return (isinstance(node, dict) and part in node) or (isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node))
+    return (isinstance(node, dict) and part in node) or (
+        isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+    )
 
 
 def sections(config: BaseModel, prefix: str = "") -> Iterator[tuple[str, BaseModel]]:
@@ -289,5 +291,9 @@ def sections(config: BaseModel, prefix: str = "") -> Iterator[tuple[str, BaseMod
 
 def nested_problems(config: BaseModel, prefix: str = "") -> list[str]:
     """``validate_config()`` of ``config`` and of every nested section, with their paths."""
-    return [f"{path}{problem}" for path, section in sections(config, prefix)
-            if isinstance(section, ComponentConfig) for problem in section.validate_config()]
+    return [
+        f"{path}{problem}"
+        for path, section in sections(config, prefix)
+        if isinstance(section, ComponentConfig)
+        for problem in section.validate_config()
+    ]

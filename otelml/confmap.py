@@ -104,8 +104,12 @@ def explain_unset(problems: list[str], unset: dict[str, str]) -> list[str]:
     explained = []
     for problem in problems:
         references = [reference for path, reference in unset.items() if problem.startswith(f"{path}:")]
-        explained.append(f"{problem} ({', '.join(references)} {'is' if len(references) == 1 else 'are'} not set and "
-                         f"{'has' if len(references) == 1 else 'have'} no default)" if references else problem)
+        explained.append(
+            f"{problem} ({', '.join(references)} {'is' if len(references) == 1 else 'are'} not set and "
+            f"{'has' if len(references) == 1 else 'have'} no default)"
+            if references
+            else problem
+        )
     return explained
 
 

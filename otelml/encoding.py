@@ -133,6 +133,7 @@ def add_attributes(attributes, values: Mapping[str, object]) -> None:
 
 # --- JSON readings ---------------------------------------------------------
 
+
 def scalar_fields(document: dict, flatten: bool) -> dict[str, object]:
     """The scalar (string, number, boolean) fields of ``document``.
 
@@ -204,7 +205,7 @@ def _fraction_nanos(text: str) -> int:
     if seconds_end < 0:
         return 0
     digits = ""
-    for char in text[seconds_end + 1:]:
+    for char in text[seconds_end + 1 :]:
         if not char.isdigit():
             break
         digits += char
@@ -238,6 +239,7 @@ def _fill_json_record(record: LogRecord, payload: bytes, flatten: bool, timestam
 
 
 # --- decoding: messages -> one batch ---------------------------------------
+
 
 class BatchBuilder:
     """Collects decoded messages of one signal and encoding into one batch.
@@ -278,8 +280,13 @@ class BatchBuilder:
         # records of one device share one resource in the batch.
         self._scopes: dict[tuple, ScopeLogs] = {}
 
-    def add(self, payload: bytes, resource_attributes: Mapping[str, object] | None = None,
-            record_attributes: Mapping[str, object] | None = None, time_ns: int | None = None) -> int:
+    def add(
+        self,
+        payload: bytes,
+        resource_attributes: Mapping[str, object] | None = None,
+        record_attributes: Mapping[str, object] | None = None,
+        time_ns: int | None = None,
+    ) -> int:
         """Decode one message into the batch; returns the items it held.
 
         ``record_attributes`` and ``time_ns`` (the default record time) apply
@@ -342,6 +349,7 @@ def decode_batch(payload: bytes, encoding: Encoding, signal: Signal) -> tuple[Ba
 
 
 # --- encoding: batch -> payloads ---------------------------------------------
+
 
 def encode_batch(batch: Batch, encoding: Encoding) -> bytes:
     """The ``otlp_proto`` or ``otlp_json`` payload of a whole batch."""

@@ -181,7 +181,9 @@ class QueuedRetryExporter(Component):
             try:
                 await queue.done(entry)
             except OSError as error:
-                self.logger.error("cannot remove a batch from the persistent queue; it may be sent again after a restart: %s", error)
+                self.logger.error(
+                    "cannot remove a batch from the persistent queue; it may be sent again after a restart: %s", error
+                )
 
     async def _send_entry(self, signal: Signal, queue: SendingQueue, entry: Entry) -> None:
         """Send one queued batch; every outcome but shutdown is final and counted."""
@@ -245,8 +247,11 @@ class QueuedRetryExporter(Component):
         waiting = queue.take_waiting()
         if queue.persistent:
             if waiting:
-                self.logger.info("%d waiting %s batches (and any cut off while sending) stay in the persistent queue for the next start",
-                                 len(waiting), signal.value)
+                self.logger.info(
+                    "%d waiting %s batches (and any cut off while sending) stay in the persistent queue for the next start",
+                    len(waiting),
+                    signal.value,
+                )
             return
         for entry in waiting:
             self._fail(signal, entry.items, "shutdown", RuntimeError("still queued at shutdown"))

@@ -65,8 +65,12 @@ class Providers:
             tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter, schedule_delay_millis=500))
             logger_provider = LoggerProvider(resource=resource)
             logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter, schedule_delay_millis=500))
-            meter_provider = MeterProvider(resource=resource, metric_readers=[
-                PeriodicExportingMetricReader(metric_exporter, export_interval_millis=int(metric_interval * 1000))])
+            meter_provider = MeterProvider(
+                resource=resource,
+                metric_readers=[
+                    PeriodicExportingMetricReader(metric_exporter, export_interval_millis=int(metric_interval * 1000))
+                ],
+            )
             meter = meter_provider.get_meter("otelml.generator")
             self.services[service] = (
                 tracer_provider.get_tracer("otelml.generator"),
@@ -88,10 +92,16 @@ def _exporters(endpoint: str, protocol: str):
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-        return OTLPSpanExporter(endpoint, insecure=True), OTLPLogExporter(endpoint, insecure=True), OTLPMetricExporter(endpoint, insecure=True)
+
+        return (
+            OTLPSpanExporter(endpoint, insecure=True),
+            OTLPLogExporter(endpoint, insecure=True),
+            OTLPMetricExporter(endpoint, insecure=True),
+        )
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HTTPLogExporter
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HTTPMetricExporter
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HTTPSpanExporter
+
     base = endpoint if endpoint.startswith("http") else f"http://{endpoint}"
     return (HTTPSpanExporter(f"{base}/v1/traces"), HTTPLogExporter(f"{base}/v1/logs"), HTTPMetricExporter(f"{base}/v1/metrics"))
 
@@ -99,8 +109,16 @@ def _exporters(endpoint: str, protocol: str):
 class Generator:
     """Emits ``rate`` traces per second until stopped or ``duration`` passes."""
 
-    def __init__(self, endpoint: str, protocol: str = "grpc", rate: float = 50.0, duration: float = 60.0,
-                 incident_every: float = 20.0, incident_length: float = 5.0, seed: int | None = None):
+    def __init__(
+        self,
+        endpoint: str,
+        protocol: str = "grpc",
+        rate: float = 50.0,
+        duration: float = 60.0,
+        incident_every: float = 20.0,
+        incident_length: float = 5.0,
+        seed: int | None = None,
+    ):
         self.endpoint = endpoint
         self.protocol = protocol
         self.rate = rate
@@ -163,15 +181,24 @@ class Generator:
         if incident and incident[0] == "scan" and depth == 0:
             failing = True
         start_ns = end_ns - int(duration_ms * 1e6)
-        span = tracer.start_span(name, context=parent, kind=SpanKind.SERVER, start_time=start_ns,
-                                 attributes={"client.address": client, "http.route": name})
+        span = tracer.start_span(
+            name,
+            context=parent,
+            kind=SpanKind.SERVER,
+            start_time=start_ns,
+            attributes={"client.address": client, "http.route": name},
+        )
         if depth + 1 < len(chain):
             child_end = end_ns - int(duration_ms * 1e6 * 0.1)
             self._span(providers, chain, depth + 1, None, child_end, set_span_in_context(span), client, incident)
         context = span.get_span_context()
         if failing:
             span.set_status(Status(StatusCode.ERROR, "request failed"))
-        severity, text = (SeverityNumber.ERROR, f"{name} failed for {client}") if failing else (SeverityNumber.INFO, f"{name} served in {duration_ms:.1f} ms")
+        severity, text = (
+            (SeverityNumber.ERROR, f"{name} failed for {client}")
+            if failing
+            else (SeverityNumber.INFO, f"{name} served in {duration_ms:.1f} ms")
+        )
         logs = [(severity, text)]
         # A known message (1 request in 20) that an error burst makes the failing service's every other line.
         if (failing and incident[0] == "error_burst") or self.random.random() < 0.05:
@@ -182,9 +209,18 @@ class Generator:
             self.crash_logged = True
             logs.append((SeverityNumber.ERROR, f"worker {self.random.randint(1, 64)} crashed: segmentation fault (core dumped)"))
         for severity, text in logs:
-            logger.emit(LogRecord(timestamp=end_ns, trace_id=context.trace_id, span_id=context.span_id, trace_flags=context.trace_flags,
-                                  severity_text=severity.name, severity_number=severity, body=text,
-                                  attributes={"client.address": client, "duration_ms": round(duration_ms, 3)}))
+            logger.emit(
+                LogRecord(
+                    timestamp=end_ns,
+                    trace_id=context.trace_id,
+                    span_id=context.span_id,
+                    trace_flags=context.trace_flags,
+                    severity_text=severity.name,
+                    severity_number=severity,
+                    body=text,
+                    attributes={"client.address": client, "duration_ms": round(duration_ms, 3)},
+                )
+            )
         requests.add(1, {"operation": name, "error": failing})
         durations.record(duration_ms, {"operation": name})
         span.end(end_time=end_ns)
@@ -213,7 +249,9 @@ def add_generate_command(commands) -> None:
 
 def run_generator(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-5s generator: %(message)s")
-    generator = Generator(args.endpoint, args.protocol, args.rate, args.duration, args.incident_every, args.incident_length, args.seed)
+    generator = Generator(
+        args.endpoint, args.protocol, args.rate, args.duration, args.incident_every, args.incident_length, args.seed
+    )
     generator.run()
     log.info("sent %d traces, %d incidents", generator.traces_sent, len(generator.incidents))
     return 0
@@ -238,8 +276,11 @@ async def _demo(config, registry, args, alertmanager) -> int:
     await service.start()
     try:
         endpoint = next(
-            f"{host}:{port}" for receiver in service.graph.receivers.values()
-            for transport, (host, port) in getattr(receiver, "addresses", {}).items() if transport == "grpc")
+            f"{host}:{port}"
+            for receiver in service.graph.receivers.values()
+            for transport, (host, port) in getattr(receiver, "addresses", {}).items()
+            if transport == "grpc"
+        )
     except StopIteration:
         await service.shutdown()
         log.error("the demo config needs an otlp receiver with the grpc protocol")
@@ -247,8 +288,9 @@ async def _demo(config, registry, args, alertmanager) -> int:
     for extension in service.graph.extensions.values():
         if isinstance(extension, ZPages):
             print(f"demo: live page of the anomalies on {extension.url}", flush=True)
-    generator = Generator(endpoint, rate=args.rate, duration=args.duration,
-                          incident_every=min(20.0, args.duration / 3), incident_length=5.0)
+    generator = Generator(
+        endpoint, rate=args.rate, duration=args.duration, incident_every=min(20.0, args.duration / 3), incident_length=5.0
+    )
     try:
         await asyncio.to_thread(generator.run)
     finally:
@@ -257,16 +299,25 @@ async def _demo(config, registry, args, alertmanager) -> int:
     spans = telemetry.value("otelcol_receiver_accepted_spans_total", receiver="otlp", transport="grpc")
     logs = telemetry.value("otelcol_receiver_accepted_log_records_total", receiver="otlp", transport="grpc")
     anomalies = sum(telemetry.value("otelml_anomaly_anomalies_total", processor=str(p)) for p in _anomaly_processors(config))
-    incidents = sum(telemetry.value("otelml_anomaly_predicted_incidents_total", processor=str(p)) for p in _anomaly_processors(config))
-    alerts = {event: sum(telemetry.value("otelml_anomaly_alerts_total", connector=str(c), kind=kind, event=event)
-                         for c in config.components[Kind.CONNECTOR] if c.type == "anomaly_alerts"
-                         for kind in ("anomaly", "predicted_incident"))
-              for event in ("open", "update", "resolve")}
+    incidents = sum(
+        telemetry.value("otelml_anomaly_predicted_incidents_total", processor=str(p)) for p in _anomaly_processors(config)
+    )
+    alerts = {
+        event: sum(
+            telemetry.value("otelml_anomaly_alerts_total", connector=str(c), kind=kind, event=event)
+            for c in config.components[Kind.CONNECTOR]
+            if c.type == "anomaly_alerts"
+            for kind in ("anomaly", "predicted_incident")
+        )
+        for event in ("open", "update", "resolve")
+    }
     held = f", {len(alertmanager.alerts())} still active in Alertmanager" if alertmanager is not None else ""
-    print(f"demo: {generator.traces_sent} traces sent; otelml accepted {spans:.0f} spans and {logs:.0f} log records; "
-          f"{anomalies:.0f} flagged as anomalies, {incidents:.0f} as predicted incidents; "
-          f"alerts: {alerts['open']:.0f} opened, {alerts['update']:.0f} updated, {alerts['resolve']:.0f} resolved{held}; "
-          f"incidents injected: {', '.join(f'{k} in {s} at {t:.0f}s' for t, k, s in generator.incidents) or 'none'}")
+    print(
+        f"demo: {generator.traces_sent} traces sent; otelml accepted {spans:.0f} spans and {logs:.0f} log records; "
+        f"{anomalies:.0f} flagged as anomalies, {incidents:.0f} as predicted incidents; "
+        f"alerts: {alerts['open']:.0f} opened, {alerts['update']:.0f} updated, {alerts['resolve']:.0f} resolved{held}; "
+        f"incidents injected: {', '.join(f'{k} in {s} at {t:.0f}s' for t, k, s in generator.incidents) or 'none'}"
+    )
     return 0
 
 
@@ -275,7 +326,9 @@ def _local_alertmanager(config):
     from otelml.exporters.alertmanager.local import LocalAlertmanager, find_binary, send_alerts_to
 
     if find_binary() is None:
-        log.info("no Alertmanager installed (Debian: apt-get install prometheus-alertmanager): alerts go to the console and their file only")
+        log.info(
+            "no Alertmanager installed (Debian: apt-get install prometheus-alertmanager): alerts go to the console and their file only"
+        )
         return None
     try:
         alertmanager = LocalAlertmanager(Path(tempfile.mkdtemp(prefix="otelml-demo-alertmanager-"))).start()

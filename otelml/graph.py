@@ -90,8 +90,13 @@ class Graph:
                 return
             visited.add(pipeline.id)
             stages = [(f"processor {i}", c) for i, c in zip(pipeline.processors, self.processors[pipeline.id])]
-            stages += [(f"{'connector' if i in self.connectors else 'exporter'} {i}", self.connectors[i] if i in self.connectors else self.exporters[i])
-                       for i in pipeline.exporters]
+            stages += [
+                (
+                    f"{'connector' if i in self.connectors else 'exporter'} {i}",
+                    self.connectors[i] if i in self.connectors else self.exporters[i],
+                )
+                for i in pipeline.exporters
+            ]
             for name, component in stages:
                 if is_owner(component):
                     if detached_by:
@@ -99,7 +104,8 @@ class Graph:
                             f"{name} keeps state per partition of receiver {receiver_id}, but {detached_by} hands data on "
                             f"from a task of its own before it, so it cannot tell which partition a record came from: "
                             f"remove it from the pipeline (a batch processor: or set its timeout to 0), or keep no state "
-                            f"per partition in {name} (an anomaly processor: state.changelog.enabled: false)")
+                            f"per partition in {name} (an anomaly processor: state.changelog.enabled: false)"
+                        )
                     if component not in owners:
                         owners.append(component)
                 if detaches_context(component) and not detached_by:
@@ -170,13 +176,16 @@ def build(config: Config, registry: Registry, telemetry: Telemetry) -> Graph:
                     outputs.setdefault(pipeline.id.signal, []).append(entry(pipeline))
             consumers = {signal: fan_out(targets) for signal, targets in outputs.items()}
             connectors[component_id] = factory(Kind.CONNECTOR, component_id).create(
-                settings(Kind.CONNECTOR, component_id), component_config(Kind.CONNECTOR, component_id), consumers)
+                settings(Kind.CONNECTOR, component_id), component_config(Kind.CONNECTOR, component_id), consumers
+            )
         return connectors[component_id]
 
     def entry(pipeline: Pipeline) -> Consumer:
         if pipeline.id not in entries:
             exporters_of_pipeline = fan_out([exporter_consumer(pipeline, e) for e in pipeline.exporters])
-            entries[pipeline.id], processors[pipeline.id] = build_chain(config, registry, telemetry, pipeline, exporters_of_pipeline)
+            entries[pipeline.id], processors[pipeline.id] = build_chain(
+                config, registry, telemetry, pipeline, exporters_of_pipeline
+            )
         return entries[pipeline.id]
 
     receiver_outputs: dict[ComponentID, dict[Signal, list[Consumer]]] = {}
@@ -189,8 +198,10 @@ def build(config: Config, registry: Registry, telemetry: Telemetry) -> Graph:
         entry(pipeline)
     receivers = {
         i: factory(Kind.RECEIVER, i).create(
-            settings(Kind.RECEIVER, i), component_config(Kind.RECEIVER, i),
-            {signal: fan_out(targets) for signal, targets in outputs.items()})
+            settings(Kind.RECEIVER, i),
+            component_config(Kind.RECEIVER, i),
+            {signal: fan_out(targets) for signal, targets in outputs.items()},
+        )
         for i, outputs in receiver_outputs.items()
     }
     connector_ids = config.components[Kind.CONNECTOR]
@@ -198,12 +209,22 @@ def build(config: Config, registry: Registry, telemetry: Telemetry) -> Graph:
         pipeline.id: [e for e in pipeline.exporters if e in connector_ids] for pipeline in config.pipelines.values()
     }
     processor_ids = {pipeline.id: list(pipeline.processors) for pipeline in config.pipelines.values()}
-    return Graph(extensions, exporters, connectors, processors, receivers, processor_ids,
-                 topological_order(config), pipeline_connectors, dict(config.pipelines))
+    return Graph(
+        extensions,
+        exporters,
+        connectors,
+        processors,
+        receivers,
+        processor_ids,
+        topological_order(config),
+        pipeline_connectors,
+        dict(config.pipelines),
+    )
 
 
-def build_chain(config: Config, registry: Registry, telemetry: Telemetry, pipeline: Pipeline,
-                next_consumer: Consumer) -> tuple[Consumer, list[Component]]:
+def build_chain(
+    config: Config, registry: Registry, telemetry: Telemetry, pipeline: Pipeline, next_consumer: Consumer
+) -> tuple[Consumer, list[Component]]:
     """``pipeline``'s processors in front of ``next_consumer``, each counted as the collector counts them.
 
     Returns the chain's entry and its processors, first to last. The service
@@ -218,7 +239,11 @@ def build_chain(config: Config, registry: Registry, telemetry: Telemetry, pipeli
         labels = (str(processor_id), signal.value)
         outgoing = CountingConsumer(next_consumer, telemetry.metric(PROCESSOR_OUTGOING).labels(*labels))
         processor = registry.factory(Kind.PROCESSOR, processor_id.type).create(
-            CreateSettings(processor_id, Kind.PROCESSOR, telemetry), config.components[Kind.PROCESSOR][processor_id], signal, outgoing)
+            CreateSettings(processor_id, Kind.PROCESSOR, telemetry),
+            config.components[Kind.PROCESSOR][processor_id],
+            signal,
+            outgoing,
+        )
         chain.insert(0, processor)
         mutates_downstream = mutates_downstream or processor.mutates_data
         next_consumer = CountingConsumer(processor, telemetry.metric(PROCESSOR_INCOMING).labels(*labels), mutates_downstream)

@@ -18,8 +18,9 @@ class HTTPServer:
     Stopping is safe before starting and more than once.
     """
 
-    def __init__(self, app: web.Application, endpoint: str, tls: ServerTLSConfig | None,
-                 logger: logging.Logger | logging.LoggerAdapter):
+    def __init__(
+        self, app: web.Application, endpoint: str, tls: ServerTLSConfig | None, logger: logging.Logger | logging.LoggerAdapter
+    ):
         self.app = app
         self.endpoint = endpoint
         self.tls = tls

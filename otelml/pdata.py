@@ -156,10 +156,12 @@ class BatchBuilder:
         if scope_entry is not self._scope_source:
             if resource_entry is not self._resource_source:
                 self._resource_copy = getattr(self.batch, self.signal.resource_field).add(
-                    resource=resource_entry.resource, schema_url=resource_entry.schema_url)
+                    resource=resource_entry.resource, schema_url=resource_entry.schema_url
+                )
                 self._resource_source = resource_entry
             scope_copy = getattr(self._resource_copy, self.signal.scope_field).add(
-                scope=scope_entry.scope, schema_url=scope_entry.schema_url)
+                scope=scope_entry.scope, schema_url=scope_entry.schema_url
+            )
             self._scope_source, self._records = scope_entry, getattr(scope_copy, self.signal.record_field)
         return self._records
 
@@ -262,7 +264,7 @@ class _Splitter:
         start = 0
         while start < len(records):
             self._make_room(1)
-            take = records[start:start + self.room]
+            take = records[start : start + self.room]
             self.current.records_for(resource_entry, scope_entry).extend(take)
             start += len(take)
             self.room -= len(take)
@@ -280,7 +282,7 @@ class _Splitter:
             self._make_room(1)
             part = self.current.records_for(resource_entry, scope_entry).add()
             part.CopyFrom(metric)
-            take = all_points[start:start + self.room]
+            take = all_points[start : start + self.room]
             target = data_points(part)
             del target[:]
             target.extend(take)

@@ -50,13 +50,15 @@ KEY_FIELDS = {
 # ``rate`` is the key's own record rate, computed from record times (see the processor);
 # ``value`` a data point's value, as its metric type says (see the anomaly processor's README);
 # ``novelty`` how rare a log record's template (``log.record.template.id``) is for its key.
-TARGET_FIELDS = {"duration": TRACES, "severity_number": LOGS, "body": LOGS, "rate": BOTH, "value": METRICS,
-                 "novelty": LOGS}
+TARGET_FIELDS = {"duration": TRACES, "severity_number": LOGS, "body": LOGS, "rate": BOTH, "value": METRICS, "novelty": LOGS}
 KEY_HELP = "resource.<attribute>, attributes.<attribute>, " + ", ".join(KEY_FIELDS)
 TARGET_HELP = "attributes.<attribute>, " + ", ".join(TARGET_FIELDS)
 
-DEFAULT_KEYS = {Signal.TRACES: ["resource.service.name", "span.name"], Signal.LOGS: ["resource.service.name"],
-                Signal.METRICS: ["resource.service.name", "metric.name", "attributes"]}
+DEFAULT_KEYS = {
+    Signal.TRACES: ["resource.service.name", "span.name"],
+    Signal.LOGS: ["resource.service.name"],
+    Signal.METRICS: ["resource.service.name", "metric.name", "attributes"],
+}
 DEFAULT_TARGETS = {Signal.TRACES: "duration", Signal.LOGS: "severity_number", Signal.METRICS: "value"}
 
 
@@ -134,10 +136,10 @@ _PREFIX_LENGTHS = re.compile(r"/(\d+)(?:/(\d+))?$")
 def _attribute_reference(text: str) -> Reference | None:
     for prefix, level in (("resource.", "resource"), ("attributes.", "record")):
         if text.startswith(prefix):
-            name, lengths = text[len(prefix):], None
+            name, lengths = text[len(prefix) :], None
             found = _PREFIX_LENGTHS.search(name)
             if found:
-                name = name[:found.start()]
+                name = name[: found.start()]
                 lengths = (int(found.group(1)), int(found.group(2) or found.group(1)))
                 if lengths[1] > 128 or (found.group(2) and lengths[0] > 32):
                     raise ValueError(f'reference "{text}": a prefix is at most 32 bits long for IPv4, 128 for IPv6')

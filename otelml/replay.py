@@ -44,14 +44,31 @@ SIGNAL_OF_FIELD = {"resourceSpans": Signal.TRACES, "resourceLogs": Signal.LOGS, 
 def add_replay_command(subparsers) -> None:
     """Register ``replay`` on the CLI's subcommands."""
     parser = subparsers.add_parser("replay", help="run the configured processors over a recorded OTLP JSON lines file")
-    parser.add_argument("--config", action="append", dest="configs", default=argparse.SUPPRESS, metavar="FILE",
-                        help="a YAML config file; repeat to merge several in order")
-    parser.add_argument("--set", action="append", dest="sets", default=argparse.SUPPRESS, metavar="KEY=VALUE",
-                        help="override one setting, e.g. processors.anomaly.threshold=0.9")
+    parser.add_argument(
+        "--config",
+        action="append",
+        dest="configs",
+        default=argparse.SUPPRESS,
+        metavar="FILE",
+        help="a YAML config file; repeat to merge several in order",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        dest="sets",
+        default=argparse.SUPPRESS,
+        metavar="KEY=VALUE",
+        help="override one setting, e.g. processors.anomaly.threshold=0.9",
+    )
     parser.add_argument("--input", required=True, type=Path, help="OTLP JSON lines written by the file exporter (.zst too)")
     parser.add_argument("--output", type=Path, help="write the processed batches here as OTLP JSON lines")
-    parser.add_argument("--pipeline", action="append", dest="pipelines", metavar="ID",
-                        help="replay through this pipeline only (e.g. traces/anomaly); repeatable")
+    parser.add_argument(
+        "--pipeline",
+        action="append",
+        dest="pipelines",
+        metavar="ID",
+        help="replay through this pipeline only (e.g. traces/anomaly); repeatable",
+    )
     parser.add_argument("--top", type=int, default=20, help="keys to list per processor, highest score first (default 20)")
 
 
@@ -100,8 +117,13 @@ class ReplayChain:
 
     def records_in(self, position: int) -> int:
         """Items that reached the processor at ``position``, counted as the service counts them."""
-        return int(self.telemetry.value("otelcol_processor_incoming_items_total",
-                                        processor=str(self.pipeline.processors[position]), otel_signal=self.pipeline.id.signal.value))
+        return int(
+            self.telemetry.value(
+                "otelcol_processor_incoming_items_total",
+                processor=str(self.pipeline.processors[position]),
+                otel_signal=self.pipeline.id.signal.value,
+            )
+        )
 
 
 def replay_pipelines(config: Config, names: list[str] | None) -> list[Pipeline]:
@@ -116,7 +138,9 @@ def replay_pipelines(config: Config, names: list[str] | None) -> list[Pipeline]:
     return [p for p in config.pipelines.values() if any(r not in connectors for r in p.receivers)]
 
 
-def build_chains(config: Config, registry: Registry, telemetry: Telemetry, pipelines: list[Pipeline], sink: Consumer) -> list[ReplayChain]:
+def build_chains(
+    config: Config, registry: Registry, telemetry: Telemetry, pipelines: list[Pipeline], sink: Consumer
+) -> list[ReplayChain]:
     """Each pipeline's processors in front of ``sink``, built and counted as the service builds them."""
     return [ReplayChain(pipeline, *build_chain(config, registry, telemetry, pipeline, sink), telemetry) for pipeline in pipelines]
 
@@ -126,7 +150,9 @@ def read_lines(path: Path) -> Iterator[tuple[bytes, int]]:
     with open(path, "rb") as raw:
         compressed = raw.read(4) == ZSTD_MAGIC
         raw.seek(0)
-        stream = io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)) if compressed else raw
+        stream = (
+            io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)) if compressed else raw
+        )
         for line in stream:
             if line.strip():
                 yield line, raw.tell()
@@ -143,8 +169,9 @@ def signal_of_line(line: bytes, number: int) -> tuple[Signal, dict]:
     return fields[0], document
 
 
-async def replay_batches(config: Config, registry: Registry, batches: Iterable[Batch], sink: Consumer,
-                         pipelines: list[str] | None = None) -> list[ReplayChain]:
+async def replay_batches(
+    config: Config, registry: Registry, batches: Iterable[Batch], sink: Consumer, pipelines: list[str] | None = None
+) -> list[ReplayChain]:
     """Run ``batches`` through the chains of the replayed pipelines into ``sink``; returns the chains.
 
     The one way batches are replayed: :func:`replay` feeds it from a file,
@@ -179,15 +206,22 @@ async def replay_batches(config: Config, registry: Registry, batches: Iterable[B
     return chains
 
 
-async def replay(config: Config, registry: Registry, input_path: Path, output: IO[bytes] | None,
-                 pipelines: list[str] | None = None, progress: bool = True) -> tuple[list[ReplayChain], int]:
+async def replay(
+    config: Config,
+    registry: Registry,
+    input_path: Path,
+    output: IO[bytes] | None,
+    pipelines: list[str] | None = None,
+    progress: bool = True,
+) -> tuple[list[ReplayChain], int]:
     """Run every line of ``input_path`` through the chains; returns them and the lines read."""
     lines = 0
 
     def batches() -> Iterator[Batch]:
         nonlocal lines
-        with tqdm(total=input_path.stat().st_size, unit="B", unit_scale=True, desc="replay",
-                  disable=not progress, file=sys.stderr) as bar:
+        with tqdm(
+            total=input_path.stat().st_size, unit="B", unit_scale=True, desc="replay", disable=not progress, file=sys.stderr
+        ) as bar:
             for lines, (line, position) in enumerate(read_lines(input_path), start=1):
                 signal, document = signal_of_line(line, lines)
                 yield from_json(document, signal)
@@ -207,11 +241,17 @@ def print_summary(chains: list[ReplayChain], lines: int, top: int, out: IO[str] 
             rows = sorted(processor.key_summaries(), key=lambda row: row[1].max_score, reverse=True)
             anomalies = sum(state.anomalies for _, state in rows)
             incidents = sum(state.incidents for _, state in rows)
-            print(f"\n{chain.pipeline.id} / {chain.pipeline.processors[position]}: {len(rows)} keys, "
-                  f"{chain.records_in(position)} records, {anomalies} anomalies, {incidents} predicted incidents", file=out)
+            print(
+                f"\n{chain.pipeline.id} / {chain.pipeline.processors[position]}: {len(rows)} keys, "
+                f"{chain.records_in(position)} records, {anomalies} anomalies, {incidents} predicted incidents",
+                file=out,
+            )
             print(f"  {'records':>9} {'anomalies':>9} {'incidents':>9} {'max score':>9}  key", file=out)
             for description, state in rows[:top]:
-                print(f"  {state.count:>9} {state.anomalies:>9} {state.incidents:>9} {state.max_score:>9.3f}  {description}", file=out)
+                print(
+                    f"  {state.count:>9} {state.anomalies:>9} {state.incidents:>9} {state.max_score:>9.3f}  {description}",
+                    file=out,
+                )
             if len(rows) > top:
                 print(f"  ... {len(rows) - top} more keys (--top to list them)", file=out)
 

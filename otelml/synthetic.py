@@ -32,8 +32,15 @@ def _per_service(total: int, services: int):
             yield service, count
 
 
-def make_trace_request(spans: int = 1000, services: int = 50, operations: int = 20, seed: int = 0,
-                       anomaly_rate: float = 0.001, start_ns: int = BASE_TIME_NS, spacing_ns: int = 1_000_000) -> ExportTraceServiceRequest:
+def make_trace_request(
+    spans: int = 1000,
+    services: int = 50,
+    operations: int = 20,
+    seed: int = 0,
+    anomaly_rate: float = 0.001,
+    start_ns: int = BASE_TIME_NS,
+    spacing_ns: int = 1_000_000,
+) -> ExportTraceServiceRequest:
     """One request of ``spans`` spans spread over ``services`` resources.
 
     >>> request = make_trace_request(spans=10, services=2, seed=1)
@@ -57,9 +64,13 @@ def make_trace_request(spans: int = 1000, services: int = 50, operations: int = 
             duration_ms = median_ms * rng.lognormvariate(0.0, 0.3) * (20.0 if anomalous else 1.0)
             start = start_ns + index * spacing_ns
             span = scope_spans.spans.add(
-                trace_id=rng.getrandbits(128).to_bytes(16, "big"), span_id=rng.getrandbits(64).to_bytes(8, "big"),
-                name=f"operation-{operation}", kind=Span.SPAN_KIND_SERVER,
-                start_time_unix_nano=start, end_time_unix_nano=start + int(duration_ms * 1e6))
+                trace_id=rng.getrandbits(128).to_bytes(16, "big"),
+                span_id=rng.getrandbits(64).to_bytes(8, "big"),
+                name=f"operation-{operation}",
+                kind=Span.SPAN_KIND_SERVER,
+                start_time_unix_nano=start,
+                end_time_unix_nano=start + int(duration_ms * 1e6),
+            )
             attributes = span.attributes
             _set(attributes, "http.request.method", "GET" if operation % 3 else "POST")
             _set(attributes, "http.route", f"/api/v1/resource-{operation}")
@@ -77,8 +88,14 @@ def make_trace_request(spans: int = 1000, services: int = 50, operations: int = 
     return request
 
 
-def make_logs_request(records: int = 1000, services: int = 50, seed: int = 0, error_rate: float = 0.01,
-                      start_ns: int = BASE_TIME_NS, spacing_ns: int = 1_000_000) -> ExportLogsServiceRequest:
+def make_logs_request(
+    records: int = 1000,
+    services: int = 50,
+    seed: int = 0,
+    error_rate: float = 0.01,
+    start_ns: int = BASE_TIME_NS,
+    spacing_ns: int = 1_000_000,
+) -> ExportLogsServiceRequest:
     """One request of ``records`` log records spread over ``services`` resources."""
     rng = random.Random(seed)
     request = ExportLogsServiceRequest()
@@ -91,8 +108,10 @@ def make_logs_request(records: int = 1000, services: int = 50, seed: int = 0, er
         for _ in range(count):
             failing = rng.random() < error_rate
             record = scope_logs.log_records.add(
-                time_unix_nano=start_ns + index * spacing_ns, severity_number=17 if failing else 9,
-                severity_text="ERROR" if failing else "INFO")
+                time_unix_nano=start_ns + index * spacing_ns,
+                severity_number=17 if failing else 9,
+                severity_text="ERROR" if failing else "INFO",
+            )
             record.body.string_value = "request failed" if failing else "request served"
             _set(record.attributes, "client.address", f"10.1.{rng.randrange(4)}.{rng.randrange(1, 255)}")
             _set(record.attributes, "duration_ms", round(rng.lognormvariate(2.0, 0.4), 3))

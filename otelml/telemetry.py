@@ -79,48 +79,117 @@ class Metric:
         return f"{self.name}_total" if self.kind == "counter" else self.name
 
 
-def per_signal(name: str, kind: Literal["counter", "gauge"], labels: tuple[str, ...], description: str,
-               level: Level = Level.NORMAL) -> dict[Signal, Metric]:
+def per_signal(
+    name: str, kind: Literal["counter", "gauge"], labels: tuple[str, ...], description: str, level: Level = Level.NORMAL
+) -> dict[Signal, Metric]:
     """One metric per signal, as the collector names them: ``{items}`` in ``name`` becomes ``spans``,
     ``log_records`` or ``metric_points``.
 
     >>> per_signal("otelcol_receiver_accepted_{items}", "counter", ("receiver",), "Accepted.")[Signal.LOGS].name
     'otelcol_receiver_accepted_log_records'
     """
-    return {signal: Metric(name.format(items=signal.item_name), kind, f"{{{signal.item_name}}}", labels, description, level)
-            for signal in Signal}
+    return {
+        signal: Metric(name.format(items=signal.item_name), kind, f"{{{signal.item_name}}}", labels, description, level)
+        for signal in Signal
+    }
 
 
-RECEIVER_ACCEPTED = per_signal("otelcol_receiver_accepted_{items}", "counter", ("receiver", "transport"),
-                               "Items accepted by the receiver and pushed into the pipeline.", Level.BASIC)
-RECEIVER_REFUSED = per_signal("otelcol_receiver_refused_{items}", "counter", ("receiver", "transport"),
-                              "Items that could not be pushed into the pipeline.", Level.BASIC)
-RECEIVER_REPAIRED = per_signal("otelml_receiver_repaired_{items}", "counter", ("receiver", "transport"),
-                               "Items accepted with invalid UTF-8 replaced by U+FFFD.", Level.BASIC)
-RECEIVER_FAILED_REQUESTS = Metric("otelml_receiver_failed_requests", "counter", "{requests}", ("receiver", "transport", "reason"),
-                                  "Requests a receiver rejected before decoding any item, by reason.", Level.BASIC)
-PROCESSOR_INCOMING = Metric("otelcol_processor_incoming_items", "counter", "{items}", ("processor", "otel_signal"),
-                            "Items passed to the processor.", Level.BASIC)
-PROCESSOR_OUTGOING = Metric("otelcol_processor_outgoing_items", "counter", "{items}", ("processor", "otel_signal"),
-                            "Items emitted by the processor.", Level.BASIC)
-EXPORTER_SENT = per_signal("otelcol_exporter_sent_{items}", "counter", ("exporter",),
-                           "Items successfully sent to the destination.", Level.BASIC)
-EXPORTER_SEND_FAILED = per_signal("otelcol_exporter_send_failed_{items}", "counter", ("exporter",),
-                                  "Items the exporter failed to send.", Level.BASIC)
-EXPORTER_ENQUEUE_FAILED = per_signal("otelcol_exporter_enqueue_failed_{items}", "counter", ("exporter",),
-                                     "Items that could not be added to the sending queue.", Level.BASIC)
-EXPORTER_QUEUE_SIZE = Metric("otelcol_exporter_queue_size", "gauge", "{batches}", ("exporter", "data_type"),
-                             "Current size of the sending queue.", Level.BASIC)
-EXPORTER_QUEUE_CAPACITY = Metric("otelcol_exporter_queue_capacity", "gauge", "{batches}", ("exporter", "data_type"),
-                                 "Capacity of the sending queue.", Level.BASIC)
-DROPPED_ITEMS = Metric("otelml_dropped_items", "counter", "{items}", ("component", "otel_signal", "reason"),
-                       "Items given up for good, by component, signal and reason.", Level.BASIC)
+RECEIVER_ACCEPTED = per_signal(
+    "otelcol_receiver_accepted_{items}",
+    "counter",
+    ("receiver", "transport"),
+    "Items accepted by the receiver and pushed into the pipeline.",
+    Level.BASIC,
+)
+RECEIVER_REFUSED = per_signal(
+    "otelcol_receiver_refused_{items}",
+    "counter",
+    ("receiver", "transport"),
+    "Items that could not be pushed into the pipeline.",
+    Level.BASIC,
+)
+RECEIVER_REPAIRED = per_signal(
+    "otelml_receiver_repaired_{items}",
+    "counter",
+    ("receiver", "transport"),
+    "Items accepted with invalid UTF-8 replaced by U+FFFD.",
+    Level.BASIC,
+)
+RECEIVER_FAILED_REQUESTS = Metric(
+    "otelml_receiver_failed_requests",
+    "counter",
+    "{requests}",
+    ("receiver", "transport", "reason"),
+    "Requests a receiver rejected before decoding any item, by reason.",
+    Level.BASIC,
+)
+PROCESSOR_INCOMING = Metric(
+    "otelcol_processor_incoming_items",
+    "counter",
+    "{items}",
+    ("processor", "otel_signal"),
+    "Items passed to the processor.",
+    Level.BASIC,
+)
+PROCESSOR_OUTGOING = Metric(
+    "otelcol_processor_outgoing_items",
+    "counter",
+    "{items}",
+    ("processor", "otel_signal"),
+    "Items emitted by the processor.",
+    Level.BASIC,
+)
+EXPORTER_SENT = per_signal(
+    "otelcol_exporter_sent_{items}", "counter", ("exporter",), "Items successfully sent to the destination.", Level.BASIC
+)
+EXPORTER_SEND_FAILED = per_signal(
+    "otelcol_exporter_send_failed_{items}", "counter", ("exporter",), "Items the exporter failed to send.", Level.BASIC
+)
+EXPORTER_ENQUEUE_FAILED = per_signal(
+    "otelcol_exporter_enqueue_failed_{items}",
+    "counter",
+    ("exporter",),
+    "Items that could not be added to the sending queue.",
+    Level.BASIC,
+)
+EXPORTER_QUEUE_SIZE = Metric(
+    "otelcol_exporter_queue_size",
+    "gauge",
+    "{batches}",
+    ("exporter", "data_type"),
+    "Current size of the sending queue.",
+    Level.BASIC,
+)
+EXPORTER_QUEUE_CAPACITY = Metric(
+    "otelcol_exporter_queue_capacity",
+    "gauge",
+    "{batches}",
+    ("exporter", "data_type"),
+    "Capacity of the sending queue.",
+    Level.BASIC,
+)
+DROPPED_ITEMS = Metric(
+    "otelml_dropped_items",
+    "counter",
+    "{items}",
+    ("component", "otel_signal", "reason"),
+    "Items given up for good, by component, signal and reason.",
+    Level.BASIC,
+)
 
 CORE_METRICS = (
-    *RECEIVER_ACCEPTED.values(), *RECEIVER_REFUSED.values(), *RECEIVER_REPAIRED.values(), RECEIVER_FAILED_REQUESTS,
-    PROCESSOR_INCOMING, PROCESSOR_OUTGOING,
-    *EXPORTER_SENT.values(), *EXPORTER_SEND_FAILED.values(), *EXPORTER_ENQUEUE_FAILED.values(),
-    EXPORTER_QUEUE_SIZE, EXPORTER_QUEUE_CAPACITY, DROPPED_ITEMS,
+    *RECEIVER_ACCEPTED.values(),
+    *RECEIVER_REFUSED.values(),
+    *RECEIVER_REPAIRED.values(),
+    RECEIVER_FAILED_REQUESTS,
+    PROCESSOR_INCOMING,
+    PROCESSOR_OUTGOING,
+    *EXPORTER_SENT.values(),
+    *EXPORTER_SEND_FAILED.values(),
+    *EXPORTER_ENQUEUE_FAILED.values(),
+    EXPORTER_QUEUE_SIZE,
+    EXPORTER_QUEUE_CAPACITY,
+    DROPPED_ITEMS,
 )
 """The metrics of the receiver, processor and exporter helpers, listed in the main README."""
 
@@ -129,8 +198,12 @@ CORE_METRICS = (
 # equivalent: Python's small objects live in its own arenas, outside malloc's accounting, and their exact
 # size is only known to tracemalloc, which slows every allocation. The RSS covers them all.
 PROCESS_UPTIME = Metric("otelcol_process_uptime", "counter", "s", (), "Uptime of the process.", Level.BASIC)
-PROCESS_CPU_SECONDS = Metric("otelcol_process_cpu_seconds", "counter", "s", (), "Total CPU user and system time in seconds.", Level.BASIC)
-PROCESS_MEMORY_RSS = Metric("otelcol_process_memory_rss", "gauge", "By", (), "Total physical memory (resident set size).", Level.BASIC)
+PROCESS_CPU_SECONDS = Metric(
+    "otelcol_process_cpu_seconds", "counter", "s", (), "Total CPU user and system time in seconds.", Level.BASIC
+)
+PROCESS_MEMORY_RSS = Metric(
+    "otelcol_process_memory_rss", "gauge", "By", (), "Total physical memory (resident set size).", Level.BASIC
+)
 PROCESS_METRICS = (PROCESS_UPTIME, PROCESS_CPU_SECONDS, PROCESS_MEMORY_RSS)
 """The process's own metrics, served beside :data:`CORE_METRICS` and listed in the main README."""
 
@@ -138,8 +211,11 @@ PROCESS_METRICS = (PROCESS_UPTIME, PROCESS_CPU_SECONDS, PROCESS_MEMORY_RSS)
 class _ProcessCollector:
     """Serves :data:`PROCESS_METRICS` with values read when scraped (a prometheus_client collector)."""
 
-    _READINGS = {PROCESS_UPTIME: process.uptime_seconds, PROCESS_CPU_SECONDS: process.cpu_seconds,
-                 PROCESS_MEMORY_RSS: process.resident_bytes}
+    _READINGS = {
+        PROCESS_UPTIME: process.uptime_seconds,
+        PROCESS_CPU_SECONDS: process.cpu_seconds,
+        PROCESS_MEMORY_RSS: process.resident_bytes,
+    }
     _FAMILIES = {"counter": CounterMetricFamily, "gauge": GaugeMetricFamily}
 
     def collect(self):
@@ -209,7 +285,9 @@ class Telemetry:
         if declaration.level > self.level:
             made: Counter | Gauge | _Unrecorded = UNRECORDED
         else:
-            made = _CLASSES[declaration.kind](declaration.name, declaration.description, declaration.labels, registry=self.registry)
+            made = _CLASSES[declaration.kind](
+                declaration.name, declaration.description, declaration.labels, registry=self.registry
+            )
         self._declared[declaration.name] = (declaration, made)
         return made
 
@@ -254,7 +332,9 @@ def metrics_table(metrics: tuple[Metric, ...]) -> str:
     rows = ["| metric | kind | unit | labels | level | description |", "|---|---|---|---|---|---|"]
     for metric in metrics:
         labels = ", ".join(f"`{label}`" for label in metric.labels)
-        rows.append(f"| `{metric.name}` | {metric.kind} | `{metric.unit}` | {labels} | {metric.level.name.lower()} | {metric.description} |")
+        rows.append(
+            f"| `{metric.name}` | {metric.kind} | `{metric.unit}` | {labels} | {metric.level.name.lower()} | {metric.description} |"
+        )
     return "\n".join(rows)
 
 

@@ -24,8 +24,10 @@ from otelml.configmodel import ComponentConfig, Duration
 
 TLSVersion = Literal["1.0", "1.1", "1.2", "1.3"]
 _SSL_VERSIONS = {
-    "1.0": ssl.TLSVersion.TLSv1, "1.1": ssl.TLSVersion.TLSv1_1,
-    "1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3,
+    "1.0": ssl.TLSVersion.TLSv1,
+    "1.1": ssl.TLSVersion.TLSv1_1,
+    "1.2": ssl.TLSVersion.TLSv1_2,
+    "1.3": ssl.TLSVersion.TLSv1_3,
 }
 
 
@@ -96,8 +98,11 @@ class ServerTLSConfig(ComponentConfig):
     reload_interval: Duration = 0.0
 
     def validate_config(self) -> list[str]:
-        problems = [f"{name}: cannot read {path}" for name in ("cert_file", "key_file", "client_ca_file")
-                    if (path := getattr(self, name)) and not Path(path).is_file()]
+        problems = [
+            f"{name}: cannot read {path}"
+            for name in ("cert_file", "key_file", "client_ca_file")
+            if (path := getattr(self, name)) and not Path(path).is_file()
+        ]
         if self.max_version and _SSL_VERSIONS[self.max_version] < _SSL_VERSIONS[self.min_version]:
             problems.append(f"max_version: {self.max_version} is below min_version {self.min_version}")
         if self.reload_interval < 0:
@@ -108,8 +113,10 @@ class ServerTLSConfig(ComponentConfig):
             try:
                 self._load_ssl_context()
             except (OSError, ssl.SSLError) as error:
-                problems.append(f"cert_file: cannot use {self.cert_file} with {self.key_file}"
-                                f"{' and ' + self.client_ca_file if self.client_ca_file else ''}: {error}")
+                problems.append(
+                    f"cert_file: cannot use {self.cert_file} with {self.key_file}"
+                    f"{' and ' + self.client_ca_file if self.client_ca_file else ''}: {error}"
+                )
         return problems
 
     def grpc_problems(self) -> list[str]:
@@ -147,7 +154,8 @@ class ServerTLSConfig(ComponentConfig):
             )
         files = _ReloadingFiles(self, logger, ServerTLSConfig._load_grpc_configuration)
         return grpc.dynamic_ssl_server_credentials(
-            files.current, files.refresh, require_client_authentication=require_client_certificate)
+            files.current, files.refresh, require_client_authentication=require_client_certificate
+        )
 
     def _load_ssl_context(self) -> ssl.SSLContext:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -165,7 +173,8 @@ class ServerTLSConfig(ComponentConfig):
         # into an SSL context first turns that into an error we can log.
         self._load_ssl_context()
         return grpc.ssl_server_certificate_configuration(
-            [(_read(self.key_file), _read(self.cert_file))], root_certificates=_read(self.client_ca_file))
+            [(_read(self.key_file), _read(self.cert_file))], root_certificates=_read(self.client_ca_file)
+        )
 
 
 Loaded = TypeVar("Loaded")

@@ -32,6 +32,7 @@ REPLACEMENT = "\ufffd"
 
 # --- protobuf ----------------------------------------------------------------
 
+
 def _schema_files(descriptor) -> list:
     """The file of ``descriptor`` and every file it imports, imports first."""
     ordered: list = []
@@ -71,9 +72,12 @@ def _bytes_twin(files) -> tuple[descriptor_pool.DescriptorPool, frozenset[str]]:
 
 
 _TWIN_POOL, _STRING_FIELDS = _bytes_twin(
-    {file: None for signal in Signal for file in _schema_files(signal.request_type.DESCRIPTOR)})
-_TWINS = {signal: message_factory.GetMessageClass(_TWIN_POOL.FindMessageTypeByName(signal.request_type.DESCRIPTOR.full_name))
-          for signal in Signal}
+    {file: None for signal in Signal for file in _schema_files(signal.request_type.DESCRIPTOR)}
+)
+_TWINS = {
+    signal: message_factory.GetMessageClass(_TWIN_POOL.FindMessageTypeByName(signal.request_type.DESCRIPTOR.full_name))
+    for signal in Signal
+}
 
 
 def bytes_schema(signal: Signal) -> type[Message]:
@@ -286,8 +290,9 @@ def _repaired_positions(document: Any, signal: Signal) -> list[tuple[int, int, i
         resource_repaired = _has_surrogates(resource, skip=scopes_names)
         for s, scope in enumerate(_children(resource, scopes_names)):
             scope_repaired = resource_repaired or _has_surrogates(scope, skip=records_names)
-            positions += [(r, s, i) for i, record in enumerate(_children(scope, records_names))
-                          if scope_repaired or _has_surrogates(record)]
+            positions += [
+                (r, s, i) for i, record in enumerate(_children(scope, records_names)) if scope_repaired or _has_surrogates(record)
+            ]
     return positions
 
 
@@ -302,6 +307,7 @@ def parse_json(data: bytes, signal: Signal, *, bare_resources: bool = False) -> 
     >>> batch.resource_logs[0].scope_logs[0].log_records[0].body.string_value, repaired
     ('\ufffd!', 1)
     """
+
     def otlp_document(escape_bytes: bool) -> Any:
         document = _load_json(data, escape_bytes)
         return {_JSON_LEVELS[signal][0][0]: document} if bare_resources else document
@@ -319,5 +325,7 @@ def parse_json(data: bytes, signal: Signal, *, bare_resources: bool = False) -> 
     except (ValueError, RecursionError):
         raise strict_error from None
     resources = getattr(batch, signal.resource_field)
-    return batch, sum(pdata.record_items(getattr(getattr(resources[r], signal.scope_field)[s], signal.record_field)[i], signal)
-                      for r, s, i in positions)
+    return batch, sum(
+        pdata.record_items(getattr(getattr(resources[r], signal.scope_field)[s], signal.record_field)[i], signal)
+        for r, s, i in positions
+    )

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a new Debian machine with Python 3.11
 # (Debian packages, a local virtualenv with otelml and its test extras), then runs
-# the whole suite, after ruff (lint) and mypy (scripts/typecheck.py). Extra arguments go to
+# the whole suite, after ruff (lint and format) and mypy (scripts/typecheck.py). Extra arguments go to
 # pytest: `-m fast` runs the fast tier, `-m integration` the rest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +26,8 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
-# Lint and type check first: either failing fails the run.
+# Lint, format and type check first: any failing fails the run.
 .venv/bin/python -m ruff check .
+.venv/bin/python -m ruff format --check .
 .venv/bin/python scripts/typecheck.py
 exec .venv/bin/python -m pytest "$@"

@@ -25,9 +25,21 @@ def main() -> int:
             (package / path.name).symlink_to(path)
         for folder in COMPONENT_FOLDERS:
             (package / folder).symlink_to(REPO / folder)
-        result = subprocess.run([sys.executable, "-m", "mypy", "--config-file", str(REPO / "pyproject.toml"),
-                                 "--cache-dir", str(REPO / ".mypy_cache"), "otelml"],
-                                cwd=view, capture_output=True, text=True)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mypy",
+                "--config-file",
+                str(REPO / "pyproject.toml"),
+                "--cache-dir",
+                str(REPO / ".mypy_cache"),
+                "otelml",
+            ],
+            cwd=view,
+            capture_output=True,
+            text=True,
+        )
     for folder in COMPONENT_FOLDERS:
         result.stdout = result.stdout.replace(f"otelml/{folder}/", f"{folder}/")
     print(result.stdout, end="")

@@ -89,7 +89,12 @@ class OtelmlProcess:
     def __init__(self, config: dict | str, workdir: Path, extra_env: dict | None = None):
         self.workdir = workdir
         self.ports = {name: free_port() for name in ("GRPC", "HTTP", "METRICS", "HEALTH")}
-        self.env = {**os.environ, **{k: f"127.0.0.1:{p}" for k, p in self.ports.items()}, "OUT": str(workdir), **(extra_env or {})}
+        self.env = {
+            **os.environ,
+            **{k: f"127.0.0.1:{p}" for k, p in self.ports.items()},
+            "OUT": str(workdir),
+            **(extra_env or {}),
+        }
         self.config_path = workdir / f"config-{self.ports['GRPC']}.yaml"
         self.config_path.write_text(config if isinstance(config, str) else yaml.safe_dump(config))
         self.log_path = workdir / f"otelml-{self.ports['GRPC']}.log"
@@ -105,8 +110,13 @@ class OtelmlProcess:
 
     def start(self, timeout: float = 30.0) -> OtelmlProcess:
         self._log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "otelml", "--config", str(self.config_path)],
-                                        env=self.env, cwd=self.workdir, stdout=self._log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "otelml", "--config", str(self.config_path)],
+            env=self.env,
+            cwd=self.workdir,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -174,7 +184,9 @@ def otlp_to_file_config(exporter_extra: dict | None = None) -> dict:
         "extensions": {"health_check": {"endpoint": "${env:HEALTH}"}},
         "service": {
             "extensions": ["health_check"],
-            "pipelines": {s: {"receivers": ["otlp"], "processors": ["batch"], "exporters": ["file"]} for s in ("traces", "logs", "metrics")},
+            "pipelines": {
+                s: {"receivers": ["otlp"], "processors": ["batch"], "exporters": ["file"]} for s in ("traces", "logs", "metrics")
+            },
             "telemetry": {"metrics": {"address": "${env:METRICS}"}},
         },
     }

@@ -60,8 +60,9 @@ class Downstream:
 @contextlib.asynccontextmanager
 async def batch_processor(downstream: Downstream, **settings):
     telemetry = Telemetry()
-    processor = BatchProcessor(CreateSettings(ComponentID("batch"), Kind.PROCESSOR, telemetry),
-                               BatchConfig(**settings), Signal.TRACES, downstream)
+    processor = BatchProcessor(
+        CreateSettings(ComponentID("batch"), Kind.PROCESSOR, telemetry), BatchConfig(**settings), Signal.TRACES, downstream
+    )
     await processor.start(host=None)
     try:
         yield processor, telemetry
@@ -134,13 +135,18 @@ async def test_shutdown_flushes_the_buffer_and_later_data_is_refused():
     assert names(downstream.batches) == list(range(10))
 
 
-@pytest.mark.parametrize(("error", "reason"), [
-    (PermanentError("refused for good"), "downstream_refused"),
-    (RetryableError("busy"), "downstream_busy"),
-])
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (PermanentError("refused for good"), "downstream_refused"),
+        (RetryableError("busy"), "downstream_busy"),
+    ],
+)
 async def test_downstream_failure_is_counted_as_dropped_with_its_reason(error, reason):
-    async with batch_processor(Downstream(error), send_batch_size=1000, send_batch_max_size=2000,
-                               timeout=NEVER) as (processor, telemetry):
+    async with batch_processor(Downstream(error), send_batch_size=1000, send_batch_max_size=2000, timeout=NEVER) as (
+        processor,
+        telemetry,
+    ):
         await processor.consume(numbered_spans(0, 7))  # accepted: the sender never sees the failure
         await processor.shutdown()
         assert telemetry.value("otelml_dropped_items_total", component="batch", otel_signal="traces", reason=reason) == 7

@@ -15,8 +15,13 @@ pytestmark = pytest.mark.integration
 
 def test_quick_bench_reports_every_figure(tmp_path):
     output = tmp_path / "bench.json"
-    result = subprocess.run([sys.executable, "-m", "bench", "--quick", "--seconds", "1", "--systems", "otelml,rotel,ceiling",
-                             "--json", str(output)], cwd=REPO, capture_output=True, text=True, timeout=240)
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--seconds", "1", "--systems", "otelml,rotel,ceiling", "--json", str(output)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert result.returncode == 0, result.stderr
     results = json.loads(output.read_text())
     for name in ("otelml", "rotel"):

@@ -64,10 +64,15 @@ def test_unknown_type_lists_the_known_ones():
 
 
 def test_invalid_ids_signals_and_missing_parts():
-    document = minimal(receivers={"9bad": {}}, service={"pipelines": {
-        "spans": dict(PIPELINE),
-        "logs/empty": {"receivers": [], "exporters": []},
-    }})
+    document = minimal(
+        receivers={"9bad": {}},
+        service={
+            "pipelines": {
+                "spans": dict(PIPELINE),
+                "logs/empty": {"receivers": [], "exporters": []},
+            }
+        },
+    )
     problems = problems_of(document)
     assert any(p.startswith("receivers::9bad: invalid component type") for p in problems)
     assert 'service::pipelines::spans: unknown signal "spans" (known: traces, logs, metrics)' in problems
@@ -76,10 +81,15 @@ def test_invalid_ids_signals_and_missing_parts():
 
 
 def test_named_pipelines_share_receivers_and_exporters():
-    document = minimal(exporters={"debug/2": None}, service={"pipelines": {
-        "traces/alerts": {"receivers": ["otlp"], "exporters": ["debug", "debug/2"]},
-        "logs": {"receivers": ["otlp"], "exporters": ["debug"]},
-    }})
+    document = minimal(
+        exporters={"debug/2": None},
+        service={
+            "pipelines": {
+                "traces/alerts": {"receivers": ["otlp"], "exporters": ["debug", "debug/2"]},
+                "logs": {"receivers": ["otlp"], "exporters": ["debug"]},
+            }
+        },
+    )
     config = build_config(document)
     assert [str(p) for p in config.pipelines] == ["traces", "traces/alerts", "logs"]
     graph = build(config, Registry.default(), Telemetry())
@@ -96,10 +106,15 @@ def test_unused_components_are_not_created():
 
 
 def test_connector_must_join_two_pipelines_and_may_not_loop():
-    document = minimal(connectors={"forward": None}, service={"pipelines": {
-        "traces/a": {"receivers": ["otlp"], "exporters": ["forward"]},
-        "traces/b": {"receivers": ["forward"], "exporters": ["forward"]},
-    }})
+    document = minimal(
+        connectors={"forward": None},
+        service={
+            "pipelines": {
+                "traces/a": {"receivers": ["otlp"], "exporters": ["forward"]},
+                "traces/b": {"receivers": ["forward"], "exporters": ["forward"]},
+            }
+        },
+    )
     problems = problems_of(document)
     assert any("connectors form a cycle" in p for p in problems)
 
@@ -107,12 +122,14 @@ def test_connector_must_join_two_pipelines_and_may_not_loop():
 def test_env_substitution_typed_defaults_and_escape(monkeypatch):
     monkeypatch.setenv("BATCH_SIZE", "100")
     monkeypatch.delenv("UNSET_VAR", raising=False)
-    expanded = expand({
-        "size": "${env:BATCH_SIZE}",
-        "endpoint": "127.0.0.1:${env:UNSET_VAR:-4317}",
-        "missing": "x${env:UNSET_VAR}y",
-        "price": "$$5 and $${env:BATCH_SIZE}",
-    })
+    expanded = expand(
+        {
+            "size": "${env:BATCH_SIZE}",
+            "endpoint": "127.0.0.1:${env:UNSET_VAR:-4317}",
+            "missing": "x${env:UNSET_VAR}y",
+            "price": "$$5 and $${env:BATCH_SIZE}",
+        }
+    )
     assert expanded == {"size": 100, "endpoint": "127.0.0.1:4317", "missing": "xy", "price": "$5 and ${env:BATCH_SIZE}"}
 
 
@@ -128,8 +145,9 @@ def test_file_references_and_unknown_schemes(tmp_path):
 def test_two_files_merge_maps_and_replace_lists(tmp_path):
     first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
     first.write_text(yaml.safe_dump(minimal(processors={"batch": {"timeout": "1s", "send_batch_size": 10}})))
-    second.write_text(yaml.safe_dump({"processors": {"batch": {"timeout": "2s"}},
-                                      "service": {"pipelines": {"traces": {"processors": []}}}}))
+    second.write_text(
+        yaml.safe_dump({"processors": {"batch": {"timeout": "2s"}}, "service": {"pipelines": {"traces": {"processors": []}}}})
+    )
     raw = load_files([first, second])
     assert raw["processors"]["batch"] == {"timeout": "2s", "send_batch_size": 10}
     assert raw["service"]["pipelines"]["traces"] == {"receivers": ["otlp"], "processors": [], "exporters": ["debug"]}
@@ -138,7 +156,9 @@ def test_two_files_merge_maps_and_replace_lists(tmp_path):
 def test_set_overrides_with_dots_or_double_colons(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(minimal()))
-    config, raw = load_config([str(path)], ["processors.batch.timeout=3s", "exporters::debug::verbosity=detailed"], Registry.default())
+    config, raw = load_config(
+        [str(path)], ["processors.batch.timeout=3s", "exporters::debug::verbosity=detailed"], Registry.default()
+    )
     assert raw["processors"]["batch"]["timeout"] == "3s"
     assert next(iter(config.components[Kind.EXPORTER].values())).verbosity == "detailed"
     with pytest.raises(ConfigError):
@@ -163,8 +183,14 @@ def test_validate_command_accepts_a_good_config(tmp_path, capsys):
 
 def test_print_config_redacts_secrets(tmp_path, capsys):
     path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(minimal(exporters={"otlp": {"endpoint": "gateway:4317", "headers": {"authorization": "Bearer abc123"}}},
-                                           service={"pipelines": {"traces": {"exporters": ["otlp"]}}})))
+    path.write_text(
+        yaml.safe_dump(
+            minimal(
+                exporters={"otlp": {"endpoint": "gateway:4317", "headers": {"authorization": "Bearer abc123"}}},
+                service={"pipelines": {"traces": {"exporters": ["otlp"]}}},
+            )
+        )
+    )
     assert main(["print-config", "--config", str(path)]) == 0
     out = capsys.readouterr().out
     assert "abc123" not in out
@@ -201,9 +227,16 @@ def test_a_connector_may_not_share_an_id_with_a_receiver():
     registry = Registry.default()
     # A third-party receiver whose type is also a connector type.
     registry.add(Factory("forward", Kind.RECEIVER, OTLPReceiverConfig, create=lambda *a: None, signals=frozenset(Signal)))
-    document = minimal(receivers={"forward": {"protocols": {"grpc": None}}}, connectors={"forward": None},
-                       service={"pipelines": {"traces/a": {"receivers": ["otlp"], "exporters": ["forward"]},
-                                              "traces/b": {"receivers": ["forward"], "exporters": ["debug"]}}})
+    document = minimal(
+        receivers={"forward": {"protocols": {"grpc": None}}},
+        connectors={"forward": None},
+        service={
+            "pipelines": {
+                "traces/a": {"receivers": ["otlp"], "exporters": ["forward"]},
+                "traces/b": {"receivers": ["forward"], "exporters": ["debug"]},
+            }
+        },
+    )
     with pytest.raises(ConfigError) as caught:
         parse(expand(document), registry)
     assert 'connectors::forward: ambiguous ID: receiver "forward" has the same ID; rename one of them' in caught.value.problems
@@ -211,15 +244,23 @@ def test_a_connector_may_not_share_an_id_with_a_receiver():
 
 def test_broker_passwords_are_secrets(tmp_path, capsys):
     path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump({
-        "receivers": {
-            "mqtt": {"broker": "tcp://localhost:1883", "username": "device", "password": "mqtt-pass-123",
-                     "topics": [{"topic": "sensors/#"}]},
-            "kafka": {"auth": {"sasl": {"username": "otelml", "password": "kafka-pass-456"}}},
-        },
-        "exporters": {"debug": None},
-        "service": {"pipelines": {"logs": {"receivers": ["mqtt", "kafka"], "exporters": ["debug"]}}},
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "receivers": {
+                    "mqtt": {
+                        "broker": "tcp://localhost:1883",
+                        "username": "device",
+                        "password": "mqtt-pass-123",
+                        "topics": [{"topic": "sensors/#"}],
+                    },
+                    "kafka": {"auth": {"sasl": {"username": "otelml", "password": "kafka-pass-456"}}},
+                },
+                "exporters": {"debug": None},
+                "service": {"pipelines": {"logs": {"receivers": ["mqtt", "kafka"], "exporters": ["debug"]}}},
+            }
+        )
+    )
     assert main(["print-config", "--config", str(path)]) == 0
     out = capsys.readouterr().out
     assert "mqtt-pass-123" not in out and "kafka-pass-456" not in out

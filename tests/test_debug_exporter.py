@@ -25,5 +25,8 @@ async def test_normal_verbosity_logs_each_record_with_its_service_and_scores(cap
     with caplog.at_level(logging.INFO, logger="otelml"):
         await exporter.consume(batch)
     lines = [r.getMessage() for r in caplog.records]
-    assert lines[1:] == ["  checkout ERROR 'payment failed' otelml.score=0.900", "  checkout ERROR 'cart saved' otelml.score=0.100"]
+    assert lines[1:] == [
+        "  checkout ERROR 'payment failed' otelml.score=0.900",
+        "  checkout ERROR 'cart saved' otelml.score=0.100",
+    ]
     assert telemetry.value("otelcol_exporter_sent_log_records_total", exporter="debug") == 2

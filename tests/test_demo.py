@@ -22,8 +22,14 @@ def test_the_installed_demo_config_is_config_demo_yaml():
 @pytest.mark.integration
 def test_demo_runs_outside_the_repository(tmp_path):
     env = {**os.environ, **{f"OTELML_{name}_ENDPOINT": f"127.0.0.1:{free_port()}" for name in ENDPOINTS}}
-    result = subprocess.run([sys.executable, "-m", "otelml", "demo", "--duration", "4", "--rate", "20"],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "otelml", "demo", "--duration", "4", "--rate", "20"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "cannot read" not in result.stderr
     assert "demo: " in result.stdout and "traces sent" in result.stdout

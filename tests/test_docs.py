@@ -25,7 +25,11 @@ def full_configs():
     for path in READMES:
         for index, block in enumerate(BLOCK.findall(path.read_text())):
             document = yaml.safe_load(block)
-            if isinstance(document, dict) and {"receivers", "exporters"} <= document.keys() and "pipelines" in document.get("service", {}):
+            if (
+                isinstance(document, dict)
+                and {"receivers", "exporters"} <= document.keys()
+                and "pipelines" in document.get("service", {})
+            ):
                 yield pytest.param(document, id=f"{path.relative_to(REPO)}#{index}")
 
 

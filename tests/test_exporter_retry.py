@@ -41,8 +41,13 @@ def spans(first: int, count: int) -> ExportTraceServiceRequest:
 
 
 def span_numbers(requests: list[ExportTraceServiceRequest]) -> list[int]:
-    return [int.from_bytes(span.span_id, "big")
-            for request in requests for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans]
+    return [
+        int.from_bytes(span.span_id, "big")
+        for request in requests
+        for rs in request.resource_spans
+        for ss in rs.scope_spans
+        for span in ss.spans
+    ]
 
 
 def status_details(code: grpc.StatusCode, retry_delay: float | None) -> tuple:
@@ -81,9 +86,12 @@ class FakeGRPCDestination:
 
     async def __aenter__(self) -> FakeGRPCDestination:
         self._server = grpc.aio.server()
-        handler = grpc.unary_unary_rpc_method_handler(self._export, response_serializer=ExportTraceServiceResponse.SerializeToString)
+        handler = grpc.unary_unary_rpc_method_handler(
+            self._export, response_serializer=ExportTraceServiceResponse.SerializeToString
+        )
         self._server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler("opentelemetry.proto.collector.trace.v1.TraceService", {"Export": handler}),))
+            (grpc.method_handlers_generic_handler("opentelemetry.proto.collector.trace.v1.TraceService", {"Export": handler}),)
+        )
         port = self._server.add_insecure_port("127.0.0.1:0")
         await self._server.start()
         self.endpoint = f"127.0.0.1:{port}"
@@ -131,14 +139,18 @@ class FakeHTTPDestination:
 @contextlib.asynccontextmanager
 async def forwarding_service(exporter_type: str, exporter: dict):
     """A running service: OTLP gRPC receiver on a free port -> ``exporter``; yields it and the receiver's address."""
-    service = Service(build_config({
-        "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0"}}}},
-        "exporters": {exporter_type: exporter},
-        "service": {
-            "pipelines": {"traces": {"receivers": ["otlp"], "exporters": [exporter_type]}},
-            "telemetry": {"metrics": {"readers": []}},
-        },
-    }))
+    service = Service(
+        build_config(
+            {
+                "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0"}}}},
+                "exporters": {exporter_type: exporter},
+                "service": {
+                    "pipelines": {"traces": {"receivers": ["otlp"], "exporters": [exporter_type]}},
+                    "telemetry": {"metrics": {"readers": []}},
+                },
+            }
+        )
+    )
     await service.start()
     try:
         host, port = service.graph.receivers[ComponentID("otlp")].addresses["grpc"]
@@ -148,15 +160,23 @@ async def forwarding_service(exporter_type: str, exporter: dict):
 
 
 def otlp_exporter(destination: FakeGRPCDestination, retry: dict = FAST_RETRY, queue: dict = NO_QUEUE, **extra) -> dict:
-    return {"endpoint": destination.endpoint, "tls": {"insecure": True},
-            "retry_on_failure": retry, "sending_queue": queue, **extra}
+    return {
+        "endpoint": destination.endpoint,
+        "tls": {"insecure": True},
+        "retry_on_failure": retry,
+        "sending_queue": queue,
+        **extra,
+    }
 
 
 async def send(address: str, request: ExportTraceServiceRequest) -> None:
     """Export through the receiver as an OTLP client would; raises grpc.aio.AioRpcError on refusal."""
     async with grpc.aio.insecure_channel(address) as channel:
-        export = channel.unary_unary(TRACE_EXPORT, request_serializer=ExportTraceServiceRequest.SerializeToString,
-                                     response_deserializer=ExportTraceServiceResponse.FromString)
+        export = channel.unary_unary(
+            TRACE_EXPORT,
+            request_serializer=ExportTraceServiceRequest.SerializeToString,
+            response_deserializer=ExportTraceServiceResponse.FromString,
+        )
         await export(request)
 
 

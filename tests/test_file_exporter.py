@@ -29,8 +29,9 @@ def sample(signal: Signal, number: int, padding: int = 0):
     resource = getattr(batch, signal.resource_field).add()
     resource.resource.attributes.add(key="padding").value.string_value = "x" * padding
     if signal is Signal.TRACES:
-        resource.scope_spans.add().spans.add(name=f"span {number}", trace_id=number.to_bytes(16, "big"),
-                                             span_id=(number + 1).to_bytes(8, "big"))
+        resource.scope_spans.add().spans.add(
+            name=f"span {number}", trace_id=number.to_bytes(16, "big"), span_id=(number + 1).to_bytes(8, "big")
+        )
     elif signal is Signal.LOGS:
         record = resource.scope_logs.add().log_records.add(span_id=number.to_bytes(8, "big"))
         record.body.string_value = f"log {number}"
@@ -41,7 +42,9 @@ def sample(signal: Signal, number: int, padding: int = 0):
 
 @contextlib.asynccontextmanager
 async def file_exporter(**settings):
-    exporter = factory.create(CreateSettings(ComponentID("file"), Kind.EXPORTER, Telemetry()), FileConfig.model_validate(settings))
+    exporter = factory.create(
+        CreateSettings(ComponentID("file"), Kind.EXPORTER, Telemetry()), FileConfig.model_validate(settings)
+    )
     await exporter.start(host=None)
     try:
         yield exporter
@@ -59,7 +62,7 @@ def read_length_prefixed(data: bytes) -> list[bytes]:
     messages, offset = [], 0
     while offset < len(data):
         (length,) = struct.unpack_from(">I", data, offset)
-        messages.append(data[offset + 4:offset + 4 + length])
+        messages.append(data[offset + 4 : offset + 4 + length])
         offset += 4 + length
     assert offset == len(data), "a message was cut short"
     return messages
@@ -108,7 +111,9 @@ async def test_zstd_proto_prefix_counts_compressed_bytes(tmp_path):
     batches = [sample(Signal.METRICS, n, padding=1000) for n in range(3)]
     await write(tmp_path / "out.binpb.zst", batches, format="proto", compression="zstd")
     messages = read_length_prefixed((tmp_path / "out.binpb.zst").read_bytes())
-    decoded = [Signal.METRICS.request_type().FromString(zstandard.ZstdDecompressor().decompressobj().decompress(m)) for m in messages]
+    decoded = [
+        Signal.METRICS.request_type().FromString(zstandard.ZstdDecompressor().decompressobj().decompress(m)) for m in messages
+    ]
     assert decoded == batches
 
 
@@ -122,8 +127,11 @@ async def test_rotation_keeps_the_newest_backups_and_bounds_file_sizes(tmp_path)
     assert unrelated.read_text() == "keep me\n"
     files = backups + [tmp_path / "out.jsonl"]
     assert all(f.stat().st_size <= 1 << 20 for f in files)
-    numbers = [int(from_json(line, Signal.LOGS).resource_logs[0].scope_logs[0].log_records[0].body.string_value.split()[1])
-               for f in files for line in f.read_text().splitlines()]
+    numbers = [
+        int(from_json(line, Signal.LOGS).resource_logs[0].scope_logs[0].log_records[0].body.string_value.split()[1])
+        for f in files
+        for line in f.read_text().splitlines()
+    ]
     # Oldest backups went first: what is left is an unbroken run ending with the last batch.
     assert numbers == list(range(40 - len(numbers), 40))
     assert len(numbers) > 20
@@ -157,23 +165,31 @@ async def test_flush_interval_makes_data_visible_before_shutdown(tmp_path):
 
 def config_problems(settings: dict) -> list[str]:
     with pytest.raises(ConfigError) as error:
-        build_config({
-            "receivers": {"otlp": {"protocols": {"grpc": {}}}},
-            "exporters": {"file": settings},
-            "service": {"pipelines": {"logs": {"receivers": ["otlp"], "exporters": ["file"]}}},
-        })
+        build_config(
+            {
+                "receivers": {"otlp": {"protocols": {"grpc": {}}}},
+                "exporters": {"file": settings},
+                "service": {"pipelines": {"logs": {"receivers": ["otlp"], "exporters": ["file"]}}},
+            }
+        )
     return error.value.problems
 
 
-@pytest.mark.parametrize(("settings", "problem"), [
-    ({}, "exporters::file::path: Field required"),
-    ({"path": " "}, "exporters::file::path: must not be empty"),
-    ({"path": "out.jsonl", "flush_interval": "-1s"}, "exporters::file::flush_interval: must not be negative (0 flushes every write)"),
-    ({"path": "out.jsonl", "append": True, "rotation": {}}, "exporters::file::append: cannot be used together with rotation"),
-    ({"path": "out.jsonl", "format": "xml"}, "exporters::file::format: "),
-    ({"path": "out.jsonl", "compression": "gzip"}, "exporters::file::compression: "),
-    ({"path": "out.jsonl", "rotation": {"max_megabytes": 0}}, "exporters::file::rotation::max_megabytes: "),
-    ({"path": "out.jsonl", "rotate": True}, "exporters::file::rotate: unknown key"),
-])
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        ({}, "exporters::file::path: Field required"),
+        ({"path": " "}, "exporters::file::path: must not be empty"),
+        (
+            {"path": "out.jsonl", "flush_interval": "-1s"},
+            "exporters::file::flush_interval: must not be negative (0 flushes every write)",
+        ),
+        ({"path": "out.jsonl", "append": True, "rotation": {}}, "exporters::file::append: cannot be used together with rotation"),
+        ({"path": "out.jsonl", "format": "xml"}, "exporters::file::format: "),
+        ({"path": "out.jsonl", "compression": "gzip"}, "exporters::file::compression: "),
+        ({"path": "out.jsonl", "rotation": {"max_megabytes": 0}}, "exporters::file::rotation::max_megabytes: "),
+        ({"path": "out.jsonl", "rotate": True}, "exporters::file::rotate: unknown key"),
+    ],
+)
 def test_config_errors_name_their_path(settings, problem):
     assert any(p.startswith(problem) for p in config_problems(settings)), config_problems(settings)

@@ -51,18 +51,23 @@ def send_all(process) -> None:
     for number in range(LOGS):
         logs.resource_logs.add().scope_logs.add().log_records.add().body.string_value = f"log {number}"
     with grpc.insecure_channel(process.grpc_endpoint) as channel:
-        for service, request, response in (("trace.v1.TraceService", traces, ExportTraceServiceResponse),
-                                           ("logs.v1.LogsService", logs, ExportLogsServiceResponse)):
-            export = channel.unary_unary(f"/opentelemetry.proto.collector.{service}/Export",
-                                         request_serializer=type(request).SerializeToString,
-                                         response_deserializer=response.FromString)
+        for service, request, response in (
+            ("trace.v1.TraceService", traces, ExportTraceServiceResponse),
+            ("logs.v1.LogsService", logs, ExportLogsServiceResponse),
+        ):
+            export = channel.unary_unary(
+                f"/opentelemetry.proto.collector.{service}/Export",
+                request_serializer=type(request).SerializeToString,
+                response_deserializer=response.FromString,
+            )
             export(request, timeout=10)
     metrics = ExportMetricsServiceRequest()
     points = metrics.resource_metrics.add().scope_metrics.add().metrics.add(name="requests").sum.data_points
     for number in range(POINTS):
         points.add(as_int=number)
-    request = urllib.request.Request(f"{process.http_url}/v1/metrics", data=metrics.SerializeToString(),
-                                     headers={"Content-Type": "application/x-protobuf"})
+    request = urllib.request.Request(
+        f"{process.http_url}/v1/metrics", data=metrics.SerializeToString(), headers={"Content-Type": "application/x-protobuf"}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
 
@@ -72,8 +77,10 @@ def wait_for_exports(process) -> dict:
     deadline = time.monotonic() + 20
     while True:
         samples = process.metrics()
-        sent = [metric(samples, f"otelcol_exporter_sent_{item}_total", exporter="file")
-                for item in ("spans", "log_records", "metric_points")]
+        sent = [
+            metric(samples, f"otelcol_exporter_sent_{item}_total", exporter="file")
+            for item in ("spans", "log_records", "metric_points")
+        ]
         if sent == [SPANS, LOGS, POINTS] or time.monotonic() > deadline:
             return samples
         time.sleep(0.05)
@@ -109,14 +116,20 @@ def test_health_and_collector_metric_names_while_running(otelml_process, form):
 
 
 async def test_health_check_answers_503_once_the_service_is_not_running():
-    service = Service(build_config({
-        "receivers": {"otlp": {"protocols": {"http": {"endpoint": "127.0.0.1:0"}}}},
-        "exporters": {"debug": {}},
-        "extensions": {"health_check": {"endpoint": "127.0.0.1:0", "path": "/health"}},
-        "service": {"extensions": ["health_check"],
+    service = Service(
+        build_config(
+            {
+                "receivers": {"otlp": {"protocols": {"http": {"endpoint": "127.0.0.1:0"}}}},
+                "exporters": {"debug": {}},
+                "extensions": {"health_check": {"endpoint": "127.0.0.1:0", "path": "/health"}},
+                "service": {
+                    "extensions": ["health_check"],
                     "pipelines": {"logs": {"receivers": ["otlp"], "exporters": ["debug"]}},
-                    "telemetry": {"metrics": {"address": "127.0.0.1:0"}}},
-    }))
+                    "telemetry": {"metrics": {"address": "127.0.0.1:0"}},
+                },
+            }
+        )
+    )
     await service.start()
     try:
         host, port = service.graph.extensions[ComponentID("health_check")].address

@@ -78,8 +78,16 @@ def registry(journal) -> Registry:
         (Kind.CONNECTOR, lambda s, c, consumers: Recorder(journal, s, c, consumers)),
         (Kind.EXTENSION, lambda s, c: Recorder(journal, s, c)),
     ):
-        registry.add(Factory("recorder", kind, RecorderConfig, create, signals=every_signal,
-                             connects=frozenset((s, s) for s in Signal) if kind is Kind.CONNECTOR else frozenset()))
+        registry.add(
+            Factory(
+                "recorder",
+                kind,
+                RecorderConfig,
+                create,
+                signals=every_signal,
+                connects=frozenset((s, s) for s in Signal) if kind is Kind.CONNECTOR else frozenset(),
+            )
+        )
     return registry
 
 
@@ -111,8 +119,13 @@ ONE_PIPELINE = {
     "connectors": {"recorder/unused_connector": {}},
     "service": {
         "extensions": ["recorder/ext"],
-        "pipelines": {"traces": {"receivers": ["recorder/a", "recorder/b"], "processors": ["recorder/p1", "recorder/p2"],
-                                 "exporters": ["recorder/x"]}},
+        "pipelines": {
+            "traces": {
+                "receivers": ["recorder/a", "recorder/b"],
+                "processors": ["recorder/p1", "recorder/p2"],
+                "exporters": ["recorder/x"],
+            }
+        },
         "telemetry": NO_METRICS,
     },
 }
@@ -122,8 +135,14 @@ async def test_start_order_and_reverse_shutdown_order(registry, journal):
     service = service_of(ONE_PIPELINE, registry)
     await service.start()
     await service.shutdown()
-    expected = ["extension recorder/ext", "exporter recorder/x", "processor recorder/p2", "processor recorder/p1",
-                "receiver recorder/a", "receiver recorder/b"]
+    expected = [
+        "extension recorder/ext",
+        "exporter recorder/x",
+        "processor recorder/p2",
+        "processor recorder/p1",
+        "receiver recorder/a",
+        "receiver recorder/b",
+    ]
     assert journal.of("start") == expected
     assert journal.of("shutdown") == list(reversed(expected))
 
@@ -155,7 +174,12 @@ async def test_a_failed_start_shuts_down_what_already_started(registry, journal)
         await service.start()
     assert journal.of("start") == ["extension recorder/ext", "exporter recorder/x", "processor recorder/p2"]
     # The one that failed is shut down too: what it had started before failing (a server) must not outlive it.
-    assert journal.of("shutdown") == ["processor recorder/p1", "processor recorder/p2", "exporter recorder/x", "extension recorder/ext"]
+    assert journal.of("shutdown") == [
+        "processor recorder/p1",
+        "processor recorder/p2",
+        "exporter recorder/x",
+        "extension recorder/ext",
+    ]
     assert service.state == "stopped"
 
 
@@ -165,8 +189,12 @@ async def test_every_real_component_shuts_down_safely_without_start_and_twice(tm
         "extensions": {"health_check": local},
         "receivers": {"otlp": {"protocols": {"grpc": local, "http": local}}},
         "processors": {"batch": {}},
-        "exporters": {"debug": {}, "file": {"path": str(tmp_path / "out.jsonl")},
-                      "otlp": {"endpoint": "127.0.0.1:1", "tls": {"insecure": True}}, "otlphttp": {"endpoint": "http://127.0.0.1:1"}},
+        "exporters": {
+            "debug": {},
+            "file": {"path": str(tmp_path / "out.jsonl")},
+            "otlp": {"endpoint": "127.0.0.1:1", "tls": {"insecure": True}},
+            "otlphttp": {"endpoint": "http://127.0.0.1:1"},
+        },
         "connectors": {"forward": {}},
         "service": {
             "extensions": ["health_check"],
@@ -230,11 +258,14 @@ async def test_fan_out_hands_the_original_to_the_last_mutator_when_no_reader_sha
     assert not FanOut([Sink(), Sink()]).mutates_data
 
 
-@pytest.mark.parametrize(("errors", "raised"), [
-    ([PermanentError("a"), PermanentError("b")], PermanentError),
-    ([PermanentError("a"), RetryableError("b")], RetryableError),
-    ([None, RuntimeError("b")], RuntimeError),
-])
+@pytest.mark.parametrize(
+    ("errors", "raised"),
+    [
+        ([PermanentError("a"), PermanentError("b")], PermanentError),
+        ([PermanentError("a"), RetryableError("b")], RetryableError),
+        ([None, RuntimeError("b")], RuntimeError),
+    ],
+)
 async def test_fan_out_is_permanent_only_when_every_failure_is(errors, raised):
     sinks = [Sink(error=e) for e in errors]
     with pytest.raises(raised):
@@ -246,9 +277,12 @@ async def test_pipeline_fan_out_gives_only_the_mutating_exporter_a_copy(registry
     document = {
         "receivers": {"recorder": {}},
         "exporters": {"recorder/reader1": {}, "recorder/reader2": {}, "recorder/writer": {"mutates": True}},
-        "service": {"pipelines": {"traces": {"receivers": ["recorder"],
-                                             "exporters": ["recorder/reader1", "recorder/writer", "recorder/reader2"]}},
-                    "telemetry": NO_METRICS},
+        "service": {
+            "pipelines": {
+                "traces": {"receivers": ["recorder"], "exporters": ["recorder/reader1", "recorder/writer", "recorder/reader2"]}
+            },
+            "telemetry": NO_METRICS,
+        },
     }
     service = service_of(document, registry)
     await service.start()
@@ -295,7 +329,13 @@ async def test_a_connector_starts_after_the_pipeline_it_feeds_and_stops_before_i
     service = service_of(joined_pipelines("recorder/link"), registry)
     await service.start()
     await service.shutdown()
-    expected = ["exporter recorder/x", "processor recorder/out", "connector recorder/link", "processor recorder/in", "receiver recorder"]
+    expected = [
+        "exporter recorder/x",
+        "processor recorder/out",
+        "connector recorder/link",
+        "processor recorder/in",
+        "receiver recorder",
+    ]
     assert journal.of("start") == expected
     assert journal.of("shutdown") == list(reversed(expected))
 
@@ -308,8 +348,13 @@ def entry_point(name: str, value: str, load):
 
 
 def test_default_registry_discovers_third_party_factories_and_rejects_wrong_objects(monkeypatch, caplog):
-    plugin = Factory("thirdparty", Kind.PROCESSOR, RecorderConfig, lambda s, c, signal, n: Recorder([], s, c, {signal: n}),
-                     signals=frozenset({Signal.LOGS}))
+    plugin = Factory(
+        "thirdparty",
+        Kind.PROCESSOR,
+        RecorderConfig,
+        lambda s, c, signal, n: Recorder([], s, c, {signal: n}),
+        signals=frozenset({Signal.LOGS}),
+    )
     wrong_kind = Factory("misfiled", Kind.EXTENSION, RecorderConfig, lambda s, c: Recorder([], s, c))
 
     def broken():
@@ -317,9 +362,11 @@ def test_default_registry_discovers_third_party_factories_and_rejects_wrong_obje
 
     offered = {
         "otelml.processors": [entry_point("thirdparty", "otelml_thirdparty:factory", lambda: plugin)],
-        "otelml.exporters": [entry_point("notafactory", "otelml_bad:thing", lambda: "a string"),
-                             entry_point("misfiled", "otelml_bad:misfiled", lambda: wrong_kind),
-                             entry_point("broken", "otelml_broken:factory", broken)],
+        "otelml.exporters": [
+            entry_point("notafactory", "otelml_bad:thing", lambda: "a string"),
+            entry_point("misfiled", "otelml_bad:misfiled", lambda: wrong_kind),
+            entry_point("broken", "otelml_broken:factory", broken),
+        ],
     }
     monkeypatch.setattr("otelml.registry.entry_points", lambda group: offered.get(group, []))
     registry_log = logging.getLogger("otelml.registry")
@@ -337,10 +384,15 @@ def test_default_registry_discovers_third_party_factories_and_rejects_wrong_obje
     for value in ("otelml_bad:thing", "otelml_bad:misfiled"):
         assert any(value in e and "otelml.exporters" in e and "factory" in e for e in errors), errors
     assert any("otelml_broken:factory" in e and "no module named otelml_broken" in e for e in errors)
-    config = parse(expand({
-        "receivers": {"otlp": {"protocols": {"grpc": {}}}},
-        "processors": {"thirdparty": {}},
-        "exporters": {"debug": {}},
-        "service": {"pipelines": {"logs": {"receivers": ["otlp"], "processors": ["thirdparty"], "exporters": ["debug"]}}},
-    }), registry)
+    config = parse(
+        expand(
+            {
+                "receivers": {"otlp": {"protocols": {"grpc": {}}}},
+                "processors": {"thirdparty": {}},
+                "exporters": {"debug": {}},
+                "service": {"pipelines": {"logs": {"receivers": ["otlp"], "processors": ["thirdparty"], "exporters": ["debug"]}}},
+            }
+        ),
+        registry,
+    )
     assert [str(p) for p in config.pipelines[next(iter(config.pipelines))].processors] == ["thirdparty"]

@@ -34,7 +34,9 @@ def post(url: str, body: bytes, content_type: str = "application/x-protobuf", en
 
 def grpc_export(endpoint: str, body: bytes):
     with grpc.insecure_channel(endpoint, options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
-        export = channel.unary_unary(TRACES_METHOD, request_serializer=None, response_deserializer=ExportTraceServiceResponse.FromString)
+        export = channel.unary_unary(
+            TRACES_METHOD, request_serializer=None, response_deserializer=ExportTraceServiceResponse.FromString
+        )
         return export(body, timeout=10)
 
 
@@ -85,7 +87,9 @@ def test_http_bad_requests_get_the_right_status_and_are_counted(otelml):
 
     samples = otelml.metrics()
     for reason, count in (("malformed", 3), ("unsupported_media_type", 1), ("too_large", 2), ("bad_encoding", 1)):
-        assert metric(samples, "otelml_receiver_failed_requests_total", receiver="otlp", transport="http", reason=reason) == count, reason
+        assert (
+            metric(samples, "otelml_receiver_failed_requests_total", receiver="otlp", transport="http", reason=reason) == count
+        ), reason
     assert metric(samples, "otelcol_receiver_accepted_spans_total", transport="http") == 20
     assert "refused a http request (malformed)" in otelml.log()
 
@@ -124,8 +128,15 @@ def test_records_with_invalid_ids_are_refused_through_partial_success(otelml):
 def test_a_pipeline_that_cannot_take_data_asks_clients_to_retry(otelml_process):
     config = otlp_to_file_config()
     dead = f"127.0.0.1:{free_port()}"
-    config["exporters"] = {"otlp": {"endpoint": dead, "tls": {"insecure": True}, "timeout": "1s",
-                                    "retry_on_failure": {"enabled": False}, "sending_queue": {"enabled": False}}}
+    config["exporters"] = {
+        "otlp": {
+            "endpoint": dead,
+            "tls": {"insecure": True},
+            "timeout": "1s",
+            "retry_on_failure": {"enabled": False},
+            "sending_queue": {"enabled": False},
+        }
+    }
     config["processors"] = {}
     for pipeline in config["service"]["pipelines"].values():
         pipeline.update(processors=[], exporters=["otlp"])

@@ -44,12 +44,17 @@ def sdk_exporters(protocol: str, otelml):
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
         endpoint = otelml.grpc_endpoint
-        return (OTLPSpanExporter(endpoint, insecure=True), OTLPLogExporter(endpoint, insecure=True),
-                OTLPMetricExporter(endpoint, insecure=True))
+        return (
+            OTLPSpanExporter(endpoint, insecure=True),
+            OTLPLogExporter(endpoint, insecure=True),
+            OTLPMetricExporter(endpoint, insecure=True),
+        )
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
     base = otelml.http_url
     return (OTLPSpanExporter(f"{base}/v1/traces"), OTLPLogExporter(f"{base}/v1/logs"), OTLPMetricExporter(f"{base}/v1/metrics"))
 
@@ -65,7 +70,9 @@ def send_with_sdk(protocol: str, otelml):
     logger_provider = LoggerProvider(resource=resource)
     logger_provider.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
     logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs_seen))
-    meter_provider = MeterProvider(resource=resource, metric_readers=[PeriodicExportingMetricReader(metric_exporter, export_interval_millis=60_000)])
+    meter_provider = MeterProvider(
+        resource=resource, metric_readers=[PeriodicExportingMetricReader(metric_exporter, export_interval_millis=60_000)]
+    )
 
     tracer = tracer_provider.get_tracer("e2e")
     logger = logger_provider.get_logger("e2e")
@@ -74,7 +81,9 @@ def send_with_sdk(protocol: str, otelml):
         with tracer.start_as_current_span(f"op-{i % 4}", attributes={"index": i, "user.id": f"u{i}", "ok": i % 2 == 0}):
             pass
     for i in range(LOGS):
-        logger.emit(LogRecord(body=f"message {i}", severity_number=SeverityNumber.WARN, severity_text="WARN", attributes={"index": i}))
+        logger.emit(
+            LogRecord(body=f"message {i}", severity_number=SeverityNumber.WARN, severity_text="WARN", attributes={"index": i})
+        )
     counter.add(5, {"route": "/a"})
     counter.add(7, {"route": "/b"})
     for provider in (tracer_provider, logger_provider, meter_provider):
@@ -105,9 +114,15 @@ def test_sdk_spans_logs_and_metrics_arrive_exactly(protocol, otelml_process):
     assert bodies == sorted(f"message {i}" for i in range(LOGS)) == sorted(sent.log_record.body for sent in sent_logs)
 
     metrics = read_batches(out, Signal.METRICS)
-    points = {dict((a.key, a.value.string_value) for a in p.attributes)["route"]: p.as_int
-              for b in metrics for rm in b.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
-              if m.name == "e2e.requests" for p in m.sum.data_points}
+    points = {
+        dict((a.key, a.value.string_value) for a in p.attributes)["route"]: p.as_int
+        for b in metrics
+        for rm in b.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == "e2e.requests"
+        for p in m.sum.data_points
+    }
     assert points == {"/a": 5, "/b": 7}
 
 
@@ -133,8 +148,9 @@ def test_handwritten_otlp_json_over_http(otelml_process):
 def test_otlp_exporter_forwards_to_a_second_otelml(otelml_process):
     gateway = otelml_process(otlp_to_file_config()).start()
     agent_config = otlp_to_file_config()
-    agent_config["exporters"] = {"otlp": {"endpoint": gateway.grpc_endpoint, "tls": {"insecure": True},
-                                          "retry_on_failure": {"initial_interval": "100ms"}}}
+    agent_config["exporters"] = {
+        "otlp": {"endpoint": gateway.grpc_endpoint, "tls": {"insecure": True}, "retry_on_failure": {"initial_interval": "100ms"}}
+    }
     for pipeline in agent_config["service"]["pipelines"].values():
         pipeline["exporters"] = ["otlp"]
     with otelml_process(agent_config) as agent:
@@ -149,6 +165,7 @@ def test_otlp_exporter_forwards_to_a_second_otelml(otelml_process):
     assert {int.from_bytes(s.span_id, "big") for s in received} == sent_ids
     assert len(received) == SPANS
     from tests.conftest import metric
+
     assert metric(agent_metrics, "otelcol_exporter_sent_spans_total", exporter="otlp") == SPANS
 
 
@@ -161,8 +178,11 @@ def test_sigterm_mid_load_writes_everything_acknowledged(otelml_process):
 
     def sender():
         with grpc.insecure_channel(otelml.grpc_endpoint) as channel:
-            export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-                                         request_serializer=lambda m: m.SerializeToString(), response_deserializer=lambda b: b)
+            export = channel.unary_unary(
+                "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                request_serializer=lambda m: m.SerializeToString(),
+                response_deserializer=lambda b: b,
+            )
             index = 0
             while not stop_sending.is_set():
                 request = make_trace_request(spans=50, seed=index)

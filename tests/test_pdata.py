@@ -59,7 +59,9 @@ def records(batch) -> list[tuple]:
             else:
                 for metric in scope.metrics:
                     kind = metric.WhichOneof("data")
-                    found += [(*where, metric.name, kind, metric.unit, p.time_unix_nano) for p in getattr(metric, kind).data_points]
+                    found += [
+                        (*where, metric.name, kind, metric.unit, p.time_unix_nano) for p in getattr(metric, kind).data_points
+                    ]
     return found
 
 
@@ -213,16 +215,19 @@ def test_proto_round_trip_and_malformed_proto():
         from_proto(b"\xff\xff\xff", Signal.METRICS)
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    ('{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz"}]}]}]}', "invalid hex ID"),
-    ('{"resourceSpans":[{"scopeSpans":[{"spans":[{"spanId":"abc"}]}]}]}', "invalid hex ID"),
-    ('{"resourceSpans": [', "invalid JSON"),
-    (b"\xff\xfe", "invalid JSON"),
-    ("[]", "must be an object"),
-    ('"resourceSpans"', "must be an object"),
-    ('{"resourceSpans": 5}', "invalid OTLP/JSON"),
-    ('{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":"soon"}]}]}]}', "invalid OTLP/JSON"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ('{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz"}]}]}]}', "invalid hex ID"),
+        ('{"resourceSpans":[{"scopeSpans":[{"spans":[{"spanId":"abc"}]}]}]}', "invalid hex ID"),
+        ('{"resourceSpans": [', "invalid JSON"),
+        (b"\xff\xfe", "invalid JSON"),
+        ("[]", "must be an object"),
+        ('"resourceSpans"', "must be an object"),
+        ('{"resourceSpans": 5}', "invalid OTLP/JSON"),
+        ('{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":"soon"}]}]}]}', "invalid OTLP/JSON"),
+    ],
+)
 def test_from_json_errors_are_value_errors_with_a_reason(data, message):
     with pytest.raises(ValueError, match=message):
         from_json(data, Signal.TRACES)
@@ -231,9 +236,23 @@ def test_from_json_errors_are_value_errors_with_a_reason(data, message):
 def test_from_json_ignores_unknown_fields():
     document = {
         "futureTopLevel": {"x": 1},
-        "resourceSpans": [{"futureResourceField": [], "scopeSpans": [{"spans": [
-            {"name": "checkout", "spanId": "0001020304050607", "traceId": "000102030405060708090A0B0C0D0E0F", "futureSpanField": True},
-        ]}]}],
+        "resourceSpans": [
+            {
+                "futureResourceField": [],
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "name": "checkout",
+                                "spanId": "0001020304050607",
+                                "traceId": "000102030405060708090A0B0C0D0E0F",
+                                "futureSpanField": True,
+                            },
+                        ]
+                    }
+                ],
+            }
+        ],
     }
     batch = from_json(json.dumps(document), Signal.TRACES)
     (span,) = batch.resource_spans[0].scope_spans[0].spans
@@ -243,8 +262,11 @@ def test_from_json_ignores_unknown_fields():
 
 
 def test_from_json_accepts_enum_names_and_string_integers():
-    document = {"resourceLogs": [{"scopeLogs": [{"logRecords": [
-        {"severityNumber": "SEVERITY_NUMBER_ERROR", "timeUnixNano": "1700000000000000000"}]}]}]}
+    document = {
+        "resourceLogs": [
+            {"scopeLogs": [{"logRecords": [{"severityNumber": "SEVERITY_NUMBER_ERROR", "timeUnixNano": "1700000000000000000"}]}]}
+        ]
+    }
     record = from_json(document, Signal.LOGS).resource_logs[0].scope_logs[0].log_records[0]
     assert record.severity_number == 17
     assert record.time_unix_nano == 1_700_000_000_000_000_000

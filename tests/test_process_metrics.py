@@ -20,8 +20,12 @@ def scrape(address: str) -> str:
 
 
 def samples(text: str) -> dict[str, float]:
-    return {sample.name: sample.value for family in text_string_to_metric_families(text) for sample in family.samples
-            if not sample.labels}
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if not sample.labels
+    }
 
 
 def test_process_readings_are_this_process():

@@ -31,12 +31,16 @@ def readings(first: int, devices: int) -> bytes:
 def test_the_summary_counts_every_record_replayed_scored_or_not(tmp_path):
     recording = tmp_path / "readings.jsonl"
     recording.write_bytes(readings(0, devices=3) + readings(READINGS, devices=3))
-    config = build_config({
-        "receivers": {"otlp": {"protocols": {"http": {"endpoint": "127.0.0.1:0"}}}},
-        "processors": {"batch": {}, "anomaly/iot": {"key": ["resource.device.id"], "target": "attributes.temperature"}},
-        "exporters": {"debug": {}},
-        "service": {"pipelines": {"logs": {"receivers": ["otlp"], "processors": ["batch", "anomaly/iot"], "exporters": ["debug"]}}},
-    })
+    config = build_config(
+        {
+            "receivers": {"otlp": {"protocols": {"http": {"endpoint": "127.0.0.1:0"}}}},
+            "processors": {"batch": {}, "anomaly/iot": {"key": ["resource.device.id"], "target": "attributes.temperature"}},
+            "exporters": {"debug": {}},
+            "service": {
+                "pipelines": {"logs": {"receivers": ["otlp"], "processors": ["batch", "anomaly/iot"], "exporters": ["debug"]}}
+            },
+        }
+    )
     chains, lines = asyncio.run(replay(config, Registry.default(), recording, None, progress=False))
     assert lines == 2
     [chain] = chains

@@ -24,12 +24,15 @@ def component_folder(factory) -> Path:
     return REPO.joinpath(*parts[1:3])
 
 
-@pytest.mark.parametrize("level, recorded", [
-    (Level.NONE, set()),
-    (Level.BASIC, {DROPPED_ITEMS}),
-    (Level.NORMAL, {DROPPED_ITEMS, COMPONENT_METRIC}),
-    (Level.DETAILED, {DROPPED_ITEMS, COMPONENT_METRIC, PER_KEY_METRIC}),
-])
+@pytest.mark.parametrize(
+    "level, recorded",
+    [
+        (Level.NONE, set()),
+        (Level.BASIC, {DROPPED_ITEMS}),
+        (Level.NORMAL, {DROPPED_ITEMS, COMPONENT_METRIC}),
+        (Level.DETAILED, {DROPPED_ITEMS, COMPONENT_METRIC, PER_KEY_METRIC}),
+    ],
+)
 def test_level_decides_which_metrics_are_recorded(level, recorded):
     telemetry = Telemetry(level)
     made = {metric: telemetry.metric(metric) for metric in (DROPPED_ITEMS, COMPONENT_METRIC, PER_KEY_METRIC)}
@@ -47,11 +50,15 @@ def test_the_same_declaration_gives_the_same_metric():
     assert telemetry.metric(COMPONENT_METRIC) is telemetry.metric(dataclasses.replace(COMPONENT_METRIC))
 
 
-@pytest.mark.parametrize("clash", [
-    Metric(COMPONENT_METRIC.name, "counter", "{batches}", ("exporter",), "Batches seen."),
-    Metric(COMPONENT_METRIC.name, "gauge", "{batches}", ("processor",), "Batches seen."),
-    Metric(COMPONENT_METRIC.name, "counter", "{batches}", ("processor",), "Batches seen, differently."),
-], ids=["labels", "kind", "description"])
+@pytest.mark.parametrize(
+    "clash",
+    [
+        Metric(COMPONENT_METRIC.name, "counter", "{batches}", ("exporter",), "Batches seen."),
+        Metric(COMPONENT_METRIC.name, "gauge", "{batches}", ("processor",), "Batches seen."),
+        Metric(COMPONENT_METRIC.name, "counter", "{batches}", ("processor",), "Batches seen, differently."),
+    ],
+    ids=["labels", "kind", "description"],
+)
 def test_a_name_declared_twice_differently_is_refused(clash):
     telemetry = Telemetry()
     telemetry.metric(COMPONENT_METRIC)
@@ -89,20 +96,31 @@ def test_each_component_metadata_lists_what_it_declares():
             continue
         module = importlib.import_module(f"otelml.{folder.parent.name}.{folder.name}.metadata")
         declared = {value for value in vars(module).values() if isinstance(value, Metric)}
-        declared |= {metric for value in vars(module).values() if isinstance(value, dict)
-                     for metric in value.values() if isinstance(metric, Metric)}
+        declared |= {
+            metric
+            for value in vars(module).values()
+            if isinstance(value, dict)
+            for metric in value.values()
+            if isinstance(metric, Metric)
+        }
         assert set(factory.metrics) == declared == set(module.METRICS)
 
 
 def test_the_service_records_at_its_configured_level():
     def service(level: str) -> Service:
-        return Service(build_config({
-            "receivers": {"otlp": {"protocols": {"http": {"endpoint": "127.0.0.1:0"}}}},
-            "processors": {"batch": {}},
-            "exporters": {"debug": {}},
-            "service": {"pipelines": {"logs": {"receivers": ["otlp"], "processors": ["batch"], "exporters": ["debug"]}},
-                        "telemetry": {"metrics": {"level": level, "readers": []}}},
-        }))
+        return Service(
+            build_config(
+                {
+                    "receivers": {"otlp": {"protocols": {"http": {"endpoint": "127.0.0.1:0"}}}},
+                    "processors": {"batch": {}},
+                    "exporters": {"debug": {}},
+                    "service": {
+                        "pipelines": {"logs": {"receivers": ["otlp"], "processors": ["batch"], "exporters": ["debug"]}},
+                        "telemetry": {"metrics": {"level": level, "readers": []}},
+                    },
+                }
+            )
+        )
 
     assert service("basic").telemetry.metric(SIZE_TRIGGER_SEND) is UNRECORDED
     assert service("normal").telemetry.metric(SIZE_TRIGGER_SEND) is not UNRECORDED

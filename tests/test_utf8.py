@@ -63,6 +63,7 @@ def build(request_class, shape, text):
 
 def expected_repaired(shape) -> int:
     """Spans holding invalid UTF-8 themselves or through their scope or resource."""
+
     def bad(values) -> bool:
         return not all(is_utf8(v) for v in values)
 
@@ -71,8 +72,11 @@ def expected_repaired(shape) -> int:
         resource_bad = bad(v for pair in resource_attributes for v in pair)
         for scope_name, scope_spans in resource_scopes:
             scope_bad = resource_bad or bad([scope_name])
-            count += sum(1 for name, span_attributes in scope_spans
-                         if scope_bad or bad([name, *(v for pair in span_attributes for v in pair)]))
+            count += sum(
+                1
+                for name, span_attributes in scope_spans
+                if scope_bad or bad([name, *(v for pair in span_attributes for v in pair)])
+            )
     return count
 
 
@@ -103,10 +107,13 @@ def strict_outcome(decoder, data: bytes):
 
 
 @FUZZ
-@given(data=st.one_of(st.binary(max_size=400), requests.map(lambda shape: build(TwinRequest, shape, bytes).SerializeToString())),
-       cut=st.integers(0, 400), flip=st.integers(0, 400))
+@given(
+    data=st.one_of(st.binary(max_size=400), requests.map(lambda shape: build(TwinRequest, shape, bytes).SerializeToString())),
+    cut=st.integers(0, 400),
+    flip=st.integers(0, 400),
+)
 def test_lenient_protobuf_never_crashes_and_refuses_only_what_is_not_protobuf(data, cut, flip):
-    mangled = bytearray(data[:len(data) - cut % (len(data) + 1)])
+    mangled = bytearray(data[: len(data) - cut % (len(data) + 1)])
     if mangled:
         mangled[flip % len(mangled)] ^= 0x80
     mangled = bytes(mangled)
@@ -149,11 +156,14 @@ def test_one_bad_span_of_a_thousand_is_repaired_and_every_other_one_kept_unchang
     assert (batch, repaired) == (request, 1)
 
 
-@pytest.mark.parametrize("bad, repaired", [
-    (b"\xff\xfe", "\ufffd\ufffd"),  # bytes that are not UTF-8
-    (b"\\ud800x", "\ufffdx"),  # an escaped lone surrogate
-    (b"\\udfff\\ud800", "\ufffd\ufffd"),  # two lone ones, in the wrong order for a pair
-])
+@pytest.mark.parametrize(
+    "bad, repaired",
+    [
+        (b"\xff\xfe", "\ufffd\ufffd"),  # bytes that are not UTF-8
+        (b"\\ud800x", "\ufffdx"),  # an escaped lone surrogate
+        (b"\\udfff\\ud800", "\ufffd\ufffd"),  # two lone ones, in the wrong order for a pair
+    ],
+)
 def test_json_with_invalid_utf8_or_lone_surrogates_is_repaired(bad, repaired):
     request = make_trace_request(spans=100)
     request.resource_spans[3].scope_spans[0].spans[0].name = "PLACEHOLDER"
@@ -186,10 +196,13 @@ def test_metric_points_are_the_items_counted():
     assert (batch.resource_metrics[0].scope_metrics[0].metrics[0].name, repaired) == (repaired_text(BAD), 2)
 
 
-@pytest.mark.parametrize("kind, payload, body", [
-    (Encoding.TEXT, b"disk " + BAD, "disk " + repaired_text(BAD)),
-    (Encoding.JSON, b'{"msg": "' + BAD + b'", "unit": "\\udc00C"}', {"msg": repaired_text(BAD), "unit": "\ufffdC"}),
-])
+@pytest.mark.parametrize(
+    "kind, payload, body",
+    [
+        (Encoding.TEXT, b"disk " + BAD, "disk " + repaired_text(BAD)),
+        (Encoding.JSON, b'{"msg": "' + BAD + b'", "unit": "\\udc00C"}', {"msg": repaired_text(BAD), "unit": "\ufffdC"}),
+    ],
+)
 def test_record_encodings_repair_and_count(kind, payload, body):
     builder = BatchBuilder(Signal.LOGS, kind)
     builder.add(b"fine" if kind is Encoding.TEXT else b'{"msg": "fine"}')
@@ -213,11 +226,15 @@ def test_whole_batch_encodings_repair_and_count():
 
 # --- the otlp receiver -------------------------------------------------------
 
+
 def receiver_pipeline() -> dict:
     return {
         "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0"}, "http": {"endpoint": "127.0.0.1:0"}}}},
         "exporters": {"capture": {}},
-        "service": {"pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["capture"]}}, "telemetry": {"metrics": {"readers": []}}},
+        "service": {
+            "pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["capture"]}},
+            "telemetry": {"metrics": {"readers": []}},
+        },
     }
 
 
@@ -234,11 +251,16 @@ async def test_a_request_with_one_invalid_utf8_value_is_accepted_over_grpc_and_h
     wire, expected = request_with_one_bad_value()
     async with running_service(receiver_pipeline()) as service:
         async with grpc.aio.insecure_channel(receiver_address(service, "grpc")) as channel:
-            export = channel.unary_unary(TRACE_EXPORT, request_serializer=None, response_deserializer=ExportTraceServiceResponse.FromString)
+            export = channel.unary_unary(
+                TRACE_EXPORT, request_serializer=None, response_deserializer=ExportTraceServiceResponse.FromString
+            )
             response = await export(wire, timeout=10)
         async with aiohttp.ClientSession() as session:
-            async with session.post(f"http://{receiver_address(service, 'http')}/v1/traces", data=wire,
-                                    headers={"Content-Type": "application/x-protobuf"}) as answer:
+            async with session.post(
+                f"http://{receiver_address(service, 'http')}/v1/traces",
+                data=wire,
+                headers={"Content-Type": "application/x-protobuf"},
+            ) as answer:
                 assert answer.status == 200
                 http_response = ExportTraceServiceResponse.FromString(await answer.read())
         assert response.partial_success.rejected_spans == http_response.partial_success.rejected_spans == 0
@@ -254,8 +276,9 @@ async def test_otlp_json_with_a_lone_surrogate_is_accepted_and_counted():
     body = to_json(request).replace(b"PLACEHOLDER", b"pay\\ud800")
     async with running_service(receiver_pipeline()) as service:
         async with aiohttp.ClientSession() as session:
-            async with session.post(f"http://{receiver_address(service, 'http')}/v1/traces", data=body,
-                                    headers={"Content-Type": "application/json"}) as answer:
+            async with session.post(
+                f"http://{receiver_address(service, 'http')}/v1/traces", data=body, headers={"Content-Type": "application/json"}
+            ) as answer:
                 assert answer.status == 200
         [batch] = capture(service).batches
         assert batch.resource_spans[0].scope_spans[0].spans[0].name == "pay\ufffd"

@@ -29,35 +29,59 @@ OTLP = {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:4317"}}}}
 
 
 def test_a_reference_the_pipeline_signal_lacks_is_found_by_validate(tmp_path, capsys):
-    document = {"receivers": OTLP, "processors": {"anomaly/latency": {"key": ["resource.service.name", "log.severity_text"]}},
-                "exporters": {"debug": {}}, "service": traces_pipeline(["anomaly/latency"])}
-    assert validate(tmp_path, document, capsys) == (1, ['processors::anomaly/latency::key::1: "log.severity_text" does not exist in traces'])
+    document = {
+        "receivers": OTLP,
+        "processors": {"anomaly/latency": {"key": ["resource.service.name", "log.severity_text"]}},
+        "exporters": {"debug": {}},
+        "service": traces_pipeline(["anomaly/latency"]),
+    }
+    assert validate(tmp_path, document, capsys) == (
+        1,
+        ['processors::anomaly/latency::key::1: "log.severity_text" does not exist in traces'],
+    )
 
 
 def test_a_connector_is_checked_against_the_signal_it_takes_in(tmp_path, capsys):
-    document = {"receivers": OTLP, "exporters": {"debug": {}}, "connectors": {"anomaly_metrics": {"dimensions": ["span.name"]}},
-                "service": {"pipelines": {
-                    "logs": {"receivers": ["otlp"], "exporters": ["anomaly_metrics"]},
-                    "traces": {"receivers": ["otlp"], "exporters": ["anomaly_metrics"]},
-                    "metrics": {"receivers": ["anomaly_metrics"], "exporters": ["debug"]}}}}
+    document = {
+        "receivers": OTLP,
+        "exporters": {"debug": {}},
+        "connectors": {"anomaly_metrics": {"dimensions": ["span.name"]}},
+        "service": {
+            "pipelines": {
+                "logs": {"receivers": ["otlp"], "exporters": ["anomaly_metrics"]},
+                "traces": {"receivers": ["otlp"], "exporters": ["anomaly_metrics"]},
+                "metrics": {"receivers": ["anomaly_metrics"], "exporters": ["debug"]},
+            }
+        },
+    }
     code, problems = validate(tmp_path, document, capsys)
     assert (code, problems) == (1, ['connectors::anomaly_metrics::dimensions::0: "span.name" does not exist in logs'])
 
 
 def test_an_unset_variable_in_an_endpoint_is_a_pathed_error_that_names_it(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("OTELML_TEST_GRPC_ENDPOINT", raising=False)
-    document = {"receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "${env:OTELML_TEST_GRPC_ENDPOINT}"}}}},
-                "exporters": {"debug": {}}, "service": traces_pipeline()}
-    assert validate(tmp_path, document, capsys) == (1, [
-        "receivers::otlp::protocols::grpc::endpoint: invalid endpoint '': expected host:port "
-        "(${env:OTELML_TEST_GRPC_ENDPOINT} is not set and has no default)"])
+    document = {
+        "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "${env:OTELML_TEST_GRPC_ENDPOINT}"}}}},
+        "exporters": {"debug": {}},
+        "service": traces_pipeline(),
+    }
+    assert validate(tmp_path, document, capsys) == (
+        1,
+        [
+            "receivers::otlp::protocols::grpc::endpoint: invalid endpoint '': expected host:port "
+            "(${env:OTELML_TEST_GRPC_ENDPOINT} is not set and has no default)"
+        ],
+    )
 
 
 def test_every_problem_comes_in_one_pass_without_follow_on_noise(tmp_path, capsys):
     document = {
         "receivers": OTLP,
         "processors": {"batch": {"timeout": "-5s", "bogus": 1}, "memory_limiter": {"check_interval": "1s", "limit_mib": "lots"}},
-        "exporters": {"debug": {}, "otlp": {"endpoint": "localhost:4317", "bogus": 2, "sending_queue": {"storage": "file_storage/missing"}}},
+        "exporters": {
+            "debug": {},
+            "otlp": {"endpoint": "localhost:4317", "bogus": 2, "sending_queue": {"storage": "file_storage/missing"}},
+        },
         "service": traces_pipeline(["memory_limiter", "batch"], ["otlp", "debug"]),
     }
     code, problems = validate(tmp_path, document, capsys)
@@ -74,7 +98,12 @@ def test_every_problem_comes_in_one_pass_without_follow_on_noise(tmp_path, capsy
 
 
 def test_an_unknown_component_type_is_reported_once(tmp_path, capsys):
-    document = {"receivers": OTLP, "processors": {"nosuch": {}}, "exporters": {"debug": {}}, "service": traces_pipeline(["nosuch"])}
+    document = {
+        "receivers": OTLP,
+        "processors": {"nosuch": {}},
+        "exporters": {"debug": {}},
+        "service": traces_pipeline(["nosuch"]),
+    }
     code, problems = validate(tmp_path, document, capsys)
     assert code == 1 and len(problems) == 1 and problems[0].startswith('processors::nosuch: unknown processor type "nosuch"')
 
@@ -104,18 +133,25 @@ def test_check_reports_pydantic_and_cross_field_problems_together():
 
 # --- start failures ------------------------------------------------------------------
 
+
 def start_with_taken_port(tmp_path, which: str) -> tuple[subprocess.CompletedProcess, int]:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         endpoints = {name: f"127.0.0.1:{port if name == which else free_port()}" for name in ("grpc", "http", "metrics")}
-        document = {"receivers": {"otlp": {"protocols": {"grpc": {"endpoint": endpoints["grpc"]}, "http": {"endpoint": endpoints["http"]}}}},
-                    "exporters": {"debug": {}},
-                    "service": {**traces_pipeline(), "telemetry": {"metrics": {"address": endpoints["metrics"]}}}}
+        document = {
+            "receivers": {
+                "otlp": {"protocols": {"grpc": {"endpoint": endpoints["grpc"]}, "http": {"endpoint": endpoints["http"]}}}
+            },
+            "exporters": {"debug": {}},
+            "service": {**traces_pipeline(), "telemetry": {"metrics": {"address": endpoints["metrics"]}}},
+        }
         path = tmp_path / f"{which}.yaml"
         path.write_text(yaml.safe_dump(document))
-        return subprocess.run([sys.executable, "-m", "otelml", "--config", str(path)], capture_output=True, text=True, timeout=60), port
+        return subprocess.run(
+            [sys.executable, "-m", "otelml", "--config", str(path)], capture_output=True, text=True, timeout=60
+        ), port
 
 
 @pytest.mark.integration
@@ -127,31 +163,62 @@ def test_a_taken_port_gives_one_line_naming_the_component_and_address_and_exit_1
     assert "Traceback" not in output and "Exception" not in output
     errors = [line for line in output.splitlines() if " ERROR " in line or line[:1] in "EW" and ".cc:" in line]
     assert len(errors) == 1, output
-    assert errors[0].endswith(f"{component}: cannot {'serve internal metrics' if which == 'metrics' else 'start'}: "
-                              f"cannot listen on 127.0.0.1:{port}: address already in use")
+    assert errors[0].endswith(
+        f"{component}: cannot {'serve internal metrics' if which == 'metrics' else 'start'}: "
+        f"cannot listen on 127.0.0.1:{port}: address already in use"
+    )
 
 
 # --- settings of the collector's components that otelml does not take ---------------
 
-@pytest.mark.parametrize("component, settings, expected", [
-    ("receivers::kafka", {"protocol_version": "2.0.0"}, "protocol_version: the client negotiates the protocol version with the brokers: remove it"),
-    ("receivers::kafka", {"topic": "spans"}, "topic: the single-topic form is gone: list the topics per signal (traces::topics"),
-    ("receivers::kafka", {"encoding": "otlp_json"}, "encoding: set the encoding per signal (traces::encoding"),
-    ("receivers::kafka", {"auth": {"tls": {"insecure": True}}}, "auth::tls: configure TLS at the top level of the component (tls:)"),
-    ("receivers::kafka", {"max_partition_fetch_size": 1}, "max_partition_fetch_size: it is named default_fetch_size here"),
-    ("exporters::file", {"path": "x", "rotation": {"max_days": 3}}, "rotation::max_days: files rotate by size only"),
-    ("exporters::file", {"path": "x", "rotation": {"localtime": True}}, "rotation::localtime: rotated files are named with the UTC time"),
-    ("receivers::otlp", {"protocols": {"http": {"cors": {}}}}, "protocols::http::cors: CORS is not supported"),
-    ("processors::memory_limiter", {"check_interval": "1s", "limit_mib": 9, "ballast_size_mib": 3}, "ballast_size_mib: no memory ballast"),
-])
+
+@pytest.mark.parametrize(
+    "component, settings, expected",
+    [
+        (
+            "receivers::kafka",
+            {"protocol_version": "2.0.0"},
+            "protocol_version: the client negotiates the protocol version with the brokers: remove it",
+        ),
+        (
+            "receivers::kafka",
+            {"topic": "spans"},
+            "topic: the single-topic form is gone: list the topics per signal (traces::topics",
+        ),
+        ("receivers::kafka", {"encoding": "otlp_json"}, "encoding: set the encoding per signal (traces::encoding"),
+        (
+            "receivers::kafka",
+            {"auth": {"tls": {"insecure": True}}},
+            "auth::tls: configure TLS at the top level of the component (tls:)",
+        ),
+        ("receivers::kafka", {"max_partition_fetch_size": 1}, "max_partition_fetch_size: it is named default_fetch_size here"),
+        ("exporters::file", {"path": "x", "rotation": {"max_days": 3}}, "rotation::max_days: files rotate by size only"),
+        (
+            "exporters::file",
+            {"path": "x", "rotation": {"localtime": True}},
+            "rotation::localtime: rotated files are named with the UTC time",
+        ),
+        ("receivers::otlp", {"protocols": {"http": {"cors": {}}}}, "protocols::http::cors: CORS is not supported"),
+        (
+            "processors::memory_limiter",
+            {"check_interval": "1s", "limit_mib": 9, "ballast_size_mib": 3},
+            "ballast_size_mib: no memory ballast",
+        ),
+    ],
+)
 def test_a_collector_setting_otelml_does_not_take_says_what_to_do_instead(tmp_path, capsys, component, settings, expected):
     kind, name = component.split("::")
-    pipeline = {"receivers": [name if kind == "receivers" else "otlp"], "processors": [name] if kind == "processors" else [],
-                "exporters": [name if kind == "exporters" else "debug"]}
-    document = {"receivers": {**OTLP, **({name: settings} if kind == "receivers" else {})},
-                "processors": {name: settings} if kind == "processors" else {},
-                "exporters": {"debug": {}, **({name: settings} if kind == "exporters" else {})},
-                "service": {"pipelines": {"traces": pipeline}}}
+    pipeline = {
+        "receivers": [name if kind == "receivers" else "otlp"],
+        "processors": [name] if kind == "processors" else [],
+        "exporters": [name if kind == "exporters" else "debug"],
+    }
+    document = {
+        "receivers": {**OTLP, **({name: settings} if kind == "receivers" else {})},
+        "processors": {name: settings} if kind == "processors" else {},
+        "exporters": {"debug": {}, **({name: settings} if kind == "exporters" else {})},
+        "service": {"pipelines": {"traces": pipeline}},
+    }
     code, problems = validate(tmp_path, document, capsys)
     assert code == 1 and len(problems) == 1
     assert problems[0].startswith(f"{component}::{expected}")
@@ -166,4 +233,7 @@ def test_unsupported_keys_are_inherited_and_other_unknown_keys_stay_unknown():
         unsupported_keys = {"topic": "use topics"}
 
     assert check(Receiver, {"protocol_version": 1, "topic": "a", "colour": "red"}).problems == [
-        "protocol_version: negotiated: remove it", "topic: use topics", "colour: unknown key"]
+        "protocol_version: negotiated: remove it",
+        "topic: use topics",
+        "colour: unknown key",
+    ]

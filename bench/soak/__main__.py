@@ -35,25 +35,49 @@ from tests.reliability.faults import Client, Destination, rss_bytes
 MIB = 1 << 20
 SPANS = 100
 BASE_RATE = 30  # requests per second, alternating gRPC and HTTP
-COUNTERS = ("otelcol_receiver_accepted_spans_total", "otelcol_exporter_sent_spans_total",
-            "otelcol_processor_refused_spans_total", "otelcol_exporter_enqueue_failed_spans_total")
+COUNTERS = (
+    "otelcol_receiver_accepted_spans_total",
+    "otelcol_exporter_sent_spans_total",
+    "otelcol_processor_refused_spans_total",
+    "otelcol_exporter_enqueue_failed_spans_total",
+)
 
 
 def soak_config(destination: Destination, limit_mib: int) -> dict:
     return {
-        "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "${env:GRPC}"},
-                                             "http": {"endpoint": "${env:HTTP}", "max_concurrent_requests": 64}}}},
-        "processors": {"memory_limiter": {"check_interval": "200ms", "limit_mib": limit_mib,
-                                          "min_gc_interval_when_soft_limited": "2s"}},
-        "exporters": {"otlp": {"endpoint": destination.endpoint, "tls": {"insecure": True}, "timeout": "2s",
-                               "retry_on_failure": {"initial_interval": "200ms", "max_interval": "2s", "max_elapsed_time": "0s"},
-                               "sending_queue": {"storage": "file_storage", "num_consumers": 4, "queue_size": 20_000}}},
-        "extensions": {"file_storage": {"directory": "${env:OUT}/queue", "create_directory": True,
-                                        "compaction": {"on_start": True, "on_rebound": True}}},
-        "service": {"extensions": ["file_storage"],
-                    "pipelines": {"traces": {"receivers": ["otlp"], "processors": ["memory_limiter"], "exporters": ["otlp"]}},
-                    "telemetry": {"metrics": {"address": "${env:METRICS}"}},
-                    "shutdown_timeout": "10s"},
+        "receivers": {
+            "otlp": {
+                "protocols": {
+                    "grpc": {"endpoint": "${env:GRPC}"},
+                    "http": {"endpoint": "${env:HTTP}", "max_concurrent_requests": 64},
+                }
+            }
+        },
+        "processors": {
+            "memory_limiter": {"check_interval": "200ms", "limit_mib": limit_mib, "min_gc_interval_when_soft_limited": "2s"}
+        },
+        "exporters": {
+            "otlp": {
+                "endpoint": destination.endpoint,
+                "tls": {"insecure": True},
+                "timeout": "2s",
+                "retry_on_failure": {"initial_interval": "200ms", "max_interval": "2s", "max_elapsed_time": "0s"},
+                "sending_queue": {"storage": "file_storage", "num_consumers": 4, "queue_size": 20_000},
+            }
+        },
+        "extensions": {
+            "file_storage": {
+                "directory": "${env:OUT}/queue",
+                "create_directory": True,
+                "compaction": {"on_start": True, "on_rebound": True},
+            }
+        },
+        "service": {
+            "extensions": ["file_storage"],
+            "pipelines": {"traces": {"receivers": ["otlp"], "processors": ["memory_limiter"], "exporters": ["otlp"]}},
+            "telemetry": {"metrics": {"address": "${env:METRICS}"}},
+            "shutdown_timeout": "10s",
+        },
     }
 
 

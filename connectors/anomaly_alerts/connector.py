@@ -117,16 +117,29 @@ class AnomalyAlertsConnector(Component):
                     source = _source(resource, record, traces) if opens or flagged else None
                     key = _key(source, incident_id)
                     alerts += self.incidents.anomaly(
-                        incident_id, self._group(resource.resource, key), opens=opens, flagged=flagged, time=when,
-                        arrived=arrived, severity=self._severity(ANOMALY, source), source=source, member=key)
+                        incident_id,
+                        self._group(resource.resource, key),
+                        opens=opens,
+                        flagged=flagged,
+                        time=when,
+                        arrived=arrived,
+                        severity=self._severity(ANOMALY, source),
+                        source=source,
+                        member=key,
+                    )
                 elif self.config.predicted_incidents and _flag(marks, names.PREDICTED):
                     source = _source(resource, record, traces)
                     if not self._warns_in_time(source):
                         continue
                     key = _key(source, _resource_text(resource.resource))
                     alerts += self.incidents.predicted(
-                        self._group(resource.resource, key), time=when, arrived=arrived,
-                        severity=self._severity(PREDICTED, source), source=source, member=key)
+                        self._group(resource.resource, key),
+                        time=when,
+                        arrived=arrived,
+                        severity=self._severity(PREDICTED, source),
+                        source=source,
+                        member=key,
+                    )
         return alerts
 
     def _group(self, resource: Resource, key: str) -> str:
@@ -166,10 +179,16 @@ class AnomalyAlertsConnector(Component):
         record.event_name = names.ALERT_EVENT
         record.trace_id = latest.trace_id
         record.span_id = latest.span_id
-        record.body.string_value = alert_text(incident.name, Details.of(details), alert.duration, alert.resolved,
-                                              alert.came_true, others=len(incident.members) - 1)
-        details.update({names.ALERT_NAME: incident.name, names.ALERT_STATUS: "resolved" if alert.resolved else "firing",
-                        names.INCIDENT_DURATION: alert.duration})
+        record.body.string_value = alert_text(
+            incident.name, Details.of(details), alert.duration, alert.resolved, alert.came_true, others=len(incident.members) - 1
+        )
+        details.update(
+            {
+                names.ALERT_NAME: incident.name,
+                names.ALERT_STATUS: "resolved" if alert.resolved else "firing",
+                names.INCIDENT_DURATION: alert.duration,
+            }
+        )
         if self.config.group_by is not None:
             details[names.ALERT_KEYS] = list(incident.members)
         if latest.span_name:
@@ -188,7 +207,9 @@ class AnomalyAlertsConnector(Component):
             except Exception as error:
                 waiting.MergeFrom(self._waiting)  # newer alerts made meanwhile go after the older ones
                 self._waiting = waiting
-                self.logger.warning("the alerts pipeline refused %d alerts, trying again in a moment: %s", count_items(waiting), error)
+                self.logger.warning(
+                    "the alerts pipeline refused %d alerts, trying again in a moment: %s", count_items(waiting), error
+                )
                 if count_items(waiting) > MAX_WAITING:
                     self._drop(waiting, "alerts_waiting_full")
                     self._waiting = ExportLogsServiceRequest()
@@ -206,8 +227,14 @@ def _flag(marks: dict, name: str) -> bool:
 def _source(resource, record, traces: bool) -> Source:
     own_resource = Resource()
     own_resource.CopyFrom(resource.resource)  # the batch is not ours to keep
-    return Source(own_resource, resource.schema_url, record.trace_id, record.span_id, record.name if traces else "",
-                  {kv.key: any_value_to_python(kv.value) for kv in record.attributes if kv.key.startswith(names.PREFIX)})
+    return Source(
+        own_resource,
+        resource.schema_url,
+        record.trace_id,
+        record.span_id,
+        record.name if traces else "",
+        {kv.key: any_value_to_python(kv.value) for kv in record.attributes if kv.key.startswith(names.PREFIX)},
+    )
 
 
 def _key(source: Source | None, fallback: str) -> str:

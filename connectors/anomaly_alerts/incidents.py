@@ -116,8 +116,19 @@ class Incidents:
     def __len__(self) -> int:
         return len(self._open)
 
-    def anomaly(self, incident_id: str, key: str, *, opens: bool, flagged: bool, time: int, arrived: float,
-                severity: str, source: Any, member: str = "") -> list[Alert]:
+    def anomaly(
+        self,
+        incident_id: str,
+        key: str,
+        *,
+        opens: bool,
+        flagged: bool,
+        time: int,
+        arrived: float,
+        severity: str,
+        source: Any,
+        member: str = "",
+    ) -> list[Alert]:
         """A record of the processor's incident ``incident_id`` of ``member`` (a key) in group ``key``.
 
         An alert opens on the record that opens the incident, or on a flagged
@@ -142,8 +153,7 @@ class Incidents:
             self._by_id[incident_id] = incident
         return alerts + self._observe(incident, flagged, time, arrived, source)
 
-    def predicted(self, key: str, *, time: int, arrived: float, severity: str, source: Any,
-                  member: str = "") -> list[Alert]:
+    def predicted(self, key: str, *, time: int, arrived: float, severity: str, source: Any, member: str = "") -> list[Alert]:
         """A record predicting an incident of ``member`` in group ``key``; ignored while the group has an anomaly incident open."""
         if (ANOMALY, key) in self._open:
             return []
@@ -161,8 +171,9 @@ class Incidents:
         return [self._resolve(incident, incident.last_flagged) for incident in silent]
 
     def _start(self, name: str, key: str, severity: str, source: Any, time: int, arrived: float) -> Incident:
-        incident = Incident(name, key, severity, source, source, started=time, last_flagged=time, last_seen=time,
-                            last_alert=time, arrived=arrived)
+        incident = Incident(
+            name, key, severity, source, source, started=time, last_flagged=time, last_seen=time, last_alert=time, arrived=arrived
+        )
         self._open[(name, key)] = incident
         return incident
 

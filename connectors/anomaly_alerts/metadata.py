@@ -2,7 +2,12 @@
 
 from otelml.telemetry import Metric
 
-ALERTS = Metric("otelml_anomaly_alerts", "counter", "{log_records}", ("connector", "kind", "event"),
-                "Alert log records made, by kind (anomaly, predicted_incident) and event (open, update, resolve).")
+ALERTS = Metric(
+    "otelml_anomaly_alerts",
+    "counter",
+    "{log_records}",
+    ("connector", "kind", "event"),
+    "Alert log records made, by kind (anomaly, predicted_incident) and event (open, update, resolve).",
+)
 
 METRICS = (ALERTS,)

@@ -48,13 +48,19 @@ class Details:
         listed = values.get(names.MODELS)
         models = [m.strip() for m in listed.split(",") if m.strip()] if isinstance(listed, str) else listed
         return cls(
-            key=_text(values.get(names.KEY)), target=_text(values.get(names.TARGET)),
+            key=_text(values.get(names.KEY)),
+            target=_text(values.get(names.TARGET)),
             unit=_text(values.get(names.UNIT)) or "",
-            actual=_number(values.get(names.ACTUAL)), expected=_number(values.get(names.EXPECTED)),
-            low=_number(values.get(names.RANGE_LOW)), high=_number(values.get(names.RANGE_HIGH)),
-            score=_number(values.get(names.SCORE)), models=tuple(str(m) for m in models) if isinstance(models, (list, tuple)) else (),
-            forecast=_number(values.get(names.FORECAST)), target_forecast=_number(values.get(names.TARGET_FORECAST)),
-            limit=_number(values.get(names.LIMIT)), crossing_seconds=_number(values.get(names.CROSSING_SECONDS)),
+            actual=_number(values.get(names.ACTUAL)),
+            expected=_number(values.get(names.EXPECTED)),
+            low=_number(values.get(names.RANGE_LOW)),
+            high=_number(values.get(names.RANGE_HIGH)),
+            score=_number(values.get(names.SCORE)),
+            models=tuple(str(m) for m in models) if isinstance(models, (list, tuple)) else (),
+            forecast=_number(values.get(names.FORECAST)),
+            target_forecast=_number(values.get(names.TARGET_FORECAST)),
+            limit=_number(values.get(names.LIMIT)),
+            crossing_seconds=_number(values.get(names.CROSSING_SECONDS)),
         )
 
 
@@ -76,8 +82,9 @@ def severity(name: str, details: Details, critical_score: float) -> str:
     return "warning" if details.limit is not None else "info"
 
 
-def alert_text(name: str, details: Details, duration: float, resolved: bool = False, came_true: bool = False,
-               others: int = 0) -> str:
+def alert_text(
+    name: str, details: Details, duration: float, resolved: bool = False, came_true: bool = False, others: int = 0
+) -> str:
     """The alert's one line: what, where, how far from usual, how sure, and for how long.
 
     ``duration`` is the seconds since the incident's first record (how long it
@@ -104,8 +111,13 @@ def alert_text(name: str, details: Details, duration: float, resolved: bool = Fa
         head = " ".join(part for part in (_forecast(details), _context(details)) if part)
     else:
         head = _measure(details)
-    lifetime = (f"lasted {human_duration(duration)}" if resolved
-                else "just opened" if duration <= 0 else f"going on for {human_duration(duration)}")
+    lifetime = (
+        f"lasted {human_duration(duration)}"
+        if resolved
+        else "just opened"
+        if duration <= 0
+        else f"going on for {human_duration(duration)}"
+    )
     body = "; ".join(part for part in (head, _score(details), lifetime) if part)
     return f"{'came true: ' if came_true else 'resolved: ' if resolved else ''}{where}: {body}"
 
@@ -115,8 +127,11 @@ def _facts(details: Details) -> tuple[str | None, str | None, str | None]:
     unit = details.unit
     actual = quantity(details.actual, unit) if details.actual is not None else None
     expected = f"expected {quantity(details.expected, unit)}" if details.expected is not None else None
-    usual = (f"usual {_figure(details.low)} to {quantity(details.high, unit)}"
-             if details.low is not None and details.high is not None else None)
+    usual = (
+        f"usual {_figure(details.low)} to {quantity(details.high, unit)}"
+        if details.low is not None and details.high is not None
+        else None
+    )
     return actual, expected, usual
 
 
@@ -140,8 +155,7 @@ def _forecast(details: Details) -> str | None:
     """``attributes.temperature reaches 80 °C in about 12 min``, or the score's own trend."""
     target = details.target or "the value"
     if details.limit is not None:
-        falling = (details.target_forecast is not None and details.actual is not None
-                   and details.target_forecast < details.actual)
+        falling = details.target_forecast is not None and details.actual is not None and details.target_forecast < details.actual
         verb = "falls to" if falling else "reaches"
         when = f" in about {human_duration(details.crossing_seconds)}" if details.crossing_seconds is not None else ""
         return f"{target} {verb} {quantity(details.limit, details.unit)}{when}"

@@ -18,7 +18,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
 from otelml import conventions
 
-ANOMALY, INCIDENT, PREDICTED = 1, 2, 4   # flags of a record, kept with its exemplar
+ANOMALY, INCIDENT, PREDICTED = 1, 2, 4  # flags of a record, kept with its exemplar
 
 
 @dataclasses.dataclass
@@ -33,11 +33,25 @@ class Exemplar:
 class KeyAggregate:
     """What one key has seen since it was created (cumulative) or last exported (delta)."""
 
-    __slots__ = ("resource", "attributes", "bucket_counts", "count", "total", "anomalies", "incidents",
-                 "predicted", "forecast", "exemplars", "start_ns", "last_seen", "touched")
+    __slots__ = (
+        "resource",
+        "attributes",
+        "bucket_counts",
+        "count",
+        "total",
+        "anomalies",
+        "incidents",
+        "predicted",
+        "forecast",
+        "exemplars",
+        "start_ns",
+        "last_seen",
+        "touched",
+    )
 
-    def __init__(self, resource: bytes, attributes: list[tuple[str, str]], buckets: int, max_exemplars: int,
-                 start_ns: int, now: float):
+    def __init__(
+        self, resource: bytes, attributes: list[tuple[str, str]], buckets: int, max_exemplars: int, start_ns: int, now: float
+    ):
         self.resource = resource
         self.attributes = attributes
         self.bucket_counts = [0] * (buckets + 1)
@@ -91,14 +105,21 @@ class Aggregator:
         self.max_keys = max_keys
         self.max_exemplars = max_exemplars
         self.delta = delta
-        self.names = {suffix: f"{namespace}.{suffix}" if namespace else suffix for suffix in (
-            conventions.RECORDS_SCORE, conventions.RECORDS_ANOMALIES, conventions.RECORDS_INCIDENTS,
-            conventions.RECORDS_PREDICTED, conventions.RECORDS_FORECAST)}
+        self.names = {
+            suffix: f"{namespace}.{suffix}" if namespace else suffix
+            for suffix in (
+                conventions.RECORDS_SCORE,
+                conventions.RECORDS_ANOMALIES,
+                conventions.RECORDS_INCIDENTS,
+                conventions.RECORDS_PREDICTED,
+                conventions.RECORDS_FORECAST,
+            )
+        }
         self.resources: dict[bytes, object] = {}
         self.keys: dict[tuple, KeyAggregate] = {}
-        self.tracked = 0          # keys other than the overflow ones
-        self.overflowed = 0       # records that went to an overflow key
-        self.start_ns = 0         # creation time of new keys, set by the caller before each batch
+        self.tracked = 0  # keys other than the overflow ones
+        self.overflowed = 0  # records that went to an overflow key
+        self.start_ns = 0  # creation time of new keys, set by the caller before each batch
 
     def key(self, resource: bytes, parts: tuple | None, attributes, now: float) -> KeyAggregate:
         """The aggregate of ``parts`` in ``resource``; ``attributes()`` names it when it is new."""
@@ -113,14 +134,24 @@ class Aggregator:
                 make = attributes
             if aggregate is None:
                 aggregate = self.keys[(resource, parts)] = KeyAggregate(
-                    resource, make(), len(self.bounds), self.max_exemplars, self.start_ns, now)
+                    resource, make(), len(self.bounds), self.max_exemplars, self.start_ns, now
+                )
         aggregate.last_seen = now
         aggregate.touched = True
         return aggregate
 
-    def observe(self, aggregate: KeyAggregate, score: float | None = None, anomaly: bool = False,
-                incident: bool = False, predicted: bool = False, forecast: float | None = None,
-                time_ns: int = 0, trace_id: bytes = b"", span_id: bytes = b"") -> None:
+    def observe(
+        self,
+        aggregate: KeyAggregate,
+        score: float | None = None,
+        anomaly: bool = False,
+        incident: bool = False,
+        predicted: bool = False,
+        forecast: float | None = None,
+        time_ns: int = 0,
+        trace_id: bytes = b"",
+        span_id: bytes = b"",
+    ) -> None:
         """Count one scored record (or one point of a scored metric) in ``aggregate``."""
         if score is not None:
             aggregate.bucket_counts[bisect.bisect_left(self.bounds, score)] += 1
@@ -164,31 +195,50 @@ class Aggregator:
         return request
 
     def _metrics(self, metrics, aggregates: list[KeyAggregate], now_ns: int) -> None:
-        temporality = (AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA if self.delta
-                       else AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE)
-        score = metrics.add(name=self.names[conventions.RECORDS_SCORE], unit="1",
-                            description="Scores of the key's records (otelml.score).")
+        temporality = (
+            AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
+            if self.delta
+            else AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+        )
+        score = metrics.add(
+            name=self.names[conventions.RECORDS_SCORE], unit="1", description="Scores of the key's records (otelml.score)."
+        )
         score.histogram.aggregation_temporality = temporality
         for aggregate in aggregates:
             point = score.histogram.data_points.add(
-                start_time_unix_nano=aggregate.start_ns, time_unix_nano=now_ns, count=aggregate.count,
-                sum=aggregate.total, explicit_bounds=self.bounds, bucket_counts=aggregate.bucket_counts)
+                start_time_unix_nano=aggregate.start_ns,
+                time_unix_nano=now_ns,
+                count=aggregate.count,
+                sum=aggregate.total,
+                explicit_bounds=self.bounds,
+                bucket_counts=aggregate.bucket_counts,
+            )
             _fill(point, aggregate, 0)
         for suffix, field, flag, text in (
-                (conventions.RECORDS_ANOMALIES, "anomalies", ANOMALY, "Records flagged as anomalies (otelml.anomaly)."),
-                (conventions.RECORDS_INCIDENTS, "incidents", INCIDENT, "Incidents opened (otelml.incident.open)."),
-                (conventions.RECORDS_PREDICTED, "predicted", PREDICTED, "Records predicting an incident (otelml.incident.predicted).")):
+            (conventions.RECORDS_ANOMALIES, "anomalies", ANOMALY, "Records flagged as anomalies (otelml.anomaly)."),
+            (conventions.RECORDS_INCIDENTS, "incidents", INCIDENT, "Incidents opened (otelml.incident.open)."),
+            (
+                conventions.RECORDS_PREDICTED,
+                "predicted",
+                PREDICTED,
+                "Records predicting an incident (otelml.incident.predicted).",
+            ),
+        ):
             counter = metrics.add(name=self.names[suffix], unit="{record}", description=text)
             counter.sum.aggregation_temporality = temporality
             counter.sum.is_monotonic = True
             for aggregate in aggregates:
-                point = counter.sum.data_points.add(start_time_unix_nano=aggregate.start_ns, time_unix_nano=now_ns,
-                                                    as_int=getattr(aggregate, field))
+                point = counter.sum.data_points.add(
+                    start_time_unix_nano=aggregate.start_ns, time_unix_nano=now_ns, as_int=getattr(aggregate, field)
+                )
                 _fill(point, aggregate, flag)
         forecasts = [aggregate for aggregate in aggregates if aggregate.forecast is not None]
         if forecasts:
-            gauge = metrics.add(name=self.names[conventions.RECORDS_FORECAST], unit="",
-                                description="The latest forecast of the key's score (otelml.forecast).")
+            gauge = metrics.add(
+                name=self.names[conventions.RECORDS_FORECAST],
+                unit="",
+                description="The latest forecast of the key's score (otelml.forecast).",
+            )
             for aggregate in forecasts:
                 _fill(gauge.gauge.data_points.add(time_unix_nano=now_ns, as_double=aggregate.forecast), aggregate, None)
 
@@ -203,5 +253,6 @@ def _fill(point, aggregate: KeyAggregate, flag: int | None) -> None:
         return
     for exemplar in aggregate.exemplars:
         if flag == 0 or exemplar.flags & flag:
-            point.exemplars.add(time_unix_nano=exemplar.time_ns, as_double=exemplar.score,
-                                trace_id=exemplar.trace_id, span_id=exemplar.span_id)
+            point.exemplars.add(
+                time_unix_nano=exemplar.time_ns, as_double=exemplar.score, trace_id=exemplar.trace_id, span_id=exemplar.span_id
+            )

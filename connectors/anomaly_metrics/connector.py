@@ -29,9 +29,13 @@ class AnomalyMetricsConnector(Component):
         self.logger = settings.logger
         self.metrics = consumers[Signal.METRICS]
         self.id = str(settings.id)
-        self.aggregator = Aggregator(config.histogram.explicit.buckets, config.max_keys,
-                                     config.exemplars.max_per_data_point if config.exemplars.enabled else 0,
-                                     config.aggregation_temporality == DELTA, config.namespace)
+        self.aggregator = Aggregator(
+            config.histogram.explicit.buckets,
+            config.max_keys,
+            config.exemplars.max_per_data_point if config.exemplars.enabled else 0,
+            config.aggregation_temporality == DELTA,
+            config.namespace,
+        )
         self.aggregator.start_ns = time.time_ns()
         self.readers: dict[Signal, ScoredReader] = {}
         self._overflow = settings.telemetry.metric(metadata.OVERFLOW_RECORDS).labels(self.id)

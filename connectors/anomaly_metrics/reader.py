@@ -15,8 +15,9 @@ from otelml.connectors.anomaly_metrics.aggregate import Aggregator
 from otelml.pdata import Batch, Signal, point_value, record_time, scopes
 from otelml.references import KeyReader, Reference, any_value_number, find_attributes
 
-SCORED = frozenset({conventions.SCORE, conventions.ANOMALY, conventions.FORECAST, conventions.PREDICTED,
-                    conventions.INCIDENT_OPEN})
+SCORED = frozenset(
+    {conventions.SCORE, conventions.ANOMALY, conventions.FORECAST, conventions.PREDICTED, conventions.INCIDENT_OPEN}
+)
 
 
 class ScoredReader:
@@ -60,10 +61,15 @@ class ScoredReader:
                     continue
                 aggregator.observe(
                     aggregator.key(resource_key, parts, lambda parts=parts: self._attributes(parts), now),
-                    score=_number(found, conventions.SCORE), anomaly=_flag(found, conventions.ANOMALY),
-                    incident=_flag(found, conventions.INCIDENT_OPEN), predicted=_flag(found, conventions.PREDICTED),
-                    forecast=_number(found, conventions.FORECAST), time_ns=record_time(record, self.signal),
-                    trace_id=record.trace_id, span_id=record.span_id)
+                    score=_number(found, conventions.SCORE),
+                    anomaly=_flag(found, conventions.ANOMALY),
+                    incident=_flag(found, conventions.INCIDENT_OPEN),
+                    predicted=_flag(found, conventions.PREDICTED),
+                    forecast=_number(found, conventions.FORECAST),
+                    time_ns=record_time(record, self.signal),
+                    trace_id=record.trace_id,
+                    span_id=record.span_id,
+                )
                 read += 1
         return read
 
@@ -82,7 +88,8 @@ class ScoredReader:
                     forecast=value if metric.name == conventions.FORECAST else None,
                     anomaly=metric.name == conventions.ANOMALY and value >= 0.5,
                     incident=metric.name == conventions.INCIDENT_OPEN and value >= 0.5,
-                    predicted=metric.name == conventions.PREDICTED and value >= 0.5)
+                    predicted=metric.name == conventions.PREDICTED and value >= 0.5,
+                )
                 read += 1
         return read
 

@@ -50,7 +50,9 @@ class AlertmanagerExporter(QueuedRetryExporter):
     async def start_exporting(self, host: Host) -> None:
         self._authenticator = client_authenticator(host, self.config.auth)
         https = self.config.endpoint.startswith("https://")
-        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.config.tls.ssl_context() if https else False))
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=self.config.tls.ssl_context() if https else False)
+        )
 
     async def stop_exporting(self) -> None:
         if self._session is not None:
@@ -64,8 +66,9 @@ class AlertmanagerExporter(QueuedRetryExporter):
         headers = self._headers if self._authenticator is None else {**self._headers, **self._authenticator.headers()}
         try:
             assert self._session is not None, "not started"
-            async with self._session.post(self.url, data=json.dumps(alerts), headers=headers,
-                                          server_hostname=self.config.tls.server_name_override) as response:
+            async with self._session.post(
+                self.url, data=json.dumps(alerts), headers=headers, server_hostname=self.config.tls.server_name_override
+            ) as response:
                 answer = (await response.read())[:300].decode(errors="replace")
         except aiohttp.ClientError as error:
             raise RetryableError(f"cannot reach {self.url}: {error}") from None
@@ -88,11 +91,17 @@ class AlertmanagerExporter(QueuedRetryExporter):
         return alerts
 
     def _alert(self, record, resource_found: dict) -> dict:
-        own = {kv.key: kv.value for kv in record.attributes
-               if kv.key in self._record_names or kv.key in (names.ALERT_NAME, names.ALERT_STATUS, names.INCIDENT_DURATION)
-               or kv.key == self.config.severity_attribute}
+        own = {
+            kv.key: kv.value
+            for kv in record.attributes
+            if kv.key in self._record_names
+            or kv.key in (names.ALERT_NAME, names.ALERT_STATUS, names.INCIDENT_DURATION)
+            or kv.key == self.config.severity_attribute
+        }
         labels = {
-            "alertname": any_value_text(own[names.ALERT_NAME]) if names.ALERT_NAME in own else record.event_name or DEFAULT_ALERT_NAME,
+            "alertname": any_value_text(own[names.ALERT_NAME])
+            if names.ALERT_NAME in own
+            else record.event_name or DEFAULT_ALERT_NAME,
             "severity": self._severity(record, own),
         }
         for label, reference in self._labels.items():

@@ -33,8 +33,11 @@ def send_alerts_to(config: Config, url: str) -> list[str]:
     Returns those pipelines' names (none when the config has no such pipeline).
     """
     exporter = ComponentID("alertmanager", "local")
-    pipelines = [p for p in config.pipelines.values()
-                 if any(r.type == "anomaly_alerts" and r in config.components[Kind.CONNECTOR] for r in p.receivers)]
+    pipelines = [
+        p
+        for p in config.pipelines.values()
+        if any(r.type == "anomaly_alerts" and r in config.components[Kind.CONNECTOR] for r in p.receivers)
+    ]
     if pipelines:
         config.components[Kind.EXPORTER][exporter] = AlertmanagerExporterConfig(endpoint=url)
     for pipeline in pipelines:
@@ -81,9 +84,16 @@ class LocalAlertmanager:
         config_path.write_text(yaml.safe_dump(self.config))
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
-                [binary, f"--config.file={config_path}", f"--storage.path={self.folder / 'data'}",
-                 f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address="],
-                stdout=log, stderr=subprocess.STDOUT)
+                [
+                    binary,
+                    f"--config.file={config_path}",
+                    f"--storage.path={self.folder / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--cluster.listen-address=",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

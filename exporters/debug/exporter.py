@@ -45,8 +45,10 @@ def _record_lines(batch: Batch, signal: Signal):
         for record in records:
             if signal is Signal.TRACES:
                 duration_ms = (record.end_time_unix_nano - record.start_time_unix_nano) / 1e6
-                yield (f"{service} {record.name} trace={record.trace_id.hex()} span={record.span_id.hex()} "
-                       f"{duration_ms:.1f}ms{_scores(record.attributes)}")
+                yield (
+                    f"{service} {record.name} trace={record.trace_id.hex()} span={record.span_id.hex()} "
+                    f"{duration_ms:.1f}ms{_scores(record.attributes)}"
+                )
             elif signal is Signal.LOGS:
                 yield f"{service} {record.severity_text or record.severity_number} {any_value_text(record.body)[:120]!r}{_scores(record.attributes)}"
             else:

@@ -28,8 +28,11 @@ class KafkaExporter(QueuedRetryExporter):
         self._producer: AIOKafkaProducer | None = None
         self._connecting = asyncio.Lock()
         # Per signal with partition_by: the reader of its key references.
-        self._key_readers = {signal: KeyReader([parse_key(text) for text in config.topic_of(signal).partition_by])
-                             for signal in Signal if config.topic_of(signal).partition_by}
+        self._key_readers = {
+            signal: KeyReader([parse_key(text) for text in config.topic_of(signal).partition_by])
+            for signal in Signal
+            if config.topic_of(signal).partition_by
+        }
 
     async def start_exporting(self, host: Host) -> None:
         # Built now so that bad TLS files fail the start; the brokers are
@@ -98,7 +101,8 @@ class KafkaExporter(QueuedRetryExporter):
             # Keyed by the hex trace ID, as the collector does.
             return {trace_id.hex().encode(): piece for trace_id, piece in split_by_trace_id(batch).items()}
         if (signal is Signal.LOGS and config.partition_logs_by_resource_attributes) or (
-                signal is Signal.METRICS and config.partition_metrics_by_resource_attributes):
+            signal is Signal.METRICS and config.partition_metrics_by_resource_attributes
+        ):
             return dict(group_resources(batch, lambda resource: resource_key(resource.resource)))
         return {None: batch}
 

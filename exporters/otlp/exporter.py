@@ -22,8 +22,12 @@ from otelml.otlp import GRPC_SERVICES, RESPONSE_TYPES, rejected_items
 from otelml.pdata import Batch, Signal
 
 RETRYABLE = {
-    grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED,
-    grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DATA_LOSS,
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.OUT_OF_RANGE,
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DATA_LOSS,
 }
 
 
@@ -65,8 +69,7 @@ class OTLPExporter(QueuedRetryExporter):
         if self._authenticator is not None:
             metadata += tuple(self._authenticator.headers().items())
         try:
-            response = await self._calls[signal](
-                batch, metadata=metadata, compression=self._compression, wait_for_ready=False)
+            response = await self._calls[signal](batch, metadata=metadata, compression=self._compression, wait_for_ready=False)
         except grpc.aio.AioRpcError as error:
             raise _classify(error) from None
         self.count_rejected(signal, *rejected_items(signal, response))

@@ -23,8 +23,12 @@ class OTLPHTTPExporterConfig(ExporterHelperConfig):
 
     def validate_config(self) -> list[str]:
         problems = super().validate_config()
-        urls = {"endpoint": self.endpoint, "traces_endpoint": self.traces_endpoint,
-                "logs_endpoint": self.logs_endpoint, "metrics_endpoint": self.metrics_endpoint}
+        urls = {
+            "endpoint": self.endpoint,
+            "traces_endpoint": self.traces_endpoint,
+            "logs_endpoint": self.logs_endpoint,
+            "metrics_endpoint": self.metrics_endpoint,
+        }
         if not any(urls.values()):
             problems.append("endpoint: must be set (or each of traces_endpoint, logs_endpoint, metrics_endpoint)")
         for name, url in urls.items():

@@ -60,16 +60,18 @@ class OTLPHTTPExporter(QueuedRetryExporter):
         try:
             headers = self._headers if self._authenticator is None else {**self._headers, **self._authenticator.headers()}
             assert self._session is not None, "not started"
-            async with self._session.post(url, data=body, headers=headers,
-                                          server_hostname=self.config.tls.server_name_override) as response:
+            async with self._session.post(
+                url, data=body, headers=headers, server_hostname=self.config.tls.server_name_override
+            ) as response:
                 payload = await response.read()
                 if response.status // 100 == 2:
                     self._check_partial_success(signal, payload, response.content_type)
                     return
                 message = f"HTTP {response.status} from {url}: {payload[:300].decode(errors='replace')}"
                 if response.status in RETRYABLE_STATUSES:
-                    raise RetryableError(message, retry_after=_retry_after(response.headers.get("Retry-After")),
-                                         throttled=response.status == 429)
+                    raise RetryableError(
+                        message, retry_after=_retry_after(response.headers.get("Retry-After")), throttled=response.status == 429
+                    )
                 raise PermanentError(message)
         except aiohttp.ClientError as error:
             raise RetryableError(f"cannot reach {url}: {error}") from None

@@ -38,7 +38,7 @@ class Series:
     name: str
     kind: str
     labels: dict[str, str]
-    target: tuple[tuple[str, str], ...]   # the target_info labels of its resource
+    target: tuple[tuple[str, str], ...]  # the target_info labels of its resource
     start_ns: int
     time_ns: int
     updated: float
@@ -115,8 +115,11 @@ class Accumulator:
             return {}
         scope = scope_metrics.scope
         labels = labels_of([_prefixed(kv) for kv in scope.attributes])
-        for name, text in (("otel_scope_name", scope.name), ("otel_scope_version", scope.version),
-                           ("otel_scope_schema_url", scope_metrics.schema_url)):
+        for name, text in (
+            ("otel_scope_name", scope.name),
+            ("otel_scope_version", scope.version),
+            ("otel_scope_schema_url", scope_metrics.schema_url),
+        ):
             if text:
                 labels[name] = text
         return labels
@@ -150,7 +153,12 @@ class Accumulator:
             else:
                 series.value = point_value(point)
                 series.exemplars = _exemplars(point.exemplars)[-1:]
-                if data == "sum" and body.aggregation_temporality == DELTA and held and held.time_ns == point.start_time_unix_nano:
+                if (
+                    data == "sum"
+                    and body.aggregation_temporality == DELTA
+                    and held
+                    and held.time_ns == point.start_time_unix_nano
+                ):
                     series.value += held.value
                     series.start_ns = held.start_ns
             if held is not None and series.time_ns < held.time_ns:
@@ -209,7 +217,9 @@ def _exemplars(exemplars) -> list[Exemplar]:
             labels["trace_id"] = exemplar.trace_id.hex()
         if exemplar.span_id:
             labels["span_id"] = exemplar.span_id.hex()
-        converted.append(Exemplar(labels, point_value(exemplar), exemplar.time_unix_nano / 1e9 if exemplar.time_unix_nano else None))
+        converted.append(
+            Exemplar(labels, point_value(exemplar), exemplar.time_unix_nano / 1e9 if exemplar.time_unix_nano else None)
+        )
     return converted
 
 

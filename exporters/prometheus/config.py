@@ -11,8 +11,9 @@ from otelml.tlsconfig import ServerTLSConfig
 # Resource attributes that become the ``job`` and ``instance`` labels.
 SERVICE_ATTRIBUTES = ("service.name", "service.namespace", "service.instance.id")
 
-TranslationStrategy = Literal["UnderscoreEscapingWithSuffixes", "UnderscoreEscapingWithoutSuffixes",
-                              "NoUTF8EscapingWithSuffixes", "NoTranslation"]
+TranslationStrategy = Literal[
+    "UnderscoreEscapingWithSuffixes", "UnderscoreEscapingWithoutSuffixes", "NoUTF8EscapingWithSuffixes", "NoTranslation"
+]
 
 
 class ResourceToTelemetryConfig(ComponentConfig):
@@ -72,8 +73,10 @@ class PrometheusExporterConfig(ComponentConfig):
         if self.metric_expiration <= 0:
             problems.append("metric_expiration: must be positive")
         if self.translation_strategy in ("NoUTF8EscapingWithSuffixes", "NoTranslation"):
-            problems.append(f"translation_strategy: {self.translation_strategy} is not supported "
-                            "(it needs UTF-8 metric names; use UnderscoreEscapingWithSuffixes or UnderscoreEscapingWithoutSuffixes)")
+            problems.append(
+                f"translation_strategy: {self.translation_strategy} is not supported "
+                "(it needs UTF-8 metric names; use UnderscoreEscapingWithSuffixes or UnderscoreEscapingWithoutSuffixes)"
+            )
         return problems
 
     @property

@@ -54,9 +54,13 @@ class SeriesCollector(Collector):
         if series.kind == "histogram":
             family.samples += _histogram_samples(name, labels, series, stamp)
         elif series.kind == "summary":
-            family.samples += [Sample(name, {**labels, "quantile": floatToGoString(q)}, value, stamp) for q, value in series.quantiles]
-            family.samples += [Sample(name + "_count", labels, float(series.count), stamp),
-                               Sample(name + "_sum", labels, series.total, stamp)]
+            family.samples += [
+                Sample(name, {**labels, "quantile": floatToGoString(q)}, value, stamp) for q, value in series.quantiles
+            ]
+            family.samples += [
+                Sample(name + "_count", labels, float(series.count), stamp),
+                Sample(name + "_sum", labels, series.total, stamp),
+            ]
         elif series.kind == "counter":
             exemplar = series.exemplars[-1] if series.exemplars else None
             family.samples.append(Sample(name + "_total", labels, series.value, stamp, exemplar))
@@ -73,7 +77,8 @@ def _histogram_samples(name: str, labels: dict, series: Series, stamp: float | N
     samples, cumulative = [], 0
     for index, bound in enumerate(bounds):
         cumulative += series.counts[index] if index < len(series.counts) else 0
-        samples.append(Sample(name + "_bucket", {**labels, "le": floatToGoString(bound)}, float(cumulative), stamp,
-                              exemplars.get(index)))
+        samples.append(
+            Sample(name + "_bucket", {**labels, "le": floatToGoString(bound)}, float(cumulative), stamp, exemplars.get(index))
+        )
     samples += [Sample(name + "_count", labels, float(series.count), stamp), Sample(name + "_sum", labels, series.total, stamp)]
     return samples

@@ -26,6 +26,7 @@ def store_file_name(kind: Kind, component_id: ComponentID, name: str) -> str:
     >>> store_file_name(Kind.EXPORTER, ComponentID("otlp", "a/b"), "traces")
     'exporter_otlp_a~2fb_traces'
     """
+
     def escape(text: str) -> str:
         return _UNSAFE.sub(lambda match: f"~{ord(match.group()):x}", text)
 
@@ -81,7 +82,10 @@ class FileStorage(Component):
             for store in [s for s in self._stores if not s.closed]:
                 try:
                     total, live = await store.sizes()
-                    if total > compaction.rebound_needed_threshold_mib * MIB and live < compaction.rebound_trigger_threshold_mib * MIB:
+                    if (
+                        total > compaction.rebound_needed_threshold_mib * MIB
+                        and live < compaction.rebound_trigger_threshold_mib * MIB
+                    ):
                         await self._compact(store)
                 except StorageError as error:  # closed meanwhile, or a disk error the next check may not see
                     self.logger.warning("cannot compact %s: %s", store.path.name, error)

@@ -110,7 +110,9 @@ class RecordStore:
 
     async def append(self, items: int, data: bytes) -> int:
         """Store one record durably; returns its key."""
-        return await self._run(lambda: self._connection().execute("INSERT INTO records (items, data) VALUES (?, ?)", (items, data)).lastrowid)
+        return await self._run(
+            lambda: self._connection().execute("INSERT INTO records (items, data) VALUES (?, ?)", (items, data)).lastrowid
+        )
 
     async def read(self, key: int) -> bytes:
         row = await self._run(lambda: self._connection().execute("SELECT data FROM records WHERE id = ?", (key,)).fetchone())
@@ -131,9 +133,9 @@ class RecordStore:
 
     def _sizes(self) -> tuple[int, int]:
         db = self._connection()
-        page_size, = db.execute("PRAGMA page_size").fetchone()
-        pages, = db.execute("PRAGMA page_count").fetchone()
-        free, = db.execute("PRAGMA freelist_count").fetchone()
+        (page_size,) = db.execute("PRAGMA page_size").fetchone()
+        (pages,) = db.execute("PRAGMA page_count").fetchone()
+        (free,) = db.execute("PRAGMA freelist_count").fetchone()
         return pages * page_size, (pages - free) * page_size
 
     async def compact(self, scratch_directory: Path) -> None:

@@ -86,8 +86,16 @@ class PartitionedState:
         The processor's logger.
     """
 
-    def __init__(self, processor_id: str, store: KeyStore, settings_digest: str, config: ChangelogConfig,
-                 signing_key: bytes | None, process: Callable[[Batch], None], logger: logging.LoggerAdapter):
+    def __init__(
+        self,
+        processor_id: str,
+        store: KeyStore,
+        settings_digest: str,
+        config: ChangelogConfig,
+        signing_key: bytes | None,
+        process: Callable[[Batch], None],
+        logger: logging.LoggerAdapter,
+    ):
         self.processor_id = processor_id
         self.store = store
         self.digest = bytes.fromhex(settings_digest)
@@ -163,13 +171,20 @@ class PartitionedState:
         replayed = 0
         if committed is not None and (restored.offset is None or restored.offset < committed):
             replayed = await self._replay(source, state, partition, restored.offset, committed)
-        self.logger.info("restored %d keys of %s from %s (complete up to offset %s, committed %s)%s%s",
-                         len(entries), partition, changelog.topic, restored.offset, committed,
-                         f", {other_settings} written with other model settings left out" if other_settings else "",
-                         f", replayed {replayed} records" if replayed else "")
+        self.logger.info(
+            "restored %d keys of %s from %s (complete up to offset %s, committed %s)%s%s",
+            len(entries),
+            partition,
+            changelog.topic,
+            restored.offset,
+            committed,
+            f", {other_settings} written with other model settings left out" if other_settings else "",
+            f", replayed {replayed} records" if replayed else "",
+        )
 
-    async def _replay(self, source: PartitionSource, state: _PartitionState, partition: Partition, written: int | None,
-                      committed: int) -> int:
+    async def _replay(
+        self, source: PartitionSource, state: _PartitionState, partition: Partition, written: int | None, committed: int
+    ) -> int:
         """Score the records the changelog lacks (not emitted again), then write the state they made."""
         start = max(written or 0, committed - self.config.max_replay)
         replayed = 0
@@ -220,13 +235,18 @@ class PartitionedState:
                 raise ChangelogKeyMissing(
                     f"processor {self.processor_id}: the state changelog needs state.checkpoint.key (or {KEY_ENV}), the "
                     f"same on every member of group {source.group_id}, to sign per-key state; set it, or "
-                    f"state.changelog.enabled: false")
-            changelog = Changelog(source.client_options, changelog_topic(source.group_id, self.processor_id),
-                                  self.config.replication_factor)
+                    f"state.changelog.enabled: false"
+                )
+            changelog = Changelog(
+                source.client_options, changelog_topic(source.group_id, self.processor_id), self.config.replication_factor
+            )
             await changelog.start(await source.partition_count(topic))
             if changelog.policy != "compact":
-                self.logger.warning("changelog topic %s has cleanup.policy=%s, not compact: it grows without bound",
-                                    changelog.topic, changelog.policy or "unknown")
+                self.logger.warning(
+                    "changelog topic %s has cleanup.policy=%s, not compact: it grows without bound",
+                    changelog.topic,
+                    changelog.policy or "unknown",
+                )
             self._changelogs[source] = changelog
         return self._changelogs[source]
 

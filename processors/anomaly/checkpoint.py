@@ -64,11 +64,14 @@ def decode_entry(key: Any, data: bytes, layout: bytes, secret: bytes) -> tuple[A
     """``(key, row, objects)`` of an entry exported for ``key``; raises :class:`CheckpointError` when refused."""
     stored, body = data[:SIGNATURE_BYTES], data[SIGNATURE_BYTES:]
     if len(stored) < SIGNATURE_BYTES or not hmac.compare_digest(stored, signature(ENTRY_DOMAIN, body, secret)):
-        raise CheckpointError(f"state of key {key!r} failed its signature check: it was changed, or written with "
-                              "another key; refusing to load it")
+        raise CheckpointError(
+            f"state of key {key!r} failed its signature check: it was changed, or written with another key; refusing to load it"
+        )
     if body[:LAYOUT_TAG_BYTES] != layout:
-        raise CheckpointError(f"state of key {key!r} has an incompatible state layout (written by another otelml "
-                              "or with other models); refusing to load it")
+        raise CheckpointError(
+            f"state of key {key!r} has an incompatible state layout (written by another otelml "
+            "or with other models); refusing to load it"
+        )
     stored_key, row, objects = pickle.loads(body[LAYOUT_TAG_BYTES:])
     if stored_key != key:
         raise CheckpointError(f"state exported for key {stored_key!r} was offered as key {key!r}; refusing to load it")
@@ -77,8 +80,10 @@ def decode_entry(key: Any, data: bytes, layout: bytes, secret: bytes) -> tuple[A
 
 def dump_payload(settings: str, layout: bytes, clock: float, entries: dict[Any, bytes]) -> bytes:
     """A checkpoint's contents: settings fingerprint, layout tag, clock and the entries of every key."""
-    return pickle.dumps({"settings": settings, "layout": layout, "clock": clock, "entries": list(entries.items())},
-                        protocol=pickle.HIGHEST_PROTOCOL)
+    return pickle.dumps(
+        {"settings": settings, "layout": layout, "clock": clock, "entries": list(entries.items())},
+        protocol=pickle.HIGHEST_PROTOCOL,
+    )
 
 
 def load_payload(payload: bytes) -> Payload:
@@ -97,4 +102,5 @@ def refuse_earlier_format(path: Path | None) -> None:
     if other and int(other.group(1)) != FORMAT:
         raise CheckpointError(
             f"{path} was written by an earlier otelml in checkpoint format {int(other.group(1))}, which this "
-            "version cannot read; refusing to load it (remove the file to start afresh)") from None
+            "version cannot read; refusing to load it (remove the file to start afresh)"
+        ) from None

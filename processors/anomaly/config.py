@@ -124,15 +124,22 @@ class LimitConfig(ComponentConfig):
                     parse_duration(value)
                 except ValueError:
                     problems.append(f"{name}: {value!r} is neither a number nor a duration such as 500ms")
-        if (not problems and self.above is not None and self.below is not None
-                and self.in_unit(self.below, "ms") >= self.in_unit(self.above, "ms")):
+        if (
+            not problems
+            and self.above is not None
+            and self.below is not None
+            and self.in_unit(self.below, "ms") >= self.in_unit(self.above, "ms")
+        ):
             problems.append("below: must be less than above")
         return problems
 
     def signal_problems(self, unit: str) -> list[str]:
         """A duration given for a target that is not one (``unit``: the target's, ``ms`` for durations)."""
-        return [f"{name}: {value!r} is a duration, but the target is not" for name in ("above", "below")
-                if isinstance(value := getattr(self, name), str) and unit != "ms"]
+        return [
+            f"{name}: {value!r} is a duration, but the target is not"
+            for name in ("above", "below")
+            if isinstance(value := getattr(self, name), str) and unit != "ms"
+        ]
 
     @overload
     @staticmethod

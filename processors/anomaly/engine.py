@@ -79,8 +79,11 @@ class Model:
         self.weight = config.weight
         probe = build_model(config.name, config.params)
         self.class_name = f"{type(probe).__module__}.{type(probe).__qualname__}"
-        self.kernel: Kernel = (probe.make_kernel() if isinstance(probe, BuiltinModel)
-                               else RiverKernel(functools.partial(build_model, config.name, config.params)))
+        self.kernel: Kernel = (
+            probe.make_kernel()
+            if isinstance(probe, BuiltinModel)
+            else RiverKernel(functools.partial(build_model, config.name, config.params))
+        )
         self.river = isinstance(self.kernel, RiverKernel)
         self.predicts = self.kernel.kind == REGRESSOR
         self.scale = None if self.kernel.kind == DETECTOR else ResidualScale(residual_alpha, clip, calibration)
@@ -150,8 +153,9 @@ class Engine:
         for prefix, stage in (("features.", self.features), ("threshold.", self.threshold), ("incident.", self.incidents)):
             if stage is not None:
                 self.stages.append((prefix, stage))
-        self.fields: dict[str, Field] = {prefix + name: field for prefix, stage in self.stages
-                                         for name, field in stage.fields.items()}
+        self.fields: dict[str, Field] = {
+            prefix + name: field for prefix, stage in self.stages for name, field in stage.fields.items()
+        }
         self.classes = [model.class_name for model in self.models]
 
     def resets(self) -> dict[str, int]:
@@ -186,14 +190,25 @@ class Engine:
         _scatter(arrays, state, rows)
         return _in_batch_order(results, order)
 
-    def score(self, arrays: dict, slots: np.ndarray, ranks: Ranks, values: np.ndarray, times: np.ndarray,
-              rates: np.ndarray | None = None, errors: list | None = None, attributes: list | None = None) -> Results:
+    def score(
+        self,
+        arrays: dict,
+        slots: np.ndarray,
+        ranks: Ranks,
+        values: np.ndarray,
+        times: np.ndarray,
+        rates: np.ndarray | None = None,
+        errors: list | None = None,
+        attributes: list | None = None,
+    ) -> Results:
         """Judge every record of a batch (``values`` in the models' units), then learn it."""
         order, sizes, rows = self._order(slots, ranks)
         names = ["count", *(name for name in self.fields if not name.startswith("target."))]
         state = _gather(arrays, names, rows)
-        models = [(model, _views(state, f"model{position}."), _views(state, f"model{position}.residual."))
-                  for position, model in enumerate(self.models)]
+        models = [
+            (model, _views(state, f"model{position}."), _views(state, f"model{position}.residual."))
+            for position, model in enumerate(self.models)
+        ]
         views = {prefix: _views(state, prefix) for prefix in ("features.", "threshold.", "incident.")}
         y_all, t_all = values[order], times[order]
         size = len(order)
@@ -211,16 +226,22 @@ class Engine:
                 if self.features is not None:
                     records = order[block]
                     rank.features = self.features.build(
-                        views["features."], rank, None if rates is None else rates[records],
+                        views["features."],
+                        rank,
+                        None if rates is None else rates[records],
                         [errors[i] for i in records] if errors else None,
-                        [attributes[i] for i in records] if attributes else None)
+                        [attributes[i] for i in records] if attributes else None,
+                    )
                 self._judge(rank, block, models, views, counts, out, model_scores)
         _scatter(arrays, state, rows)
-        return Results(**{name: _in_batch_order(column, order) for name, column in out.items()},
-                       model_scores=_in_batch_order(model_scores, order))
+        return Results(
+            **{name: _in_batch_order(column, order) for name, column in out.items()},
+            model_scores=_in_batch_order(model_scores, order),
+        )
 
-    def _judge(self, rank: Rank, block: slice, models: list, views: dict, counts: np.ndarray, out: dict,
-               model_scores: np.ndarray) -> None:
+    def _judge(
+        self, rank: Rank, block: slice, models: list, views: dict, counts: np.ndarray, out: dict, model_scores: np.ndarray
+    ) -> None:
         """One rank: judge, flag, open or close incidents, learn."""
         keys, y = rank.size, rank.y
         scores: list[np.ndarray] = []
@@ -270,15 +291,25 @@ class Engine:
         if self.features is not None:
             self.features.learn(views["features."], rank)
         self.threshold.learn(views["threshold."], keys, score)
-        for name, column in (("score", score), ("raw", raw), ("threshold", threshold), ("anomaly", flagged),
-                             ("ready", ready), ("expected", expected),
-                             ("low", low), ("high", high), ("opens", steps.opens), ("member", steps.member),
-                             ("opened", steps.opened)):
+        for name, column in (
+            ("score", score),
+            ("raw", raw),
+            ("threshold", threshold),
+            ("anomaly", flagged),
+            ("ready", ready),
+            ("expected", expected),
+            ("low", low),
+            ("high", high),
+            ("opens", steps.opens),
+            ("member", steps.member),
+            ("opened", steps.opened),
+        ):
             out[name][block] = column
         model_scores[:, block] = scores
 
-    def _learned(self, model: Model, scale_state: dict, keys: int, y: np.ndarray,
-                 prediction: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    def _learned(
+        self, model: Model, scale_state: dict, keys: int, y: np.ndarray, prediction: tuple[np.ndarray, np.ndarray] | None
+    ) -> np.ndarray:
         """What a model learns: a regressor, an isolated wild target winsorised to its usual range."""
         if prediction is None or model.scale is None:
             return y
@@ -308,8 +339,9 @@ def _scatter(arrays: dict, state: dict, rows: np.ndarray) -> None:
 
 def _views(state: dict, prefix: str) -> dict[str, np.ndarray]:
     """A stage's fields by its own names (``model0.mean`` -> ``mean``)."""
-    return {name[len(prefix):]: array for name, array in state.items()
-            if name.startswith(prefix) and "." not in name[len(prefix):]}
+    return {
+        name[len(prefix) :]: array for name, array in state.items() if name.startswith(prefix) and "." not in name[len(prefix) :]
+    }
 
 
 def _in_batch_order(array: np.ndarray, order: np.ndarray) -> np.ndarray:

@@ -51,10 +51,16 @@ class Columns:
     def subset(self, kept: np.ndarray) -> Columns:
         """The columns of the records at the indices ``kept`` (the keys stay, some may have no record left)."""
         indices = kept.tolist()
-        return Columns([self.records[i] for i in indices], self.keys, self.key_ids[kept], self.actual[kept],
-                       self.times[kept], [self.errors[i] for i in indices] if self.errors else self.errors,
-                       [self.attributes[i] for i in indices] if self.attributes else self.attributes,
-                       self.skipped + len(self.records) - len(indices))
+        return Columns(
+            [self.records[i] for i in indices],
+            self.keys,
+            self.key_ids[kept],
+            self.actual[kept],
+            self.times[kept],
+            [self.errors[i] for i in indices] if self.errors else self.errors,
+            [self.attributes[i] for i in indices] if self.attributes else self.attributes,
+            self.skipped + len(self.records) - len(indices),
+        )
 
 
 class _Gathered:
@@ -111,8 +117,14 @@ class BatchReader:
     ([('a',), ('b',)], [0, 1, 0], [2.0, 1.0, 0.0])
     """
 
-    def __init__(self, signal: Signal, key: list[Reference], target: Reference,
-                 need_errors: bool = False, feature_attributes: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        signal: Signal,
+        key: list[Reference],
+        target: Reference,
+        need_errors: bool = False,
+        feature_attributes: tuple[str, ...] = (),
+    ):
         for reference in [*key, target]:
             check_signal(reference, signal)
         self.signal = signal
@@ -131,10 +143,12 @@ class BatchReader:
             [r.attribute for r in self.record_refs if r.attribute]
             + ([target.attribute] if target.attribute else [])
             + ([TEMPLATE_ID] if target.field == "novelty" else [])
-            + list(self.feature_attributes))
+            + list(self.feature_attributes)
+        )
         # Without record attributes to look up, each field is read for a whole scope at once.
-        self.by_field = (not self.record_attribute_names and not need_errors
-                         and target.field in ("duration", "severity_number", "rate"))
+        self.by_field = (
+            not self.record_attribute_names and not need_errors and target.field in ("duration", "severity_number", "rate")
+        )
 
     def describe(self, key: tuple) -> str:
         """``service.name=checkout span.name=GET /cart`` for an internal key tuple."""
@@ -149,9 +163,16 @@ class BatchReader:
                 resource_entry, resource_part = entry, self._resource_part(entry.resource)
             read_records(records, resource_part + self._scope_part(scope_entry.scope), gathered)
         actual = np.asarray(gathered.actual, dtype=float)
-        return Columns(gathered.records, list(gathered.keys), np.asarray(gathered.key_ids, dtype=np.intp), actual,
-                       _seconds(record_times(gathered.records, self.signal)), gathered.errors, gathered.attributes,
-                       gathered.skipped)
+        return Columns(
+            gathered.records,
+            list(gathered.keys),
+            np.asarray(gathered.key_ids, dtype=np.intp),
+            actual,
+            _seconds(record_times(gathered.records, self.signal)),
+            gathered.errors,
+            gathered.attributes,
+            gathered.skipped,
+        )
 
     def _resource_part(self, resource) -> tuple:
         if not self.resource_refs:
@@ -172,8 +193,10 @@ class BatchReader:
             readings: list[float | None]
             if field == "duration":
                 # A span that ends before it starts has no duration.
-                readings = [nanos / 1e6 if (nanos := record.end_time_unix_nano - record.start_time_unix_nano) >= 0 else None
-                            for record in records]
+                readings = [
+                    nanos / 1e6 if (nanos := record.end_time_unix_nano - record.start_time_unix_nano) >= 0 else None
+                    for record in records
+                ]
             else:
                 # An unset severity is no reading.
                 readings = [float(record.severity_number) or None for record in records]

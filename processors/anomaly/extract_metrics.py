@@ -101,8 +101,14 @@ class MetricReader:
     ([('queue.depth',)], [7.0, 9.0], [1000000000.0, 2000000000.0])
     """
 
-    def __init__(self, key: list[Reference], target: Reference, histogram_quantile: float, need_errors: bool = False,
-                 feature_attributes: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        key: list[Reference],
+        target: Reference,
+        histogram_quantile: float,
+        need_errors: bool = False,
+        feature_attributes: tuple[str, ...] = (),
+    ):
         for reference in [*key, target]:
             check_signal(reference, Signal.METRICS)
         self.key = key
@@ -110,8 +116,9 @@ class MetricReader:
         self.statistics = ("mean", f"p{100 * histogram_quantile:g}")
         self.need_errors = need_errors
         self.feature_attributes = tuple(feature_attributes)
-        self.point_attributes = frozenset([r.attribute for r in key if r.level == "record" and r.attribute]
-                                          + list(self.feature_attributes))
+        self.point_attributes = frozenset(
+            [r.attribute for r in key if r.level == "record" and r.attribute] + list(self.feature_attributes)
+        )
         self.resource_attributes = frozenset(r.attribute for r in key if r.level == "resource")
 
     def describe(self, key: tuple) -> str:
@@ -141,15 +148,18 @@ class MetricReader:
                     skipped += len(data_points(metric))
                     continue
                 body = getattr(metric, data)
-                cumulative = data != "gauge" and body.aggregation_temporality == CUMULATIVE and (
-                    data == "histogram" or body.is_monotonic)
+                cumulative = (
+                    data != "gauge" and body.aggregation_temporality == CUMULATIVE and (data == "histogram" or body.is_monotonic)
+                )
                 for point in body.data_points:
                     found = find_attributes(point.attributes, self.point_attributes) if self.point_attributes else {}
                     key = tuple(self._part(r, resource, scope_metrics.scope, metric.name, point, found) for r in self.key)
                     if data == "histogram":
                         values = [np.nan, np.nan] if cumulative else _histogram_values(point, self.histogram_quantile)
-                        made = [(key + (statistic,), ScoredPoint(point, scope_metrics, metric.name, statistic, cumulative), value)
-                                for statistic, value in zip(self.statistics, values)]
+                        made = [
+                            (key + (statistic,), ScoredPoint(point, scope_metrics, metric.name, statistic, cumulative), value)
+                            for statistic, value in zip(self.statistics, values)
+                        ]
                     else:
                         value = np.nan if cumulative else point_value(point)
                         made = [(key, ScoredPoint(point, scope_metrics, metric.name, "", cumulative), value)]
@@ -162,12 +172,14 @@ class MetricReader:
                         if self.need_errors:
                             errors.append(False)
                         if self.feature_attributes:
-                            attributes.append({name: any_value_number(found[name])
-                                               for name in self.feature_attributes if name in found})
+                            attributes.append(
+                                {name: any_value_number(found[name]) for name in self.feature_attributes if name in found}
+                            )
         keys: dict[tuple, int] = {}
         key_ids = np.fromiter((keys.setdefault(part, len(keys)) for part in parts), dtype=np.intp, count=len(parts))
-        columns = Columns(records, list(keys), key_ids, np.asarray(actual, dtype=float), _seconds(nanos), errors,
-                          attributes, skipped)
+        columns = Columns(
+            records, list(keys), key_ids, np.asarray(actual, dtype=float), _seconds(nanos), errors, attributes, skipped
+        )
         # Values that are not finite (a NaN gauge, an empty histogram) are no readings.
         unreadable = ~np.isfinite(columns.actual) & np.array([not r.cumulative for r in records], dtype=bool)
         return columns.subset(np.flatnonzero(~unreadable)) if unreadable.any() else columns
@@ -215,8 +227,11 @@ def _change(record: ScoredPoint, previous, q: float) -> tuple[float, tuple]:
     """
     point = record.point
     start, now = point.start_time_unix_nano, point.time_unix_nano
-    current = ((start, now, point.count, point.sum, tuple(point.bucket_counts)) if isinstance(point, HistogramDataPoint)
-               else (start, now, point_value(point)))
+    current = (
+        (start, now, point.count, point.sum, tuple(point.bucket_counts))
+        if isinstance(point, HistogramDataPoint)
+        else (start, now, point_value(point))
+    )
     if previous is None or previous[0] != start or now <= previous[1]:
         return float("nan"), current if previous is None or now > previous[1] else previous
     if not isinstance(point, HistogramDataPoint):

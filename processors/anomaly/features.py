@@ -50,19 +50,27 @@ class FeatureBuilder:
             self.fields["ewm"] = Field((len(self.ewm),), np.float64, np.nan)
         self.names = [f"lag_{n + 1}" for n in range(config.lags)] + [f"ewm_{alpha:g}" for alpha in self.ewm]
 
-    def build(self, state: dict, rank: Rank, rates: np.ndarray | None, errors: list | None,
-              attributes: list | None) -> list[dict]:
+    def build(
+        self, state: dict, rank: Rank, rates: np.ndarray | None, errors: list | None, attributes: list | None
+    ) -> list[dict]:
         """One dict per key of the rank; ``rates``, ``errors`` and ``attributes`` are the rank's records'."""
         size, config = rank.size, self.config
         columns: dict[str, np.ndarray] = {}
         if config.time:
             day_fraction = np.remainder(rank.times, SECONDS_PER_DAY) / SECONDS_PER_DAY
             weekday = (np.floor_divide(rank.times, SECONDS_PER_DAY) + EPOCH_WEEKDAY) % 7
-            columns.update(hour_sin=np.sin(TWO_PI * day_fraction), hour_cos=np.cos(TWO_PI * day_fraction),
-                           weekday_sin=np.sin(TWO_PI * weekday / 7), weekday_cos=np.cos(TWO_PI * weekday / 7))
+            columns.update(
+                hour_sin=np.sin(TWO_PI * day_fraction),
+                hour_cos=np.cos(TWO_PI * day_fraction),
+                weekday_sin=np.sin(TWO_PI * weekday / 7),
+                weekday_cos=np.cos(TWO_PI * weekday / 7),
+            )
         names = list(columns)
-        rows = [dict(zip(names, values)) for values in zip(*(columns[name].tolist() for name in names))] if names \
+        rows = (
+            [dict(zip(names, values)) for values in zip(*(columns[name].tolist() for name in names))]
+            if names
             else [{} for _ in range(size)]
+        )
         if self.names:
             past = np.concatenate([state[name][:size] for name in ("lags", "ewm") if name in state], axis=1).tolist()
             for x, values in zip(rows, past):

@@ -87,8 +87,9 @@ class Forecast:
         seconds = float(self.seconds[index])
         if self.limit is None or self.target_forecast is None:
             return ForecastValues(crossing_seconds=seconds)
-        return ForecastValues(crossing_seconds=seconds, limit=float(self.limit[index]),
-                              target_forecast=float(self.target_forecast[index]))
+        return ForecastValues(
+            crossing_seconds=seconds, limit=float(self.limit[index]), target_forecast=float(self.target_forecast[index])
+        )
 
     def details(self, index: int) -> list[tuple[str, float]]:
         """The same, as alert details: attribute name and value."""
@@ -96,4 +97,8 @@ class Forecast:
         return [(attribute, values[name]) for name, attribute in _ATTRIBUTES.items() if name in values]
 
 
-_ATTRIBUTES: dict[Literal["crossing_seconds", "limit", "target_forecast"], str] = {"crossing_seconds": CROSSING_SECONDS, "limit": LIMIT, "target_forecast": TARGET_FORECAST}
+_ATTRIBUTES: dict[Literal["crossing_seconds", "limit", "target_forecast"], str] = {
+    "crossing_seconds": CROSSING_SECONDS,
+    "limit": LIMIT,
+    "target_forecast": TARGET_FORECAST,
+}

@@ -55,8 +55,12 @@ class Incidents:
     [(False, False), (True, True), (False, True), (False, True), (False, False), (True, True)]
     """
 
-    fields = {"open": Field((), np.bool_, False), "opened": Field((), np.float64, np.nan),
-              "last_flagged": Field((), np.float64, np.nan), "quiet": Field((), np.int64, 0)}
+    fields = {
+        "open": Field((), np.bool_, False),
+        "opened": Field((), np.float64, np.nan),
+        "last_flagged": Field((), np.float64, np.nan),
+        "quiet": Field((), np.int64, 0),
+    }
 
     def __init__(self, config: IncidentConfig):
         self.quiet_records = config.quiet_records

@@ -119,10 +119,10 @@ class EwmKernel(Kernel):
         self.alpha = alpha
 
     def predict(self, state, rank):
-        return state["mean"][:rank.size].copy()
+        return state["mean"][: rank.size].copy()
 
     def learn(self, state, rank, y, learn):
-        mean = state["mean"][:rank.size]
+        mean = state["mean"][: rank.size]
         np.copyto(mean, ewm_step(mean, y, self.alpha), where=learn)
 
 
@@ -178,10 +178,10 @@ class LevelShiftKernel(Kernel):
         self.slow = slow
 
     def predict(self, state, rank):
-        return state["fast"][:rank.size] - state["slow"][:rank.size]
+        return state["fast"][: rank.size] - state["slow"][: rank.size]
 
     def learn(self, state, rank, y, learn):
-        fast, slow = state["fast"][:rank.size], state["slow"][:rank.size]
+        fast, slow = state["fast"][: rank.size], state["slow"][: rank.size]
         np.copyto(fast, ewm_step(fast, y, self.fast))
         np.copyto(slow, ewm_step(slow, y, self.slow), where=learn)
 
@@ -212,17 +212,21 @@ class RangeKernel(Kernel):
     # z past the bound at which a value scores 0.5.
     Z_HALF = 0.5
 
-    def __init__(self, tolerance: float, half_life: float, widen: float, after: int, slow: float, spread_alpha: float,
-                 clip: float):
+    def __init__(
+        self, tolerance: float, half_life: float, widen: float, after: int, slow: float, spread_alpha: float, clip: float
+    ):
         self.tolerance = tolerance
         self.after = after
         self.pull = 1.0 - 0.5 ** (1.0 / half_life)
         self.widen = widen
         self.slow = slow
         self.spread = ResidualScale(spread_alpha, clip, None)
-        self.fields = {"low": Field((), np.float64, np.nan), "high": Field((), np.float64, np.nan),
-                       "level": Field((), np.float64, np.nan),
-                       **{f"spread_{name}": field for name, field in self.spread.fields.items()}}
+        self.fields = {
+            "low": Field((), np.float64, np.nan),
+            "high": Field((), np.float64, np.nan),
+            "level": Field((), np.float64, np.nan),
+            **{f"spread_{name}": field for name, field in self.spread.fields.items()},
+        }
 
     def predict(self, state, rank):
         size, y = rank.size, rank.y
@@ -237,7 +241,7 @@ class RangeKernel(Kernel):
     def learn(self, state, rank, y, learn):
         size = rank.size
         low, high, level = state["low"][:size], state["high"][:size], state["level"][:size]
-        spread = {name[len("spread_"):]: array[:size] for name, array in state.items() if name.startswith("spread_")}
+        spread = {name[len("spread_") :]: array[:size] for name, array in state.items() if name.startswith("spread_")}
         width = high - low
         settled = (spread["n"] > 20) & (width > 0)
         np.copyto(high, np.where(high != high, y, np.fmax(high, np.where(settled, np.minimum(y, high + self.widen * width), y))))
@@ -280,10 +284,15 @@ class AutoregressionKernel(Kernel):
         self.lr = lr
         width = lags + len(ewm)
         # past: the key's last values (newest first), then its exponentially weighted means.
-        self.fields = {"past": Field((width,), np.float64, np.nan),
-                       "count": Field((width,), np.float64, 0.0), "mean": Field((width,), np.float64, 0.0),
-                       "var": Field((width,), np.float64, 0.0), "weights": Field((width,), np.float64, 0.0),
-                       "intercept": Field((), np.float64, 0.0), "learned": Field((), np.float64, 0.0)}
+        self.fields = {
+            "past": Field((width,), np.float64, np.nan),
+            "count": Field((width,), np.float64, 0.0),
+            "mean": Field((width,), np.float64, 0.0),
+            "var": Field((width,), np.float64, 0.0),
+            "weights": Field((width,), np.float64, 0.0),
+            "intercept": Field((), np.float64, 0.0),
+            "learned": Field((), np.float64, 0.0),
+        }
 
     recent = {"past": "mean"}
 
@@ -326,7 +335,7 @@ class AutoregressionKernel(Kernel):
             state["learned"][rows] += 1.0
         # The key's past moves on with every record, learned or not.
         past = state["past"][:size]
-        lags, ewm = past[:, :self.lags], past[:, self.lags:]
+        lags, ewm = past[:, : self.lags], past[:, self.lags :]
         if self.lags:
             lags[:, 1:] = lags[:, :-1].copy()
             lags[:, 0] = rank.y

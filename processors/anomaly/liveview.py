@@ -22,8 +22,12 @@ from otelml.processors.anomaly.store import Field, KeyStore
 
 # Recent alerts kept for the page.
 ALERTS_KEPT = 50
-FIELDS = {"live.threshold": Field((), np.float64, np.nan), "live.forecast": Field((), np.float64, 0.0),
-          "live.slope": Field((), np.float64, 0.0), "live.incident": Field((), np.float64, np.nan)}
+FIELDS = {
+    "live.threshold": Field((), np.float64, np.nan),
+    "live.forecast": Field((), np.float64, 0.0),
+    "live.slope": Field((), np.float64, 0.0),
+    "live.incident": Field((), np.float64, np.nan),
+}
 
 
 class LiveViewKeeper:
@@ -42,14 +46,27 @@ class LiveViewKeeper:
         self.horizon = horizon
         self.alerts: collections.deque[AlertView] = collections.deque(maxlen=ALERTS_KEPT)
 
-    def record(self, slots: np.ndarray, ranks: Ranks, times: np.ndarray, threshold: np.ndarray, forecast: np.ndarray,
-               slope: np.ndarray, member: np.ndarray, opened: np.ndarray) -> None:
+    def record(
+        self,
+        slots: np.ndarray,
+        ranks: Ranks,
+        times: np.ndarray,
+        threshold: np.ndarray,
+        forecast: np.ndarray,
+        slope: np.ndarray,
+        member: np.ndarray,
+        opened: np.ndarray,
+    ) -> None:
         """Keep what each key's last record of a batch showed."""
         last = np.full(len(slots), -1, dtype=np.intp)
         np.maximum.at(last, ranks.key_ids, np.arange(len(times)))
         arrays = self.store.arrays
-        for name, values in (("live.threshold", threshold), ("live.forecast", forecast), ("live.slope", slope),
-                             ("live.incident", np.where(member, opened, np.nan))):
+        for name, values in (
+            ("live.threshold", threshold),
+            ("live.forecast", forecast),
+            ("live.slope", slope),
+            ("live.incident", np.where(member, opened, np.nan)),
+        ):
             arrays[name][slots] = values[last]
 
     def opened(self, when: float, key: str, score: float, details: Details, incident: str) -> None:
@@ -74,15 +91,17 @@ class LiveViewKeeper:
             valid = np.arange(scores.shape[1]) >= (scores.shape[1] - arrays["trend.points"][slots])[:, None]
             peaks = np.where(valid, scores, -np.inf).max(axis=1)
             forecasts = arrays["live.forecast"][slots]
-            chosen = dict.fromkeys([*np.argsort(-peaks, kind="stable")[:top].tolist(),
-                                    *np.argsort(-forecasts, kind="stable")[:top].tolist()])
+            chosen = dict.fromkeys(
+                [*np.argsort(-peaks, kind="stable")[:top].tolist(), *np.argsort(-forecasts, kind="stable")[:top].tolist()]
+            )
             for index in chosen:
                 if not valid[index].any() or (peaks[index] <= 0 and forecasts[index] <= 0):
                     continue  # nothing to see yet (a key still warming up scores 0)
                 key, slot = entries[index]
                 keys.append(self._key_view(key, describe(key), slot, times[index][valid[index]], scores[index][valid[index]]))
-        return LiveView(source, signal, keys, list(self.alerts), len(store.keys), store.max_keys,
-                        store.evicted_lru + store.evicted_ttl)
+        return LiveView(
+            source, signal, keys, list(self.alerts), len(store.keys), store.max_keys, store.evicted_lru + store.evicted_ttl
+        )
 
     def _key_view(self, key: tuple, described: str, slot: int, times: np.ndarray, scores: np.ndarray) -> KeyView:
         arrays = self.store.arrays
@@ -94,6 +113,12 @@ class LiveViewKeeper:
             end = last + min(self.horizon, last - first)
             trend = ((first, float(np.clip(forecast - slope * (end - first), 0.0, 1.0))), (end, forecast))
         opened = float(arrays["live.incident"][slot])
-        return KeyView(described, float(scores[-1]), forecast, float(arrays["live.threshold"][slot]),
-                       list(zip(times.tolist(), scores.tolist())), trend,
-                       incident_id(key, opened) if opened == opened else None)
+        return KeyView(
+            described,
+            float(scores[-1]),
+            forecast,
+            float(arrays["live.threshold"][slot]),
+            list(zip(times.tolist(), scores.tolist())),
+            trend,
+            incident_id(key, opened) if opened == opened else None,
+        )

@@ -288,8 +288,15 @@ class Range(BuiltinDetector, base.AnomalyDetector):
         self._start()
 
     def make_kernel(self) -> Kernel:
-        return RangeKernel(self.tolerance, self.half_life, self.widen, self.after, self.LEVEL_ALPHA,
-                           1.0 - 0.5 ** (1.0 / self.SPREAD_HALF_LIFE), self.SPREAD_CLIP)
+        return RangeKernel(
+            self.tolerance,
+            self.half_life,
+            self.widen,
+            self.after,
+            self.LEVEL_ALPHA,
+            1.0 - 0.5 ** (1.0 / self.SPREAD_HALF_LIFE),
+            self.SPREAD_CLIP,
+        )
 
 
 class Rarity(BuiltinDetector, base.AnomalyDetector):

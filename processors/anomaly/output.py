@@ -76,8 +76,13 @@ class AttributeEncoder:
         any_value_size = len(value_head) + value_size
         key_bytes = _length_delimited(1, key.encode())
         key_value_size = len(key_bytes) + 2 + any_value_size
-        return (_varint(self.field << 3 | _LENGTH_DELIMITED) + _varint(key_value_size) + key_bytes
-                + bytes([2 << 3 | _LENGTH_DELIMITED, any_value_size]) + value_head)
+        return (
+            _varint(self.field << 3 | _LENGTH_DELIMITED)
+            + _varint(key_value_size)
+            + key_bytes
+            + bytes([2 << 3 | _LENGTH_DELIMITED, any_value_size])
+            + value_head
+        )
 
     def column(self, key: str, code: str) -> tuple[bytes, str]:
         """The prefix and numpy format of a fixed-size attribute: ``d`` double, ``?`` bool, ``s`` incident id."""
@@ -167,12 +172,17 @@ class AttributeWriter:
         column = self.encoder.column
         self.head = [("score", *column(SCORE, "d")), ("anomaly", *column(ANOMALY, "?"))]
         self.expected = [("expected", *column(EXPECTED, "d"))]
-        self.middle = [("forecast", *column(FORECAST, "d")), ("slope", *column(SLOPE, "d")),
-                       ("predicted", *column(PREDICTED, "?"))]
+        self.middle = [
+            ("forecast", *column(FORECAST, "d")),
+            ("slope", *column(SLOPE, "d")),
+            ("predicted", *column(PREDICTED, "?")),
+        ]
         self.incident = [("incident", *column(INCIDENT_ID, "s"))]
         self.opens = [("opens", *column(INCIDENT_OPEN, "?"))]
         self.verbose = [("raw", *column(RAW_SCORE, "d"))] if model_ids else []
-        self.verbose += [(f"model{position}", *column(MODEL_SCORE + model_id, "d")) for position, model_id in enumerate(model_ids)]
+        self.verbose += [
+            (f"model{position}", *column(MODEL_SCORE + model_id, "d")) for position, model_id in enumerate(model_ids)
+        ]
         self._layouts: dict[int, _Layout] = {}
 
     def _layout(self, code: int) -> _Layout:
@@ -190,8 +200,11 @@ class AttributeWriter:
         none, ``incident`` the id (empty outside an incident), ``opens`` true on the
         record that opens one.
         """
-        codes = ((values["expected"] == values["expected"]) * HAS_EXPECTED + (values["incident"] != b"") * IN_INCIDENT
-                 + values["opens"] * OPENS_INCIDENT)
+        codes = (
+            (values["expected"] == values["expected"]) * HAS_EXPECTED
+            + (values["incident"] != b"") * IN_INCIDENT
+            + values["opens"] * OPENS_INCIDENT
+        )
         order = np.argsort(codes, kind="stable")
         sizes = np.empty(len(records), dtype=np.int64)
         encoded = []
@@ -208,10 +221,20 @@ class AttributeWriter:
             attributes = record.attributes
             if attributes and attributes[-1].key.startswith(PREFIX):
                 _drop_previous(attributes)
-            record.MergeFromString(data[start:start + size])
+            record.MergeFromString(data[start : start + size])
 
-    def write_alert(self, record, key: str, target: str, unit: str, actual: float, low: float, high: float,
-                    models: list[str], forecast: list[tuple[str, float]]) -> None:
+    def write_alert(
+        self,
+        record,
+        key: str,
+        target: str,
+        unit: str,
+        actual: float,
+        low: float,
+        high: float,
+        models: list[str],
+        forecast: list[tuple[str, float]],
+    ) -> None:
         """The structured details of an alert (the expected value is already on the record), and of its forecast."""
         details = [(KEY, key), (TARGET, target), (UNIT, unit), (ACTUAL, actual)]
         if low == low and high == high:

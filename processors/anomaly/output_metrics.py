@@ -15,9 +15,11 @@ import numpy as np
 from otelml import conventions
 from otelml.processors.anomaly.extract_metrics import ScoredPoint
 
-GAUGES = ((conventions.SCORE, "Anomaly score of the series named by otelml.metric, in [0, 1]."),
-          (conventions.FORECAST, "The trend of that score at the forecast horizon."),
-          (conventions.ANOMALY, "1 when that score reached the threshold (after warmup), else 0."))
+GAUGES = (
+    (conventions.SCORE, "Anomaly score of the series named by otelml.metric, in [0, 1]."),
+    (conventions.FORECAST, "The trend of that score at the forecast horizon."),
+    (conventions.ANOMALY, "1 when that score reached the threshold (after warmup), else 0."),
+)
 
 
 def write_scores(records: list[ScoredPoint], score: np.ndarray, forecast: np.ndarray, anomaly: np.ndarray) -> None:
@@ -41,7 +43,8 @@ def write_scores(records: list[ScoredPoint], score: np.ndarray, forecast: np.nda
         scope_gauges = gauges.get(id(record.scope))
         if scope_gauges is None:
             scope_gauges = gauges[id(record.scope)] = [
-                record.scope.metrics.add(name=name, unit="", description=text).gauge.data_points for name, text in GAUGES]
+                record.scope.metrics.add(name=name, unit="", description=text).gauge.data_points for name, text in GAUGES
+            ]
         for points, values in zip(scope_gauges, columns):
             point = points.add(time_unix_nano=record.point.time_unix_nano, as_double=values[index])
             point.attributes.extend(record.point.attributes)

@@ -52,19 +52,24 @@ class Parents:
         self.reader = reader
         self.engine = engine
         # learned_step: the latest step of record time the parent learned a record from.
-        self.store = KeyStore(max_keys, ttl, StateLayout({**engine.fields, "learned_step": Field((), np.float64, -np.inf)},
-                                                         engine.classes))
+        self.store = KeyStore(
+            max_keys, ttl, StateLayout({**engine.fields, "learned_step": Field((), np.float64, -np.inf)}, engine.classes)
+        )
         self.lent = [name for name in engine.fields if not name.startswith(OWN_STATE)]
-        self.restarted = [(prefix + recent, prefix + usual) for prefix, stage in engine.stages
-                          for recent, usual in getattr(stage, "recent", {}).items()]
+        self.restarted = [
+            (prefix + recent, prefix + usual)
+            for prefix, stage in engine.stages
+            for recent, usual in getattr(stage, "recent", {}).items()
+        ]
         self.objects = set(self.store.layout.objects)
 
     def read(self, batch) -> Columns:
         """Each record's parent key (``key_ids`` into ``keys``), aligned with the processor's own columns."""
         return self.reader.read(batch)
 
-    def step(self, arrays: dict, slots: np.ndarray, columns: Columns, family: Columns, values: np.ndarray,
-             rates: np.ndarray | None) -> int:
+    def step(
+        self, arrays: dict, slots: np.ndarray, columns: Columns, family: Columns, values: np.ndarray, rates: np.ndarray | None
+    ) -> int:
         """Before the keys score a batch: lend their parents' state to its new keys, and let the parents learn it.
 
         All in stream order: a new key (no record learned yet) borrows its
@@ -78,14 +83,17 @@ class Parents:
         borrowed.
         """
         parent_slots = self.store.assign(family.keys)
-        taught = _first_of_each_step(family.key_ids, np.floor(columns.times / LEARNING_STEP),
-                                     self.store.arrays["learned_step"], parent_slots)
+        taught = _first_of_each_step(
+            family.key_ids, np.floor(columns.times / LEARNING_STEP), self.store.arrays["learned_step"], parent_slots
+        )
         new = np.flatnonzero(arrays["count"][slots] == 0)
         present, first = np.unique(columns.key_ids, return_index=True)
         first_record = np.full(len(columns.keys), -1)
         first_record[present] = first
         learned, lent = 0, 0
-        for record, position in sorted((first_record[position], position) for position in new.tolist() if first_record[position] >= 0):
+        for record, position in sorted(
+            (first_record[position], position) for position in new.tolist() if first_record[position] >= 0
+        ):
             before = int(np.searchsorted(taught, record))
             if before > learned:
                 self._learn(taught[learned:before], parent_slots, columns, family, values, rates)
@@ -111,15 +119,28 @@ class Parents:
         arrays["count"][slot] = self.engine.warmup
         return 1
 
-    def _learn(self, records: np.ndarray, parent_slots: np.ndarray, columns: Columns, family: Columns, values: np.ndarray,
-               rates: np.ndarray | None) -> None:
+    def _learn(
+        self,
+        records: np.ndarray,
+        parent_slots: np.ndarray,
+        columns: Columns,
+        family: Columns,
+        values: np.ndarray,
+        rates: np.ndarray | None,
+    ) -> None:
         """The parents learn ``records`` (indices in batch order), as a key learns its own."""
         if not len(records):
             return
-        self.engine.score(self.store.arrays, parent_slots, Ranks(family.key_ids[records], len(family.keys)), values[records],
-                          columns.times[records], None if rates is None else rates[records],
-                          [columns.errors[i] for i in records] if columns.errors else None,
-                          [columns.attributes[i] for i in records] if columns.attributes else None)
+        self.engine.score(
+            self.store.arrays,
+            parent_slots,
+            Ranks(family.key_ids[records], len(family.keys)),
+            values[records],
+            columns.times[records],
+            None if rates is None else rates[records],
+            [columns.errors[i] for i in records] if columns.errors else None,
+            [columns.attributes[i] for i in records] if columns.attributes else None,
+        )
 
 
 def _first_of_each_step(parent_ids: np.ndarray, steps: np.ndarray, learned: np.ndarray, slots: np.ndarray) -> np.ndarray:

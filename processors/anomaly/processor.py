@@ -47,8 +47,19 @@ from otelml.references import parse_key, parse_target
 # At most one eviction log line per this many seconds.
 EVICTION_LOG_INTERVAL = 60.0
 # Settings that shape the per-key state: a checkpoint written with others is not reused.
-SHAPING = {"key", "target", "transform", "features", "models", "residuals", "calibration", "threshold", "incident", "trend",
-           "histogram_quantile"}
+SHAPING = {
+    "key",
+    "target",
+    "transform",
+    "features",
+    "models",
+    "residuals",
+    "calibration",
+    "threshold",
+    "incident",
+    "trend",
+    "histogram_quantile",
+}
 
 
 class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
@@ -66,8 +77,11 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
         features = config.features
         # The key's record rate is tracked for River models' rate feature only when some River model reads it.
         rate_feature = features.rate and any(reads_features(model.name) for model in config.models)
-        self.engine = Engine(config, Target(parse_target(config.signal_target(signal)), config.transform,
-                                            rate_feature=rate_feature), ranges=config.alerts)
+        self.engine = Engine(
+            config,
+            Target(parse_target(config.signal_target(signal)), config.transform, rate_feature=rate_feature),
+            ranges=config.alerts,
+        )
         self.target = self.engine.target
         river = self.engine.features is not None
         need_errors, feature_attributes = river and features.error, tuple(features.attributes) if river else ()
@@ -82,13 +96,22 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
             self.parents = Parents(parent_reader, self.engine, config.state.max_keys, config.state.ttl)
         limit = config.trend.limit
         # The target's own trend, in its units, is fitted only to be held against a limit.
-        self.above, self.below = ((limit.in_unit(limit.above, self.target.unit), limit.in_unit(limit.below, self.target.unit))
-                                  if limit is not None else (None, None))
+        self.above, self.below = (
+            (limit.in_unit(limit.above, self.target.unit), limit.in_unit(limit.below, self.target.unit))
+            if limit is not None
+            else (None, None)
+        )
         series = {"score": (0.0, 1.0), **({"target": (-np.inf, np.inf)} if limit is not None else {})}
         self.trend = Trend(config.trend.window, config.trend.horizon, series)
-        layout = StateLayout({**self.engine.fields, **{f"trend.{name}": field for name, field in self.trend.fields.items()},
-                              **liveview.FIELDS, **(extract_metrics.FIELDS if signal is Signal.METRICS else {})},
-                             self.engine.classes)
+        layout = StateLayout(
+            {
+                **self.engine.fields,
+                **{f"trend.{name}": field for name, field in self.trend.fields.items()},
+                **liveview.FIELDS,
+                **(extract_metrics.FIELDS if signal is Signal.METRICS else {}),
+            },
+            self.engine.classes,
+        )
         self.store = KeyStore(config.state.max_keys, config.state.ttl, layout, config.state.checkpoint.signing_key())
         self.live = liveview.LiveViewKeeper(self.store, config.trend.horizon)
         if signal is not Signal.METRICS:
@@ -96,8 +119,15 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
         self.fingerprint = self._fingerprint()
         # Behind a Kafka receiver: keys per source partition, kept in a changelog (see changelog.py).
         self.keeps_partition_state = config.state.changelog.enabled
-        self.partitions = PartitionedState(str(settings.id), self.store, self.fingerprint, config.state.changelog,
-                                           config.state.checkpoint.signing_key(), self.process, self.logger)
+        self.partitions = PartitionedState(
+            str(settings.id),
+            self.store,
+            self.fingerprint,
+            config.state.changelog,
+            config.state.checkpoint.signing_key(),
+            self.process,
+            self.logger,
+        )
         self.checkpointer = Checkpointer(config.state.checkpoint, checkpoint.MAGIC, "an anomaly checkpoint", self.logger)
         self._started = False
         telemetry, name = settings.telemetry, str(settings.id)
@@ -212,8 +242,9 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
         if columns.skipped:
             self._skipped.inc(columns.skipped)
 
-    def _with_rates(self, columns: Columns, rates: np.ndarray, ranks: Ranks,
-                    family: Columns | None) -> tuple[Columns, np.ndarray, Ranks, Columns | None]:
+    def _with_rates(
+        self, columns: Columns, rates: np.ndarray, ranks: Ranks, family: Columns | None
+    ) -> tuple[Columns, np.ndarray, Ranks, Columns | None]:
         """With ``target: rate``, the rate is the reading; records without one yet pass on unscored."""
         scorable = np.isfinite(rates)
         if not scorable.all():
@@ -225,9 +256,10 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
         return columns, rates, ranks, family
 
     def _score(self, columns: Columns, slots: np.ndarray, ranks: Ranks, values: np.ndarray, rates: np.ndarray | None) -> None:
-        results = self.engine.score(self.store.arrays, slots, ranks, values, columns.times,
-                                    rates, columns.errors, columns.attributes)
-        history = {name[len("trend."):]: array for name, array in self.store.arrays.items() if name.startswith("trend.")}
+        results = self.engine.score(
+            self.store.arrays, slots, ranks, values, columns.times, rates, columns.errors, columns.attributes
+        )
+        history = {name[len("trend.") :]: array for name, array in self.store.arrays.items() if name.startswith("trend.")}
         fitted = self.trend.fit(history, slots, ranks, columns.times, {"score": results.score, "target": columns.actual})
         trends = fitted["score"]
         # A prediction is of an incident to come: never while the key has one.
@@ -253,9 +285,17 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
         incident = np.zeros(len(columns.records), dtype=f"S{16}")
         for index in np.flatnonzero(results.member).tolist():
             incident[index] = incident_id(columns.keys[columns.key_ids[index]], float(results.opened[index])).encode()
-        values = {"score": results.score, "anomaly": results.anomaly, "expected": expected, "forecast": trends.forecast,
-                  "slope": trends.slope, "predicted": predicted, "incident": incident, "opens": results.opens,
-                  "raw": results.raw}
+        values = {
+            "score": results.score,
+            "anomaly": results.anomaly,
+            "expected": expected,
+            "forecast": trends.forecast,
+            "slope": trends.slope,
+            "predicted": predicted,
+            "incident": incident,
+            "opens": results.opens,
+            "raw": results.raw,
+        }
         values.update((f"model{position}", row) for position, row in enumerate(results.model_scores))
         self.writer.write(columns.records, values)
         if self.config.alerts:
@@ -271,16 +311,24 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
         fired = results.model_scores[:, alerting] >= results.threshold[alerting]
         for position, index in enumerate(alerting.tolist()):
             key = columns.keys[columns.key_ids[index]]
-            self.writer.write_alert(columns.records[index], self.reader.describe(key), self.target.name, self.target.unit,
-                                    float(columns.actual[index]), float(low[position]), float(high[position]),
-                                    [model_id for model_id, hit in zip(model_ids, fired[:, position].tolist()) if hit],
-                                    forecast.details(index) if predicted[index] else [])
+            self.writer.write_alert(
+                columns.records[index],
+                self.reader.describe(key),
+                self.target.name,
+                self.target.unit,
+                float(columns.actual[index]),
+                float(low[position]),
+                float(high[position]),
+                [model_id for model_id, hit in zip(model_ids, fired[:, position].tolist()) if hit],
+                forecast.details(index) if predicted[index] else [],
+            )
 
-    def _keep_summaries(self, columns: Columns, slots: np.ndarray, ranks: Ranks, results: Results,
-                        predicted: np.ndarray) -> None:
+    def _keep_summaries(self, columns: Columns, slots: np.ndarray, ranks: Ranks, results: Results, predicted: np.ndarray) -> None:
         arrays, key_ids, size = self.store.arrays, ranks.key_ids, len(slots)
-        per_key = {"anomalies": np.bincount(key_ids, weights=results.anomaly, minlength=size),
-                   "incidents": np.bincount(key_ids, weights=predicted, minlength=size)}
+        per_key = {
+            "anomalies": np.bincount(key_ids, weights=results.anomaly, minlength=size),
+            "incidents": np.bincount(key_ids, weights=predicted, minlength=size),
+        }
         for name, added in per_key.items():
             arrays[name][slots] += added.astype(np.int64)
         for name, values in (("max_score", results.score), ("last_seen", columns.times)):
@@ -288,16 +336,28 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
             np.fmax.at(highest, key_ids, values)
             arrays[name][slots] = highest
         self.store.clock = max(self.store.clock, float(np.max(columns.times)))
-        for counter, total in ((self._anomalies, per_key["anomalies"].sum()), (self._incidents, per_key["incidents"].sum()),
-                               (self._opened, np.count_nonzero(results.opens))):
+        for counter, total in (
+            (self._anomalies, per_key["anomalies"].sum()),
+            (self._incidents, per_key["incidents"].sum()),
+            (self._opened, np.count_nonzero(results.opens)),
+        ):
             if total:
                 counter.inc(int(total))
 
-    def _keep_live_view(self, columns: Columns, slots: np.ndarray, ranks: Ranks, results: Results, trends: Trends,
-                        predicted: np.ndarray, forecast: Forecast) -> None:
+    def _keep_live_view(
+        self,
+        columns: Columns,
+        slots: np.ndarray,
+        ranks: Ranks,
+        results: Results,
+        trends: Trends,
+        predicted: np.ndarray,
+        forecast: Forecast,
+    ) -> None:
         """What the live page shows: each key's last threshold, forecast and slope, and its alerts."""
-        self.live.record(slots, ranks, columns.times, results.threshold, trends.forecast, trends.slope, results.member,
-                         results.opened)
+        self.live.record(
+            slots, ranks, columns.times, results.threshold, trends.forecast, trends.slope, results.member, results.opened
+        )
         alerting = np.flatnonzero(results.opens | predicted)
         if not len(alerting):
             return
@@ -305,14 +365,20 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
         for position, index in enumerate(alerting.tolist()):
             key = columns.keys[columns.key_ids[index]]
             described, score = self.reader.describe(key), float(results.score[index])
-            details = Details(key=described, target=self.target.name, unit=self.target.unit,
-                              actual=float(columns.actual[index]), score=score,
-                              expected=float(expected[position]) if expected[position] == expected[position] else None,
-                              forecast=float(trends.forecast[index]),
-                              **(forecast.values(index) if predicted[index] else {}))
+            details = Details(
+                key=described,
+                target=self.target.name,
+                unit=self.target.unit,
+                actual=float(columns.actual[index]),
+                score=score,
+                expected=float(expected[position]) if expected[position] == expected[position] else None,
+                forecast=float(trends.forecast[index]),
+                **(forecast.values(index) if predicted[index] else {}),
+            )
             if results.opens[index]:
-                self.live.opened(float(columns.times[index]), described, score, details,
-                                 incident_id(key, float(results.opened[index])))
+                self.live.opened(
+                    float(columns.times[index]), described, score, details, incident_id(key, float(results.opened[index]))
+                )
             elif not results.member[index]:  # a prediction for a key already in an incident says nothing new
                 self.live.predicted(float(columns.times[index]), described, score, details)
 
@@ -332,9 +398,14 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
         if any(unlogged.values()) and now - self._eviction_logged_at >= EVICTION_LOG_INTERVAL:
             self._eviction_logged_at = now
             self._evictions_logged = dict(self._reported_evictions)
-            self.logger.warning("evicted the learned state of %d key(s) (%d least recently used beyond state.max_keys=%d, "
-                                "%d idle longer than state.ttl) since the last report", sum(unlogged.values()),
-                                unlogged["lru"], self.config.state.max_keys, unlogged["ttl"])
+            self.logger.warning(
+                "evicted the learned state of %d key(s) (%d least recently used beyond state.max_keys=%d, "
+                "%d idle longer than state.ttl) since the last report",
+                sum(unlogged.values()),
+                unlogged["lru"],
+                self.config.state.max_keys,
+                unlogged["ttl"],
+            )
 
     def key_summaries(self) -> list[tuple[str, KeySummary]]:
         """Every live key, described, with its records, anomalies, incidents and highest score."""

@@ -61,6 +61,6 @@ class Ranks:
             position = np.empty(len(key_order), dtype=np.intp)
             position[key_order] = np.arange(len(key_order))
             order = np.lexsort((position[self.key_ids], self.ranks))
-            sizes = len(self.counts) - np.cumsum(np.bincount(self.counts, minlength=self.depth + 1))[:self.depth]
+            sizes = len(self.counts) - np.cumsum(np.bincount(self.counts, minlength=self.depth + 1))[: self.depth]
             self._by_rank = order, sizes, key_order
         return self._by_rank

@@ -98,8 +98,7 @@ class ResidualScale:
         self.alpha = alpha
         self.clip = clip
         self.calibration = calibration
-        self.fields = {**MOMENTS, "beyond": Field((), np.bool_, False),
-                       **({} if calibration is None else calibration.fields)}
+        self.fields = {**MOMENTS, "beyond": Field((), np.bool_, False), **({} if calibration is None else calibration.fields)}
 
     def observe(self, state: dict, size: int, deviation: np.ndarray, judged: np.ndarray, plain: bool = True) -> Judged:
         """The scores of ``deviation`` (0 where not ``judged``); then learn it.

@@ -97,12 +97,15 @@ class StateLayout:
         self.fields = {**BOOKKEEPING, **fields}
         self.numeric = [name for name, field in self.fields.items() if np.dtype(field.dtype) != object]
         self.objects = [name for name, field in self.fields.items() if np.dtype(field.dtype) == object]
-        self.row = np.dtype([(name, np.dtype(self.fields[name].dtype).newbyteorder("<"), self.fields[name].shape)
-                             for name in self.numeric])
-        described = {name: [list(field.shape), np.dtype(field.dtype).str, repr(field.fill)] for name, field in self.fields.items()}
+        self.row = np.dtype(
+            [(name, np.dtype(self.fields[name].dtype).newbyteorder("<"), self.fields[name].shape) for name in self.numeric]
+        )
+        described = {
+            name: [list(field.shape), np.dtype(field.dtype).str, repr(field.fill)] for name, field in self.fields.items()
+        }
         self.description = {"fields": described, "classes": sorted(classes)}
         text = json.dumps(self.description, sort_keys=True).encode()
-        self.fingerprint = hashlib.sha256(text).digest()[:checkpoint.LAYOUT_TAG_BYTES]
+        self.fingerprint = hashlib.sha256(text).digest()[: checkpoint.LAYOUT_TAG_BYTES]
 
     def empty(self, size: int) -> dict[str, np.ndarray]:
         """Arrays of ``size`` new keys."""
@@ -208,8 +211,12 @@ class KeyStore:
 
     def summary(self, slot: int) -> KeySummary:
         arrays = self.arrays
-        return KeySummary(int(arrays["count"][slot]), int(arrays["anomalies"][slot]), int(arrays["incidents"][slot]),
-                          float(arrays["max_score"][slot]))
+        return KeySummary(
+            int(arrays["count"][slot]),
+            int(arrays["anomalies"][slot]),
+            int(arrays["incidents"][slot]),
+            float(arrays["max_score"][slot]),
+        )
 
     # Per-key export and import -----------------------------------------------
 
@@ -224,9 +231,10 @@ class KeyStore:
         slots = [self.keys[key] for key in present]
         rows = self._rows(slots)
         objects = [tuple(self.arrays[name][slot] for name in self.layout.objects) for slot in slots]
-        return {key: checkpoint.encode_entry(key, rows[position].tobytes(), objects[position], self.layout.fingerprint,
-                                             self._key())
-                for position, key in enumerate(present)}
+        return {
+            key: checkpoint.encode_entry(key, rows[position].tobytes(), objects[position], self.layout.fingerprint, self._key())
+            for position, key in enumerate(present)
+        }
 
     def import_(self, entries: dict[Any, bytes]) -> None:
         """Install exported keys (replacing their state here); all are verified before any is installed."""
@@ -288,7 +296,8 @@ class KeyStore:
         if content.layout != self.layout.fingerprint:
             raise checkpoint.CheckpointError(
                 "the checkpoint has an incompatible state layout: it was written by another otelml version "
-                "with other per-key fields; refusing to load it (remove the file to start afresh)")
+                "with other per-key fields; refusing to load it (remove the file to start afresh)"
+            )
         self.keys.clear()
         self.arrays = self.layout.empty(self.capacity)
         self._free = list(range(self.capacity - 1, -1, -1))

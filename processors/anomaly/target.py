@@ -90,8 +90,9 @@ class Target:
         self.log = transform == "log" or (transform == "auto" and reference.field in ("duration", "rate"))
         self.unit = UNITS.get(reference.field, "")
         self.tracks_rate = self.is_rate or rate_feature
-        self.fields = {"last_time": Field((), np.float64, np.nan), "gap": Field((), np.float64, np.nan)} \
-            if self.tracks_rate else {}
+        self.fields = (
+            {"last_time": Field((), np.float64, np.nan), "gap": Field((), np.float64, np.nan)} if self.tracks_rate else {}
+        )
         self.novelty = Novelty() if reference.field == "novelty" else None
         if self.novelty is not None:
             self.fields.update({f"novelty_{name}": field for name, field in self.novelty.fields.items()})
@@ -124,4 +125,3 @@ class Target:
         np.copyto(last, np.where(last != last, times, np.maximum(last, times)))
         with np.errstate(divide="ignore"):
             return 1.0 / smoothed
-

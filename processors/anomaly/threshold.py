@@ -34,8 +34,13 @@ class Threshold:
         if not self.adaptive:
             return np.full(size, self.static)
         floor = self.adaptive.min
-        return np.array([floor if quantile is None or quantile.get() is None else max(floor, quantile.get())
-                         for quantile in state["quantile"][:size].tolist()], dtype=float)
+        return np.array(
+            [
+                floor if quantile is None or quantile.get() is None else max(floor, quantile.get())
+                for quantile in state["quantile"][:size].tolist()
+            ],
+            dtype=float,
+        )
 
     def learn(self, state: dict, size: int, scores: np.ndarray) -> None:
         if not self.adaptive:

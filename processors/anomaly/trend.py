@@ -59,11 +59,15 @@ class Trend:
         self.horizon = horizon
         self.series = series
         keep = window - 1
-        self.fields = {"times": Field((keep,), np.float64, 0.0), "points": Field((), np.int64, 0),
-                       **{name: Field((keep,), np.float64, 0.0) for name in series}}
+        self.fields = {
+            "times": Field((keep,), np.float64, 0.0),
+            "points": Field((), np.int64, 0),
+            **{name: Field((keep,), np.float64, 0.0) for name in series},
+        }
 
-    def fit(self, arrays: dict[str, np.ndarray], slots: np.ndarray, ranks: Ranks, times: np.ndarray,
-            values: dict[str, np.ndarray]) -> dict[str, Trends]:
+    def fit(
+        self, arrays: dict[str, np.ndarray], slots: np.ndarray, ranks: Ranks, times: np.ndarray, values: dict[str, np.ndarray]
+    ) -> dict[str, Trends]:
         """The trends of every record of a batch, per series; each key's history (in ``arrays``) moves on."""
         window, keep = self.window, self.window - 1
         key_ids, positions, counts = ranks.key_ids, ranks.ranks, ranks.counts
@@ -90,8 +94,14 @@ class Trend:
             covariance = np.einsum("ij,ij->i", relative, window_values) - sum_time * sum_value / count
             slope = np.where(usable, covariance / np.where(usable, spread, 1.0), 0.0)
             now = (sum_value - slope * sum_time) / count
-            fitted[name] = Trends(now, slope, np.clip(now + slope * reach, *clip), count, reach,
-                                  _t_statistic(window_values, sum_value, covariance, slope, spread, count, usable))
+            fitted[name] = Trends(
+                now,
+                slope,
+                np.clip(now + slope * reach, *clip),
+                count,
+                reach,
+                _t_statistic(window_values, sum_value, covariance, slope, spread, count, usable),
+            )
         return fitted
 
     def _windows(self, arrays: dict, name: str, slots: np.ndarray, ranks: Ranks, new: np.ndarray) -> np.ndarray:
@@ -106,8 +116,15 @@ class Trend:
         return sliding_window_view(row, self.window, axis=1)[ranks.key_ids, ranks.ranks]
 
 
-def _t_statistic(window_values: np.ndarray, sum_value: np.ndarray, covariance: np.ndarray, slope: np.ndarray,
-                 spread: np.ndarray, count: np.ndarray, usable: np.ndarray) -> np.ndarray:
+def _t_statistic(
+    window_values: np.ndarray,
+    sum_value: np.ndarray,
+    covariance: np.ndarray,
+    slope: np.ndarray,
+    spread: np.ndarray,
+    count: np.ndarray,
+    usable: np.ndarray,
+) -> np.ndarray:
     """Each line's slope over its standard error (infinite for points exactly on a sloped line, 0 when unusable)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         residual = np.einsum("ij,ij->i", window_values, window_values) - sum_value * sum_value / count - slope * covariance

@@ -14,9 +14,8 @@ class DrainConfig(ComponentConfig):
 
     unsupported_keys = {
         "template_attribute": f"the template is always written as {conventions.TEMPLATE} (and its id as "
-                              f"{conventions.TEMPLATE_ID}), so that the components after this one can rely on them",
-        "masking_rules": "variables (numbers, hex, addresses, paths, UUIDs, host names) are masked without rules; "
-                         "see the README",
+        f"{conventions.TEMPLATE_ID}), so that the components after this one can rely on them",
+        "masking_rules": "variables (numbers, hex, addresses, paths, UUIDs, host names) are masked without rules; see the README",
         "parameter_key_prefix": "masked values are not written as attributes",
         "emit_wildcards": "the values at <*> positions are not written as attributes",
         "wildcards_attribute": "the values at <*> positions are not written as attributes",
@@ -47,10 +46,14 @@ class DrainConfig(ComponentConfig):
         if self.max_clusters < 0:
             problems.append(f"max_clusters: must not be negative (0: no limit), got {self.max_clusters}")
         if self.warmup_min_clusters < 0:
-            problems.append(f"warmup_min_clusters: must not be negative (0: annotate from the first record), "
-                            f"got {self.warmup_min_clusters}")
-        problems += [f"extra_delimiters::{index}: must not be empty"
-                     for index, delimiter in enumerate(self.extra_delimiters) if not delimiter]
+            problems.append(
+                f"warmup_min_clusters: must not be negative (0: annotate from the first record), got {self.warmup_min_clusters}"
+            )
+        problems += [
+            f"extra_delimiters::{index}: must not be empty"
+            for index, delimiter in enumerate(self.extra_delimiters)
+            if not delimiter
+        ]
         for index, text in enumerate(self.key):
             try:
                 parse_key(text)

@@ -144,9 +144,16 @@ class Drain:
         Templates and example lines every new key's tree starts with.
     """
 
-    def __init__(self, tree_depth: int = 4, merge_threshold: float = 0.88, max_node_children: int = 100,
-                 max_clusters: int = 10000, extra_delimiters: tuple[str, ...] = (),
-                 seed_templates: tuple[str, ...] = (), seed_logs: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        tree_depth: int = 4,
+        merge_threshold: float = 0.88,
+        max_node_children: int = 100,
+        max_clusters: int = 10000,
+        extra_delimiters: tuple[str, ...] = (),
+        seed_templates: tuple[str, ...] = (),
+        seed_logs: tuple[str, ...] = (),
+    ):
         if tree_depth < 3:
             raise ValueError("tree_depth must be at least 3")
         self.tree_depth = tree_depth
@@ -183,7 +190,7 @@ class Drain:
             return None
         words = masked_tokens(x[:MAX_TEXT], self.extra_delimiters)
         node = tree.root.get(len(words))
-        for word in words[:self._route_length(words)]:
+        for word in words[: self._route_length(words)]:
             if node is None:
                 return None
             child = node.get(word)
@@ -295,7 +302,7 @@ class Drain:
         if node is None:
             node = tree.root[len(words)] = {}
         path: list[int | str] = [len(words)]
-        for word in words[:self._route_length(words)]:
+        for word in words[: self._route_length(words)]:
             child = node.get(word)
             if child is None:
                 wildcard = node.get(WILDCARD)

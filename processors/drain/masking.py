@@ -30,18 +30,22 @@ _HEX = "[0-9a-fA-F]"
 # What joins the parts of one value: dates, times, IPv4 and IPv6 addresses, ports, version numbers.
 _JOIN = r"(?:::|[.:,/_-])"
 _PATH_PART = r"""[^\s/\\'"()\[\]{}<>]"""
-VARIABLES = re.compile("|".join([
-    rf"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}",          # UUID
-    r"[A-Za-z][A-Za-z0-9+.-]*://\S+",                                         # URL
-    rf"(?<![\w.~:/-])[\w.~-]*(?:/{_PATH_PART}+){{2,}}/?",                         # path: two or more slashes
-    rf"(?<![\w.\\])(?:[A-Za-z]:)?[\w.~-]*(?:\\+{_PATH_PART}+){{2,}}\\?",       # Windows path, registry key
-    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?",         # ISO 8601 time
-    rf"(?<![0-9A-Za-z])0[xX]{_HEX}+(?![0-9A-Za-z])",                          # 0x hex number
-    # A number or hex word, and what joins several into one value (dates, times, addresses).
-    rf"(?<![0-9A-Za-z])[-+]?(?={_HEX}*\d){_HEX}+(?:{_JOIN}(?={_HEX}*\d){_HEX}+)*(?![0-9A-Za-z])",
-    r"(?<![\w.-])(?=[\w.-]*\d)[\w-]+(?:\.[\w-]+){2,}",                        # host name, version
-    r"\d+(?:[.:,/_-]\d+)*",                                                   # digits inside a word
-]))
+VARIABLES = re.compile(
+    "|".join(
+        [
+            rf"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}",  # UUID
+            r"[A-Za-z][A-Za-z0-9+.-]*://\S+",  # URL
+            rf"(?<![\w.~:/-])[\w.~-]*(?:/{_PATH_PART}+){{2,}}/?",  # path: two or more slashes
+            rf"(?<![\w.\\])(?:[A-Za-z]:)?[\w.~-]*(?:\\+{_PATH_PART}+){{2,}}\\?",  # Windows path, registry key
+            r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?",  # ISO 8601 time
+            rf"(?<![0-9A-Za-z])0[xX]{_HEX}+(?![0-9A-Za-z])",  # 0x hex number
+            # A number or hex word, and what joins several into one value (dates, times, addresses).
+            rf"(?<![0-9A-Za-z])[-+]?(?={_HEX}*\d){_HEX}+(?:{_JOIN}(?={_HEX}*\d){_HEX}+)*(?![0-9A-Za-z])",
+            r"(?<![\w.-])(?=[\w.-]*\d)[\w-]+(?:\.[\w-]+){2,}",  # host name, version
+            r"\d+(?:[.:,/_-]\d+)*",  # digits inside a word
+        ]
+    )
+)
 # Every variable above holds a digit, a slash or a backslash: only words with one are looked at.
 _CANDIDATE = re.compile(r"(?<!\S)\S*[\d/\\]\S*")
 # The commonest variable words, caught without the full expression: a number or hex word, maybe

@@ -32,10 +32,12 @@ _WRITTEN = frozenset({conventions.TEMPLATE, conventions.TEMPLATE_ID})
 
 def encode_attributes(cluster: Cluster) -> bytes:
     """The template attributes as the bytes of a LogRecord that holds only them: merged, they append."""
-    return LogRecord(attributes=[
-        KeyValue(key=conventions.TEMPLATE, value=AnyValue(string_value=cluster.template)),
-        KeyValue(key=conventions.TEMPLATE_ID, value=AnyValue(string_value=cluster.template_id)),
-    ]).SerializeToString()
+    return LogRecord(
+        attributes=[
+            KeyValue(key=conventions.TEMPLATE, value=AnyValue(string_value=cluster.template)),
+            KeyValue(key=conventions.TEMPLATE_ID, value=AnyValue(string_value=cluster.template_id)),
+        ]
+    ).SerializeToString()
 
 
 class DrainProcessor(Component):
@@ -57,8 +59,15 @@ class DrainProcessor(Component):
         self.scope_refs = [r for r in key if r.level == "scope"]
         self.record_refs = [r for r in key if r.level == "record"]
         self.record_attributes = frozenset(r.attribute for r in self.record_refs if r.attribute)
-        self.miner = Drain(config.tree_depth, config.merge_threshold, config.max_node_children, config.max_clusters,
-                           tuple(config.extra_delimiters), tuple(config.seed_templates), tuple(config.seed_logs))
+        self.miner = Drain(
+            config.tree_depth,
+            config.merge_threshold,
+            config.max_node_children,
+            config.max_clusters,
+            tuple(config.extra_delimiters),
+            tuple(config.seed_templates),
+            tuple(config.seed_logs),
+        )
         self.annotating = config.warmup_min_clusters == 0
         self.fingerprint = self._fingerprint()
         self.checkpointer = Checkpointer(config.checkpoint, MAGIC, "a drain checkpoint", self.logger)
@@ -91,14 +100,16 @@ class DrainProcessor(Component):
 
     def dump(self) -> bytes:
         """The checkpoint payload: every template of every key, and whether warmup is over."""
-        return json.dumps({"fingerprint": self.fingerprint, "annotating": self.annotating,
-                           "clusters": self.miner.snapshot()}).encode()
+        return json.dumps(
+            {"fingerprint": self.fingerprint, "annotating": self.annotating, "clusters": self.miner.snapshot()}
+        ).encode()
 
     def _restore(self, payload: bytes) -> None:
         state = json.loads(payload)
         if state["fingerprint"] != self.fingerprint:
-            self.logger.warning("checkpoint %s was written with other tree settings or masking; starting afresh",
-                                self.checkpointer.path)
+            self.logger.warning(
+                "checkpoint %s was written with other tree settings or masking; starting afresh", self.checkpointer.path
+            )
             return
         self.miner.restore(state["clusters"])
         self.annotating = self.annotating or state["annotating"]

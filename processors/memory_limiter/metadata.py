@@ -2,7 +2,8 @@
 
 from otelml.telemetry import per_signal
 
-REFUSED = per_signal("otelcol_processor_refused_{items}", "counter", ("processor",),
-                     "Items refused by the processor; the sender may retry them.")
+REFUSED = per_signal(
+    "otelcol_processor_refused_{items}", "counter", ("processor",), "Items refused by the processor; the sender may retry them."
+)
 
 METRICS = tuple(REFUSED.values())

@@ -61,9 +61,15 @@ class MemoryMonitor:
         Bytes available to the process, for the percentage limits.
     """
 
-    def __init__(self, config: MemoryLimiterConfig, logger, read_usage: Callable[[], int] = process.resident_bytes,
-                 trim: Callable[[], None] = memory.trim_heap, collect: Callable[[], None] = memory.collect_garbage,
-                 total_memory: Callable[[], int] = memory.total_memory_bytes):
+    def __init__(
+        self,
+        config: MemoryLimiterConfig,
+        logger,
+        read_usage: Callable[[], int] = process.resident_bytes,
+        trim: Callable[[], None] = memory.trim_heap,
+        collect: Callable[[], None] = memory.collect_garbage,
+        total_memory: Callable[[], int] = memory.total_memory_bytes,
+    ):
         self.config = config
         self.logger = logger
         self.read_usage = read_usage
@@ -92,8 +98,9 @@ class MemoryMonitor:
                 usage = self.read_usage()
         refusing = usage >= self.soft_limit
         if refusing and not self._over_soft_limit:
-            self.logger.warning("memory usage %d MiB is above the soft limit of %d MiB; refusing data",
-                                usage // MIB, self.soft_limit // MIB)
+            self.logger.warning(
+                "memory usage %d MiB is above the soft limit of %d MiB; refusing data", usage // MIB, self.soft_limit // MIB
+            )
         elif self._over_soft_limit and not refusing:
             self.logger.info("memory usage %d MiB is back under the soft limit; accepting data", usage // MIB)
         self._over_soft_limit = refusing
@@ -120,8 +127,12 @@ class MemoryMonitor:
         """One more processor relies on this monitor; the first starts the checks."""
         self._users += 1
         if self._task is None:
-            self.logger.info("memory limits: hard %d MiB, soft %d MiB, checked every %gs",
-                             self.hard_limit // MIB, self.soft_limit // MIB, self.config.check_interval)
+            self.logger.info(
+                "memory limits: hard %d MiB, soft %d MiB, checked every %gs",
+                self.hard_limit // MIB,
+                self.soft_limit // MIB,
+                self.config.check_interval,
+            )
             self.check()
             self._task = asyncio.create_task(self._check_loop())
 

@@ -40,6 +40,7 @@ class RedactionConfig(ComponentConfig):
         hashing = self.hash_keys or self.hash_function != "none"
         key = self.hash_key.get_secret_value() if self.hash_key is not None else ""
         if hashing and len(key) < MIN_HASH_KEY_LENGTH:
-            problems.append(f"hash_key: must be set, at least {MIN_HASH_KEY_LENGTH} characters long, "
-                            "when hash_keys or hash_function is used")
+            problems.append(
+                f"hash_key: must be set, at least {MIN_HASH_KEY_LENGTH} characters long, when hash_keys or hash_function is used"
+            )
         return problems

@@ -68,7 +68,11 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "bearer_token": Preset(re.compile(r"(?i)\bbearer\s+[A-Za-z0-9\-._~+/]+=*")),
     "credit_card": Preset(re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"), luhn_valid),
-    "email": Preset(re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+")),
+    "email": Preset(
+        re.compile(
+            r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
+        )
+    ),
     "ipv6": Preset(re.compile(_IPV6)),
     "ipv4": Preset(re.compile(rf"(?<![\d.]){_IPV4}(?!\.?\d)")),
 }

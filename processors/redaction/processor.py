@@ -25,8 +25,11 @@ class RedactionProcessor(Component):
         self.signal = signal
         self.next = next_consumer
         self.redactor = Redactor(config)
-        self._redact_record = {Signal.TRACES: self._redact_span, Signal.LOGS: self._redact_log_record,
-                               Signal.METRICS: self._redact_metric}[signal]
+        self._redact_record = {
+            Signal.TRACES: self._redact_span,
+            Signal.LOGS: self._redact_log_record,
+            Signal.METRICS: self._redact_metric,
+        }[signal]
 
     async def consume(self, batch: Batch) -> None:
         redact = self.redactor.redact_attributes

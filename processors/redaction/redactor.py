@@ -33,7 +33,9 @@ from otelml.processors.redaction.presets import PRESETS
 MASK = "****"
 SUMMARY_KEYS = frozenset(
     f"redaction.{part}{outcome}.{what}"
-    for part in ("", "body.") for outcome in ("redacted", "masked", "ignored") for what in ("keys", "count")
+    for part in ("", "body.")
+    for outcome in ("redacted", "masked", "ignored")
+    for what in ("keys", "count")
 )
 # Decisions are remembered per key; a sender making up keys must not grow this without bound.
 MAX_REMEMBERED_KEYS = 10_000
@@ -70,8 +72,11 @@ class Redactor:
         key = config.hash_key.get_secret_value().encode() if config.hash_key is not None else b""
         self._hmac = hmac.new(key, digestmod=hashlib.sha256) if key else None
         self._mask_with_hash = config.hash_function == "hmac-sha256"
-        self._value_masks = [(PRESETS[name].pattern, self._replacement(PRESETS[name].confirm))
-                             for name in PRESETS if name in config.blocked_value_presets]
+        self._value_masks = [
+            (PRESETS[name].pattern, self._replacement(PRESETS[name].confirm))
+            for name in PRESETS
+            if name in config.blocked_value_presets
+        ]
         self._value_masks += [(re.compile(pattern), self._replacement(None)) for pattern in config.blocked_values]
         self._actions: dict[str, Action] = {}
 

@@ -44,7 +44,8 @@ class MessageMarkingConfig(ComponentConfig):
     unsupported_keys = dict.fromkeys(
         ("on_error", "on_permanent_error"),
         "a batch refused for good is committed (and counted as dropped), one refused for now is retried "
-        "with error_backoff and never committed: remove it")
+        "with error_backoff and never committed: remove it",
+    )
 
 
 class KafkaReceiverConfig(KafkaClientConfig):

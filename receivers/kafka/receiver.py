@@ -105,9 +105,14 @@ class KafkaReceiver(Component):
         self._commit_tasks: set[asyncio.Task] = set()
         self._host: Host | None = None
         # What partition owners downstream see of this receiver; its connection options are made at start.
-        self.source = KafkaSource(str(settings.id), config.group_id, {},
-                                  lambda partition, messages: self._decode(partition, messages, report=False),
-                                  self._state_saved, self._partition_count)
+        self.source = KafkaSource(
+            str(settings.id),
+            config.group_id,
+            {},
+            lambda partition, messages: self._decode(partition, messages, report=False),
+            self._state_saved,
+            self._partition_count,
+        )
         self._lag = settings.telemetry.metric(metadata.OFFSET_LAG)
 
     @property
@@ -199,7 +204,9 @@ class KafkaReceiver(Component):
             except KafkaError as error:
                 self._client = None
                 await client.stop()
-                self.logger.warning("cannot reach the brokers %s, retrying in %.0fs: %s", ",".join(self.config.brokers), delay, error)
+                self.logger.warning(
+                    "cannot reach the brokers %s, retrying in %.0fs: %s", ",".join(self.config.brokers), delay, error
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _MAX_CONNECT_BACKOFF)
 
@@ -227,8 +234,12 @@ class KafkaReceiver(Component):
                 outcome = await self._process(partition, messages, state.stop)
             except Exception:
                 # Unforeseen: read these messages again rather than skip them, after a pause, not in a hot loop.
-                self.logger.exception("processing %s[%d] failed; reading it again from offset %d",
-                                      partition.topic, partition.partition, messages[0].offset)
+                self.logger.exception(
+                    "processing %s[%d] failed; reading it again from offset %d",
+                    partition.topic,
+                    partition.partition,
+                    messages[0].offset,
+                )
                 await asyncio.sleep(_UNFORESEEN_ERROR_PAUSE)
                 state.waiting.clear()
                 if not state.stop.is_set() and partition in self.client.assignment():
@@ -264,7 +275,9 @@ class KafkaReceiver(Component):
             await self._commit_ready(partition)
         highwater = self.client.highwater(partition)
         if highwater is not None:
-            self._lag.labels(str(self.settings.id), partition.topic, str(partition.partition)).set(max(highwater - next_offset, 0))
+            self._lag.labels(str(self.settings.id), partition.topic, str(partition.partition)).set(
+                max(highwater - next_offset, 0)
+            )
         return outcome
 
     def _decode(self, partition: TopicPartition, messages: list, report: bool = True) -> BatchBuilder:
@@ -367,8 +380,12 @@ class KafkaReceiver(Component):
                 # State kept through the rebalance is still good when no other member committed since.
                 stale = [p for p in partitions if p not in self._held or self._held[p] != committed[p]]
                 self._forget([p for p in stale if p in self._held])
-                await asyncio.gather(*(owner.restore_partitions(self.source, [Assignment(p, committed[_kafka(p)]) for p in owned])
-                                       for owner, owned in self._owners_of(stale).items()))
+                await asyncio.gather(
+                    *(
+                        owner.restore_partitions(self.source, [Assignment(p, committed[_kafka(p)]) for p in owned])
+                        for owner, owned in self._owners_of(stale).items()
+                    )
+                )
                 break
             except asyncio.CancelledError:
                 self._forget([p for p in partitions if p not in self._held])
@@ -408,7 +425,9 @@ class KafkaReceiver(Component):
         saves = [owner.save_partitions(self.source, share) for owner, share in self._owners_of(held).items()]
         failures = [r for r in await asyncio.gather(*saves, return_exceptions=True) if isinstance(r, BaseException)]
         for failure in failures:
-            self.logger.error("saving the state of %s failed; the next owner reads its records again: %s", _describe(held), failure)
+            self.logger.error(
+                "saving the state of %s failed; the next owner reads its records again: %s", _describe(held), failure
+            )
         for partition in sorted(partitions):
             committed = await self._commit_ready(partition)
             if partition in self._held:

@@ -33,9 +33,15 @@ class KafkaSource:
         ``await partitions_for(topic)``: the source topic's partition count.
     """
 
-    def __init__(self, receiver_id: str, group_id: str, client_options: dict,
-                 decode: Callable[[TopicPartition, list], BatchBuilder], state_saved: Callable[[Partition], None],
-                 partitions_for: Callable):
+    def __init__(
+        self,
+        receiver_id: str,
+        group_id: str,
+        client_options: dict,
+        decode: Callable[[TopicPartition, list], BatchBuilder],
+        state_saved: Callable[[Partition], None],
+        partitions_for: Callable,
+    ):
         self.receiver_id = receiver_id
         self.group_id = group_id
         self.client_options = client_options

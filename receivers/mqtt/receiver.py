@@ -43,8 +43,9 @@ class _Subscription:
     template: TopicTemplate | None
 
     def builder(self) -> BatchBuilder:
-        return BatchBuilder(self.config.signal, self.config.encoding, flatten_json=True,
-                            timestamp_field=self.config.timestamp_field or None)
+        return BatchBuilder(
+            self.config.signal, self.config.encoding, flatten_json=True, timestamp_field=self.config.timestamp_field or None
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +63,9 @@ class MQTTReceiver(Component):
         self.subscriptions = []
         for subscription in config.topics:
             if subscription.signal not in consumers:
-                self.logger.warning("not subscribing to %s: no %s pipeline uses this receiver", subscription.topic, subscription.signal.value)
+                self.logger.warning(
+                    "not subscribing to %s: no %s pipeline uses this receiver", subscription.topic, subscription.signal.value
+                )
                 continue
             template = TopicTemplate(subscription.resource_from_topic) if subscription.resource_from_topic else None
             self.subscriptions.append(_Subscription(subscription, consumers[subscription.signal], template))
@@ -93,7 +96,9 @@ class MQTTReceiver(Component):
             # sending it on to wait in otelml's memory.
             properties.ReceiveMaximum = self.config.receive_maximum
             # paho's default cleans the session at the first connection only.
-            self._client.connect_async(host_name, port, int(self.config.keepalive), clean_start=clean_start, properties=properties)
+            self._client.connect_async(
+                host_name, port, int(self.config.keepalive), clean_start=clean_start, properties=properties
+            )
         else:
             self._client.connect_async(host_name, port, int(self.config.keepalive))
         self._worker = asyncio.create_task(self._work())

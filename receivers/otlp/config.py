@@ -53,8 +53,11 @@ class HTTPSettings(ComponentConfig):
     }
 
     def validate_config(self) -> list[str]:
-        return [f"{name}: must start with /" for name in ("traces_url_path", "logs_url_path", "metrics_url_path")
-                if not getattr(self, name).startswith("/")]
+        return [
+            f"{name}: must start with /"
+            for name in ("traces_url_path", "logs_url_path", "metrics_url_path")
+            if not getattr(self, name).startswith("/")
+        ]
 
 
 class Protocols(ComponentConfig):

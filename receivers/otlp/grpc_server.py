@@ -50,7 +50,8 @@ class GRPCServer:
                 # Served as a stream (the same on the wire as a unary call) so that the handler runs before the
                 # request is read: a refused request is never copied out of gRPC, let alone decoded.
                 handler = grpc.stream_unary_rpc_method_handler(
-                    self._handler(signal), response_serializer=lambda message: message.SerializeToString())
+                    self._handler(signal), response_serializer=lambda message: message.SerializeToString()
+                )
                 self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, {"Export": handler}),))
         host, _, _ = self.settings.endpoint.rpartition(":")
         check_can_listen(self.settings.endpoint)
@@ -58,7 +59,9 @@ class GRPCServer:
             if self.settings.tls is None:
                 port = self._server.add_insecure_port(self.settings.endpoint)
             else:
-                port = self._server.add_secure_port(self.settings.endpoint, self.settings.tls.grpc_credentials(self.receiver.logger))
+                port = self._server.add_secure_port(
+                    self.settings.endpoint, self.settings.tls.grpc_credentials(self.receiver.logger)
+                )
         except RuntimeError:  # taken between the check and now
             port = 0
         if port == 0:
@@ -97,7 +100,11 @@ class GRPCServer:
                 await _abort(context, code_pb2.INVALID_ARGUMENT, "an Export call carries one request")
             if len(request) > self.limit:
                 self.receiver.bad_request("grpc", "too_large", f"{len(request)} bytes > max_recv_msg_size_mib")
-                await _abort(context, code_pb2.RESOURCE_EXHAUSTED, f"request of {len(request)} bytes exceeds the limit of {self.limit} bytes")
+                await _abort(
+                    context,
+                    code_pb2.RESOURCE_EXHAUSTED,
+                    f"request of {len(request)} bytes exceeds the limit of {self.limit} bytes",
+                )
             refused = self.receiver.refusal_before_decoding(signal, "grpc", len(request))
             if refused is not None:
                 await _abort_refused(context, refused)
@@ -123,7 +130,9 @@ async def _abort(context: grpc.aio.ServicerContext, code: int, message: str, ret
     """End the call with ``code``; a retry delay travels as google.rpc.RetryInfo, as OTLP asks."""
     status = status_pb2.Status(code=code, message=message)
     if retry_delay is not None:
-        info = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=int(retry_delay), nanos=int(retry_delay % 1 * 1e9)))
+        info = error_details_pb2.RetryInfo(
+            retry_delay=duration_pb2.Duration(seconds=int(retry_delay), nanos=int(retry_delay % 1 * 1e9))
+        )
         status.details.add().Pack(info)
     grpc_code = next(c for c in grpc.StatusCode if c.value[0] == code)
     await context.abort(grpc_code, message, trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),))

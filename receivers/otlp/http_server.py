@@ -47,8 +47,11 @@ class HTTPServer:
     async def start(self) -> None:
         limit = [self._limit_concurrency] if self.settings.max_concurrent_requests else []
         app = web.Application(client_max_size=self.settings.max_request_body_size, middlewares=limit)
-        paths = {Signal.TRACES: self.settings.traces_url_path, Signal.LOGS: self.settings.logs_url_path,
-                 Signal.METRICS: self.settings.metrics_url_path}
+        paths = {
+            Signal.TRACES: self.settings.traces_url_path,
+            Signal.LOGS: self.settings.logs_url_path,
+            Signal.METRICS: self.settings.metrics_url_path,
+        }
         for signal, path in paths.items():
             if signal in self.receiver.consumers:
                 app.router.add_post(path, self._handler(signal))
@@ -96,10 +99,17 @@ class HTTPServer:
             if refused is not None:
                 return _refused(refused, content_type)
             try:
-                body = _decompress(await request.read(), request.headers.get("Content-Encoding", ""), self.settings.max_request_body_size)
+                body = _decompress(
+                    await request.read(), request.headers.get("Content-Encoding", ""), self.settings.max_request_body_size
+                )
             except (web.HTTPRequestEntityTooLarge, BodyTooLarge) as error:
                 self.receiver.bad_request("http", "too_large", str(error.text if hasattr(error, "text") else error))
-                return _status(413, code_pb2.RESOURCE_EXHAUSTED, f"request body exceeds max_request_body_size of {self.settings.max_request_body_size} bytes", content_type)
+                return _status(
+                    413,
+                    code_pb2.RESOURCE_EXHAUSTED,
+                    f"request body exceeds max_request_body_size of {self.settings.max_request_body_size} bytes",
+                    content_type,
+                )
             except ValueError as error:
                 self.receiver.bad_request("http", "bad_encoding", str(error))
                 return _status(400, code_pb2.INVALID_ARGUMENT, str(error), content_type)
@@ -165,7 +175,9 @@ def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
 def _encode(message, content_type: str, status: int = 200, headers: dict | None = None) -> web.Response:
     """``message`` as JSON for a JSON request, else as protobuf (whatever the request claimed to be)."""
     if content_type == JSON:
-        return web.Response(status=status, body=json_format.MessageToJson(message, indent=None).encode(), content_type=JSON, headers=headers)
+        return web.Response(
+            status=status, body=json_format.MessageToJson(message, indent=None).encode(), content_type=JSON, headers=headers
+        )
     return web.Response(status=status, body=message.SerializeToString(), content_type=PROTOBUF, headers=headers)
 
 

@@ -91,9 +91,11 @@ class OTLPReceiver(Component):
         grpc_settings, http_settings = self.config.protocols.grpc, self.config.protocols.http
         if grpc_settings is not None:
             from otelml.receivers.otlp.grpc_server import GRPCServer
+
             self._servers.append(GRPCServer(self, grpc_settings, server_authenticator(host, grpc_settings.auth)))
         if http_settings is not None:
             from otelml.receivers.otlp.http_server import HTTPServer
+
             self._servers.append(HTTPServer(self, http_settings, server_authenticator(host, http_settings.auth)))
         for server in self._servers:
             await server.start()
@@ -115,11 +117,15 @@ class OTLPReceiver(Component):
         """
         if repaired:
             self.settings.telemetry.receiver_repaired(self.id, transport, signal, repaired)
-            self.logger.warning("replaced invalid UTF-8 with U+FFFD in %d %s of a %s request", repaired, signal.item_name, transport)
+            self.logger.warning(
+                "replaced invalid UTF-8 with U+FFFD in %d %s of a %s request", repaired, signal.item_name, transport
+            )
         rejection = drop_invalid_ids(batch, signal)
         if rejection.count:
             self.settings.telemetry.receiver_refused(self.id, transport, signal, rejection.count)
-            self.logger.warning("refused %d %s of a %s request: %s", rejection.count, signal.item_name, transport, rejection.message)
+            self.logger.warning(
+                "refused %d %s of a %s request: %s", rejection.count, signal.item_name, transport, rejection.message
+            )
         items = count_items(batch)
         if not items:
             return rejection
@@ -181,5 +187,6 @@ def drop_invalid_ids(batch: Batch, signal: Signal) -> Rejection:
         records.extend(keep)
     if not rejected:
         return Rejection()
-    return Rejection(rejected, f"{rejected} {signal.item_name} had a trace ID that is not 16 bytes or a span ID that is not 8 bytes")
-
+    return Rejection(
+        rejected, f"{rejected} {signal.item_name} had a trace ID that is not 16 bytes or a span ID that is not 8 bytes"
+    )

@@ -45,20 +45,39 @@ class FakeClock:
 
 def connector(telemetry: Telemetry | None = None, **settings) -> tuple[AnomalyAlertsConnector, Refusing, FakeClock]:
     sink, clock = Refusing(), FakeClock()
-    made = AnomalyAlertsConnector(CreateSettings(ComponentID("anomaly_alerts"), Kind.CONNECTOR, telemetry or Telemetry()),
-                                  AnomalyAlertsConfig.model_validate(settings), {Signal.LOGS: sink})
+    made = AnomalyAlertsConnector(
+        CreateSettings(ComponentID("anomaly_alerts"), Kind.CONNECTOR, telemetry or Telemetry()),
+        AnomalyAlertsConfig.model_validate(settings),
+        {Signal.LOGS: sink},
+    )
     made.clock = clock
     return made, sink, clock
 
 
-def marks(incident: str | None = None, opens: bool = False, flagged: bool = False, predicted: bool = False,
-          score: float = 0.1, **details) -> dict:
+def marks(
+    incident: str | None = None,
+    opens: bool = False,
+    flagged: bool = False,
+    predicted: bool = False,
+    score: float = 0.1,
+    **details,
+) -> dict:
     """The attributes of one scored record: its score and marks, plus ``otelml.*`` details given by short name
     (``key``, ``target``, ``unit``, ``actual``, ``expected``, ``low``, ``high``, ``models``, ``limit``, ...)."""
-    short = {"key": names.KEY, "target": names.TARGET, "unit": names.UNIT, "actual": names.ACTUAL,
-             "expected": names.EXPECTED, "low": names.RANGE_LOW, "high": names.RANGE_HIGH, "models": names.MODELS,
-             "forecast": names.FORECAST, "target_forecast": names.TARGET_FORECAST, "limit": names.LIMIT,
-             "crossing": names.CROSSING_SECONDS}
+    short = {
+        "key": names.KEY,
+        "target": names.TARGET,
+        "unit": names.UNIT,
+        "actual": names.ACTUAL,
+        "expected": names.EXPECTED,
+        "low": names.RANGE_LOW,
+        "high": names.RANGE_HIGH,
+        "models": names.MODELS,
+        "forecast": names.FORECAST,
+        "target_forecast": names.TARGET_FORECAST,
+        "limit": names.LIMIT,
+        "crossing": names.CROSSING_SECONDS,
+    }
     values = {names.SCORE: score, names.ANOMALY: flagged, names.PREDICTED: predicted}
     if incident is not None:
         values[names.INCIDENT_ID] = incident
@@ -108,15 +127,22 @@ def alerting_service(resolve_after: str, exporter: str, settings: dict) -> Servi
 
     Scored spans go in through :func:`scored_spans`.
     """
-    return Service(build_config({
-        "receivers": {"otlp": {"protocols": {"http": {"endpoint": "127.0.0.1:0"}}}},
-        "connectors": {"anomaly_alerts": {"resolve_after": resolve_after}},
-        "exporters": {exporter: settings},
-        "service": {"pipelines": {
-            "traces": {"receivers": ["otlp"], "exporters": ["anomaly_alerts"]},
-            "logs/alerts": {"receivers": ["anomaly_alerts"], "exporters": [exporter]}},
-            "telemetry": {"metrics": {"readers": []}}},
-    }))
+    return Service(
+        build_config(
+            {
+                "receivers": {"otlp": {"protocols": {"http": {"endpoint": "127.0.0.1:0"}}}},
+                "connectors": {"anomaly_alerts": {"resolve_after": resolve_after}},
+                "exporters": {exporter: settings},
+                "service": {
+                    "pipelines": {
+                        "traces": {"receivers": ["otlp"], "exporters": ["anomaly_alerts"]},
+                        "logs/alerts": {"receivers": ["anomaly_alerts"], "exporters": [exporter]},
+                    },
+                    "telemetry": {"metrics": {"readers": []}},
+                },
+            }
+        )
+    )
 
 
 def scored_spans(service: Service):

@@ -17,8 +17,9 @@ from tests.conftest import Collect
 START = 1_700_000_000.0  # a Tuesday, 22:13 UTC
 
 
-def make_processor(signal: Signal = Signal.TRACES, telemetry: Telemetry | None = None, name: str = "",
-                   **settings) -> AnomalyProcessor:
+def make_processor(
+    signal: Signal = Signal.TRACES, telemetry: Telemetry | None = None, name: str = "", **settings
+) -> AnomalyProcessor:
     config = AnomalyConfig.model_validate(settings)
     create = CreateSettings(ComponentID("anomaly", name), Kind.PROCESSOR, telemetry or Telemetry())
     return AnomalyProcessor(create, config, signal, Collect())

@@ -38,12 +38,15 @@ async def test_the_record_opening_an_incident_carries_the_alert_details():
     unflagged = [r for r in records_of(batch) if not attribute(r, "otelml.anomaly")]
     assert all(attribute(r, "otelml.key") is None for r in unflagged)
     sink = Collect()
-    connector = AnomalyAlertsConnector(CreateSettings(ComponentID("anomaly_alerts"), Kind.CONNECTOR, Telemetry()),
-                                       AnomalyAlertsConfig(), {Signal.LOGS: sink})
+    connector = AnomalyAlertsConnector(
+        CreateSettings(ComponentID("anomaly_alerts"), Kind.CONNECTOR, Telemetry()), AnomalyAlertsConfig(), {Signal.LOGS: sink}
+    )
     await connector.consume(batch)
     [alert] = logs_of(sink.batches)
     assert alert.severity_text in ("critical", "warning") and alert.event_name == "otelml.alert"
-    assert alert.body.string_value.startswith("anomaly in service.name=checkout span.name=GET /cart: duration 2,000 ms, expected ")
+    assert alert.body.string_value.startswith(
+        "anomaly in service.name=checkout span.name=GET /cart: duration 2,000 ms, expected "
+    )
     assert alert.trace_id == span.trace_id and alert.span_id == span.span_id
     assert attribute(alert, "otelml.source.span.name") == "GET /cart"
     resource = sink.batches[0].resource_logs[0].resource
@@ -53,8 +56,9 @@ async def test_the_record_opening_an_incident_carries_the_alert_details():
 async def test_without_alert_details_the_alert_names_the_incident_and_its_score():
     batch = await scored_with_spike()
     sink = Collect()
-    connector = AnomalyAlertsConnector(CreateSettings(ComponentID("anomaly_alerts"), Kind.CONNECTOR, Telemetry()),
-                                       AnomalyAlertsConfig(), {Signal.LOGS: sink})
+    connector = AnomalyAlertsConnector(
+        CreateSettings(ComponentID("anomaly_alerts"), Kind.CONNECTOR, Telemetry()), AnomalyAlertsConfig(), {Signal.LOGS: sink}
+    )
     await connector.consume(batch)
     [alert] = logs_of(sink.batches)
     incident = attribute(alert, "otelml.incident.id")
@@ -65,26 +69,31 @@ async def test_without_alert_details_the_alert_names_the_incident_and_its_score(
 async def test_incidents_only_connector_skips_anomalies():
     batch = await scored_with_spike()
     sink = Collect()
-    connector = AnomalyAlertsConnector(CreateSettings(ComponentID("anomaly_alerts"), Kind.CONNECTOR, Telemetry()),
-                                       AnomalyAlertsConfig(anomalies=False), {Signal.LOGS: sink})
+    connector = AnomalyAlertsConnector(
+        CreateSettings(ComponentID("anomaly_alerts"), Kind.CONNECTOR, Telemetry()),
+        AnomalyAlertsConfig(anomalies=False),
+        {Signal.LOGS: sink},
+    )
     await connector.consume(batch)
     assert all(attribute(r, "otelml.incident.predicted") for r in logs_of(sink.batches))
 
 
 async def test_alerts_flow_into_their_own_pipeline_through_the_service(tmp_path):
-    config = build_config({
-        "receivers": {"otlp": {"protocols": {"http": {"endpoint": "127.0.0.1:0"}}}},
-        "processors": {"anomaly": {"warmup": 50, "alerts": True}},
-        "connectors": {"anomaly_alerts": None},
-        "exporters": {"file/alerts": {"path": str(tmp_path / "alerts.jsonl"), "flush_interval": "10ms"}},
-        "service": {
-            "pipelines": {
-                "traces": {"receivers": ["otlp"], "processors": ["anomaly"], "exporters": ["anomaly_alerts"]},
-                "logs/alerts": {"receivers": ["anomaly_alerts"], "exporters": ["file/alerts"]},
+    config = build_config(
+        {
+            "receivers": {"otlp": {"protocols": {"http": {"endpoint": "127.0.0.1:0"}}}},
+            "processors": {"anomaly": {"warmup": 50, "alerts": True}},
+            "connectors": {"anomaly_alerts": None},
+            "exporters": {"file/alerts": {"path": str(tmp_path / "alerts.jsonl"), "flush_interval": "10ms"}},
+            "service": {
+                "pipelines": {
+                    "traces": {"receivers": ["otlp"], "processors": ["anomaly"], "exporters": ["anomaly_alerts"]},
+                    "logs/alerts": {"receivers": ["anomaly_alerts"], "exporters": ["file/alerts"]},
+                },
+                "telemetry": {"metrics": {"readers": []}},
             },
-            "telemetry": {"metrics": {"readers": []}},
-        },
-    })
+        }
+    )
     service = Service(config)
     await service.start()
     try:

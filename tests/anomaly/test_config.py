@@ -47,12 +47,15 @@ def test_bad_references():
     assert any(p.startswith('processors::anomaly/latency::target: unknown target "latency"') for p in found)
 
 
-@pytest.mark.parametrize("threshold, path", [
-    (1.5, "threshold::static"),
-    ({"adaptive": {"quantile": 1.2}}, "threshold::adaptive::quantile"),
-    ({"adaptive": {"window": 2}}, "threshold::adaptive::window"),
-    ("high", "threshold::static"),
-])
+@pytest.mark.parametrize(
+    "threshold, path",
+    [
+        (1.5, "threshold::static"),
+        ({"adaptive": {"quantile": 1.2}}, "threshold::adaptive::quantile"),
+        ({"adaptive": {"window": 2}}, "threshold::adaptive::window"),
+        ("high", "threshold::static"),
+    ],
+)
 def test_bad_threshold(threshold, path):
     [problem] = problems({"threshold": threshold})
     assert problem.startswith(f"processors::anomaly/latency::{path}:"), problem
@@ -95,7 +98,9 @@ def test_references_that_do_not_exist_in_the_signal_are_problems_of_validate_sig
     from otelml.processors.anomaly.config import AnomalyConfig
 
     config = AnomalyConfig.model_validate({"key": ["resource.service.name", "log.severity_text"], "target": "body"})
-    assert config.validate_signal(Signal.TRACES) == ['key::1: "log.severity_text" does not exist in traces',
-                                                     'target: "body" does not exist in traces']
+    assert config.validate_signal(Signal.TRACES) == [
+        'key::1: "log.severity_text" does not exist in traces',
+        'target: "body" does not exist in traces',
+    ]
     assert config.validate_signal(Signal.LOGS) == []
     assert AnomalyConfig.model_validate({"key": ["spam.name"]}).validate_signal(Signal.TRACES) == []

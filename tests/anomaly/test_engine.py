@@ -18,8 +18,10 @@ from tests.anomaly.test_scoring import steady
 
 
 def readings(values: list[float], device: str = "sensor-1", start: float = START, step: float = 60.0) -> list[dict]:
-    return [{"when": start + i * step, "resource": {"device.id": device}, "attributes": {"temperature": value}}
-            for i, value in enumerate(values)]
+    return [
+        {"when": start + i * step, "resource": {"device.id": device}, "attributes": {"temperature": value}}
+        for i, value in enumerate(values)
+    ]
 
 
 def iot_processor(**settings):
@@ -133,12 +135,19 @@ async def test_calibration_flags_a_spike_in_quiet_and_in_noisy_series_but_not_th
 
 async def test_a_diverging_river_model_is_reset_and_counted():
     processor = iot_processor(models=["linear_regression"], features={"attributes": ["load"]})
-    values = [{"when": START + i * 60, "resource": {"device.id": "sensor-1"},
-               "attributes": {"temperature": 20.0 + (i % 5) * 0.1, "load": 1e300 if i == 150 else 1.0 + (i % 3)}}
-              for i in range(300)]
+    values = [
+        {
+            "when": START + i * 60,
+            "resource": {"device.id": "sensor-1"},
+            "attributes": {"temperature": 20.0 + (i % 5) * 0.1, "load": 1e300 if i == 150 else 1.0 + (i % 3)},
+        }
+        for i in range(300)
+    ]
     batch = await _run(processor, logs(values))
     assert all(0.0 <= score <= 1.0 for score in outputs(batch, SCORE))
-    resets = processor.settings.telemetry.value("otelml_anomaly_model_resets_total", processor="anomaly", model="linear_regression")
+    resets = processor.settings.telemetry.value(
+        "otelml_anomaly_model_resets_total", processor="anomaly", model="linear_regression"
+    )
     assert resets >= 1
     [model] = processor.store.arrays["model0.model"][list(processor.store.keys.values())]
     assert all(math.isfinite(weight) for weight in model["LinearRegression"].weights.values())
@@ -169,23 +178,37 @@ async def test_incidents_open_once_per_burst_and_close_after_the_quiet_period():
     assert processor.settings.telemetry.value("otelml_anomaly_incidents_total", processor="anomaly") == 2
 
 
-@pytest.mark.parametrize("settings", [
-    {},
-    {"warmup": 5, "verbose": True, "combine": "mean", "trend": {"window": 8, "horizon": "20s"}, "alerts": True},
-    {"warmup": 5, "combine": "weighted", "learn_from_anomalies": True,
-     "models": [{"name": "seasonal_profile", "params": {"period": "week", "alpha": 0.3}, "weight": 3},
-                {"name": "ewm_mean", "params": {"alpha": 0.05}}, "holt_winters"]},
-    {"warmup": 5, "combine": "vote", "threshold": {"adaptive": {"quantile": 0.9, "window": 50}}, "verbose": True},
-    {"warmup": 3, "state": {"max_keys": 5, "ttl": "3s"}, "models": ["linear_regression", "half_space_trees"]},
-], ids=["default", "verbose", "weighted-river", "adaptive-vote", "evicting-river"])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"warmup": 5, "verbose": True, "combine": "mean", "trend": {"window": 8, "horizon": "20s"}, "alerts": True},
+        {
+            "warmup": 5,
+            "combine": "weighted",
+            "learn_from_anomalies": True,
+            "models": [
+                {"name": "seasonal_profile", "params": {"period": "week", "alpha": 0.3}, "weight": 3},
+                {"name": "ewm_mean", "params": {"alpha": 0.05}},
+                "holt_winters",
+            ],
+        },
+        {"warmup": 5, "combine": "vote", "threshold": {"adaptive": {"quantile": 0.9, "window": 50}}, "verbose": True},
+        {"warmup": 3, "state": {"max_keys": 5, "ttl": "3s"}, "models": ["linear_regression", "half_space_trees"]},
+    ],
+    ids=["default", "verbose", "weighted-river", "adaptive-vote", "evicting-river"],
+)
 async def test_scores_do_not_depend_on_how_the_stream_is_batched(settings):
     def stream(sizes):
-        requests = [make_trace_request(spans=600, services=3, operations=3, seed=7, anomaly_rate=0.01,
-                                       start_ns=BASE_TIME_NS, spacing_ns=10**6)]
+        requests = [
+            make_trace_request(
+                spans=600, services=3, operations=3, seed=7, anomaly_rate=0.01, start_ns=BASE_TIME_NS, spacing_ns=10**6
+            )
+        ]
         spans = [(rs.resource, s) for r in requests for rs in r.resource_spans for ss in rs.scope_spans for s in ss.spans]
         batches, start = [], 0
         for size in sizes:
-            batches.append(_request_of(spans[start:start + size]))
+            batches.append(_request_of(spans[start : start + size]))
             start += size
         return batches
 
@@ -195,8 +218,14 @@ async def test_scores_do_not_depend_on_how_the_stream_is_batched(settings):
         scored = []
         for batch in stream(sizes):
             await _run(processor, batch)
-            scored += [{kv.key: getattr(kv.value, kv.value.WhichOneof("value")) for kv in span.attributes
-                        if kv.key.startswith("otelml.")} for span in records_of(batch)]
+            scored += [
+                {
+                    kv.key: getattr(kv.value, kv.value.WhichOneof("value"))
+                    for kv in span.attributes
+                    if kv.key.startswith("otelml.")
+                }
+                for span in records_of(batch)
+            ]
         results.append(scored)
     assert results[0] == results[1] == results[2]
 

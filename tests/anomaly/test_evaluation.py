@@ -88,8 +88,9 @@ def test_harness_replays_a_small_corpus_and_finds_a_level_shift():
     rng = np.random.default_rng(0)
     values = 10 + rng.normal(0, 0.5, 2000)
     values[1500:] += 8
-    shifted = LabelledSeries("shift.csv", np.datetime64("2024-01-01") + np.arange(2000) * np.timedelta64(60, "s"),
-                             values, [(1450, 1549)])
+    shifted = LabelledSeries(
+        "shift.csv", np.datetime64("2024-01-01") + np.arange(2000) * np.timedelta64(60, "s"), values, [(1450, 1549)]
+    )
     calm = LabelledSeries("calm.csv", shifted.timestamps, 10 + rng.normal(0, 0.5, 2000), [])
     corpus = [shifted, calm]
     result = evaluate(corpus, "default", {"target": "attributes.value"})

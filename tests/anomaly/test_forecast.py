@@ -18,18 +18,22 @@ from tests.anomaly.support import START, SpanSpec, attribute, logs, make_process
 from tests.anomaly.test_scoring import steady
 from tests.conftest import Collect, logs_of
 
-IOT = yaml.safe_load((Path(__file__).resolve().parents[2] / "processors/anomaly/testdata/config.yaml").read_text())[
-    "processors"]["anomaly/iot"]
+IOT = yaml.safe_load((Path(__file__).resolve().parents[2] / "processors/anomaly/testdata/config.yaml").read_text())["processors"][
+    "anomaly/iot"
+]
 EVERY = 10.0  # seconds between readings
 
 
 def readings(levels: list[float], start: float = START, device: str = "sensor-1") -> list[dict]:
-    return [{"when": start + i * EVERY, "resource": {"device.id": device}, "attributes": {"temperature": level}}
-            for i, level in enumerate(levels)]
+    return [
+        {"when": start + i * EVERY, "resource": {"device.id": device}, "attributes": {"temperature": level}}
+        for i, level in enumerate(levels)
+    ]
 
 
-def creeping(rate_per_second: float, start_level: float, count: int, noise: float, seed: int = 1,
-             history: int = 200) -> tuple[list[float], int]:
+def creeping(
+    rate_per_second: float, start_level: float, count: int, noise: float, seed: int = 1, history: int = 200
+) -> tuple[list[float], int]:
     """``history`` steady readings at ``start_level``, then a ramp of ``rate_per_second``; and where the ramp starts."""
     rng = random.Random(seed)
     levels = [start_level + rng.gauss(0, noise) for _ in range(history)]
@@ -95,15 +99,16 @@ async def test_a_latency_slo_in_milliseconds():
     predicted = [r for r in records if attribute(r, PREDICTED)]
     assert predicted and attribute(predicted[0], LIMIT) == 500.0
     reaches_500_at = START + 200
-    assert attribute(predicted[0], CROSSING_SECONDS) == pytest.approx(reaches_500_at - predicted[0].end_time_unix_nano / 1e9,
-                                                                      rel=0.25)
+    assert attribute(predicted[0], CROSSING_SECONDS) == pytest.approx(
+        reaches_500_at - predicted[0].end_time_unix_nano / 1e9, rel=0.25
+    )
 
 
 async def test_no_prediction_while_the_key_has_an_incident_open():
     processor = make_processor(warmup=100, trend={"window": 60, "horizon": "60s"})
     await scored(processor, traces(steady(1000)))
     spike_then_ramp = [SpanSpec("checkout", "GET /cart", START + 1000, 3000.0)]
-    spike_then_ramp += [SpanSpec("checkout", "GET /cart", START + 1001 + i, 50.0 * 1.01 ** i) for i in range(200)]
+    spike_then_ramp += [SpanSpec("checkout", "GET /cart", START + 1001 + i, 50.0 * 1.01**i) for i in range(200)]
     records = await scored(processor, traces(spike_then_ramp))
     assert attribute(records[0], ANOMALY)
     in_incident = [r for r in records if attribute(r, INCIDENT_ID)]
@@ -114,11 +119,12 @@ async def test_no_prediction_while_the_key_has_an_incident_open():
 async def test_a_prediction_from_the_score_trend_says_when_the_score_gets_there():
     # Without level_shift, which flags such a ramp itself within a few records (and a key with an incident
     # open gets no prediction), so that the score's trend is what sees it coming.
-    processor = make_processor(warmup=100, trend={"window": 60, "horizon": "60s"}, alerts=True,
-                               models=["seasonal_profile", "ewm_mean"])
+    processor = make_processor(
+        warmup=100, trend={"window": 60, "horizon": "60s"}, alerts=True, models=["seasonal_profile", "ewm_mean"]
+    )
     await scored(processor, traces(steady(2000, seed=5)))
     rng = random.Random(6)
-    ramp = [SpanSpec("checkout", "GET /cart", START + 2000 + i, 50.0 * 1.01 ** i * rng.lognormvariate(0, 0.1)) for i in range(300)]
+    ramp = [SpanSpec("checkout", "GET /cart", START + 2000 + i, 50.0 * 1.01**i * rng.lognormvariate(0, 0.1)) for i in range(300)]
     records = await scored(processor, traces(ramp))
     predicted = [r for r in records if attribute(r, PREDICTED)]
     assert predicted
@@ -133,8 +139,9 @@ async def test_the_creeping_temperature_gives_one_predicted_alert_in_its_units()
     batch = logs(readings(levels))
     await processor.consume(batch)
     sink = Collect()
-    connector = AnomalyAlertsConnector(CreateSettings(ComponentID("anomaly_alerts"), Kind.CONNECTOR, Telemetry()),
-                                       AnomalyAlertsConfig(), {Signal.LOGS: sink})
+    connector = AnomalyAlertsConnector(
+        CreateSettings(ComponentID("anomaly_alerts"), Kind.CONNECTOR, Telemetry()), AnomalyAlertsConfig(), {Signal.LOGS: sink}
+    )
     await connector.consume(batch)
     alerts = [a for a in logs_of(sink.batches) if attribute(a, ALERT_NAME) == "PredictedIncident"]
     assert len(alerts) == 1

@@ -17,7 +17,8 @@ from tests.anomaly.test_scoring import steady
 from tests.conftest import build_config
 
 SECURITY = yaml.safe_load((Path(__file__).resolve().parents[2] / "processors/anomaly/testdata/config.yaml").read_text())[
-    "processors"]["anomaly/security"]
+    "processors"
+]["anomaly/security"]
 CLIENTS = [f"10.0.{i // 25}.{i % 25 + 1}" for i in range(50)]
 GATEWAY = {"service.name": "gateway"}
 HISTORY = 1800.0  # seconds of normal traffic before a test
@@ -98,7 +99,9 @@ async def test_a_new_operation_is_judged_by_its_service_from_its_first_span():
     processor = make_processor(warmup=100, parent=["resource.service.name"])
     spans = [span for name in ("GET /cart", "POST /cart", "GET /item") for span in steady(300, name=name, seed=len(name))]
     await processor.consume(traces(sorted(spans, key=lambda s: s.when)))
-    batch = traces([SpanSpec("checkout", "GET /admin", START + 400, 2000.0), SpanSpec("checkout", "GET /help", START + 400, 52.0)])
+    batch = traces(
+        [SpanSpec("checkout", "GET /admin", START + 400, 2000.0), SpanSpec("checkout", "GET /help", START + 400, 52.0)]
+    )
     await processor.consume(batch)
     assert outputs(batch, ANOMALY) == [True, False]
     assert outputs(batch, EXPECTED)[0] == pytest.approx(50.0, rel=0.2), "expected: what the service's operations take"
@@ -111,20 +114,30 @@ async def test_a_new_operation_is_judged_by_its_service_from_its_first_span():
 
 async def test_a_key_can_group_addresses_by_prefix():
     processor = make_processor(Signal.LOGS, key=["attributes.client.address/24/64"], target="rate", warmup=5)
-    records = [{"when": START + i, "attributes": {"client.address": address}}
-               for i, address in enumerate(["10.0.3.7", "10.0.3.9", "2001:db8:1:2::5", "2001:db8:1:2::9", "gateway-1"])]
+    records = [
+        {"when": START + i, "attributes": {"client.address": address}}
+        for i, address in enumerate(["10.0.3.7", "10.0.3.9", "2001:db8:1:2::5", "2001:db8:1:2::9", "gateway-1"])
+    ]
     await processor.consume(logs(records))
     assert set(processor.store.keys) == {("10.0.3.0/24",), ("2001:db8:1:2::/64",), ("gateway-1",)}
     assert processor.reader.describe(("10.0.3.0/24",)) == "client.address/24/64=10.0.3.0/24"
 
 
-@pytest.mark.parametrize(("settings", "problem"), [
-    ({"parent": []}, "processors::anomaly/latency::parent: must name at least one reference"),
-    ({"parent": ["attributes.client.address/40/64"]},
-     'processors::anomaly/latency::parent::0: reference "attributes.client.address/40/64": a prefix is at most 32 bits long '
-     'for IPv4, 128 for IPv6'),
-    ({"parent": ["log.severity_text"]}, 'processors::anomaly/latency::parent::0: "log.severity_text" does not exist in traces'),
-])
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        ({"parent": []}, "processors::anomaly/latency::parent: must name at least one reference"),
+        (
+            {"parent": ["attributes.client.address/40/64"]},
+            'processors::anomaly/latency::parent::0: reference "attributes.client.address/40/64": a prefix is at most 32 bits long '
+            "for IPv4, 128 for IPv6",
+        ),
+        (
+            {"parent": ["log.severity_text"]},
+            'processors::anomaly/latency::parent::0: "log.severity_text" does not exist in traces',
+        ),
+    ],
+)
 def test_parent_problems_are_named(settings, problem):
     with pytest.raises(ConfigError) as error:
         build_config(config_with(settings))
@@ -134,10 +147,16 @@ def test_parent_problems_are_named(settings, problem):
 async def test_borrowed_baselines_do_not_depend_on_how_the_stream_was_batched():
     """As a replay must give the live scores: the parents learn the same records however the batches fall."""
     rng = random.Random(5)
-    stream = sorted(requests(CLIENTS[:10], 900, 0.2, rng, START) + steady_rate("203.0.113.66", 20, 40, START + 900)
-                    + steady_rate("198.51.100.9", 0.5, 10, START + 880), key=lambda r: r["when"])
+    stream = sorted(
+        requests(CLIENTS[:10], 900, 0.2, rng, START)
+        + steady_rate("203.0.113.66", 20, 40, START + 900)
+        + steady_rate("198.51.100.9", 0.5, 10, START + 880),
+        key=lambda r: r["when"],
+    )
     whole = make_processor(Signal.LOGS, **SECURITY)
     at_once = outputs(await scored(whole, stream))
     batched = make_processor(Signal.LOGS, **SECURITY)
-    in_pieces = [score for start in range(0, len(stream), 97) for score in outputs(await scored(batched, stream[start:start + 97]))]
+    in_pieces = [
+        score for start in range(0, len(stream), 97) for score in outputs(await scored(batched, stream[start : start + 97]))
+    ]
     assert in_pieces == at_once

@@ -20,8 +20,14 @@ from tests.conftest import build_config, read_batches, spans_of
 
 pytestmark = pytest.mark.integration
 
-SCORED = ("otelml.score", "otelml.anomaly", "otelml.expected", "otelml.forecast", "otelml.trend.slope",
-          "otelml.incident.predicted")
+SCORED = (
+    "otelml.score",
+    "otelml.anomaly",
+    "otelml.expected",
+    "otelml.forecast",
+    "otelml.trend.slope",
+    "otelml.incident.predicted",
+)
 
 
 def live_config() -> dict:
@@ -57,8 +63,14 @@ def post(url: str, request) -> None:
 def test_replay_of_a_recording_gives_the_live_scores(otelml_process, tmp_path):
     with otelml_process(live_config()) as live:
         for number in range(8):
-            request = make_trace_request(spans=400, services=4, operations=3, seed=number, anomaly_rate=0.01,
-                                         start_ns=1_700_000_000_000_000_000 + number * 400_000_000)
+            request = make_trace_request(
+                spans=400,
+                services=4,
+                operations=3,
+                seed=number,
+                anomaly_rate=0.01,
+                start_ns=1_700_000_000_000_000_000 + number * 400_000_000,
+            )
             post(live.http_url, request)
     assert live.process.returncode == 0
     live_scores = by_span(read_batches(tmp_path / "scored.jsonl", Signal.TRACES))
@@ -66,8 +78,9 @@ def test_replay_of_a_recording_gives_the_live_scores(otelml_process, tmp_path):
 
     config = build_config({**live_config(), "receivers": {"otlp": {"protocols": {"http": None}}}})
     output = io.BytesIO()
-    chains, lines = asyncio.run(replay(config, Registry.default(), tmp_path / "raw.jsonl", output,
-                                       pipelines=["traces"], progress=False))
+    chains, lines = asyncio.run(
+        replay(config, Registry.default(), tmp_path / "raw.jsonl", output, pipelines=["traces"], progress=False)
+    )
     assert lines >= 8
     (tmp_path / "replayed.jsonl").write_bytes(output.getvalue())
     replayed = by_span(read_batches(tmp_path / "replayed.jsonl", Signal.TRACES))

@@ -26,10 +26,21 @@ def problems(processor: dict) -> list[str]:
 
 
 def test_the_contrib_settings_are_accepted():
-    config = build_config(config_with({
-        "tree_depth": 5, "merge_threshold": 0.4, "max_node_children": 50, "max_clusters": 0,
-        "extra_delimiters": [",", "="], "body_field": "message", "seed_templates": ["user <*> logged in"],
-        "seed_logs": ["heartbeat ping 1"], "warmup_min_clusters": 10}))
+    config = build_config(
+        config_with(
+            {
+                "tree_depth": 5,
+                "merge_threshold": 0.4,
+                "max_node_children": 50,
+                "max_clusters": 0,
+                "extra_delimiters": [",", "="],
+                "body_field": "message",
+                "seed_templates": ["user <*> logged in"],
+                "seed_logs": ["heartbeat ping 1"],
+                "warmup_min_clusters": 10,
+            }
+        )
+    )
     assert config.pipelines
 
 
@@ -40,13 +51,27 @@ def test_defaults():
 
 
 def test_every_problem_is_reported_with_its_path():
-    found = problems({"tree_depth": 2, "merge_threshold": 1.5, "max_node_children": 0, "max_clusters": -1,
-                      "warmup_min_clusters": -3, "extra_delimiters": [",", ""], "key": ["resource.service.name", "spam"]})
+    found = problems(
+        {
+            "tree_depth": 2,
+            "merge_threshold": 1.5,
+            "max_node_children": 0,
+            "max_clusters": -1,
+            "warmup_min_clusters": -3,
+            "extra_delimiters": [",", ""],
+            "key": ["resource.service.name", "spam"],
+        }
+    )
     prefix = "processors::drain/templates::"
-    expected = ["tree_depth: must be at least 3", "merge_threshold: must be in [0.0, 1.0]",
-                "max_node_children: must be at least 1", "max_clusters: must not be negative",
-                "warmup_min_clusters: must not be negative", "extra_delimiters::1: must not be empty",
-                'key::1: unknown reference "spam"']
+    expected = [
+        "tree_depth: must be at least 3",
+        "merge_threshold: must be in [0.0, 1.0]",
+        "max_node_children: must be at least 1",
+        "max_clusters: must not be negative",
+        "warmup_min_clusters: must not be negative",
+        "extra_delimiters::1: must not be empty",
+        'key::1: unknown reference "spam"',
+    ]
     for start in expected:
         assert any(p.startswith(prefix + start) for p in found), (start, found)
 
@@ -59,8 +84,10 @@ def test_unknown_settings_and_wrong_types_are_errors():
 
 def test_contrib_settings_not_offered_get_advice():
     found = problems({"template_attribute": "x", "storage": "file_storage", "masking_rules": []})
-    assert any(p.startswith("processors::drain/templates::template_attribute: the template is always written as "
-                            "log.record.template") for p in found)
+    assert any(
+        p.startswith("processors::drain/templates::template_attribute: the template is always written as log.record.template")
+        for p in found
+    )
     assert any(p.startswith("processors::drain/templates::storage: templates survive a restart in a checkpoint") for p in found)
     assert any(p.startswith("processors::drain/templates::masking_rules: variables") for p in found)
 
@@ -77,7 +104,9 @@ def test_span_references_are_refused_for_logs():
 
 def test_drain_is_refused_in_a_traces_pipeline():
     document = config_with({})
-    document["service"]["pipelines"] = {"traces": {"receivers": ["otlp"], "processors": ["drain/templates"], "exporters": ["debug"]}}
+    document["service"]["pipelines"] = {
+        "traces": {"receivers": ["otlp"], "processors": ["drain/templates"], "exporters": ["debug"]}
+    }
     with pytest.raises(ConfigError) as error:
         build_config(document)
     assert any("drain" in p and "traces" in p for p in error.value.problems)

@@ -15,8 +15,13 @@ def learn(miner: Drain, lines: list[str], key: tuple = ()) -> list:
 
 def test_lines_of_one_message_share_a_template_and_its_id():
     miner = Drain()
-    first, second = learn(miner, ["Receiving block blk_1 src: /10.0.0.1:50010 dest: /10.0.0.2:50010",
-                                  "Receiving block blk_-2 src: /10.0.0.3:50010 dest: /10.0.0.4:50010"])
+    first, second = learn(
+        miner,
+        [
+            "Receiving block blk_1 src: /10.0.0.1:50010 dest: /10.0.0.2:50010",
+            "Receiving block blk_-2 src: /10.0.0.3:50010 dest: /10.0.0.4:50010",
+        ],
+    )
     assert first is second
     assert first.template == "Receiving block blk_<*> src: /<*> dest: /<*>"
     assert first.template_id == template_id_of(first.template)
@@ -25,17 +30,24 @@ def test_lines_of_one_message_share_a_template_and_its_id():
 
 def test_messages_that_differ_in_a_word_of_a_short_line_stay_apart():
     miner = Drain()
-    starting, ending, begin, end = learn(miner, ["Starting TrustedInstaller initialization.",
-                                                 "Ending TrustedInstaller initialization.",
-                                                 "PopulateComponentFamiliesKey - Begin",
-                                                 "PopulateComponentFamiliesKey - End"])
+    starting, ending, begin, end = learn(
+        miner,
+        [
+            "Starting TrustedInstaller initialization.",
+            "Ending TrustedInstaller initialization.",
+            "PopulateComponentFamiliesKey - Begin",
+            "PopulateComponentFamiliesKey - End",
+        ],
+    )
     assert len({id(starting), id(ending), id(begin), id(end)}) == 4
 
 
 def test_a_long_line_may_differ_in_one_word():
     miner = Drain()
-    lines = ["Read out cached package applicability for package: Package_for_KB3121255, ApplicableState: 112",
-             "Read out cached package applicability for package: Microsoft-Hyper-V-Package, ApplicableState: 80"]
+    lines = [
+        "Read out cached package applicability for package: Package_for_KB3121255, ApplicableState: 112",
+        "Read out cached package applicability for package: Microsoft-Hyper-V-Package, ApplicableState: 80",
+    ]
     first, second = learn(miner, lines)
     assert first is second
     assert first.template == "Read out cached package applicability for package: <*> ApplicableState: <*>"
@@ -127,13 +139,19 @@ def test_seeds_start_every_new_key():
 
 def test_a_snapshot_restores_the_same_templates_ids_and_order():
     miner = Drain(max_clusters=3)
-    lines = ["user alice logged in", "user bob logged in", "user carol logged in", "disk full on /dev/sda1",
-             "fan failure in rack 4"]
+    lines = [
+        "user alice logged in",
+        "user bob logged in",
+        "user carol logged in",
+        "disk full on /dev/sda1",
+        "fan failure in rack 4",
+    ]
     before = {line: cluster.template_id for line, cluster in zip(lines, learn(miner, lines, key=("svc",)))}
     restored = Drain(max_clusters=3)
     restored.restore(json.loads(json.dumps(miner.snapshot())))
-    assert [(c.template, c.template_id, c.size) for c in restored.clusters()] == \
-           [(c.template, c.template_id, c.size) for c in miner.clusters()]
+    assert [(c.template, c.template_id, c.size) for c in restored.clusters()] == [
+        (c.template, c.template_id, c.size) for c in miner.clusters()
+    ]
     for line in lines[2:]:
         assert restored.add(line, key=("svc",)).template_id == before[line]
     assert restored.add("user dave logged in", key=("svc",)).template_id == before["user carol logged in"]

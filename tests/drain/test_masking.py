@@ -12,24 +12,30 @@ from otelml.processors.drain import masking
 from otelml.processors.drain.masking import mask, tokens
 
 
-@pytest.mark.parametrize("line, masked", [
-    ("took 42 ms", "took <*> ms"),
-    ("balance -17.5 EUR", "balance <*> EUR"),
-    ("from 192.168.1.20:5432 and [fe80::1ff:fe23:4567:890a]", "from <*> and [<*>]"),
-    ("trace 3fa85f64-5717-4562-b3fc-2c963f66afa6 done", "trace <*> done"),
-    ("addr 0x7ffd5e8c and iar 001064fc", "addr <*> and iar <*>"),
-    ("open /var/log/nginx/access.log failed", "open <*> failed"),
-    ("open C:\\Windows\\System32\\drivers\\x.sys failed", "open <*> failed"),
-    ("GET https://example.com/api/v1/users?id=7 200", "GET <*> <*>"),
-    ("at 2024-05-01T10:00:00.123Z and 2024-05-01 10:00:00,5", "at <*> and <*> <*>"),
-    ("node worker-7.eu-west-1.example.com down", "node <*> down"),
-    ("block blk_-3544583377289625738 and rdd_2_3", "block blk_<*> and rdd_<*>"),
-    ("domain root22_local full", "domain root<*>_local full"),
-    # Words without a digit are message, not variables: exception classes, host names without numbers.
-    ("caused by java.lang.NullPointerException on db.example.com", "caused by java.lang.NullPointerException on db.example.com"),
-    ("to /default-rack", "to /default-rack"),
-    ("HTTP/1.1 and/or", "HTTP/<*> and/or"),
-])
+@pytest.mark.parametrize(
+    "line, masked",
+    [
+        ("took 42 ms", "took <*> ms"),
+        ("balance -17.5 EUR", "balance <*> EUR"),
+        ("from 192.168.1.20:5432 and [fe80::1ff:fe23:4567:890a]", "from <*> and [<*>]"),
+        ("trace 3fa85f64-5717-4562-b3fc-2c963f66afa6 done", "trace <*> done"),
+        ("addr 0x7ffd5e8c and iar 001064fc", "addr <*> and iar <*>"),
+        ("open /var/log/nginx/access.log failed", "open <*> failed"),
+        ("open C:\\Windows\\System32\\drivers\\x.sys failed", "open <*> failed"),
+        ("GET https://example.com/api/v1/users?id=7 200", "GET <*> <*>"),
+        ("at 2024-05-01T10:00:00.123Z and 2024-05-01 10:00:00,5", "at <*> and <*> <*>"),
+        ("node worker-7.eu-west-1.example.com down", "node <*> down"),
+        ("block blk_-3544583377289625738 and rdd_2_3", "block blk_<*> and rdd_<*>"),
+        ("domain root22_local full", "domain root<*>_local full"),
+        # Words without a digit are message, not variables: exception classes, host names without numbers.
+        (
+            "caused by java.lang.NullPointerException on db.example.com",
+            "caused by java.lang.NullPointerException on db.example.com",
+        ),
+        ("to /default-rack", "to /default-rack"),
+        ("HTTP/1.1 and/or", "HTTP/<*> and/or"),
+    ],
+)
 def test_masks_variables_and_keeps_words(line, masked):
     assert mask(line) == masked
 

@@ -42,10 +42,14 @@ async def test_a_never_seen_error_message_is_flagged_after_warmup_and_a_common_o
     anomaly = make_anomaly(Signal.LOGS, **NOVELTY)
     stream = common_lines(3000)
     for start in range(0, len(stream), 500):
-        scored = await score(drain, anomaly, stream[start:start + 500], start)
+        scored = await score(drain, anomaly, stream[start : start + 500], start)
         assert not any(flagged(record) for record in scored)
-    crash, common, usual, again = await score(drain, anomaly, ["segfault in worker 7 at 0x7ffd", "GET /cart took 5 ms",
-                                                                "payment 42 accepted", "segfault in worker 9 at 0x7ffe"], 3000)
+    crash, common, usual, again = await score(
+        drain,
+        anomaly,
+        ["segfault in worker 7 at 0x7ffd", "GET /cart took 5 ms", "payment 42 accepted", "segfault in worker 9 at 0x7ffe"],
+        3000,
+    )
     assert flagged(crash) and flagged(again)
     assert not flagged(common) and not flagged(usual)
     assert attribute(crash, conventions.TARGET) == "novelty"  # alert details: the demo sets alerts: true
@@ -72,8 +76,11 @@ async def test_after_a_settled_vocabulary_the_first_of_a_burst_of_new_messages_i
 def test_rarity_judges_the_novelty_target_only():
     assert AnomalyConfig(target="novelty", models=["rarity"]).validate_config() == []
     assert AnomalyConfig(target="duration", models=["ewm_mean", "rarity"]).validate_config() == [
-        'models::1: rarity judges target "novelty" only, not "duration"']
-    assert AnomalyConfig(models=["rarity"]).validate_config() == ['models::0: rarity judges target "novelty" only, not the default target']
+        'models::1: rarity judges target "novelty" only, not "duration"'
+    ]
+    assert AnomalyConfig(models=["rarity"]).validate_config() == [
+        'models::0: rarity judges target "novelty" only, not the default target'
+    ]
 
 
 def test_a_new_template_is_rare_only_after_the_keys_vocabulary_has_settled():
@@ -109,7 +116,7 @@ def test_novelty_is_zero_for_common_templates_and_grows_with_rarity():
         step("rare")
     seen_five_times = step("rare")
     assert never_seen > seen_once > seen_five_times > 0.0
-    records = (1 - DECAY ** 5002) / (1 - DECAY)  # the key's records so far, each halving over HALF_LIFE
+    records = (1 - DECAY**5002) / (1 - DECAY)  # the key's records so far, each halving over HALF_LIFE
     assert never_seen == pytest.approx(np.log(COMMON_SHARE * (records + 1) / 0.5))
 
 

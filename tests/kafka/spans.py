@@ -35,8 +35,13 @@ def rounds(first: int, count: int, spikes: frozenset[tuple[int, int]] = frozense
             noise = random.Random(round_number * 7919 + index).gauss(0, 1)
             millis = 50 * (1 + 0.1 * noise) * (40 if (round_number, index) in spikes else 1)
             end = START_NS + round_number * ROUND_NS
-            scopes[service].spans.add(trace_id=span_id(round_number, index) * 2, span_id=span_id(round_number, index),
-                                      name=operation, start_time_unix_nano=end - int(millis * 1e6), end_time_unix_nano=end)
+            scopes[service].spans.add(
+                trace_id=span_id(round_number, index) * 2,
+                span_id=span_id(round_number, index),
+                name=operation,
+                start_time_unix_nano=end - int(millis * 1e6),
+                end_time_unix_nano=end,
+            )
     return batch
 
 

@@ -162,8 +162,12 @@ def traces(trace_count: int, spans_per_trace: int, services: int = 2) -> ExportT
     for trace in range(trace_count):
         for index in range(spans_per_trace):
             scopes[index % services].spans.add(
-                trace_id=(trace + 1).to_bytes(16, "big"), span_id=(trace * 100 + index + 1).to_bytes(8, "big"),
-                name=f"op-{index}", start_time_unix_nano=1, end_time_unix_nano=2)
+                trace_id=(trace + 1).to_bytes(16, "big"),
+                span_id=(trace * 100 + index + 1).to_bytes(8, "big"),
+                name=f"op-{index}",
+                start_time_unix_nano=1,
+                end_time_unix_nano=2,
+            )
     return batch
 
 

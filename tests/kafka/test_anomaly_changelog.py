@@ -50,8 +50,11 @@ async def member(tansu, group: str, processor_id: str = "anomaly/spans", process
 
 async def publish(tansu, first: int, count: int, spikes=frozenset()) -> None:
     """Rounds of spans, keyed by service and span name as the agent does, ten rounds a message per key."""
-    settings = {"brokers": [tansu.bootstrap], "traces": {"topic": TOPIC, "partition_by": ["resource.service.name", "span.name"]},
-                "sending_queue": {"enabled": False}}
+    settings = {
+        "brokers": [tansu.bootstrap],
+        "traces": {"topic": TOPIC, "partition_by": ["resource.service.name", "span.name"]},
+        "sending_queue": {"enabled": False},
+    }
     async with started("kafka_exporter", settings) as (exporter, _):
         for start in range(first, first + count, 10):
             await exporter.consume(rounds(start, min(10, first + count - start), spikes))
@@ -82,16 +85,22 @@ async def test_a_partition_moving_to_a_new_member_keeps_its_models_and_the_score
         await eventually(lambda: scored(first_sink) == 120 * SPANS_PER_ROUND, timeout=60, what="the first member scoring")
         assert len(first.store.keys) == len(KEYS)
         async with member(tansu, "handover") as (second, second_sink):
-            await eventually(lambda: second.store.keys and len(first.store.keys) + len(second.store.keys) == len(KEYS),
-                             what="the second member restoring the keys of the partition it took")
+            await eventually(
+                lambda: second.store.keys and len(first.store.keys) + len(second.store.keys) == len(KEYS),
+                what="the second member restoring the keys of the partition it took",
+            )
             assert not set(first.store.keys) & set(second.store.keys), "a key lives on one member"
             moved = set(second.store.keys)
-            assert all(second.store.arrays["count"][slot] == 120 for slot in second.store.keys.values()), \
+            assert all(second.store.arrays["count"][slot] == 120 for slot in second.store.keys.values()), (
                 "the moved keys arrive warm, with all 120 records learned"
+            )
             spiked = KEYS.index(min(moved))
             await publish(tansu, 120, 60, spikes=frozenset({(125, spiked)}))
-            await eventually(lambda: scored(first_sink, second_sink) == 180 * SPANS_PER_ROUND, timeout=60,
-                             what="both members scoring the new rounds")
+            await eventually(
+                lambda: scored(first_sink, second_sink) == 180 * SPANS_PER_ROUND,
+                timeout=60,
+                what="both members scoring the new rounds",
+            )
     assert scores(second_sink.batches)[span_id(125, spiked)][1] is True, "a spike on a moved key right after the move is flagged"
     assert_same_scores([first_sink, second_sink], await reference_scores(tansu, 180 * SPANS_PER_ROUND))
 
@@ -105,10 +114,13 @@ async def test_a_missing_changelog_behind_committed_offsets_is_caught_up_by_repl
     await publish(tansu, 120, 20, spikes=frozenset({(122, 0)}))
     async with member(tansu, "replaying", processor_id="anomaly/renamed") as (renamed, renamed_sink):
         await eventually(lambda: scored(renamed_sink) == 20 * SPANS_PER_ROUND, timeout=60, what="the new rounds scored")
-        assert all(renamed.store.arrays["count"][slot] == 140 for slot in renamed.store.keys.values()), \
+        assert all(renamed.store.arrays["count"][slot] == 140 for slot in renamed.store.keys.values()), (
             "every key learned the 120 replayed rounds once, then the 20 new ones"
+        )
     new_scores = scores(renamed_sink.batches)
-    assert {int.from_bytes(span, "big") // 1000 for span in new_scores} == set(range(120, 140)), "replayed records are not emitted"
+    assert {int.from_bytes(span, "big") // 1000 for span in new_scores} == set(range(120, 140)), (
+        "replayed records are not emitted"
+    )
     assert new_scores[span_id(122, 0)][1] is True, "warm enough to flag a spike"
     assert_same_scores([renamed_sink], await reference_scores(tansu, 140 * SPANS_PER_ROUND))
 
@@ -141,8 +153,11 @@ async def test_a_rebalance_during_a_restore_leaves_no_key_behind(tansu):
             await eventually(lambda: first.cancelled > 0, what="the rebalance cancelling the restore")
             RestoresOneThenWaits.gate.set()
             await publish(tansu, 120, 20)
-            await eventually(lambda: scored(first_sink, second_sink) == 20 * SPANS_PER_ROUND, timeout=60,
-                             what="both members scoring after the rebalance")
+            await eventually(
+                lambda: scored(first_sink, second_sink) == 20 * SPANS_PER_ROUND,
+                timeout=60,
+                what="both members scoring after the rebalance",
+            )
             assert not set(first.store.keys) & set(second.store.keys), "the cancelled restore left no key behind"
             assert len(first.store.keys) + len(second.store.keys) == len(KEYS)
     assert_same_scores([first_sink, second_sink], await reference_scores(tansu, 140 * SPANS_PER_ROUND))

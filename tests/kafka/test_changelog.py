@@ -69,7 +69,19 @@ async def test_a_restore_takes_the_last_value_per_key_as_of_the_committed_offset
 
     # Nothing compacted on tansu: every write is there, keyed "<partition>:<key>", each followed by its marker.
     records = await asyncio.to_thread(read_topic, tansu.bootstrap, "state.changelog", 10, settle=0.3)
-    in_order = {p: [(m.key(), m.value()) for m in sorted(records, key=lambda m: m.offset()) if m.partition() == p] for p in (0, 1)}
+    in_order = {
+        p: [(m.key(), m.value()) for m in sorted(records, key=lambda m: m.offset()) if m.partition() == p] for p in (0, 1)
+    }
     assert in_order == {
-        0: [(b"0:a", b"a@5"), (b"0:b", b"b@5"), (b"0", b"5"), (b"0:a", b"a@8"), (b"0", b"8"), (b"0:b", None), (b"0:c", b"c@12"), (b"0", b"12")],
-        1: [(b"1:a", b"other partition"), (b"1", b"7")]}
+        0: [
+            (b"0:a", b"a@5"),
+            (b"0:b", b"b@5"),
+            (b"0", b"5"),
+            (b"0:a", b"a@8"),
+            (b"0", b"8"),
+            (b"0:b", None),
+            (b"0:c", b"c@12"),
+            (b"0", b"12"),
+        ],
+        1: [(b"1:a", b"other partition"), (b"1", b"7")],
+    }

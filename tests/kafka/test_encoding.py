@@ -38,17 +38,23 @@ def test_whole_batch_encodings_round_trip(batch, encoding):
 def test_otlp_json_ids_are_hex_and_a_bare_resource_array_is_accepted():
     batch = traces(1, 1)
     document = json.loads(otelml.encoding.encode_batch(batch, Encoding.OTLP_JSON))
-    assert document["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"] == batch.resource_spans[0].scope_spans[0].spans[0].trace_id.hex()
+    assert (
+        document["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"]
+        == batch.resource_spans[0].scope_spans[0].spans[0].trace_id.hex()
+    )
     builder = BatchBuilder(Signal.TRACES, Encoding.OTLP_JSON)
     builder.add(json.dumps(document["resourceSpans"]).encode())
     assert builder.batch == batch
 
 
-@pytest.mark.parametrize("encoding, payload", [
-    ("otlp_proto", b"\x00\xff\xff garbage"),
-    ("otlp_json", b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "not hex"}]}]}]}'),
-    ("otlp_json", b"\x0a\x02proto bytes"),
-])
+@pytest.mark.parametrize(
+    "encoding, payload",
+    [
+        ("otlp_proto", b"\x00\xff\xff garbage"),
+        ("otlp_json", b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "not hex"}]}]}]}'),
+        ("otlp_json", b"\x0a\x02proto bytes"),
+    ],
+)
 def test_undecodable_batches_raise_value_error_and_leave_the_batch_unchanged(encoding, payload):
     builder = BatchBuilder(Signal.TRACES, Encoding(encoding))
     with pytest.raises(ValueError):
@@ -56,11 +62,14 @@ def test_undecodable_batches_raise_value_error_and_leave_the_batch_unchanged(enc
     assert builder.items == 0 and builder.batch == pdata.Signal.TRACES.request_type()
 
 
-@pytest.mark.parametrize("encoding, payload, problem", [
-    ("json", b"[1, 2]", "object"),
-    ("json", b"{broken", "invalid JSON"),
-    ("json", b"[" * 100_000, "JSON"),
-])
+@pytest.mark.parametrize(
+    "encoding, payload, problem",
+    [
+        ("json", b"[1, 2]", "object"),
+        ("json", b"{broken", "invalid JSON"),
+        ("json", b"[" * 100_000, "JSON"),
+    ],
+)
 def test_undecodable_records(encoding, payload, problem):
     with pytest.raises(ValueError, match=problem):
         BatchBuilder(Signal.LOGS, Encoding(encoding)).add(payload)
@@ -72,22 +81,28 @@ def test_record_encodings_group_records_by_resource():
     builder.add(b'{"v": 2}', {"device.id": "b"}, {"mqtt.topic": "s/b"}, time_ns=5)
     builder.add(b'{"v": 3}', {"device.id": "a"}, {"mqtt.topic": "s/a"})
     assert [len(r.scope_logs[0].log_records) for r in builder.batch.resource_logs] == [2, 1]
-    first, second = builder.batch.resource_logs[0].scope_logs[0].log_records[0], builder.batch.resource_logs[1].scope_logs[0].log_records[0]
+    first, second = (
+        builder.batch.resource_logs[0].scope_logs[0].log_records[0],
+        builder.batch.resource_logs[1].scope_logs[0].log_records[0],
+    )
     assert first.time_unix_nano == 1_714_564_800 * 10**9
     assert second.time_unix_nano == 5
 
 
-@pytest.mark.parametrize("value, nanos", [
-    (1_700_000_000, 1_700_000_000 * 10**9),
-    (1_700_000_000.25, 1_700_000_000_250_000_000),
-    (1_700_000_000_123, 1_700_000_000_123 * 10**6),
-    (1_700_000_000_123_456, 1_700_000_000_123_456 * 10**3),
-    (1_700_000_000_123_456_789, 1_700_000_000_123_456_789),
-    ("1700000000", 1_700_000_000 * 10**9),
-    ("1700000000.123456789", 1_700_000_000_123_456_789),
-    ("2023-11-14T22:13:20+01:00", (1_700_000_000 - 3600) * 10**9),
-    ("2023-11-14T22:13:20.123456789Z", 1_700_000_000_123_456_789),
-])
+@pytest.mark.parametrize(
+    "value, nanos",
+    [
+        (1_700_000_000, 1_700_000_000 * 10**9),
+        (1_700_000_000.25, 1_700_000_000_250_000_000),
+        (1_700_000_000_123, 1_700_000_000_123 * 10**6),
+        (1_700_000_000_123_456, 1_700_000_000_123_456 * 10**3),
+        (1_700_000_000_123_456_789, 1_700_000_000_123_456_789),
+        ("1700000000", 1_700_000_000 * 10**9),
+        ("1700000000.123456789", 1_700_000_000_123_456_789),
+        ("2023-11-14T22:13:20+01:00", (1_700_000_000 - 3600) * 10**9),
+        ("2023-11-14T22:13:20.123456789Z", 1_700_000_000_123_456_789),
+    ],
+)
 def test_timestamps(value, nanos):
     assert parse_timestamp(value) == nanos
 
@@ -129,8 +144,15 @@ def test_fit_halves_until_every_message_fits_and_refuses_a_lone_oversized_item()
 
 
 def test_config_problems_name_their_fields():
-    receiver = KafkaReceiverConfig.model_validate({"brokers": "nohost", "group_id": "", "traces": {"encoding": "json"},
-                                                   "logs": {"topics": ["otlp_spans"]}, "heartbeat_interval": "20s"})
+    receiver = KafkaReceiverConfig.model_validate(
+        {
+            "brokers": "nohost",
+            "group_id": "",
+            "traces": {"encoding": "json"},
+            "logs": {"topics": ["otlp_spans"]},
+            "heartbeat_interval": "20s",
+        }
+    )
     assert nested_problems(receiver) == [
         "brokers::0: 'nohost' is not host:port",
         "group_id: must not be empty",
@@ -138,7 +160,9 @@ def test_config_problems_name_their_fields():
         "traces::encoding: encoding 'json' cannot carry traces (use one of: otlp_json, otlp_proto)",
         "logs::topics: 'otlp_spans' is already a traces topic",
     ]
-    exporter = KafkaExporterConfig.model_validate({"metrics": {"encoding": "raw"}, "auth": {"sasl": {"username": "u"}}, "timeout": "-1s"})
+    exporter = KafkaExporterConfig.model_validate(
+        {"metrics": {"encoding": "raw"}, "auth": {"sasl": {"username": "u"}}, "timeout": "-1s"}
+    )
     assert nested_problems(exporter) == [
         "timeout: must not be negative",
         "metrics::encoding: encoding 'raw' cannot carry metrics (use one of: otlp_json, otlp_proto)",

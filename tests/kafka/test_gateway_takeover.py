@@ -43,8 +43,9 @@ def gateway_config() -> dict:
 class Gateway:
     def __init__(self, otelml_process, broker: str, group: str, name: str):
         self.name = name
-        self.process = otelml_process(gateway_config(), {"KAFKA_BROKERS": broker, "OTELML_CHECKPOINT_KEY": SIGNING_KEY,
-                                                         "OTELML_GROUP_ID": group})
+        self.process = otelml_process(
+            gateway_config(), {"KAFKA_BROKERS": broker, "OTELML_CHECKPOINT_KEY": SIGNING_KEY, "OTELML_GROUP_ID": group}
+        )
         self.output = self.process.workdir / f"{name}.jsonl"
         self.process.env.update(OTELML_OUTPUT=str(self.output), OTELML_METRICS_ENDPOINT=self.process.env["METRICS"])
 
@@ -72,8 +73,11 @@ class Gateway:
 
 
 async def publish(broker: str, first: int, count: int, spikes=frozenset(), pause: float = 0.0) -> None:
-    settings = {"brokers": [broker], "traces": {"topic": TOPIC, "partition_by": ["resource.service.name", "span.name"]},
-                "sending_queue": {"enabled": False}}
+    settings = {
+        "brokers": [broker],
+        "traces": {"topic": TOPIC, "partition_by": ["resource.service.name", "span.name"]},
+        "sending_queue": {"enabled": False},
+    }
     async with started("kafka_exporter", settings) as (exporter, _):
         for start in range(first, first + count, 10):
             await exporter.consume(rounds(start, min(10, first + count - start), spikes))
@@ -88,18 +92,29 @@ def scored_rounds(gateways) -> set[int]:
 
 async def reference_scores(otelml_process, broker: str) -> dict:
     reference = Gateway(otelml_process, broker, "reference", "reference").start()
-    await eventually(lambda: len(reference.scores()) == TOTAL_ROUNDS * len(KEYS), timeout=120, what="the reference gateway scoring the topic")
+    await eventually(
+        lambda: len(reference.scores()) == TOTAL_ROUNDS * len(KEYS), timeout=120, what="the reference gateway scoring the topic"
+    )
     reference.process.stop()
     return reference.scores()
 
 
-@pytest.mark.parametrize("members, stop", [(2, signal.SIGKILL), (2, signal.SIGTERM), (3, signal.SIGKILL)],
-                         ids=["two-kill-9", "two-clean-stop", "three-kill-9"])
+@pytest.mark.parametrize(
+    "members, stop",
+    [(2, signal.SIGKILL), (2, signal.SIGTERM), (3, signal.SIGKILL)],
+    ids=["two-kill-9", "two-clean-stop", "three-kill-9"],
+)
 async def test_a_gateways_keys_go_on_warm_elsewhere_with_the_scores_of_one_gateway(tansu, otelml_process, members, stop):
     await tansu.create_topic(TOPIC, PARTITIONS)
     gateways = [Gateway(otelml_process, tansu.bootstrap, "takeover", f"gateway-{n}").start() for n in range(members)]
-    await eventually(lambda: sorted(p for g in gateways for p in g.assigned()) == list(range(PARTITIONS))
-                     and all(g.assigned() and g.settled() for g in gateways), timeout=60, what="the gateways sharing the partitions")
+    await eventually(
+        lambda: (
+            sorted(p for g in gateways for p in g.assigned()) == list(range(PARTITIONS))
+            and all(g.assigned() and g.settled() for g in gateways)
+        ),
+        timeout=60,
+        what="the gateways sharing the partitions",
+    )
     await publish(tansu.bootstrap, 0, WARM_ROUNDS)
     await eventually(lambda: scored_rounds(gateways) == set(range(WARM_ROUNDS)), timeout=60, what="every key warm")
     victim, survivors = gateways[0], gateways[1:]
@@ -110,8 +125,13 @@ async def test_a_gateways_keys_go_on_warm_elsewhere_with_the_scores_of_one_gatew
     await eventually(lambda: WARM_ROUNDS + 20 in scored_rounds(gateways), timeout=60, what="the stream flowing")
     victim.process.stop(stop)
     stopped_at = time.monotonic()
-    await eventually(lambda: sorted(p for g in survivors for p in g.assigned()) == list(range(PARTITIONS))
-                     and all(g.settled() for g in survivors), timeout=60, what="the survivors taking the partitions over")
+    await eventually(
+        lambda: (
+            sorted(p for g in survivors for p in g.assigned()) == list(range(PARTITIONS)) and all(g.settled() for g in survivors)
+        ),
+        timeout=60,
+        what="the survivors taking the partitions over",
+    )
     takeover = time.monotonic() - stopped_at
     await streaming
     # Right after the takeover: a spike on a key that moved.
@@ -126,7 +146,12 @@ async def test_a_gateways_keys_go_on_warm_elsewhere_with_the_scores_of_one_gatew
     assert len(after) == 1, "the moved key is scored by one survivor"
     assert after[0].scores()[span_id(first_after + 1, spiked)][1] is True, "the spike on the moved key is flagged"
     for key in moved:
-        owners = {g.name for g in survivors for span in g.scores() if key_of(span) == key and int.from_bytes(span, "big") // 1000 >= first_after}
+        owners = {
+            g.name
+            for g in survivors
+            for span in g.scores()
+            if key_of(span) == key and int.from_bytes(span, "big") // 1000 >= first_after
+        }
         assert len(owners) == 1, f"{key} scored by one survivor after the takeover"
 
     reference = await reference_scores(otelml_process, tansu.bootstrap)
@@ -135,5 +160,7 @@ async def test_a_gateways_keys_go_on_warm_elsewhere_with_the_scores_of_one_gatew
     assert all(score == reference[span] for span, score in written), "every score equals one uninterrupted gateway's"
     twice = len(written) - len({span for span, _ in written})
     how = "kill -9" if stop == signal.SIGKILL else "clean stop"
-    measure(f"{members} gateways, {how} of one mid-stream: {len(moved)} keys moved, survivors restored in {takeover:.1f}s after the stop, "
-            f"{twice} spans scored twice, every score equal to one uninterrupted gateway's")
+    measure(
+        f"{members} gateways, {how} of one mid-stream: {len(moved)} keys moved, survivors restored in {takeover:.1f}s after the stop, "
+        f"{twice} spans scored twice, every score equal to one uninterrupted gateway's"
+    )

@@ -16,13 +16,23 @@ MESSAGES, PER_MESSAGE = 400, 10
 
 def kafka_to_file_config() -> dict:
     return {
-        "receivers": {"kafka": {"brokers": "${env:KAFKA_BROKERS}", "group_id": "crash", "initial_offset": "earliest",
-                                "session_timeout": "6s", "heartbeat_interval": "1s", "logs": {"topics": ["stream"]}}},
+        "receivers": {
+            "kafka": {
+                "brokers": "${env:KAFKA_BROKERS}",
+                "group_id": "crash",
+                "initial_offset": "earliest",
+                "session_timeout": "6s",
+                "heartbeat_interval": "1s",
+                "logs": {"topics": ["stream"]},
+            }
+        },
         # Appending, so that the restarted process adds to what the killed one wrote; flushing
         # every write, so that what the exporter accepted (and the receiver committed) is in the file.
         "exporters": {"file": {"path": "${env:OUT}/out.jsonl", "append": True, "flush_interval": 0}},
-        "service": {"pipelines": {"logs": {"receivers": ["kafka"], "exporters": ["file"]}},
-                    "telemetry": {"metrics": {"address": "${env:METRICS}"}}},
+        "service": {
+            "pipelines": {"logs": {"receivers": ["kafka"], "exporters": ["file"]}},
+            "telemetry": {"metrics": {"address": "${env:METRICS}"}},
+        },
     }
 
 
@@ -43,4 +53,6 @@ async def test_sigkill_mid_stream_then_restart_every_record_at_least_once(tansu,
     total = MESSAGES * PER_MESSAGE
     # The group's first assignment takes a few seconds and brings the backlog; kill in the steady flow after it.
     killed_at, duplicates = await kill_mid_stream_and_restart(otelml, lambda: produce_stream(tansu.bootstrap), total, total // 2)
-    measure(f"kafka receiver, SIGKILL after {killed_at} of {total} records then restart: every record present, {duplicates} duplicates")
+    measure(
+        f"kafka receiver, SIGKILL after {killed_at} of {total} records then restart: every record present, {duplicates} duplicates"
+    )

@@ -76,11 +76,18 @@ async def test_otlp_in_kafka_out_in_every_encoding(tansu, otelml_process):
             for encoding in encodings:
                 per_record = Encoding(encoding).per_record
                 expected_messages = count_items(sent[signal]) if per_record else 1
-                messages = await asyncio.to_thread(read_topic, tansu.bootstrap, f"{signal.value}-{encoding}", expected_messages, settle=0.2)
+                messages = await asyncio.to_thread(
+                    read_topic, tansu.bootstrap, f"{signal.value}-{encoding}", expected_messages, settle=0.2
+                )
                 assert len(messages) == expected_messages, (signal, encoding)
                 received = decode(signal, encoding, messages)
                 if per_record:
-                    bodies = [any_value_to_python(r.body) for rl in received.resource_logs for sl in rl.scope_logs for r in sl.log_records]
+                    bodies = [
+                        any_value_to_python(r.body)
+                        for rl in received.resource_logs
+                        for sl in rl.scope_logs
+                        for r in sl.log_records
+                    ]
                     expected = [f"record {i}" for i in range(30)]
                     if encoding == "raw":
                         expected = [text.encode() for text in expected]
@@ -93,7 +100,9 @@ async def test_otlp_in_kafka_out_in_every_encoding(tansu, otelml_process):
 
 async def test_partition_traces_by_id_keys_each_trace(tansu):
     await tansu.create_topic("spans", partitions=4)
-    async with started("kafka_exporter", {"brokers": [tansu.bootstrap], "traces": {"topic": "spans"}, "partition_traces_by_id": True}) as (exporter, _):
+    async with started(
+        "kafka_exporter", {"brokers": [tansu.bootstrap], "traces": {"topic": "spans"}, "partition_traces_by_id": True}
+    ) as (exporter, _):
         await exporter.consume(traces(12, 5, services=3))
     messages = await asyncio.to_thread(read_topic, tansu.bootstrap, "spans", 12, settle=0.3)
     assert len(messages) == 12
@@ -109,7 +118,9 @@ async def test_partition_traces_by_id_keys_each_trace(tansu):
     assert len(set(partition_of_key.values())) > 1, "keys spread over partitions"
 
     # The same trace IDs sent again land on the same partitions.
-    async with started("kafka_exporter", {"brokers": [tansu.bootstrap], "traces": {"topic": "spans"}, "partition_traces_by_id": True}) as (exporter, _):
+    async with started(
+        "kafka_exporter", {"brokers": [tansu.bootstrap], "traces": {"topic": "spans"}, "partition_traces_by_id": True}
+    ) as (exporter, _):
         await exporter.consume(traces(12, 1))
     messages = await asyncio.to_thread(read_topic, tansu.bootstrap, "spans", 24, settle=0.3)
     for message in messages:
@@ -123,9 +134,11 @@ async def test_partition_by_references_keys_each_group_and_places_it_as_librdkaf
     logs = numbered_logs(0, 12, service="edge")
     for record in logs.resource_logs[0].scope_logs[0].log_records[:10]:
         record.attributes.add(key="client.address").value.string_value = f"10.0.0.{record.time_unix_nano % 4}"
-    settings = {"brokers": [tansu.bootstrap],
-                "traces": {"topic": "keyed-spans", "partition_by": ["resource.service.name", "span.name"]},
-                "logs": {"topic": "keyed-logs", "partition_by": ["attributes.client.address"]}}
+    settings = {
+        "brokers": [tansu.bootstrap],
+        "traces": {"topic": "keyed-spans", "partition_by": ["resource.service.name", "span.name"]},
+        "logs": {"topic": "keyed-logs", "partition_by": ["attributes.client.address"]},
+    }
     async with started("kafka_exporter", settings) as (exporter, _):
         await exporter.consume(spans)
         await exporter.consume(logs)
@@ -134,8 +147,12 @@ async def test_partition_by_references_keys_each_group_and_places_it_as_librdkaf
     span_partitions = {}
     for message in span_messages:
         batch = pdata.from_proto(message.value(), Signal.TRACES)
-        keys = {f"{rs.resource.attributes[0].value.string_value}|{span.name}"
-                for rs in batch.resource_spans for ss in rs.scope_spans for span in ss.spans}
+        keys = {
+            f"{rs.resource.attributes[0].value.string_value}|{span.name}"
+            for rs in batch.resource_spans
+            for ss in rs.scope_spans
+            for span in ss.spans
+        }
         assert keys == {message.key().decode()}, "one message per service and span name, keyed by both joined"
         span_partitions[message.key()] = message.partition()
     # traces() gives span index i of every trace to service i % 3 as op-i: 6 distinct keys, 8 spans each.
@@ -143,10 +160,21 @@ async def test_partition_by_references_keys_each_group_and_places_it_as_librdkaf
     assert sum(count_items(pdata.from_proto(m.value(), Signal.TRACES)) for m in span_messages) == 48
 
     log_messages = await asyncio.to_thread(read_topic, tansu.bootstrap, "keyed-logs", 1, settle=0.5)
-    log_keys = {m.key(): sorted(sequence_numbers(r for rl in pdata.from_proto(m.value(), Signal.LOGS).resource_logs
-                                               for sl in rl.scope_logs for r in sl.log_records)) for m in log_messages}
-    assert log_keys == {b"10.0.0.0": [0, 4, 8], b"10.0.0.1": [1, 5, 9], b"10.0.0.2": [2, 6], b"10.0.0.3": [3, 7],
-                        b"": [10, 11]}, "records without the attribute share the empty key"
+    log_keys = {
+        m.key(): sorted(
+            sequence_numbers(
+                r for rl in pdata.from_proto(m.value(), Signal.LOGS).resource_logs for sl in rl.scope_logs for r in sl.log_records
+            )
+        )
+        for m in log_messages
+    }
+    assert log_keys == {
+        b"10.0.0.0": [0, 4, 8],
+        b"10.0.0.1": [1, 5, 9],
+        b"10.0.0.2": [2, 6],
+        b"10.0.0.3": [3, 7],
+        b"": [10, 11],
+    }, "records without the attribute share the empty key"
 
     # librdkafka with the Java clients' murmur2 partitioner places the same keys on the same partitions.
     def produce_keys() -> None:
@@ -165,10 +193,15 @@ async def test_partition_by_references_keys_each_group_and_places_it_as_librdkaf
 def test_partition_by_conflicts_and_bad_references_are_config_problems():
     document = {
         "receivers": {"otlp": {"protocols": {"grpc": {}}}},
-        "exporters": {"kafka": {"partition_traces_by_id": True, "partition_logs_by_resource_attributes": True,
-                                "traces": {"partition_by": ["resource.service.name", "log.severity_text"]},
-                                "logs": {"partition_by": ["attributes.client.address", "attributes.client.address"]},
-                                "metrics": {"partition_by": ["resource.host.name"]}}},
+        "exporters": {
+            "kafka": {
+                "partition_traces_by_id": True,
+                "partition_logs_by_resource_attributes": True,
+                "traces": {"partition_by": ["resource.service.name", "log.severity_text"]},
+                "logs": {"partition_by": ["attributes.client.address", "attributes.client.address"]},
+                "metrics": {"partition_by": ["resource.host.name"]},
+            }
+        },
         "service": {"pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["kafka"]}}},
     }
     with pytest.raises(ConfigError) as caught:
@@ -188,9 +221,15 @@ async def test_partition_logs_by_resource_attributes_and_topic_from_attribute(ta
     batch.resource_logs.extend(numbered_logs(5, 4, service="a").resource_logs)
     routed = batch.resource_logs[1].resource.attributes.add(key="kafka.topic")
     routed.value.string_value = "logs-b"
-    async with started("kafka_exporter", {
-            "brokers": [tansu.bootstrap], "logs": {"topic": "logs-default"},
-            "partition_logs_by_resource_attributes": True, "topic_from_attribute": "kafka.topic"}) as (exporter, _):
+    async with started(
+        "kafka_exporter",
+        {
+            "brokers": [tansu.bootstrap],
+            "logs": {"topic": "logs-default"},
+            "partition_logs_by_resource_attributes": True,
+            "topic_from_attribute": "kafka.topic",
+        },
+    ) as (exporter, _):
         await exporter.consume(batch)
         await exporter.consume(batch)
     default = await asyncio.to_thread(read_topic, tansu.bootstrap, "logs-default", 2, settle=0.3)
@@ -200,15 +239,26 @@ async def test_partition_logs_by_resource_attributes_and_topic_from_attribute(ta
     assert len({m.key() for m in routed}) == 1
     assert routed[0].key() != default[0].key()
     assert len(default[0].key()) == 32
-    records = [r for rl in pdata.from_proto(default[0].value(), Signal.LOGS).resource_logs for sl in rl.scope_logs for r in sl.log_records]
+    records = [
+        r
+        for rl in pdata.from_proto(default[0].value(), Signal.LOGS).resource_logs
+        for sl in rl.scope_logs
+        for r in sl.log_records
+    ]
     assert sequence_numbers(records) == [0, 1, 2, 5, 6, 7, 8]
 
 
 async def test_max_message_bytes_splits_and_refuses_a_single_oversized_record(tansu):
     limit = 4096
-    async with started("kafka_exporter", {
-            "brokers": [tansu.bootstrap], "logs": {"topic": "small"}, "producer": {"max_message_bytes": limit},
-            "sending_queue": {"enabled": False}}) as (exporter, telemetry):
+    async with started(
+        "kafka_exporter",
+        {
+            "brokers": [tansu.bootstrap],
+            "logs": {"topic": "small"},
+            "producer": {"max_message_bytes": limit},
+            "sending_queue": {"enabled": False},
+        },
+    ) as (exporter, telemetry):
         batch = numbered_logs(0, 1000)
         assert len(batch.SerializeToString()) > 4 * limit
         await exporter.consume(batch)
@@ -219,16 +269,27 @@ async def test_max_message_bytes_splits_and_refuses_a_single_oversized_record(ta
     messages = await asyncio.to_thread(read_topic, tansu.bootstrap, "small", 5, settle=0.5)
     assert len(messages) > 4
     assert all(len(m.value()) <= limit for m in messages)
-    records = [r for m in messages for rl in pdata.from_proto(m.value(), Signal.LOGS).resource_logs for sl in rl.scope_logs for r in sl.log_records]
+    records = [
+        r
+        for m in messages
+        for rl in pdata.from_proto(m.value(), Signal.LOGS).resource_logs
+        for sl in rl.scope_logs
+        for r in sl.log_records
+    ]
     assert sorted(sequence_numbers(records)) == list(range(1000))
     assert telemetry.value("otelml_dropped_items_total", component="kafka", otel_signal="logs", reason="permanent_error") == 1
 
 
 @pytest.mark.parametrize("compression", ["gzip", "snappy", "lz4", "zstd"])
 async def test_every_compression_is_readable_by_librdkafka(tansu, compression):
-    async with started("kafka_exporter", {
-            "brokers": [tansu.bootstrap], "logs": {"topic": "compressed", "encoding": "json"},
-            "producer": {"compression": compression, "required_acks": -1}}) as (exporter, telemetry):
+    async with started(
+        "kafka_exporter",
+        {
+            "brokers": [tansu.bootstrap],
+            "logs": {"topic": "compressed", "encoding": "json"},
+            "producer": {"compression": compression, "required_acks": -1},
+        },
+    ) as (exporter, telemetry):
         await exporter.consume(numbered_logs(0, 20))
     messages = await asyncio.to_thread(read_topic, tansu.bootstrap, "compressed", 20, settle=0.2)
     assert sorted(json.loads(m.value())["body"] for m in messages) == sorted(f"record {i}" for i in range(20))
@@ -239,10 +300,16 @@ async def test_broker_outage_delivers_what_was_queued_and_counts_what_overflowed
     tansu, gate = gated_tansu
     await tansu.create_topic("outage", partitions=1)
     accepted, refused = [], []
-    async with started("kafka_exporter", {
-            "brokers": [tansu.bootstrap], "logs": {"topic": "outage"}, "timeout": "1s",
+    async with started(
+        "kafka_exporter",
+        {
+            "brokers": [tansu.bootstrap],
+            "logs": {"topic": "outage"},
+            "timeout": "1s",
             "retry_on_failure": {"initial_interval": "200ms", "max_interval": "1s", "max_elapsed_time": 0},
-            "sending_queue": {"num_consumers": 1, "queue_size": 5}}) as (exporter, telemetry):
+            "sending_queue": {"num_consumers": 1, "queue_size": 5},
+        },
+    ) as (exporter, telemetry):
         await exporter.consume(numbered_logs(0, 10))
         assert len(await asyncio.to_thread(read_topic, tansu.bootstrap, "outage", 1, settle=0)) == 1
         gate.close()
@@ -261,14 +328,24 @@ async def test_broker_outage_delivers_what_was_queued_and_counts_what_overflowed
         # The in-memory broker lost its topics; clients come back once it has the topic again.
         await tansu.create_topic("outage", partitions=1)
         gate.open()
-        await eventually(lambda: telemetry.value("otelcol_exporter_sent_log_records_total", exporter="kafka") == 10 * (1 + len(accepted)),
-                         timeout=60, what="the queued batches being sent after the outage")
+        await eventually(
+            lambda: telemetry.value("otelcol_exporter_sent_log_records_total", exporter="kafka") == 10 * (1 + len(accepted)),
+            timeout=60,
+            what="the queued batches being sent after the outage",
+        )
     assert accepted and refused, "the outage both filled the queue and overflowed it"
     assert telemetry.value("otelcol_exporter_enqueue_failed_log_records_total", exporter="kafka") == 10 * len(refused)
     messages = await asyncio.to_thread(read_topic, tansu.bootstrap, "outage", len(accepted), settle=1.0)
-    received = sequence_numbers(r for m in messages for rl in pdata.from_proto(m.value(), Signal.LOGS).resource_logs
-                                for sl in rl.scope_logs for r in sl.log_records)
+    received = sequence_numbers(
+        r
+        for m in messages
+        for rl in pdata.from_proto(m.value(), Signal.LOGS).resource_logs
+        for sl in rl.scope_logs
+        for r in sl.log_records
+    )
     expected = sorted(s for batch in accepted for s in sequence_numbers(batch.resource_logs[0].scope_logs[0].log_records))
     assert sorted(set(received)) == expected
-    measure(f"kafka exporter, broker outage over 12 batches: {len(accepted)} batches queued and delivered, {len(refused)} refused by the full queue, "
-            f"{duplicates(received)} duplicate records")
+    measure(
+        f"kafka exporter, broker outage over 12 batches: {len(accepted)} batches queued and delivered, {len(refused)} refused by the full queue, "
+        f"{duplicates(received)} duplicate records"
+    )

@@ -54,9 +54,16 @@ async def test_rebalance_moves_a_partitions_state_and_keeps_the_one_that_stays(t
     first, second = counters(Sink()), counters(Sink())
     async with started("kafka_receiver", settings(tansu, "owned", "moving"), {Signal.LOGS: first}, owners=[first]):
         await eventually(lambda: first.total == 20, what="the first member counting both partitions")
-        assert sorted(first.restored()) == [Partition("owned", 0), Partition("owned", 1)], "restored (empty) on the first assignment"
-        async with started("kafka_receiver", settings(tansu, "owned", "moving"), {Signal.LOGS: second}, owners=[second]) as (receiver, _):
-            await eventually(lambda: len(first.counts) == 1 and second.restored(), what="one partition moving to the second member")
+        assert sorted(first.restored()) == [Partition("owned", 0), Partition("owned", 1)], (
+            "restored (empty) on the first assignment"
+        )
+        async with started("kafka_receiver", settings(tansu, "owned", "moving"), {Signal.LOGS: second}, owners=[second]) as (
+            receiver,
+            _,
+        ):
+            await eventually(
+                lambda: len(first.counts) == 1 and second.restored(), what="one partition moving to the second member"
+            )
             [moved] = second.restored()
             [kept] = first.counts
             assert ("forget", moved) in first.events, "the member that gave the partition away dropped its state"
@@ -71,7 +78,9 @@ async def test_rebalance_moves_a_partitions_state_and_keeps_the_one_that_stays(t
             assert first.counts[kept] == {f"svc-{kept.partition}": 15} and second.counts[moved] == {f"svc-{moved.partition}": 15}
             origins = [o for o in second.origins if o.partition == moved]
             assert origins[0].first_offset == 10 and origins[-1].next_offset == 15 and origins[0].source is receiver.source
-            assert all(a.next_offset == b.first_offset for a, b in zip(origins, origins[1:])), "each batch says which offsets it holds"
+            assert all(a.next_offset == b.first_offset for a, b in zip(origins, origins[1:])), (
+                "each batch says which offsets it holds"
+            )
     assert await committed(tansu.bootstrap, "moving", {"owned": 2}) == {("owned", 0): 15, ("owned", 1): 15}
 
 
@@ -80,11 +89,14 @@ async def test_offsets_are_committed_only_once_the_owner_saved(tansu, counters):
     await fill(tansu, "gated", 1, 10)
     sink = Sink()
     counter = counters(sink, autosave=False)
-    async with started("kafka_receiver", settings(tansu, "gated", "gating", max_fetch_records=4), {Signal.LOGS: counter},
-                       owners=[counter]) as (receiver, _):
+    async with started(
+        "kafka_receiver", settings(tansu, "gated", "gating", max_fetch_records=4), {Signal.LOGS: counter}, owners=[counter]
+    ) as (receiver, _):
         await eventually(lambda: sink.items == 10, what="every record accepted")
         assert counter.unsaved_from(receiver.source, Partition("gated", 0)) == 0
-        assert await committed(tansu.bootstrap, "gating", {"gated": 1}) == {("gated", 0): 0}, "nothing past the unsaved count committed"
+        assert await committed(tansu.bootstrap, "gating", {"gated": 1}) == {("gated", 0): 0}, (
+            "nothing past the unsaved count committed"
+        )
         await counter.save_all(receiver.source)
 
         async def saved_and_committed() -> bool:
@@ -103,19 +115,35 @@ async def test_partitions_stay_paused_while_restoring_and_a_rebalance_cancels_th
     await fill(tansu, "slow", 2, 6)
     gate = asyncio.Event()
     first, second = counters(Sink(), restore_gate=gate), counters(Sink())
-    async with started("kafka_receiver", settings(tansu, "slow", "restoring"), {Signal.LOGS: first}, owners=[first]) as (receiver, _):
-        await eventually(lambda: receiver._client is not None and receiver._client.paused() == {TopicPartition("slow", 0), TopicPartition("slow", 1)},
-                         what="both partitions paused for the restore")
+    async with started("kafka_receiver", settings(tansu, "slow", "restoring"), {Signal.LOGS: first}, owners=[first]) as (
+        receiver,
+        _,
+    ):
+        await eventually(
+            lambda: (
+                receiver._client is not None
+                and receiver._client.paused() == {TopicPartition("slow", 0), TopicPartition("slow", 1)}
+            ),
+            what="both partitions paused for the restore",
+        )
         assert first.origins == [], "nothing pushed before the owner restored"
         async with started("kafka_receiver", settings(tansu, "slow", "restoring"), {Signal.LOGS: second}, owners=[second]):
-            await eventually(lambda: any(e[0] == "restore cancelled" for e in first.events), what="the rebalance cancelling the restore")
+            await eventually(
+                lambda: any(e[0] == "restore cancelled" for e in first.events), what="the rebalance cancelling the restore"
+            )
             cancelled = next(e[1] for e in first.events if e[0] == "restore cancelled")
-            assert ("forget", cancelled) in first.events[first.events.index(("restore cancelled", cancelled)):], \
+            assert ("forget", cancelled) in first.events[first.events.index(("restore cancelled", cancelled)) :], (
                 "a cancelled restore is forgotten"
+            )
             gate.set()
-            await eventually(lambda: first.total + second.total == 12 and first.total and second.total,
-                             what="both members counting their partition once restored")
-    assert sorted(o.partition for o in first.origins + second.origins if o.first_offset == 0) == [Partition("slow", 0), Partition("slow", 1)]
+            await eventually(
+                lambda: first.total + second.total == 12 and first.total and second.total,
+                what="both members counting their partition once restored",
+            )
+    assert sorted(o.partition for o in first.origins + second.origins if o.first_offset == 0) == [
+        Partition("slow", 0),
+        Partition("slow", 1),
+    ]
 
 
 async def test_a_restore_that_cannot_reach_its_state_is_retried(tansu):
@@ -155,7 +183,11 @@ async def test_offset_lag_gauge_per_partition(tansu):
             await super().consume(batch)
 
     sink = HoldsSecond()
-    async with started("kafka_receiver", settings(tansu, "lagging", "lag", max_fetch_records=2), {Signal.LOGS: sink}) as (_, telemetry):
+    async with started("kafka_receiver", settings(tansu, "lagging", "lag", max_fetch_records=2), {Signal.LOGS: sink}) as (
+        _,
+        telemetry,
+    ):
+
         def lag() -> float:
             return telemetry.value("otelcol_kafka_receiver_offset_lag", receiver="kafka", topic="lagging", partition="0")
 
@@ -173,10 +205,14 @@ def pipeline_config(processors: dict, chain: list[str]) -> dict:
         "processors": processors,
         "exporters": {"debug": {}},
         "connectors": {"forward": {}},
-        "service": {"pipelines": {"logs": {"receivers": ["kafka"], "processors": chain, "exporters": ["forward"]},
-                                  "logs/counted": {"receivers": ["forward"], "processors": ["counter"], "exporters": ["debug"]}},
-                    # Metrics recorded, not served: no port to bind.
-                    "telemetry": {"metrics": {"readers": []}}},
+        "service": {
+            "pipelines": {
+                "logs": {"receivers": ["kafka"], "processors": chain, "exporters": ["forward"]},
+                "logs/counted": {"receivers": ["forward"], "processors": ["counter"], "exporters": ["debug"]},
+            },
+            # Metrics recorded, not served: no port to bind.
+            "telemetry": {"metrics": {"readers": []}},
+        },
     }
 
 
@@ -201,5 +237,6 @@ async def test_owners_are_found_through_connectors_and_a_detaching_batch_process
         "receiver kafka: cannot start: processor counter keeps state per partition of receiver kafka, but processor batch in pipeline logs hands data on "
         "from a task of its own before it, so it cannot tell which partition a record came from: "
         "remove it from the pipeline (a batch processor: or set its timeout to 0), or keep no state per partition in "
-        "processor counter (an anomaly processor: state.changelog.enabled: false)")
+        "processor counter (an anomaly processor: state.changelog.enabled: false)"
+    )
     assert service.state == "stopped"

@@ -17,7 +17,9 @@ from tests.kafka.support import Sink, numbered_logs
 def pusher(**backoff) -> tuple[PipelinePusher, Telemetry]:
     telemetry = Telemetry()
     settings = CreateSettings(ComponentID("kafka"), Kind.RECEIVER, telemetry)
-    return PipelinePusher(settings, "kafka", RetryConfig(**{"initial_interval": 0.01, "max_interval": 0.02, **backoff})), telemetry
+    return PipelinePusher(
+        settings, "kafka", RetryConfig(**{"initial_interval": 0.01, "max_interval": 0.02, **backoff})
+    ), telemetry
 
 
 def counted(telemetry: Telemetry, name: str, **labels) -> float:
@@ -33,11 +35,15 @@ async def test_retryable_refusals_are_retried_until_accepted():
     assert counted(telemetry, "otelcol_receiver_accepted_log_records_total", receiver="kafka", transport="kafka") == 4
 
 
-@pytest.mark.parametrize("sink, backoff, reason", [
-    (Sink(refuse=1, error=PermanentError("never")), {}, "permanent_error"),
-    (Sink(refuse=1), {"enabled": False}, "retry_disabled"),
-    (Sink(refuse=1000), {"max_elapsed_time": 0.05}, "retries_exhausted"),
-], ids=["permanent", "retry-disabled", "exhausted"])
+@pytest.mark.parametrize(
+    "sink, backoff, reason",
+    [
+        (Sink(refuse=1, error=PermanentError("never")), {}, "permanent_error"),
+        (Sink(refuse=1), {"enabled": False}, "retry_disabled"),
+        (Sink(refuse=1000), {"max_elapsed_time": 0.05}, "retries_exhausted"),
+    ],
+    ids=["permanent", "retry-disabled", "exhausted"],
+)
 async def test_data_refused_for_good_is_rejected_and_counted_as_dropped(sink, backoff, reason):
     push, telemetry = pusher(**backoff)
     assert await push.push(sink, numbered_logs(0, 2), 2, asyncio.Event()) is Outcome.REJECTED
@@ -51,4 +57,6 @@ async def test_stopping_abandons_the_retries_without_acknowledging():
     await asyncio.sleep(0.05)
     stop.set()
     assert await attempt is Outcome.ABANDONED
-    assert counted(telemetry, "otelml_dropped_items_total", component="kafka", otel_signal="logs", reason="retries_exhausted") == 0
+    assert (
+        counted(telemetry, "otelml_dropped_items_total", component="kafka", otel_signal="logs", reason="retries_exhausted") == 0
+    )

@@ -8,8 +8,14 @@ from pathlib import Path
 
 from playwright.async_api import async_playwright
 
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @contextlib.asynccontextmanager
@@ -23,7 +29,8 @@ async def chromium_page(profile: Path):
     assert executable, "Debian's chromium is not installed (scripts/test.sh installs it)"
     async with async_playwright() as playwright:
         context = await playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
+            str(profile), executable_path=executable, headless=True, args=CHROMIUM_FLAGS
+        )
         try:
             page = context.pages[0] if context.pages else await context.new_page()
             errors: list[str] = []

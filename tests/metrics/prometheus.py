@@ -24,8 +24,9 @@ class Prometheus:
     is not installed or does not become ready.
     """
 
-    def __init__(self, workdir: Path, targets: dict[str, str], honor_labels: tuple[str, ...] = (),
-                 rule_files: tuple[Path, ...] = ()):
+    def __init__(
+        self, workdir: Path, targets: dict[str, str], honor_labels: tuple[str, ...] = (), rule_files: tuple[Path, ...] = ()
+    ):
         self.workdir = workdir / "prometheus"
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -33,8 +34,10 @@ class Prometheus:
         config = {
             "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(path) for path in rule_files],
-            "scrape_configs": [{"job_name": job, "honor_labels": job in honor_labels,
-                                "static_configs": [{"targets": [target]}]} for job, target in targets.items()],
+            "scrape_configs": [
+                {"job_name": job, "honor_labels": job in honor_labels, "static_configs": [{"targets": [target]}]}
+                for job, target in targets.items()
+            ],
         }
         self.config_path = self.workdir / "prometheus.yml"
         self.config_path.write_text(yaml.safe_dump(config))
@@ -46,9 +49,18 @@ class Prometheus:
         assert binary, "Debian's prometheus is not installed (scripts/test.sh installs it)"
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [binary, f"--config.file={self.config_path}", f"--storage.tsdb.path={self.workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--enable-feature=exemplar-storage", "--log.level=warn"],
-            stdout=self._log, stderr=subprocess.STDOUT, cwd=self.workdir)
+            [
+                binary,
+                f"--config.file={self.config_path}",
+                f"--storage.tsdb.path={self.workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--enable-feature=exemplar-storage",
+                "--log.level=warn",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process.poll() is None, f"prometheus exited with {self.process.returncode}:\n{self.log()}"

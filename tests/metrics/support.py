@@ -35,12 +35,22 @@ def scored_spans(service: str, spans: list[dict]) -> ExportTraceServiceRequest:
     put(resource_spans.resource.attributes, {"service.name": service})
     records = resource_spans.scope_spans.add().spans
     for number, spec in enumerate(spans):
-        span = records.add(name=spec["name"], start_time_unix_nano=10**18 + number * 10**6,
-                           end_time_unix_nano=10**18 + number * 10**6 + 5 * 10**6,
-                           trace_id=spec.get("trace_id", number.to_bytes(16, "big")), span_id=(number + 1).to_bytes(8, "big"))
-        put(span.attributes, {conventions.SCORE: float(spec["score"]), conventions.ANOMALY: spec.get("anomaly", False),
-                              conventions.FORECAST: float(spec.get("forecast", 0.0)),
-                              conventions.PREDICTED: spec.get("predicted", False)})
+        span = records.add(
+            name=spec["name"],
+            start_time_unix_nano=10**18 + number * 10**6,
+            end_time_unix_nano=10**18 + number * 10**6 + 5 * 10**6,
+            trace_id=spec.get("trace_id", number.to_bytes(16, "big")),
+            span_id=(number + 1).to_bytes(8, "big"),
+        )
+        put(
+            span.attributes,
+            {
+                conventions.SCORE: float(spec["score"]),
+                conventions.ANOMALY: spec.get("anomaly", False),
+                conventions.FORECAST: float(spec.get("forecast", 0.0)),
+                conventions.PREDICTED: spec.get("predicted", False),
+            },
+        )
         if spec.get("open"):
             put(span.attributes, {conventions.INCIDENT_OPEN: True})
     return request

@@ -17,8 +17,11 @@ from tests.metrics.support import attributes_of, metrics_request, put, scored_sp
 
 def connector(telemetry: Telemetry | None = None, **config) -> tuple[AnomalyMetricsConnector, Collect]:
     out = Collect()
-    made = AnomalyMetricsConnector(settings(Kind.CONNECTOR, "anomaly_metrics", telemetry=telemetry),
-                                   AnomalyMetricsConfig.model_validate(config), {Signal.METRICS: out})
+    made = AnomalyMetricsConnector(
+        settings(Kind.CONNECTOR, "anomaly_metrics", telemetry=telemetry),
+        AnomalyMetricsConfig.model_validate(config),
+        {Signal.METRICS: out},
+    )
     return made, out
 
 
@@ -40,11 +43,16 @@ PAY = "service.name=checkout span.name=POST /pay"
 
 async def test_each_key_gets_a_score_histogram_counters_and_its_latest_forecast():
     made, out = connector(histogram={"explicit": {"buckets": [0.5, 0.9]}})
-    await made.consume(scored_spans("checkout", [
-        {"name": "GET /cart", "score": 0.2, "forecast": 0.1},
-        {"name": "GET /cart", "score": 0.95, "anomaly": True, "open": True, "forecast": 0.4},
-        {"name": "POST /pay", "score": 0.6, "predicted": True, "forecast": 0.7},
-    ]))
+    await made.consume(
+        scored_spans(
+            "checkout",
+            [
+                {"name": "GET /cart", "score": 0.2, "forecast": 0.1},
+                {"name": "GET /cart", "score": 0.95, "anomaly": True, "open": True, "forecast": 0.4},
+                {"name": "POST /pay", "score": 0.6, "predicted": True, "forecast": 0.7},
+            ],
+        )
+    )
     await made.flush()
     (batch,) = out.batches
     assert [kv.value.string_value for kv in batch.resource_metrics[0].resource.attributes] == ["checkout"]
@@ -62,10 +70,15 @@ async def test_each_key_gets_a_score_histogram_counters_and_its_latest_forecast(
 async def test_exemplars_carry_the_trace_and_span_of_flagged_records_only():
     made, out = connector()
     flagged = bytes.fromhex("ab" * 16)
-    await made.consume(scored_spans("checkout", [
-        {"name": "GET /cart", "score": 0.1},
-        {"name": "GET /cart", "score": 0.9, "anomaly": True, "trace_id": flagged},
-    ]))
+    await made.consume(
+        scored_spans(
+            "checkout",
+            [
+                {"name": "GET /cart", "score": 0.1},
+                {"name": "GET /cart", "score": 0.9, "anomaly": True, "trace_id": flagged},
+            ],
+        )
+    )
     await made.flush()
     metrics = by_name(out.batches[0])
     (exemplar,) = metrics["otelml.records.score"][CART].exemplars
@@ -95,9 +108,16 @@ async def test_cumulative_totals_grow_and_delta_sends_each_interval_once():
 async def test_keys_beyond_max_keys_share_an_overflow_series_and_are_counted():
     telemetry = Telemetry()
     made, out = connector(telemetry=telemetry, max_keys=1)
-    await made.consume(scored_spans("checkout", [
-        {"name": "GET /cart", "score": 0.1}, {"name": "POST /pay", "score": 0.2}, {"name": "GET /", "score": 0.3},
-    ]))
+    await made.consume(
+        scored_spans(
+            "checkout",
+            [
+                {"name": "GET /cart", "score": 0.1},
+                {"name": "POST /pay", "score": 0.2},
+                {"name": "GET /", "score": 0.3},
+            ],
+        )
+    )
     await made.flush()
     scores = by_name(out.batches[0])["otelml.records.score"]
     assert {key: p.count for key, p in scores.items()} == {CART: 1, conventions.OVERFLOW_KEY: 2}
@@ -123,8 +143,11 @@ async def test_unscored_records_are_not_counted_and_dimensions_are_configurable(
     await made.consume(request)
     await made.flush()
     (point,) = by_name(out.batches[0])["scores.score"].values()
-    assert attributes_of(point) == {"service.name": "checkout", "http.route": "/cart/{id}",
-                                    conventions.KEY: "service.name=checkout http.route=/cart/{id}"}
+    assert attributes_of(point) == {
+        "service.name": "checkout",
+        "http.route": "/cart/{id}",
+        conventions.KEY: "service.name=checkout http.route=/cart/{id}",
+    }
     assert point.count == 1
 
 
@@ -156,8 +179,12 @@ def pipelines(signal: str, dimensions: list[str], buckets: list[float]) -> dict:
         "receivers": {"otlp": {"protocols": {"grpc": {}}}},
         "connectors": {"anomaly_metrics": {"dimensions": dimensions, "histogram": {"explicit": {"buckets": buckets}}}},
         "exporters": {"debug": {}},
-        "service": {"pipelines": {signal: {"receivers": ["otlp"], "exporters": ["anomaly_metrics"]},
-                                  "metrics": {"receivers": ["anomaly_metrics"], "exporters": ["debug"]}}},
+        "service": {
+            "pipelines": {
+                signal: {"receivers": ["otlp"], "exporters": ["anomaly_metrics"]},
+                "metrics": {"receivers": ["anomaly_metrics"], "exporters": ["debug"]},
+            }
+        },
     }
 
 
@@ -165,8 +192,10 @@ def test_config_errors_name_every_problem_with_its_path():
     with pytest.raises(ConfigError) as raised:
         build_config(pipelines("traces", ["span.nam", "resource.service.name"], [0.5, 0.5]))
     problems = raised.value.problems
-    assert any(p.startswith('connectors::anomaly_metrics::dimensions::0: unknown reference "span.nam" (use resource.<attribute>')
-               for p in problems), problems
+    assert any(
+        p.startswith('connectors::anomaly_metrics::dimensions::0: unknown reference "span.nam" (use resource.<attribute>')
+        for p in problems
+    ), problems
     assert "connectors::anomaly_metrics::histogram::explicit::buckets: must be a non-empty, strictly increasing list" in problems
 
 

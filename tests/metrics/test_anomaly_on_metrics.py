@@ -24,8 +24,9 @@ SECOND = 10**9
 
 
 def processor(**config) -> AnomalyProcessor:
-    return AnomalyProcessor(settings(Kind.PROCESSOR, "anomaly"), AnomalyConfig.model_validate({"warmup": 30, **config}),
-                            Signal.METRICS, Collect())
+    return AnomalyProcessor(
+        settings(Kind.PROCESSOR, "anomaly"), AnomalyConfig.model_validate({"warmup": 30, **config}), Signal.METRICS, Collect()
+    )
 
 
 def scores(batch) -> dict[str, list[tuple[dict, float]]]:
@@ -64,12 +65,15 @@ async def test_a_gauge_spike_is_flagged_on_its_series_only_and_scores_are_gauges
     assert [sorted(attributes_of(point)) for point in scored.gauge.data_points] == [["cpu"], ["cpu"]]
     # The anomaly_metrics connector reads these gauges: one key per scored metric.
     out = Collect()
-    connector = AnomalyMetricsConnector(settings(Kind.CONNECTOR, "anomaly_metrics"), AnomalyMetricsConfig(), {Signal.METRICS: out})
+    connector = AnomalyMetricsConnector(
+        settings(Kind.CONNECTOR, "anomaly_metrics"), AnomalyMetricsConfig(), {Signal.METRICS: out}
+    )
     await connector.consume(spike)
     await connector.flush()
     (metric,) = [m for m in out.batches[0].resource_metrics[0].scope_metrics[0].metrics if m.name == "otelml.records.anomalies"]
     assert [(attributes_of(p)[conventions.KEY], p.as_int) for p in metric.sum.data_points] == [
-        ("service.name=host-1 otelml.metric=cpu.usage", 1)]
+        ("service.name=host-1 otelml.metric=cpu.usage", 1)
+    ]
 
 
 def counter_batch(second: int, total: float, start: int = START):
@@ -108,8 +112,14 @@ def histogram_batch(second: int, counts: list[int], totals: list[int], sums: flo
     histogram.histogram.aggregation_temporality = CUMULATIVE
     for index, count in enumerate(counts):
         totals[index] += count
-    histogram.histogram.data_points.add(start_time_unix_nano=START, time_unix_nano=START + second * SECOND,
-                                        count=sum(totals), sum=sums, explicit_bounds=[10, 50, 100, 1000], bucket_counts=totals)
+    histogram.histogram.data_points.add(
+        start_time_unix_nano=START,
+        time_unix_nano=START + second * SECOND,
+        count=sum(totals),
+        sum=sums,
+        explicit_bounds=[10, 50, 100, 1000],
+        bucket_counts=totals,
+    )
     return request
 
 
@@ -130,15 +140,20 @@ def test_a_histogram_whose_upper_quantile_moves_is_flagged_on_that_quantile():
     assert any("statistic=p99" in key.key and key.score >= key.threshold for key in scorer.live_view(5).keys)
 
 
-@pytest.mark.parametrize("settings_, problem", [
-    ({"key": ["resource.service.name", "span.name"]}, 'key::1: "span.name" does not exist in metrics'),
-    ({"target": "duration"}, 'target: "duration" does not exist in metrics'),
-    ({"target": "attributes.value"}, 'target: "attributes.value" does not exist in metrics'),
-    ({"key": ["metric.name"], "target": "value"}, None),
-])
+@pytest.mark.parametrize(
+    "settings_, problem",
+    [
+        ({"key": ["resource.service.name", "span.name"]}, 'key::1: "span.name" does not exist in metrics'),
+        ({"target": "duration"}, 'target: "duration" does not exist in metrics'),
+        ({"target": "attributes.value"}, 'target: "attributes.value" does not exist in metrics'),
+        ({"key": ["metric.name"], "target": "value"}, None),
+    ],
+)
 def test_references_that_metrics_lack_are_config_errors_of_a_metrics_pipeline(settings_, problem):
     config = AnomalyConfig.model_validate(settings_)
     assert config.validate_signal(Signal.METRICS) == ([problem] if problem else [])
     if problem is None:
-        assert config.validate_signal(Signal.TRACES) == ['key::0: "metric.name" does not exist in traces',
-                                                         'target: "value" does not exist in traces']
+        assert config.validate_signal(Signal.TRACES) == [
+            'key::0: "metric.name" does not exist in traces',
+            'target: "value" does not exist in traces',
+        ]

@@ -35,8 +35,11 @@ def dashboard_expressions() -> list[tuple[str, str]]:
 
 
 def rule_expressions() -> list[tuple[str, str]]:
-    return [(rule.get("record") or rule["alert"], rule["expr"])
-            for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]]
+    return [
+        (rule.get("record") or rule["alert"], rule["expr"])
+        for group in yaml.safe_load(RULES.read_text())["groups"]
+        for rule in group["rules"]
+    ]
 
 
 def test_promtool_accepts_the_rules():
@@ -48,20 +51,49 @@ def test_every_dashboard_and_rule_expression_returns_data_after_the_generator_ra
     assert len(dashboard_expressions()) >= 15 and len(rule_expressions()) >= 5
     otelml = otelml_process((REPO / "config" / "demo.yaml").read_text())
     exporter = f"127.0.0.1:{free_port()}"
-    otelml.env.update({"OTELML_GRPC_ENDPOINT": otelml.grpc_endpoint, "OTELML_HTTP_ENDPOINT": otelml.http_url[len("http://"):],
-                       "OTELML_METRICS_ENDPOINT": f"127.0.0.1:{otelml.ports['METRICS']}",
-                       "OTELML_HEALTH_ENDPOINT": f"127.0.0.1:{otelml.ports['HEALTH']}",
-                       "OTELML_PROMETHEUS_ENDPOINT": exporter, "OTELML_ZPAGES_ENDPOINT": f"127.0.0.1:{free_port()}",
-                       "OTELML_OUTPUT": str(tmp_path / "telemetry.jsonl"), "OTELML_ALERTS_OUTPUT": str(tmp_path / "alerts.jsonl")})
+    otelml.env.update(
+        {
+            "OTELML_GRPC_ENDPOINT": otelml.grpc_endpoint,
+            "OTELML_HTTP_ENDPOINT": otelml.http_url[len("http://") :],
+            "OTELML_METRICS_ENDPOINT": f"127.0.0.1:{otelml.ports['METRICS']}",
+            "OTELML_HEALTH_ENDPOINT": f"127.0.0.1:{otelml.ports['HEALTH']}",
+            "OTELML_PROMETHEUS_ENDPOINT": exporter,
+            "OTELML_ZPAGES_ENDPOINT": f"127.0.0.1:{free_port()}",
+            "OTELML_OUTPUT": str(tmp_path / "telemetry.jsonl"),
+            "OTELML_ALERTS_OUTPUT": str(tmp_path / "alerts.jsonl"),
+        }
+    )
     otelml.start()
     targets = {"otelml-telemetry": exporter, "otelml": f"127.0.0.1:{otelml.ports['METRICS']}"}
     with Prometheus(tmp_path, targets, honor_labels=("otelml-telemetry",), rule_files=(RULES,)) as prometheus:
         generator = subprocess.run(
-            [sys.executable, "-m", "otelml", "generate", "--endpoint", otelml.grpc_endpoint, "--rate", "40", "--duration", "40",
-             "--incident-every", "8", "--incident-length", "4", "--seed", "13"],
-            capture_output=True, text=True, timeout=120)
+            [
+                sys.executable,
+                "-m",
+                "otelml",
+                "generate",
+                "--endpoint",
+                otelml.grpc_endpoint,
+                "--rate",
+                "40",
+                "--duration",
+                "40",
+                "--incident-every",
+                "8",
+                "--incident-length",
+                "4",
+                "--seed",
+                "13",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert generator.returncode == 0, generator.stderr
         # A query may come back empty for a moment when a scrape was late on a busy machine: each gets a few seconds.
-        empty = [(name, expression) for name, expression in dashboard_expressions() + rule_expressions()
-                 if not prometheus.wait_for(expression, timeout=15)]
+        empty = [
+            (name, expression)
+            for name, expression in dashboard_expressions() + rule_expressions()
+            if not prometheus.wait_for(expression, timeout=15)
+        ]
     assert empty == [], f"queries without data: {empty}"

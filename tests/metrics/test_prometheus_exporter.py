@@ -35,17 +35,20 @@ def accumulator(**settings) -> Accumulator:
     return Accumulator(PrometheusExporterConfig(endpoint="localhost:0", **settings))
 
 
-@pytest.mark.parametrize("name, unit, kind, expected", [
-    ("http.server.request.duration", "s", "histogram", "http_server_request_duration_seconds"),
-    ("system.memory.usage", "By", "gauge", "system_memory_usage_bytes"),
-    ("network.io", "By/s", "counter", "network_io_bytes_per_second"),
-    ("requests.total", "{request}", "counter", "requests"),
-    ("queue.utilization", "1", "gauge", "queue_utilization_ratio"),
-    ("temperature", "Cel", "gauge", "temperature_celsius"),
-    ("latency_seconds", "s", "histogram", "latency_seconds"),
-    ("2xx.responses", "", "counter", "_2xx_responses"),
-    ("foo--bar", "", "gauge", "foo_bar"),
-])
+@pytest.mark.parametrize(
+    "name, unit, kind, expected",
+    [
+        ("http.server.request.duration", "s", "histogram", "http_server_request_duration_seconds"),
+        ("system.memory.usage", "By", "gauge", "system_memory_usage_bytes"),
+        ("network.io", "By/s", "counter", "network_io_bytes_per_second"),
+        ("requests.total", "{request}", "counter", "requests"),
+        ("queue.utilization", "1", "gauge", "queue_utilization_ratio"),
+        ("temperature", "Cel", "gauge", "temperature_celsius"),
+        ("latency_seconds", "s", "histogram", "latency_seconds"),
+        ("2xx.responses", "", "counter", "_2xx_responses"),
+        ("foo--bar", "", "gauge", "foo_bar"),
+    ],
+)
 def test_names_follow_the_collectors_translation(name, unit, kind, expected):
     assert metric_name(name, unit, kind) == expected
 
@@ -106,8 +109,14 @@ def test_delta_histograms_add_up_bucket_by_bucket():
         request, metrics = metrics_request()
         metric = metrics.add(name="size", unit="By")
         metric.histogram.aggregation_temporality = DELTA
-        metric.histogram.data_points.add(count=sum(counts), sum=10.0 * sum(counts), explicit_bounds=[1.0], bucket_counts=counts,
-                                         start_time_unix_nano=start, time_unix_nano=start + 10)
+        metric.histogram.data_points.add(
+            count=sum(counts),
+            sum=10.0 * sum(counts),
+            explicit_bounds=[1.0],
+            bucket_counts=counts,
+            start_time_unix_nano=start,
+            time_unix_nano=start + 10,
+        )
         store.add(request)
     samples = served(store)
     labels = {"job": "checkout", "otel_scope_name": "test"}
@@ -122,10 +131,10 @@ def test_points_that_cannot_be_served_are_counted_and_the_rest_is_served():
     updown.sum.data_points.add(as_int=1)
     metrics.add(name="exp").exponential_histogram.data_points.add(count=1)
     metrics.add(name="fine").gauge.data_points.add(as_int=1)
-    metrics.add(name="fine", unit="By").gauge.data_points.add(as_int=2)          # fine_bytes: no conflict
+    metrics.add(name="fine", unit="By").gauge.data_points.add(as_int=2)  # fine_bytes: no conflict
     conflicting = metrics.add(name="fine")
     conflicting.sum.aggregation_temporality, conflicting.sum.is_monotonic = CUMULATIVE, True
-    conflicting.sum.data_points.add(as_int=3)                                   # fine as a counter: conflict
+    conflicting.sum.data_points.add(as_int=3)  # fine as a counter: conflict
     store = accumulator()
     taken, refused = store.add(request)
     assert taken == 2
@@ -151,9 +160,14 @@ def test_series_expire_after_metric_expiration_and_no_recorded_value_removes_one
 
 
 def test_namespace_const_labels_timestamps_and_resource_labels():
-    store = accumulator(namespace="shop", const_labels={"region": "eu"}, send_timestamps=True,
-                        resource_to_telemetry_conversion={"enabled": True, "exclude_service_attributes": True},
-                        without_scope_info=True, add_metric_suffixes=False)
+    store = accumulator(
+        namespace="shop",
+        const_labels={"region": "eu"},
+        send_timestamps=True,
+        resource_to_telemetry_conversion={"enabled": True, "exclude_service_attributes": True},
+        without_scope_info=True,
+        add_metric_suffixes=False,
+    )
     request, metrics = metrics_request(SHOP)
     metrics.add(name="cart.size", unit="{item}").gauge.data_points.add(as_int=3, time_unix_nano=1_500_000_000_000_000_000)
     store.add(request)
@@ -171,7 +185,10 @@ def test_resource_constant_labels_choose_attributes_by_pattern():
     store.add(request)
     (series,) = store.series.values()
     assert {key: series.labels[key] for key in ("host_name", "service_name", "service_namespace")} == {
-        "host_name": "node-7", "service_name": "checkout", "service_namespace": "shop"}
+        "host_name": "node-7",
+        "service_name": "checkout",
+        "service_namespace": "shop",
+    }
     assert "service_instance_id" not in series.labels
 
 
@@ -183,15 +200,26 @@ def prometheus_pipeline(settings: dict) -> dict:
     }
 
 
-@pytest.mark.parametrize("settings, expected", [
-    ({"endpoint": "nowhere", "sending_queue": {"enabled": True}},
-     ["exporters::prometheus::endpoint: invalid endpoint 'nowhere': expected host:port",
-      "exporters::prometheus::sending_queue: the exporter is scraped, so nothing is queued: remove it"]),
-    ({"endpoint": "localhost:9464", "translation_strategy": "NoTranslation", "metric_expiration": "0s"},
-     ["exporters::prometheus::metric_expiration: must be positive",
-      "exporters::prometheus::translation_strategy: NoTranslation is not supported (it needs UTF-8 metric names; "
-      "use UnderscoreEscapingWithSuffixes or UnderscoreEscapingWithoutSuffixes)"]),
-])
+@pytest.mark.parametrize(
+    "settings, expected",
+    [
+        (
+            {"endpoint": "nowhere", "sending_queue": {"enabled": True}},
+            [
+                "exporters::prometheus::endpoint: invalid endpoint 'nowhere': expected host:port",
+                "exporters::prometheus::sending_queue: the exporter is scraped, so nothing is queued: remove it",
+            ],
+        ),
+        (
+            {"endpoint": "localhost:9464", "translation_strategy": "NoTranslation", "metric_expiration": "0s"},
+            [
+                "exporters::prometheus::metric_expiration: must be positive",
+                "exporters::prometheus::translation_strategy: NoTranslation is not supported (it needs UTF-8 metric names; "
+                "use UnderscoreEscapingWithSuffixes or UnderscoreEscapingWithoutSuffixes)",
+            ],
+        ),
+    ],
+)
 def test_config_errors_name_every_problem_with_its_path(settings, expected):
     with pytest.raises(ConfigError) as raised:
         build_config(prometheus_pipeline(settings))
@@ -202,7 +230,9 @@ def exemplar_request():
     request, metrics = metrics_request()
     histogram = metrics.add(name="latency", unit="ms")
     histogram.histogram.aggregation_temporality = CUMULATIVE
-    point = histogram.histogram.data_points.add(count=2, sum=520.0, explicit_bounds=[100.0], bucket_counts=[1, 1], time_unix_nano=5)
+    point = histogram.histogram.data_points.add(
+        count=2, sum=520.0, explicit_bounds=[100.0], bucket_counts=[1, 1], time_unix_nano=5
+    )
     point.exemplars.add(as_double=500.0, trace_id=bytes(range(16)), span_id=bytes(range(8)), time_unix_nano=5)
     return request
 
@@ -216,8 +246,10 @@ async def test_scrape_endpoint_negotiates_openmetrics_with_exemplars_only_when_e
     try:
         await exporter.consume(exemplar_request())
         async with aiohttp.ClientSession() as session:
-            async with session.get(f"{exporter.server.url}/metrics",
-                                   headers={"Accept": "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"}) as response:
+            async with session.get(
+                f"{exporter.server.url}/metrics",
+                headers={"Accept": "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"},
+            ) as response:
                 assert response.status == 200
                 content_type, body = response.headers["Content-Type"], await response.text()
     finally:
@@ -227,8 +259,12 @@ async def test_scrape_endpoint_negotiates_openmetrics_with_exemplars_only_when_e
     if not open_metrics:
         assert "trace_id" not in body
         return
-    (bucket,) = [sample for family in openmetrics_families(body) for sample in family.samples
-                 if sample.name == "latency_milliseconds_bucket" and sample.labels["le"] == "+Inf"]
+    (bucket,) = [
+        sample
+        for family in openmetrics_families(body)
+        for sample in family.samples
+        if sample.name == "latency_milliseconds_bucket" and sample.labels["le"] == "+Inf"
+    ]
     assert bucket.exemplar.labels == {"trace_id": bytes(range(16)).hex(), "span_id": bytes(range(8)).hex()}
     assert bucket.exemplar.value == 500.0
 

@@ -29,7 +29,8 @@ class Mosquitto(BrokerProcess):
         # drops QoS 1 messages queued for a slow or absent subscriber.
         self.config_path.write_text(
             f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n"
-            "log_dest stdout\nlog_type all\n")
+            "log_dest stdout\nlog_type all\n"
+        )
 
     @property
     def url(self) -> str:
@@ -43,8 +44,12 @@ class Mosquitto(BrokerProcess):
     def publish(self, topic: str, payload: bytes | str, qos: int = 1) -> None:
         """Publish one message with mosquitto_pub (a client we did not write)."""
         data = payload.encode() if isinstance(payload, str) else payload
-        subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(self.port), "-t", topic, "-q", str(qos), "-s"],
-                       input=data, check=True, timeout=30)
+        subprocess.run(
+            ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(self.port), "-t", topic, "-q", str(qos), "-s"],
+            input=data,
+            check=True,
+            timeout=30,
+        )
 
 
 @pytest.fixture

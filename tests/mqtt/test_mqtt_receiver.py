@@ -38,9 +38,19 @@ def attributes(entry) -> dict:
 @pytest.mark.parametrize("protocol_version", ["5", "3.1.1"])
 async def test_mosquitto_pub_json_readings_become_records_per_device(mosquitto, protocol_version):
     sink = Sink()
-    settings = {"broker": mosquitto.url, "protocol_version": protocol_version, "topics": [{
-        "topic": "sensors/+/+", "qos": 1, "encoding": "json",
-        "resource_from_topic": "sensors/{device.id}/{sensor.type}", "timestamp_field": "ts"}]}
+    settings = {
+        "broker": mosquitto.url,
+        "protocol_version": protocol_version,
+        "topics": [
+            {
+                "topic": "sensors/+/+",
+                "qos": 1,
+                "encoding": "json",
+                "resource_from_topic": "sensors/{device.id}/{sensor.type}",
+                "timestamp_field": "ts",
+            }
+        ],
+    }
     readings = {
         "sensors/d1/temperature": {"value": 21.5, "ts": READING_TIME, "meta": {"unit": "C", "battery": {"level": 0.9}}},
         "sensors/d1/humidity": {"value": 40, "ts": READING_TIME * 1000 + 250},
@@ -59,8 +69,13 @@ async def test_mosquitto_pub_json_readings_become_records_per_device(mosquitto, 
                 by_topic[attributes(record)["mqtt.topic"]] = (attributes(resource.resource), record)
     resource, record = by_topic["sensors/d1/temperature"]
     assert resource == {"device.id": "d1", "sensor.type": "temperature"}
-    assert attributes(record) == {"value": 21.5, "ts": READING_TIME, "meta.unit": "C", "meta.battery.level": 0.9,
-                                  "mqtt.topic": "sensors/d1/temperature"}
+    assert attributes(record) == {
+        "value": 21.5,
+        "ts": READING_TIME,
+        "meta.unit": "C",
+        "meta.battery.level": 0.9,
+        "mqtt.topic": "sensors/d1/temperature",
+    }
     assert any_value_to_python(record.body) == readings["sensors/d1/temperature"]
     assert record.time_unix_nano == READING_TIME * 10**9, "epoch seconds"
     assert by_topic["sensors/d1/humidity"][1].time_unix_nano == READING_TIME * 10**9 + 250_000_000, "epoch milliseconds"
@@ -74,14 +89,21 @@ async def test_mosquitto_pub_json_readings_become_records_per_device(mosquitto, 
 
 async def test_paho_publishes_otlp_json_traces_and_otlp_proto_logs(mosquitto):
     traces_sink, logs_sink = Sink(), Sink()
-    settings = {"broker": mosquitto.url, "topics": [
-        {"topic": "otlp/traces", "signal": "traces", "encoding": "otlp_json", "qos": 2},
-        {"topic": "otlp/logs/#", "encoding": "otlp_proto", "resource_from_topic": "otlp/logs/{host.name}"}]}
+    settings = {
+        "broker": mosquitto.url,
+        "topics": [
+            {"topic": "otlp/traces", "signal": "traces", "encoding": "otlp_json", "qos": 2},
+            {"topic": "otlp/logs/#", "encoding": "otlp_proto", "resource_from_topic": "otlp/logs/{host.name}"},
+        ],
+    }
     spans = make_trace_request(spans=50, services=3)
     logs = numbered_logs(0, 20)
     async with subscribed(settings, {Signal.TRACES: traces_sink, Signal.LOGS: logs_sink}):
-        await asyncio.to_thread(_paho_publish, mosquitto.port, [("otlp/traces", pdata.to_json(spans), 2),
-                                                               ("otlp/logs/edge-7", logs.SerializeToString(), 1)])
+        await asyncio.to_thread(
+            _paho_publish,
+            mosquitto.port,
+            [("otlp/traces", pdata.to_json(spans), 2), ("otlp/logs/edge-7", logs.SerializeToString(), 1)],
+        )
         await eventually(lambda: traces_sink.items == 50 and logs_sink.items == 20, what="the spans and logs arriving")
     assert traces_sink.batches == [spans]
     assert sequence_numbers(logs_sink.records()) == list(range(20))
@@ -105,8 +127,10 @@ def _paho_publish(port: int, messages: list[tuple[str, bytes, int]]) -> None:
 async def test_bad_payloads_are_counted_logged_and_dropped_and_invalid_utf8_repaired(mosquitto, caplog):
     caplog.set_level(logging.WARNING, logger="otelml")
     json_sink = Sink()
-    settings = {"broker": mosquitto.url, "topics": [
-        {"topic": "readings/#", "encoding": "json"}, {"topic": "notes/#", "encoding": "text"}]}
+    settings = {
+        "broker": mosquitto.url,
+        "topics": [{"topic": "readings/#", "encoding": "json"}, {"topic": "notes/#", "encoding": "text"}],
+    }
     async with subscribed(settings, {Signal.LOGS: json_sink}) as (_, telemetry):
         await asyncio.to_thread(mosquitto.publish, "readings/a", b"{not json")
         await asyncio.to_thread(mosquitto.publish, "readings/b", b"[1, 2, 3]")
@@ -118,11 +142,17 @@ async def test_bad_payloads_are_counted_logged_and_dropped_and_invalid_utf8_repa
         def failures(reason: str) -> float:
             return telemetry.value("otelml_receiver_failed_requests_total", receiver="mqtt", transport="mqtt", reason=reason)
 
-        await eventually(lambda: json_sink.items == 3 and failures("undecodable") == 2 and failures("too_large") == 1,
-                         what="the good readings arriving and the bad ones counted")
+        await eventually(
+            lambda: json_sink.items == 3 and failures("undecodable") == 2 and failures("too_large") == 1,
+            what="the good readings arriving and the bad ones counted",
+        )
         repaired = telemetry.value("otelml_receiver_repaired_log_records_total", receiver="mqtt", transport="mqtt")
     # Text that is not UTF-8 is repaired, not dropped.
-    assert sorted(str(any_value_to_python(r.body)) for r in json_sink.records()) == ["fine", "{'ok': True}", "\ufffd\ufffd not UTF-8"]
+    assert sorted(str(any_value_to_python(r.body)) for r in json_sink.records()) == [
+        "fine",
+        "{'ok': True}",
+        "\ufffd\ufffd not UTF-8",
+    ]
     assert repaired == 1
     warnings = [r.getMessage() for r in caplog.records if "cannot be used" in r.getMessage()]
     assert len(warnings) == 3, "each bad message is logged once"
@@ -137,13 +167,23 @@ async def test_qos1_unaccepted_message_is_redelivered_to_the_kept_session(mosqui
         refusals = 0
 
         async def consume(self, batch):
-            if any("held" in str(any_value_to_python(r.body)) for rl in batch.resource_logs for sl in rl.scope_logs for r in sl.log_records):
+            if any(
+                "held" in str(any_value_to_python(r.body))
+                for rl in batch.resource_logs
+                for sl in rl.scope_logs
+                for r in sl.log_records
+            ):
                 self.refusals += 1
                 raise RetryableError("downstream is busy")
             await super().consume(batch)
 
-    settings = {"broker": mosquitto.url, "client_id": "kept-session", "clean_start": False, "topics": [{"topic": "jobs", "encoding": "text"}],
-                "error_backoff": {"initial_interval": "50ms", "max_interval": "100ms"}}
+    settings = {
+        "broker": mosquitto.url,
+        "client_id": "kept-session",
+        "clean_start": False,
+        "topics": [{"topic": "jobs", "encoding": "text"}],
+        "error_backoff": {"initial_interval": "50ms", "max_interval": "100ms"},
+    }
     first = RefusesHeld()
     async with subscribed(settings, {Signal.LOGS: first}):
         await asyncio.to_thread(mosquitto.publish, "jobs", "accepted")
@@ -159,7 +199,12 @@ async def test_qos1_unaccepted_message_is_redelivered_to_the_kept_session(mosqui
 
 async def test_reconnects_with_backoff_after_the_broker_restarts(mosquitto):
     sink = Sink()
-    settings = {"broker": mosquitto.url, "reconnect_min_delay": "100ms", "reconnect_max_delay": "1s", "topics": [{"topic": "t", "encoding": "text"}]}
+    settings = {
+        "broker": mosquitto.url,
+        "reconnect_min_delay": "100ms",
+        "reconnect_max_delay": "1s",
+        "topics": [{"topic": "t", "encoding": "text"}],
+    }
     async with subscribed(settings, {Signal.LOGS: sink}) as (receiver, _):
         await asyncio.to_thread(mosquitto.publish, "t", "before")
         await eventually(lambda: sink.items == 1, what="the first message")
@@ -171,7 +216,6 @@ async def test_reconnects_with_backoff_after_the_broker_restarts(mosquitto):
         await asyncio.to_thread(mosquitto.publish, "t", "after")
         await eventually(lambda: sink.items == 2, what="a message after the restart")
     assert [r.body.string_value for r in sink.records()] == ["before", "after"]
-
 
 
 class Gated(Sink):
@@ -192,8 +236,14 @@ async def test_mqtt5_flow_control_keeps_what_otelml_has_not_taken_at_the_broker(
     settings = {"broker": mosquitto.url, "receive_maximum": 5, "topics": [{"topic": "flow/#", "encoding": "text"}]}
     async with subscribed(settings, {Signal.LOGS: sink}) as (receiver, _):
         lines = "\n".join(f"reading {number}" for number in range(40))
-        await asyncio.to_thread(subprocess.run, ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(mosquitto.port), "-t", "flow/a",
-                                                 "-q", "1", "-l"], input=lines, text=True, check=True, timeout=30)
+        await asyncio.to_thread(
+            subprocess.run,
+            ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(mosquitto.port), "-t", "flow/a", "-q", "1", "-l"],
+            input=lines,
+            text=True,
+            check=True,
+            timeout=30,
+        )
         try:
             await eventually(lambda: receiver.unacknowledged >= 5, what="the first five readings arriving")
             # The other 35 are published and acknowledged to their publisher, but wait at the broker.

@@ -41,7 +41,9 @@ class CaptureExporter(Component):
         return sum(count_items(batch) for batch in self.batches)
 
 
-CAPTURE = Factory(type="capture", kind=Kind.EXPORTER, config_class=CaptureConfig, create=CaptureExporter, signals=frozenset(Signal))
+CAPTURE = Factory(
+    type="capture", kind=Kind.EXPORTER, config_class=CaptureConfig, create=CaptureExporter, signals=frozenset(Signal)
+)
 
 
 def registry_with_capture() -> Registry:

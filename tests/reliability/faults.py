@@ -60,9 +60,14 @@ class Destination:
 
     async def start(self) -> Destination:
         server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.so_reuseport", 0)])
-        handler = grpc.unary_unary_rpc_method_handler(self._export, request_deserializer=ExportTraceServiceRequest.FromString,
-                                                      response_serializer=ExportTraceServiceResponse.SerializeToString)
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(GRPC_SERVICES[Signal.TRACES], {"Export": handler}),))
+        handler = grpc.unary_unary_rpc_method_handler(
+            self._export,
+            request_deserializer=ExportTraceServiceRequest.FromString,
+            response_serializer=ExportTraceServiceResponse.SerializeToString,
+        )
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(GRPC_SERVICES[Signal.TRACES], {"Export": handler}),)
+        )
         port = server.add_insecure_port(f"127.0.0.1:{self.port}")
         if port == 0:
             raise OSError(f"cannot listen on 127.0.0.1:{self.port}")
@@ -128,8 +133,9 @@ class Client:
 
     async def __aenter__(self) -> Client:
         self._channel = grpc.aio.insecure_channel(self.grpc_endpoint)
-        self._export = self._channel.unary_unary(TRACE_EXPORT, request_serializer=None,
-                                                 response_deserializer=ExportTraceServiceResponse.FromString)
+        self._export = self._channel.unary_unary(
+            TRACE_EXPORT, request_serializer=None, response_deserializer=ExportTraceServiceResponse.FromString
+        )
         self._http = aiohttp.ClientSession()
         return self
 
@@ -165,8 +171,12 @@ class Client:
 
     async def _send_http(self, body: bytes, timeout: float) -> Outcome:
         try:
-            async with self._http.post(f"{self.http_url}/v1/traces", data=body, timeout=aiohttp.ClientTimeout(total=timeout),
-                                       headers={"Content-Type": "application/x-protobuf"}) as response:
+            async with self._http.post(
+                f"{self.http_url}/v1/traces",
+                data=body,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                headers={"Content-Type": "application/x-protobuf"},
+            ) as response:
                 await response.read()
                 if response.status == 200:
                     return Outcome(True)
@@ -175,8 +185,9 @@ class Client:
         except (TimeoutError, aiohttp.ClientError) as error:
             return Outcome(False, f"http {type(error).__name__}")
 
-    async def drive(self, requests_per_second: float, seconds: float, transports: tuple[str, ...] = ("grpc",),
-                    concurrency: int = 64) -> None:
+    async def drive(
+        self, requests_per_second: float, seconds: float, transports: tuple[str, ...] = ("grpc",), concurrency: int = 64
+    ) -> None:
         """Send at a steady rate for ``seconds`` (at most ``concurrency`` requests in flight)."""
         slots = asyncio.Semaphore(concurrency)
         tasks: set[asyncio.Task] = set()
@@ -191,4 +202,3 @@ class Client:
             count += 1
             await asyncio.sleep(max(0.0, start + count / requests_per_second - time.monotonic()))
         await asyncio.gather(*tasks)
-

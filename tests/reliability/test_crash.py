@@ -24,13 +24,21 @@ pytestmark = pytest.mark.integration
 def persistent_forwarding(destination: Destination) -> dict:
     return {
         "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "${env:GRPC}"}}}},
-        "exporters": {"otlp": {"endpoint": destination.endpoint, "tls": {"insecure": True}, "timeout": "2s",
-                               "retry_on_failure": {"initial_interval": "100ms", "max_interval": "500ms", "max_elapsed_time": "0s"},
-                               "sending_queue": {"storage": "file_storage", "num_consumers": 4, "queue_size": 10_000}}},
+        "exporters": {
+            "otlp": {
+                "endpoint": destination.endpoint,
+                "tls": {"insecure": True},
+                "timeout": "2s",
+                "retry_on_failure": {"initial_interval": "100ms", "max_interval": "500ms", "max_elapsed_time": "0s"},
+                "sending_queue": {"storage": "file_storage", "num_consumers": 4, "queue_size": 10_000},
+            }
+        },
         "extensions": {"file_storage": {"directory": "${env:OUT}/queue", "create_directory": True}},
-        "service": {"extensions": ["file_storage"],
-                    "pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["otlp"]}},
-                    "telemetry": {"metrics": {"address": "${env:METRICS}"}}},
+        "service": {
+            "extensions": ["file_storage"],
+            "pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["otlp"]}},
+            "telemetry": {"metrics": {"address": "${env:METRICS}"}},
+        },
     }
 
 
@@ -83,9 +91,11 @@ async def test_sigkill_mid_stream_and_mid_drain_loses_nothing_acknowledged(otelm
     finally:
         await destination.stop()
 
-    print(f"\ncrash: {acknowledged_before_crash} spans acknowledged before the first SIGKILL, {len(client.acknowledged)} in all; "
-          f"{restored:.0f} batches waiting in the queue after the restart; {delivered_before_second_crash} delivered before the "
-          f"second SIGKILL; missing {len(missing)}, duplicated {destination.duplicates()}")
+    print(
+        f"\ncrash: {acknowledged_before_crash} spans acknowledged before the first SIGKILL, {len(client.acknowledged)} in all; "
+        f"{restored:.0f} batches waiting in the queue after the restart; {delivered_before_second_crash} delivered before the "
+        f"second SIGKILL; missing {len(missing)}, duplicated {destination.duplicates()}"
+    )
     assert restored > 0
     assert missing == set()
     assert metric(samples, "otelml_dropped_items_total") == 0

@@ -33,11 +33,19 @@ def flood_config(destination_port: int) -> dict:
     return {
         "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "${env:GRPC}"}}}},
         "processors": {"memory_limiter": {"check_interval": "100ms", "limit_mib": LIMIT_MIB, "spike_limit_mib": 60}},
-        "exporters": {"otlp": {"endpoint": f"127.0.0.1:{destination_port}", "tls": {"insecure": True}, "timeout": "2s",
-                               "retry_on_failure": {"initial_interval": "100ms", "max_interval": "500ms", "max_elapsed_time": "0s"},
-                               "sending_queue": {"num_consumers": 4, "queue_size": 100_000}}},
-        "service": {"pipelines": {"traces": {"receivers": ["otlp"], "processors": ["memory_limiter"], "exporters": ["otlp"]}},
-                    "telemetry": {"metrics": {"address": "${env:METRICS}"}}},
+        "exporters": {
+            "otlp": {
+                "endpoint": f"127.0.0.1:{destination_port}",
+                "tls": {"insecure": True},
+                "timeout": "2s",
+                "retry_on_failure": {"initial_interval": "100ms", "max_interval": "500ms", "max_elapsed_time": "0s"},
+                "sending_queue": {"num_consumers": 4, "queue_size": 100_000},
+            }
+        },
+        "service": {
+            "pipelines": {"traces": {"receivers": ["otlp"], "processors": ["memory_limiter"], "exporters": ["otlp"]}},
+            "telemetry": {"metrics": {"address": "${env:METRICS}"}},
+        },
     }
 
 
@@ -68,9 +76,11 @@ async def test_a_flood_is_held_under_limit_mib_with_clients_told_to_retry_and_no
         await asyncio.to_thread(otelml.stop)
     finally:
         await destination.stop()
-    print(f"\nflood: {STREAMS} gRPC streams of {SPANS}-span requests for {elapsed:.0f} s: offered {client.sent / elapsed:.0f} spans/s, "
-          f"outcomes {dict(client.outcomes)}; acknowledged {len(client.acknowledged)} spans, missing {len(missing)}; "
-          f"peak RSS {peak / MIB:.0f} MiB (limit_mib {LIMIT_MIB})")
+    print(
+        f"\nflood: {STREAMS} gRPC streams of {SPANS}-span requests for {elapsed:.0f} s: offered {client.sent / elapsed:.0f} spans/s, "
+        f"outcomes {dict(client.outcomes)}; acknowledged {len(client.acknowledged)} spans, missing {len(missing)}; "
+        f"peak RSS {peak / MIB:.0f} MiB (limit_mib {LIMIT_MIB})"
+    )
     assert peak < LIMIT_MIB * MIB
     assert set(client.outcomes) == {"ok", "RESOURCE_EXHAUSTED"}
     assert all(delay is not None and delay >= 1 for delay in client.retry_delays)

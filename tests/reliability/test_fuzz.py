@@ -74,11 +74,19 @@ class BackgroundService:
 @pytest.fixture(scope="module")
 def receiver():
     document = {
-        "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0", "max_recv_msg_size_mib": 1},
-                                             "http": {"endpoint": "127.0.0.1:0", "max_request_body_size": LIMIT}}}},
+        "receivers": {
+            "otlp": {
+                "protocols": {
+                    "grpc": {"endpoint": "127.0.0.1:0", "max_recv_msg_size_mib": 1},
+                    "http": {"endpoint": "127.0.0.1:0", "max_request_body_size": LIMIT},
+                }
+            }
+        },
         "exporters": {"capture": {}},
-        "service": {"pipelines": {s: {"receivers": ["otlp"], "exporters": ["capture"]} for s in ("traces", "logs", "metrics")},
-                    "telemetry": {"metrics": {"level": "none"}}},
+        "service": {
+            "pipelines": {s: {"receivers": ["otlp"], "exporters": ["capture"]} for s in ("traces", "logs", "metrics")},
+            "telemetry": {"metrics": {"level": "none"}},
+        },
     }
     with BackgroundService(document) as background:
         yield background
@@ -95,11 +103,18 @@ def http_connection(receiver):
 @pytest.fixture(scope="module")
 def grpc_export(receiver):
     with grpc.insecure_channel(receiver.grpc, options=[("grpc.max_send_message_length", 64 * MIB)]) as channel:
-        yield channel.unary_unary(TRACE_EXPORT, request_serializer=None, response_deserializer=ExportTraceServiceResponse.FromString)
+        yield channel.unary_unary(
+            TRACE_EXPORT, request_serializer=None, response_deserializer=ExportTraceServiceResponse.FromString
+        )
 
 
-def post(connection: http.client.HTTPConnection, body: bytes, content_type: str = "application/x-protobuf",
-         encoding: str | None = None, path: str = "/v1/traces") -> tuple[int, bytes]:
+def post(
+    connection: http.client.HTTPConnection,
+    body: bytes,
+    content_type: str = "application/x-protobuf",
+    encoding: str | None = None,
+    path: str = "/v1/traces",
+) -> tuple[int, bytes]:
     headers = {"Content-Type": content_type} | ({"Content-Encoding": encoding} if encoding else {})
     try:
         connection.request("POST", path, body=body, headers=headers)
@@ -116,11 +131,16 @@ ids = st.one_of(st.binary(min_size=16, max_size=16), st.binary(max_size=20))
 int64 = st.integers(-(2**63), 2**63 - 1)
 uint64 = st.integers(0, 2**64 - 1)
 any_values = st.recursive(
-    st.one_of(st.builds(AnyValue, string_value=st.text(max_size=30)), st.builds(AnyValue, int_value=int64),
-              st.builds(AnyValue, double_value=st.floats(allow_nan=False)), st.builds(AnyValue, bool_value=st.booleans()),
-              st.builds(AnyValue, bytes_value=st.binary(max_size=30))),
+    st.one_of(
+        st.builds(AnyValue, string_value=st.text(max_size=30)),
+        st.builds(AnyValue, int_value=int64),
+        st.builds(AnyValue, double_value=st.floats(allow_nan=False)),
+        st.builds(AnyValue, bool_value=st.booleans()),
+        st.builds(AnyValue, bytes_value=st.binary(max_size=30)),
+    ),
     lambda children: st.builds(lambda values: _array(values), st.lists(children, max_size=4)),
-    max_leaves=10)
+    max_leaves=10,
+)
 
 
 def _array(values: list[AnyValue]) -> AnyValue:
@@ -141,9 +161,14 @@ def trace_requests(draw) -> ExportTraceServiceRequest:
             scope_spans.scope.name = draw(st.text(max_size=20))
             for _ in range(draw(st.integers(0, 5))):
                 span = scope_spans.spans.add(
-                    trace_id=draw(ids), span_id=draw(ids), parent_span_id=draw(st.binary(max_size=8)), name=draw(st.text(max_size=40)),
+                    trace_id=draw(ids),
+                    span_id=draw(ids),
+                    parent_span_id=draw(st.binary(max_size=8)),
+                    name=draw(st.text(max_size=40)),
                     kind=draw(st.sampled_from(list(Span.SpanKind.values()))),
-                    start_time_unix_nano=draw(uint64), end_time_unix_nano=draw(uint64))
+                    start_time_unix_nano=draw(uint64),
+                    end_time_unix_nano=draw(uint64),
+                )
                 for key, value in draw(st.dictionaries(st.text(max_size=15), any_values, max_size=5)).items():
                     span.attributes.add(key=key).value.CopyFrom(value)
                 span.status.code = draw(st.sampled_from([0, 1, 2]))
@@ -160,23 +185,55 @@ def mutated(draw, bodies) -> bytes:
         if operation == "flip" and position < len(data):
             data[position] ^= draw(st.integers(1, 255))
         elif operation == "cut":
-            del data[position:position + draw(st.integers(1, 64))]
+            del data[position : position + draw(st.integers(1, 64))]
         elif operation == "insert":
             data[position:position] = draw(st.binary(min_size=1, max_size=16))
         elif operation == "repeat":
-            data[position:position] = data[position:position + draw(st.integers(1, 64))] * draw(st.integers(2, 4))
+            data[position:position] = data[position : position + draw(st.integers(1, 64))] * draw(st.integers(2, 4))
     return bytes(data)
 
 
-OTLP_KEYS = ["resourceSpans", "scopeSpans", "spans", "resource", "attributes", "key", "value", "stringValue", "intValue",
-             "arrayValue", "values", "kvlistValue", "traceId", "spanId", "parentSpanId", "name", "kind", "status", "code",
-             "startTimeUnixNano", "events", "links", "scope", "droppedAttributesCount"]
+OTLP_KEYS = [
+    "resourceSpans",
+    "scopeSpans",
+    "spans",
+    "resource",
+    "attributes",
+    "key",
+    "value",
+    "stringValue",
+    "intValue",
+    "arrayValue",
+    "values",
+    "kvlistValue",
+    "traceId",
+    "spanId",
+    "parentSpanId",
+    "name",
+    "kind",
+    "status",
+    "code",
+    "startTimeUnixNano",
+    "events",
+    "links",
+    "scope",
+    "droppedAttributesCount",
+]
 json_documents = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=20),
-              st.sampled_from(["00" * 16, "00" * 8, "zz", "", "-1", "1e400"])),
-    lambda children: st.one_of(st.lists(children, max_size=4),
-                               st.dictionaries(st.one_of(st.sampled_from(OTLP_KEYS), st.text(max_size=8)), children, max_size=4)),
-    max_leaves=25)
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=True),
+        st.text(max_size=20),
+        st.sampled_from(["00" * 16, "00" * 8, "zz", "", "-1", "1e400"]),
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(st.one_of(st.sampled_from(OTLP_KEYS), st.text(max_size=8)), children, max_size=4),
+    ),
+    max_leaves=25,
+)
 
 
 def decodes(decoder, body: bytes) -> bool:
@@ -189,11 +246,17 @@ def decodes(decoder, body: bytes) -> bool:
 
 
 def rejected_ids(request: ExportTraceServiceRequest) -> int:
-    return sum(1 for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans
-               if len(span.trace_id) != 16 or len(span.span_id) != 8)
+    return sum(
+        1
+        for rs in request.resource_spans
+        for ss in rs.scope_spans
+        for span in ss.spans
+        if len(span.trace_id) != 16 or len(span.span_id) != 8
+    )
 
 
 # --- HTTP ------------------------------------------------------------------
+
 
 @FUZZ
 @given(request=trace_requests())
@@ -236,8 +299,11 @@ def test_http_json_bodies_get_200_or_400(http_connection, body):
 
 
 @FUZZ
-@given(body=st.binary(max_size=300), encoding=st.sampled_from(["gzip", "deflate", "zstd", "br", "GZIP", "identity, gzip"]),
-       compress=st.booleans())
+@given(
+    body=st.binary(max_size=300),
+    encoding=st.sampled_from(["gzip", "deflate", "zstd", "br", "GZIP", "identity, gzip"]),
+    compress=st.booleans(),
+)
 def test_http_encoded_bodies_get_200_400_or_413(http_connection, body, encoding, compress):
     compressors = {"gzip": gzip.compress, "deflate": zlib.compress, "zstd": zstandard.ZstdCompressor().compress}
     sent = compressors[encoding.lower()](body) if compress and encoding.lower() in compressors else body
@@ -251,9 +317,13 @@ def test_http_encoded_bodies_get_200_400_or_413(http_connection, body, encoding,
 
 
 @FUZZ
-@given(content_type=st.one_of(st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=40),
-                              st.sampled_from(["application/JSON; charset=utf-8", "application/x-protobuf;q=1", "application/protobuf"])),
-       signal=st.sampled_from(["traces", "logs", "metrics"]))
+@given(
+    content_type=st.one_of(
+        st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=40),
+        st.sampled_from(["application/JSON; charset=utf-8", "application/x-protobuf;q=1", "application/protobuf"]),
+    ),
+    signal=st.sampled_from(["traces", "logs", "metrics"]),
+)
 @example(content_type="';0*'", signal="traces")  # once a 500: the standard library's header parser raised on it
 @example(content_type=";", signal="logs")
 def test_http_other_content_types_get_415(http_connection, content_type, signal):
@@ -265,6 +335,7 @@ def test_http_other_content_types_get_415(http_connection, content_type, signal)
 
 # --- gRPC ------------------------------------------------------------------
 
+
 def grpc_code(export, body: bytes) -> grpc.StatusCode:
     try:
         export(body, timeout=10)
@@ -274,14 +345,22 @@ def grpc_code(export, body: bytes) -> grpc.StatusCode:
 
 
 @FUZZ
-@given(body=st.one_of(trace_requests().map(lambda r: r.SerializeToString()),
-                      mutated(trace_requests().map(lambda r: r.SerializeToString())), st.binary(max_size=2000)))
+@given(
+    body=st.one_of(
+        trace_requests().map(lambda r: r.SerializeToString()),
+        mutated(trace_requests().map(lambda r: r.SerializeToString())),
+        st.binary(max_size=2000),
+    )
+)
 @example(body=b"\x0a\x02\x0a" * 40_000)
 def test_grpc_bodies_get_ok_or_invalid_argument(grpc_export, body):
-    assert grpc_code(grpc_export, body) == (grpc.StatusCode.OK if decodes(parse_proto, body) else grpc.StatusCode.INVALID_ARGUMENT)
+    assert grpc_code(grpc_export, body) == (
+        grpc.StatusCode.OK if decodes(parse_proto, body) else grpc.StatusCode.INVALID_ARGUMENT
+    )
 
 
 # --- memory ----------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def peak_growth():
@@ -311,7 +390,11 @@ def zstd_bomb(size: int) -> bytes:
 
 
 def test_hostile_bodies_leave_memory_bounded(receiver, http_connection, grpc_export):
-    bombs = {"zstd": zstd_bomb(512 * MIB), "deflate": zlib.compress(bytes(512 * MIB), 9), "gzip": gzip.compress(bytes(512 * MIB), 9)}
+    bombs = {
+        "zstd": zstd_bomb(512 * MIB),
+        "deflate": zlib.compress(bytes(512 * MIB), 9),
+        "gzip": gzip.compress(bytes(512 * MIB), 9),
+    }
     nested = b"\x0a\x02\x0a" * 300_000  # under the gRPC limit, a message nested far too deeply
     with peak_growth() as growth:
         for _ in range(3):

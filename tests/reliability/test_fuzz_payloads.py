@@ -24,8 +24,11 @@ pytestmark = pytest.mark.integration
 PAIRS = [(signal, encoding) for signal, encodings in SIGNAL_ENCODINGS.items() for encoding in sorted(encodings)]
 
 # A good message the builder takes before the fuzzed one, so that "intact" means something.
-FIRST_REQUESTS = {Signal.TRACES: make_trace_request(spans=2, services=1), Signal.LOGS: make_logs_request(records=2, services=1),
-                  Signal.METRICS: Signal.METRICS.request_type()}
+FIRST_REQUESTS = {
+    Signal.TRACES: make_trace_request(spans=2, services=1),
+    Signal.LOGS: make_logs_request(records=2, services=1),
+    Signal.METRICS: Signal.METRICS.request_type(),
+}
 FIRST_RECORDS = {Encoding.RAW: b"\x00\x01", Encoding.TEXT: b"first", Encoding.JSON: b'{"temperature": 20}'}
 
 
@@ -35,12 +38,28 @@ def first_message(signal: Signal, encoding: Encoding) -> bytes:
     return encode_batch(FIRST_REQUESTS[signal], encoding)
 
 
-timestamps = st.one_of(st.integers(-(10**25), 10**25), st.floats(), st.text(max_size=30),
-                       st.sampled_from(["2026-01-01T00:00:00Z", "2026-01-01T00:00:00.123456789+02:00", "2026-01-01T00:00:00",
-                                        "1700000000", "1.7e9", "-5", "nan", "inf"]))
-readings = st.dictionaries(st.sampled_from(["ts", "temperature", "meta", "device"]),
-                           st.one_of(timestamps, json_documents, st.dictionaries(st.sampled_from(["ts", "unit"]), timestamps, max_size=2)),
-                           max_size=4)
+timestamps = st.one_of(
+    st.integers(-(10**25), 10**25),
+    st.floats(),
+    st.text(max_size=30),
+    st.sampled_from(
+        [
+            "2026-01-01T00:00:00Z",
+            "2026-01-01T00:00:00.123456789+02:00",
+            "2026-01-01T00:00:00",
+            "1700000000",
+            "1.7e9",
+            "-5",
+            "nan",
+            "inf",
+        ]
+    ),
+)
+readings = st.dictionaries(
+    st.sampled_from(["ts", "temperature", "meta", "device"]),
+    st.one_of(timestamps, json_documents, st.dictionaries(st.sampled_from(["ts", "unit"]), timestamps, max_size=2)),
+    max_size=4,
+)
 
 
 def payloads(signal: Signal):
@@ -63,7 +82,9 @@ def test_a_payload_is_decoded_or_refused_with_value_error_leaving_the_batch_inta
     before, items_before = builder.batch.SerializeToString(), builder.items
     payload = data.draw(payloads(signal))
     try:
-        items = builder.add(payload, resource_attributes={"device": "d-1", "floor": 3}, record_attributes={"topic": "t/1"}, time_ns=5)
+        items = builder.add(
+            payload, resource_attributes={"device": "d-1", "floor": 3}, record_attributes={"topic": "t/1"}, time_ns=5
+        )
     except ValueError:
         assert (builder.batch.SerializeToString(), builder.items) == (before, items_before)
         return

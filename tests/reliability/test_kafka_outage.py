@@ -34,13 +34,21 @@ TOPIC = "spans"
 def otlp_to_kafka(bootstrap: str) -> dict:
     return {
         "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "${env:GRPC}"}}}},
-        "exporters": {"kafka": {"brokers": [bootstrap], "traces": {"topic": TOPIC, "encoding": "otlp_proto"}, "timeout": "2s",
-                                "retry_on_failure": {"initial_interval": "100ms", "max_interval": "500ms", "max_elapsed_time": "0s"},
-                                "sending_queue": {"storage": "file_storage", "num_consumers": 2}}},
+        "exporters": {
+            "kafka": {
+                "brokers": [bootstrap],
+                "traces": {"topic": TOPIC, "encoding": "otlp_proto"},
+                "timeout": "2s",
+                "retry_on_failure": {"initial_interval": "100ms", "max_interval": "500ms", "max_elapsed_time": "0s"},
+                "sending_queue": {"storage": "file_storage", "num_consumers": 2},
+            }
+        },
         "extensions": {"file_storage": {"directory": "${env:OUT}/queue", "create_directory": True}},
-        "service": {"extensions": ["file_storage"],
-                    "pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["kafka"]}},
-                    "telemetry": {"metrics": {"address": "${env:METRICS}"}}},
+        "service": {
+            "extensions": ["file_storage"],
+            "pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["kafka"]}},
+            "telemetry": {"metrics": {"address": "${env:METRICS}"}},
+        },
     }
 
 
@@ -76,7 +84,9 @@ async def test_broker_outage_and_sigkill_lose_nothing_acknowledged(tmp_path, ote
 
         second = otelml_process(config)
         await asyncio.to_thread(second.start)
-        queued = metric(await asyncio.to_thread(second.metrics), "otelcol_exporter_queue_size", exporter="kafka", data_type="traces")
+        queued = metric(
+            await asyncio.to_thread(second.metrics), "otelcol_exporter_queue_size", exporter="kafka", data_type="traces"
+        )
         client.grpc_endpoint = second.grpc_endpoint
         async with client:
             await send(client, 5)
@@ -92,8 +102,10 @@ async def test_broker_outage_and_sigkill_lose_nothing_acknowledged(tmp_path, ote
         await gate.stop()
 
     duplicates = sum(count - 1 for count in after_outage.values())
-    print(f"\nkafka outage with a persistent queue and kill -9: {len(during_outage)} spans acknowledged while the broker was away, "
-          f"{queued:.0f} batches restored after the kill, {len(set(after_outage) & during_outage)} delivered, {duplicates} duplicated")
+    print(
+        f"\nkafka outage with a persistent queue and kill -9: {len(during_outage)} spans acknowledged while the broker was away, "
+        f"{queued:.0f} batches restored after the kill, {len(set(after_outage) & during_outage)} delivered, {duplicates} duplicated"
+    )
     assert queued > 0
     assert during_outage <= set(after_outage)
     assert metric(samples, "otelml_dropped_items_total") == 0

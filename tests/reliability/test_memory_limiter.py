@@ -32,35 +32,46 @@ def test_config_is_checked_as_the_collector_checks_it():
     assert problems(check_interval=1, limit_mib=100, spike_limit_mib=100) == ["spike_limit_mib: must be smaller than limit_mib"]
     assert problems(check_interval=1, limit_percentage=101) == ["limit_percentage: must be at most 100"]
     assert problems(check_interval=1, limit_percentage=50, spike_limit_percentage=50) == [
-        "spike_limit_percentage: must be smaller than limit_percentage"]
+        "spike_limit_percentage: must be smaller than limit_percentage"
+    ]
 
 
 def test_config_errors_carry_their_path():
     with pytest.raises(Exception) as caught:
-        build_config({
-            "receivers": {"otlp": {"protocols": {"grpc": {}}}},
-            "processors": {"memory_limiter": {"limit_mib": 10}},
-            "exporters": {"debug": {}},
-            "service": {"pipelines": {"traces": {"receivers": ["otlp"], "processors": ["memory_limiter"], "exporters": ["debug"]}}},
-        })
+        build_config(
+            {
+                "receivers": {"otlp": {"protocols": {"grpc": {}}}},
+                "processors": {"memory_limiter": {"limit_mib": 10}},
+                "exporters": {"debug": {}},
+                "service": {
+                    "pipelines": {"traces": {"receivers": ["otlp"], "processors": ["memory_limiter"], "exporters": ["debug"]}}
+                },
+            }
+        )
     assert "processors::memory_limiter::check_interval: must be greater than zero" in str(caught.value)
 
 
 def test_limits_default_the_spike_to_a_fifth_and_prefer_mib_over_percentages():
     assert MemoryLimiterConfig(check_interval=1, limit_mib=100).limits(1 << 40) == (100 * MIB, 80 * MIB)
-    assert MemoryLimiterConfig(check_interval=1, limit_mib=100, spike_limit_mib=30, limit_percentage=5).limits(1 << 40) == (100 * MIB, 70 * MIB)
+    assert MemoryLimiterConfig(check_interval=1, limit_mib=100, spike_limit_mib=30, limit_percentage=5).limits(1 << 40) == (
+        100 * MIB,
+        70 * MIB,
+    )
     assert MemoryLimiterConfig(check_interval=1, limit_percentage=50).limits(1000 * MIB) == (500 * MIB, 400 * MIB)
 
 
-@pytest.mark.parametrize("files, expected", [
-    ({"cgroup": "0::/job\n", "fs/job/memory.max": "max\n"}, None),
-    ({"cgroup": "0::/job\n", "fs/job/memory.max": "536870912\n"}, 536870912),
-    ({"cgroup": "4:memory:/job\n", "fs/memory/job/memory.limit_in_bytes": "9223372036854771712\n"}, None),
-    ({"cgroup": "4:memory,cpu:/job\n", "fs/memory/job/memory.limit_in_bytes": "268435456\n"}, 268435456),
-    # In a container the cgroup path names the host's hierarchy; the limit is at the root.
-    ({"cgroup": "0::/elsewhere\n", "fs/memory.max": "1073741824\n"}, 1073741824),
-    ({"cgroup": "0::/\n"}, None),
-])
+@pytest.mark.parametrize(
+    "files, expected",
+    [
+        ({"cgroup": "0::/job\n", "fs/job/memory.max": "max\n"}, None),
+        ({"cgroup": "0::/job\n", "fs/job/memory.max": "536870912\n"}, 536870912),
+        ({"cgroup": "4:memory:/job\n", "fs/memory/job/memory.limit_in_bytes": "9223372036854771712\n"}, None),
+        ({"cgroup": "4:memory,cpu:/job\n", "fs/memory/job/memory.limit_in_bytes": "268435456\n"}, 268435456),
+        # In a container the cgroup path names the host's hierarchy; the limit is at the root.
+        ({"cgroup": "0::/elsewhere\n", "fs/memory.max": "1073741824\n"}, 1073741824),
+        ({"cgroup": "0::/\n"}, None),
+    ],
+)
 def test_cgroup_limit_is_read_from_v1_or_v2(tmp_path, files, expected):
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -93,7 +104,9 @@ class FakeMemory:
 
     def monitor(self, **settings) -> MemoryMonitor:
         config = MemoryLimiterConfig(check_interval=1, limit_mib=100, spike_limit_mib=20, **settings)
-        return MemoryMonitor(config, logging.getLogger("test"), read_usage=lambda: self.usage, trim=self.trim, collect=self.collect)
+        return MemoryMonitor(
+            config, logging.getLogger("test"), read_usage=lambda: self.usage, trim=self.trim, collect=self.collect
+        )
 
 
 def test_below_the_soft_limit_nothing_is_refused_or_freed():
@@ -163,8 +176,10 @@ def limited_pipeline() -> dict:
         "processors": {"memory_limiter": {"check_interval": "1h", "limit_mib": 100_000}},
         "exporters": {"capture": {}},
         "service": {
-            "pipelines": {signal: {"receivers": ["otlp"], "processors": ["memory_limiter"], "exporters": ["capture"]}
-                          for signal in ("traces", "logs")},
+            "pipelines": {
+                signal: {"receivers": ["otlp"], "processors": ["memory_limiter"], "exporters": ["capture"]}
+                for signal in ("traces", "logs")
+            },
             "telemetry": {"metrics": {"readers": []}},
         },
     }
@@ -186,13 +201,19 @@ async def test_refusals_reach_otlp_clients_as_throttling_with_a_retry_delay_and_
             assert capture(service).batches == []
             # Refused before they were read: counted as requests, not as spans (never decoded, never counted).
             for transport in ("grpc", "http"):
-                assert service.telemetry.value("otelml_receiver_failed_requests_total", receiver="otlp", transport=transport,
-                                               reason="throttled") == 1
+                assert (
+                    service.telemetry.value(
+                        "otelml_receiver_failed_requests_total", receiver="otlp", transport=transport, reason="throttled"
+                    )
+                    == 1
+                )
             assert service.telemetry.value("otelcol_processor_refused_spans_total", processor="memory_limiter") == 0
             assert service.telemetry.value("otelml_dropped_items_total") == 0
 
             # Data decoded elsewhere (a broker receiver, a connector) is refused by the processor and counted there.
-            traces_processor = next(chain[0] for pipeline, chain in service.graph.processors.items() if pipeline.signal is Signal.TRACES)
+            traces_processor = next(
+                chain[0] for pipeline, chain in service.graph.processors.items() if pipeline.signal is Signal.TRACES
+            )
             with pytest.raises(RetryableError):
                 await traces_processor.consume(make_trace_request(spans=7))
             assert service.telemetry.value("otelcol_processor_refused_spans_total", processor="memory_limiter") == 7
@@ -211,8 +232,11 @@ async def test_the_http_refusal_body_is_a_status_in_the_request_encoding():
         monitor.check()
         body = make_trace_request(spans=3).SerializeToString()
         async with aiohttp.ClientSession() as session:
-            async with session.post(f"http://{receiver_address(service, 'http')}/v1/traces", data=body,
-                                    headers={"Content-Type": "application/x-protobuf"}) as response:
+            async with session.post(
+                f"http://{receiver_address(service, 'http')}/v1/traces",
+                data=body,
+                headers={"Content-Type": "application/x-protobuf"},
+            ) as response:
                 assert response.status == 429
                 assert int(response.headers["Retry-After"]) >= 1
                 status = status_pb2.Status.FromString(await response.read())

@@ -33,11 +33,19 @@ def forwarding_with_batch(destination: Destination) -> dict:
     return {
         "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0"}}}},
         "processors": {"batch": {"timeout": "200ms", "send_batch_size": 1000}},
-        "exporters": {"otlp": {"endpoint": destination.endpoint, "tls": {"insecure": True}, "timeout": "1s",
-                               "retry_on_failure": {"initial_interval": "100ms", "max_interval": "1s", "max_elapsed_time": "0s"},
-                               "sending_queue": {"num_consumers": 2, "queue_size": 10}}},
-        "service": {"pipelines": {"traces": {"receivers": ["otlp"], "processors": ["batch"], "exporters": ["otlp"]}},
-                    "telemetry": {"metrics": {"readers": []}}},
+        "exporters": {
+            "otlp": {
+                "endpoint": destination.endpoint,
+                "tls": {"insecure": True},
+                "timeout": "1s",
+                "retry_on_failure": {"initial_interval": "100ms", "max_interval": "1s", "max_elapsed_time": "0s"},
+                "sending_queue": {"num_consumers": 2, "queue_size": 10},
+            }
+        },
+        "service": {
+            "pipelines": {"traces": {"receivers": ["otlp"], "processors": ["batch"], "exporters": ["otlp"]}},
+            "telemetry": {"metrics": {"readers": []}},
+        },
     }
 
 
@@ -79,8 +87,10 @@ async def test_outages_lose_nothing_within_the_queue_and_count_the_overflow():
     finally:
         await destination.stop()
 
-    print(f"\noutage of {OUTAGE_SECONDS:.0f} s: {len(client.acknowledged)} spans acknowledged, {len(destination.received)} delivered, "
-          f"dropped {dropped}, duplicated {destination.duplicates()}; settled {recovery_seconds:.1f} s after the destination came back")
+    print(
+        f"\noutage of {OUTAGE_SECONDS:.0f} s: {len(client.acknowledged)} spans acknowledged, {len(destination.received)} delivered, "
+        f"dropped {dropped}, duplicated {destination.duplicates()}; settled {recovery_seconds:.1f} s after the destination came back"
+    )
     assert client.outcomes.keys() == {"ok"}  # the batch processor accepts everything
     assert set(dropped) == {"downstream_busy"} and dropped["downstream_busy"] > 0
     assert destination.duplicates() == 0

@@ -35,13 +35,28 @@ HEADROOM_MIB = 120  # limit_mib above the RSS of an idle otelml
 def overload_config(destination: Destination, limit_mib: int) -> dict:
     return {
         "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "${env:GRPC}"}, "http": {"endpoint": "${env:HTTP}"}}}},
-        "processors": {"memory_limiter": {"check_interval": "100ms", "limit_mib": limit_mib, "spike_limit_mib": 40,
-                                          "min_gc_interval_when_soft_limited": "1s"}},
-        "exporters": {"otlp": {"endpoint": destination.endpoint, "tls": {"insecure": True}, "compression": "none", "timeout": "5s",
-                               "retry_on_failure": {"initial_interval": "100ms", "max_interval": "1s", "max_elapsed_time": "0s"},
-                               "sending_queue": {"num_consumers": CONSUMERS, "queue_size": 100_000}}},
-        "service": {"pipelines": {"traces": {"receivers": ["otlp"], "processors": ["memory_limiter"], "exporters": ["otlp"]}},
-                    "telemetry": {"metrics": {"address": "${env:METRICS}"}}},
+        "processors": {
+            "memory_limiter": {
+                "check_interval": "100ms",
+                "limit_mib": limit_mib,
+                "spike_limit_mib": 40,
+                "min_gc_interval_when_soft_limited": "1s",
+            }
+        },
+        "exporters": {
+            "otlp": {
+                "endpoint": destination.endpoint,
+                "tls": {"insecure": True},
+                "compression": "none",
+                "timeout": "5s",
+                "retry_on_failure": {"initial_interval": "100ms", "max_interval": "1s", "max_elapsed_time": "0s"},
+                "sending_queue": {"num_consumers": CONSUMERS, "queue_size": 100_000},
+            }
+        },
+        "service": {
+            "pipelines": {"traces": {"receivers": ["otlp"], "processors": ["memory_limiter"], "exporters": ["otlp"]}},
+            "telemetry": {"metrics": {"address": "${env:METRICS}"}},
+        },
     }
 
 
@@ -109,10 +124,12 @@ async def test_three_times_the_sustainable_load_is_throttled_and_nothing_acknowl
     finally:
         await destination.stop()
 
-    print(f"\noverload: offered {offered:.0f} spans/s to a pipeline delivering {CAPACITY:.0f} (measured {delivered_under_load:.0f}); "
-          f"outcomes {load_outcomes}; acknowledged {len(client.acknowledged)} spans, missing {len(missing)}, "
-          f"duplicated {destination.duplicates()}; peak RSS {peak / MIB:.0f} MiB (limit {limit_mib} MiB); "
-          f"accepting again {recovery_seconds:.1f} s after the drain")
+    print(
+        f"\noverload: offered {offered:.0f} spans/s to a pipeline delivering {CAPACITY:.0f} (measured {delivered_under_load:.0f}); "
+        f"outcomes {load_outcomes}; acknowledged {len(client.acknowledged)} spans, missing {len(missing)}, "
+        f"duplicated {destination.duplicates()}; peak RSS {peak / MIB:.0f} MiB (limit {limit_mib} MiB); "
+        f"accepting again {recovery_seconds:.1f} s after the drain"
+    )
     assert offered > 2.5 * CAPACITY
     assert peak < limit_mib * MIB
     assert set(load_outcomes) - {"ok"} <= RETRYABLE and load_outcomes.get("RESOURCE_EXHAUSTED") and load_outcomes.get("http 429")
@@ -120,6 +137,8 @@ async def test_three_times_the_sustainable_load_is_throttled_and_nothing_acknowl
     assert missing == set()
     assert recovered
     # Refused before decoding (counted per request) or, when the limit was crossed meanwhile, after it (per span).
-    assert (metric(samples, "otelml_receiver_failed_requests_total", reason="throttled")
-            + metric(samples, "otelcol_processor_refused_spans_total", processor="memory_limiter")) > 0
+    assert (
+        metric(samples, "otelml_receiver_failed_requests_total", reason="throttled")
+        + metric(samples, "otelcol_processor_refused_spans_total", processor="memory_limiter")
+    ) > 0
     assert metric(samples, "otelml_dropped_items_total") == 0

@@ -94,8 +94,14 @@ def test_store_file_names_follow_the_collector():
 
 def forwarding(destination: Destination, storage: str | None, directory=None, queue: dict | None = None) -> dict:
     """OTLP gRPC in -> otlp exporter with a sending queue (persistent when ``storage``) -> ``destination``."""
-    exporter = {"endpoint": destination.endpoint, "tls": {"insecure": True}, "timeout": "1s", "compression": "none",
-                "retry_on_failure": FAST_RETRY, "sending_queue": {"num_consumers": 1, **(queue or {})}}
+    exporter = {
+        "endpoint": destination.endpoint,
+        "tls": {"insecure": True},
+        "timeout": "1s",
+        "compression": "none",
+        "retry_on_failure": FAST_RETRY,
+        "sending_queue": {"num_consumers": 1, **(queue or {})},
+    }
     document = {
         "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0"}}}},
         "exporters": {"otlp": exporter},
@@ -209,7 +215,9 @@ async def test_storage_must_name_a_storage_extension(tmp_path):
     document["exporters"]["otlp"]["sending_queue"]["storage"] = "health_check"
     document["extensions"] = {"health_check": {"endpoint": "127.0.0.1:0"}}
     document["service"]["extensions"] = ["health_check"]
-    with pytest.raises(StartError, match='^exporter otlp: cannot start: .*"health_check" is not an enabled storage extension') as caught:
+    with pytest.raises(
+        StartError, match='^exporter otlp: cannot start: .*"health_check" is not an enabled storage extension'
+    ) as caught:
         async with running_service(document):
             pass
     assert isinstance(caught.value.__cause__, ValueError)
@@ -220,13 +228,16 @@ def test_the_config_check_resolves_the_storage_reference(tmp_path):
     document["service"]["extensions"] = []
     with pytest.raises(ConfigError) as caught:
         build_config(document)
-    assert str(caught.value) == ('exporters::otlp::sending_queue::storage: references extension "file_storage/queue" '
-                                 'which is not enabled in service::extensions')
+    assert str(caught.value) == (
+        'exporters::otlp::sending_queue::storage: references extension "file_storage/queue" '
+        "which is not enabled in service::extensions"
+    )
     document["exporters"]["otlp"]["sending_queue"]["storage"] = "file_storage/other"
     with pytest.raises(ConfigError) as caught:
         build_config(document)
-    assert str(caught.value) == ('exporters::otlp::sending_queue::storage: references extension "file_storage/other" '
-                                 'which is not configured')
+    assert str(caught.value) == (
+        'exporters::otlp::sending_queue::storage: references extension "file_storage/other" which is not configured'
+    )
 
 
 async def test_the_directory_must_exist_unless_it_may_be_created(tmp_path):
@@ -253,8 +264,9 @@ async def fill_and_empty(store: RecordStore, megabytes: int) -> None:
 
 
 async def test_rebound_compaction_shrinks_a_file_once_its_backlog_drained(tmp_path):
-    extension = file_storage(tmp_path, on_rebound=True, rebound_needed_threshold_mib=2, rebound_trigger_threshold_mib=1,
-                             check_interval="20ms")
+    extension = file_storage(
+        tmp_path, on_rebound=True, rebound_needed_threshold_mib=2, rebound_trigger_threshold_mib=1, check_interval="20ms"
+    )
     await extension.start(host=None)
     try:
         store = await extension.record_store(Kind.EXPORTER, ComponentID("otlp"), "traces")

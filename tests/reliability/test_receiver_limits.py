@@ -17,8 +17,10 @@ def http_pipeline(max_concurrent_requests: int) -> dict:
     return {
         "receivers": {"otlp": {"protocols": {"grpc": limited, "http": limited}}},
         "exporters": {"capture": {}},
-        "service": {"pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["capture"]}},
-                    "telemetry": {"metrics": {"readers": []}}},
+        "service": {
+            "pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["capture"]}},
+            "telemetry": {"metrics": {"readers": []}},
+        },
     }
 
 
@@ -33,8 +35,12 @@ async def test_requests_beyond_the_limit_are_told_to_retry_until_one_finishes(tr
             await held_in_pipeline(exporter, 2)
             refusal = await client.send(transport)
             assert (refusal.status, refusal.retry_after) == (status, 1.0)
-            assert service.telemetry.value("otelml_receiver_failed_requests_total", receiver="otlp", transport=transport,
-                                           reason="too_many_requests") == 1
+            assert (
+                service.telemetry.value(
+                    "otelml_receiver_failed_requests_total", receiver="otlp", transport=transport, reason="too_many_requests"
+                )
+                == 1
+            )
             assert not any(task.done() for task in held)
             exporter.gate.set()
             assert all(outcome.accepted for outcome in await asyncio.gather(*held))
@@ -47,7 +53,9 @@ async def test_no_limit_by_default():
     async with running_service(http_pipeline(0)) as service:
         exporter = capture(service)
         exporter.gate.clear()
-        async with Client(receiver_address(service, "grpc"), f"http://{receiver_address(service, 'http')}", spans_per_request=1) as client:
+        async with Client(
+            receiver_address(service, "grpc"), f"http://{receiver_address(service, 'http')}", spans_per_request=1
+        ) as client:
             held = [asyncio.create_task(client.send("http")) for _ in range(20)]
             await held_in_pipeline(exporter, 20)
             exporter.gate.set()

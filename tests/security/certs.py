@@ -36,9 +36,20 @@ class Authority:
         certificate = (
             _builder(subject, subject, key.public_key())
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                                         key_encipherment=False, data_encipherment=False, key_agreement=False,
-                                         encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
             .sign(key, hashes.SHA256())
         )
         authority = cls(name, folder, key, certificate)
@@ -54,23 +65,34 @@ class Authority:
         """
         key = ec.generate_private_key(ec.SECP256R1())
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
-        builder = (_builder(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]), self.certificate.subject, key.public_key())
-                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                   .add_extension(x509.ExtendedKeyUsage([usage]), critical=False))
+        builder = (
+            _builder(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]), self.certificate.subject, key.public_key())
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        )
         if server:
             builder = builder.add_extension(x509.SubjectAlternativeName(SERVER_NAMES), critical=False)
         certificate = builder.sign(self.key, hashes.SHA256())
         cert_file, key_file = self.folder / f"{name}.pem", self.folder / f"{name}-key.pem"
-        _replace(key_file, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        _replace(
+            key_file,
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+        )
         _replace(cert_file, certificate.public_bytes(serialization.Encoding.PEM))
         return cert_file, key_file
 
 
 def _builder(subject: x509.Name, issuer: x509.Name, public_key) -> x509.CertificateBuilder:
     now = datetime.datetime.now(datetime.UTC)
-    return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=2)))
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+    )
 
 
 def _replace(path: Path, data: bytes) -> None:
@@ -96,5 +118,6 @@ class PKI:
     def create(cls, folder: Path) -> PKI:
         ca = Authority.create(folder, "ca")
         stranger_ca = Authority.create(folder, "stranger-ca")
-        return cls(ca, *ca.issue("server", server=True), *ca.issue("client", server=False),
-                   *stranger_ca.issue("stranger", server=False))
+        return cls(
+            ca, *ca.issue("server", server=True), *ca.issue("client", server=False), *stranger_ca.issue("stranger", server=False)
+        )

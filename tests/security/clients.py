@@ -50,25 +50,46 @@ def make_spans(count: int, service: str = "security-test") -> tuple[ReadableSpan
     return recorder.get_finished_spans()
 
 
-def sdk_export(protocol: str, address: str, spans, *, ca: Path | None = None, client: tuple[Path, Path] | None = None,
-               headers: dict[str, str] | None = None, plain: bool = False) -> SpanExportResult:
+def sdk_export(
+    protocol: str,
+    address: str,
+    spans,
+    *,
+    ca: Path | None = None,
+    client: tuple[Path, Path] | None = None,
+    headers: dict[str, str] | None = None,
+    plain: bool = False,
+) -> SpanExportResult:
     """Export ``spans`` with the SDK's OTLP exporter over ``grpc`` or ``http``; returns its verdict.
 
     ``ca`` is the CA to trust, ``client`` a (certificate, key) pair for mutual TLS, ``plain`` no TLS at all.
     """
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-        credentials = None if plain else grpc.ssl_channel_credentials(
-            root_certificates=ca.read_bytes() if ca else None,
-            private_key=client[1].read_bytes() if client else None,
-            certificate_chain=client[0].read_bytes() if client else None)
-        exporter = OTLPSpanExporter(endpoint=address, insecure=plain, credentials=credentials, headers=headers, timeout=SDK_TIMEOUT)
+
+        credentials = (
+            None
+            if plain
+            else grpc.ssl_channel_credentials(
+                root_certificates=ca.read_bytes() if ca else None,
+                private_key=client[1].read_bytes() if client else None,
+                certificate_chain=client[0].read_bytes() if client else None,
+            )
+        )
+        exporter = OTLPSpanExporter(
+            endpoint=address, insecure=plain, credentials=credentials, headers=headers, timeout=SDK_TIMEOUT
+        )
     else:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
         exporter = OTLPSpanExporter(
-            endpoint=f"{'http' if plain else 'https'}://{address}/v1/traces", headers=headers, timeout=SDK_TIMEOUT,
+            endpoint=f"{'http' if plain else 'https'}://{address}/v1/traces",
+            headers=headers,
+            timeout=SDK_TIMEOUT,
             certificate_file=str(ca) if ca else None,
-            client_certificate_file=str(client[0]) if client else None, client_key_file=str(client[1]) if client else None)
+            client_certificate_file=str(client[0]) if client else None,
+            client_key_file=str(client[1]) if client else None,
+        )
     try:
         return exporter.export(spans)
     finally:

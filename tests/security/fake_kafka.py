@@ -23,10 +23,13 @@ from aiokafka.protocol import admin
 API_VERSIONS, SASL_HANDSHAKE, SASL_AUTHENTICATE = 18, 17, 36
 SASL_AUTHENTICATION_FAILED = 58
 _RESPONSES = {
-    (API_VERSIONS, 0): admin.ApiVersionResponse_v0, (API_VERSIONS, 1): admin.ApiVersionResponse_v1,
+    (API_VERSIONS, 0): admin.ApiVersionResponse_v0,
+    (API_VERSIONS, 1): admin.ApiVersionResponse_v1,
     (API_VERSIONS, 2): admin.ApiVersionResponse_v2,
-    (SASL_HANDSHAKE, 0): admin.SaslHandShakeResponse_v0, (SASL_HANDSHAKE, 1): admin.SaslHandShakeResponse_v1,
-    (SASL_AUTHENTICATE, 0): admin.SaslAuthenticateResponse_v0, (SASL_AUTHENTICATE, 1): admin.SaslAuthenticateResponse_v1,
+    (SASL_HANDSHAKE, 0): admin.SaslHandShakeResponse_v0,
+    (SASL_HANDSHAKE, 1): admin.SaslHandShakeResponse_v1,
+    (SASL_AUTHENTICATE, 0): admin.SaslAuthenticateResponse_v0,
+    (SASL_AUTHENTICATE, 1): admin.SaslAuthenticateResponse_v1,
 }
 
 
@@ -55,7 +58,7 @@ class SaslRecordingBroker:
                 size = struct.unpack(">i", await reader.readexactly(4))[0]
                 frame = await reader.readexactly(size)
                 api_key, version, correlation_id, client_id_length = struct.unpack(">hhih", frame[:10])
-                body = io.BytesIO(frame[10 + max(client_id_length, 0):])
+                body = io.BytesIO(frame[10 + max(client_id_length, 0) :])
                 response = self._answer(api_key, version, body)
                 if response is None:
                     return

@@ -27,8 +27,11 @@ class TLSMosquitto:
         passwords = folder / "passwords"
         for index, (user, password) in enumerate(users.items()):
             # -c creates the file; -b takes the password from the command line.
-            subprocess.run([_binary("mosquitto_passwd"), *(["-c"] if index == 0 else []), "-b", str(passwords), user, password],
-                           check=True, capture_output=True)
+            subprocess.run(
+                [_binary("mosquitto_passwd"), *(["-c"] if index == 0 else []), "-b", str(passwords), user, password],
+                check=True,
+                capture_output=True,
+            )
         lines = [
             "per_listener_settings false",
             "allow_anonymous false",
@@ -56,7 +59,9 @@ class TLSMosquitto:
 
     def __enter__(self) -> TLSMosquitto:
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen([_binary("mosquitto"), "-c", str(self.config_path)], stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                [_binary("mosquitto"), "-c", str(self.config_path)], stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -34,8 +34,13 @@ def test_tokens_are_accepted_and_refused(protocol, otelml_process):
             return sdk_export(protocol, where, make_spans(count), plain=True, headers=headers or None)
 
         assert export(5, authorization=f"Bearer {TOKEN}") is SpanExportResult.SUCCESS
-        refused = [export(1), export(1, authorization=f"Bearer {WRONG}"), export(1, authorization=f"Basic {TOKEN}"),
-                   export(1, authorization=TOKEN), export(1, authorization=f"Bearer {TOKEN}x")]
+        refused = [
+            export(1),
+            export(1, authorization=f"Bearer {WRONG}"),
+            export(1, authorization=f"Basic {TOKEN}"),
+            export(1, authorization=TOKEN),
+            export(1, authorization=f"Bearer {TOKEN}x"),
+        ]
         assert refused == [SpanExportResult.FAILURE] * 5
         assert wait_for(lambda: len(received_span_names(otelml)) >= 5)
         samples = otelml.metrics()
@@ -50,11 +55,17 @@ def test_tokens_are_accepted_and_refused(protocol, otelml_process):
 
 
 def test_an_exporter_with_the_wrong_token_is_refused_for_good(otelml_process):
-    gateway = otelml_process(gateway_config(auth="bearertokenauth/ingest", extensions=AUTHENTICATOR),
-                             extra_env={"INGEST_TOKEN": TOKEN}).start()
+    gateway = otelml_process(
+        gateway_config(auth="bearertokenauth/ingest", extensions=AUTHENTICATOR), extra_env={"INGEST_TOKEN": TOKEN}
+    ).start()
     agent_config = gateway_config(extensions=AUTHENTICATOR)
-    agent_config["exporters"] = {"otlp": {"endpoint": gateway.grpc_endpoint, "tls": {"insecure": True},
-                                          "auth": {"authenticator": "bearertokenauth/ingest"}}}
+    agent_config["exporters"] = {
+        "otlp": {
+            "endpoint": gateway.grpc_endpoint,
+            "tls": {"insecure": True},
+            "auth": {"authenticator": "bearertokenauth/ingest"},
+        }
+    }
     for pipeline in agent_config["service"]["pipelines"].values():
         pipeline["exporters"] = ["otlp"]
     with otelml_process(agent_config, extra_env={"INGEST_TOKEN": WRONG}) as agent:
@@ -108,19 +119,27 @@ def test_an_authenticator_must_be_configured_and_enabled(gateway_env):
         build_config(config)
     problems = error.value.problems
     for protocol in ("grpc", "http"):
-        assert (f'receivers::otlp::protocols::{protocol}::auth::authenticator: references extension '
-                f'"bearertokenauth/missing" which is not configured') in problems
-    assert ('exporters::otlp::auth::authenticator: references extension "bearertokenauth/idle" '
-            'which is not enabled in service::extensions') in problems
+        assert (
+            f"receivers::otlp::protocols::{protocol}::auth::authenticator: references extension "
+            f'"bearertokenauth/missing" which is not configured'
+        ) in problems
+    assert (
+        'exporters::otlp::auth::authenticator: references extension "bearertokenauth/idle" '
+        "which is not enabled in service::extensions"
+    ) in problems
 
 
 def test_token_settings_are_checked(tmp_path, gateway_env):
     with pytest.raises(ConfigError) as error:
-        build_config(gateway_config(extensions={
-            "bearertokenauth/both": {"token": "t", "filename": str(tmp_path / "t")},
-            "bearertokenauth/none": {},
-            "bearertokenauth/empty": {"token": " "},
-        }))
+        build_config(
+            gateway_config(
+                extensions={
+                    "bearertokenauth/both": {"token": "t", "filename": str(tmp_path / "t")},
+                    "bearertokenauth/none": {},
+                    "bearertokenauth/empty": {"token": " "},
+                }
+            )
+        )
     problems = error.value.problems
     assert "extensions::bearertokenauth/both::token: set exactly one of token and filename" in problems
     assert f"extensions::bearertokenauth/both::filename: cannot read {tmp_path / 't'}" in problems

@@ -31,8 +31,11 @@ class Sink:
 
 
 def kafka_settings(pki, port: int, mechanism: str) -> dict:
-    return {"brokers": [f"localhost:{port}"], "tls": {"ca_file": str(pki.ca.cert_file)},
-            "auth": {"sasl": {"mechanism": mechanism, "username": "otelml-agent", "password": "kafka-pa55"}}}
+    return {
+        "brokers": [f"localhost:{port}"],
+        "tls": {"ca_file": str(pki.ca.cert_file)},
+        "auth": {"sasl": {"mechanism": mechanism, "username": "otelml-agent", "password": "kafka-pa55"}},
+    }
 
 
 def create(kind: Kind, settings: dict, *args):

@@ -22,8 +22,12 @@ CLIENT_ID = "otelml-secure"
 def mqtt_config(broker: TLSMosquitto, pki) -> dict:
     config = gateway_config()
     config["receivers"]["mqtt"] = {
-        "broker": broker.url, "client_id": CLIENT_ID, "username": "otelml", "password": "${env:MQTT_PASSWORD}",
-        "tls": {"ca_file": str(pki.ca.cert_file)}, "reconnect_max_delay": "2s",
+        "broker": broker.url,
+        "client_id": CLIENT_ID,
+        "username": "otelml",
+        "password": "${env:MQTT_PASSWORD}",
+        "tls": {"ca_file": str(pki.ca.cert_file)},
+        "reconnect_max_delay": "2s",
         "topics": [{"topic": "sensors/#", "encoding": "text"}],
     }
     config["service"]["pipelines"]["logs"]["receivers"] = ["mqtt"]
@@ -35,8 +39,15 @@ def test_mqtt_receiver_reads_over_tls_with_a_password(pki, tmp_path, otelml_proc
         with otelml_process(mqtt_config(broker, pki), extra_env={"MQTT_PASSWORD": PASSWORD}) as otelml:
             assert wait_for(lambda: f"Received SUBSCRIBE from {CLIENT_ID}" in broker.log())
             readings = [{"topic": f"sensors/boiler-{i}/temperature", "payload": f"{20 + i}.5 C", "qos": 1} for i in range(3)]
-            publish.multiple(readings, hostname="127.0.0.1", port=broker.port, client_id="sensor", protocol=mqtt.MQTTv5,
-                             auth={"username": "sensor", "password": SENSOR_PASSWORD}, tls={"ca_certs": str(pki.ca.cert_file)})
+            publish.multiple(
+                readings,
+                hostname="127.0.0.1",
+                port=broker.port,
+                client_id="sensor",
+                protocol=mqtt.MQTTv5,
+                auth={"username": "sensor", "password": SENSOR_PASSWORD},
+                tls={"ca_certs": str(pki.ca.cert_file)},
+            )
             out = otelml.workdir / "out.jsonl"
             assert wait_for(lambda: len(logs_of(read_batches(out, Signal.LOGS))) >= 3)
         bodies = sorted(r.body.string_value for r in logs_of(read_batches(out, Signal.LOGS)))

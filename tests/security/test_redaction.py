@@ -28,11 +28,24 @@ ALL_PRESETS = list(PRESETS)
 HASH_KEY = "0123456789abcdef-test-key"
 # Every value below that is personal or secret; none may be found in the output.
 SENSITIVE = [
-    "203.0.113.42", "10.12.0.7", "198.51.100.7", "192.0.2.44", "192.0.2.9",
-    "fe80::1c2b:3aff:fe4d:5e6f", "2001:db8:85a3::8a2e:370:7334", "2001:db8::2", "2001:db8::9", "2001:db8:1::5",
+    "203.0.113.42",
+    "10.12.0.7",
+    "198.51.100.7",
+    "192.0.2.44",
+    "192.0.2.9",
+    "fe80::1c2b:3aff:fe4d:5e6f",
+    "2001:db8:85a3::8a2e:370:7334",
+    "2001:db8::2",
+    "2001:db8::9",
+    "2001:db8:1::5",
     "::ffff:192.0.2.128",
-    "alice@example.com", "carol@example.org", "dave@example.net", "erin.o'neil+billing@mail.example.co.uk",
-    "4111 1111 1111 1111", "5500-0000-0000-0004", "378282246310005",
+    "alice@example.com",
+    "carol@example.org",
+    "dave@example.net",
+    "erin.o'neil+billing@mail.example.co.uk",
+    "4111 1111 1111 1111",
+    "5500-0000-0000-0004",
+    "378282246310005",
     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl",
 ]
 NOT_A_CARD = "4111 1111 1111 1112"  # fails the Luhn check: an order number, kept
@@ -63,12 +76,17 @@ def checkout_traces() -> ExportTraceServiceRequest:
     scope_spans.scope.name = "opentelemetry.instrumentation.flask"
     span = scope_spans.spans.add(trace_id=bytes(range(16)), span_id=bytes(range(8)), name="POST /api/orders", kind=2)
     for key, value in {
-        "http.request.method": "POST", "http.route": "/api/orders", "http.response.status_code": 500,
-        "client.address": "203.0.113.42", "client.port": 51234, "server.address": "2001:db8:85a3::8a2e:370:7334",
+        "http.request.method": "POST",
+        "http.route": "/api/orders",
+        "http.response.status_code": 500,
+        "client.address": "203.0.113.42",
+        "client.port": 51234,
+        "server.address": "2001:db8:85a3::8a2e:370:7334",
         "network.peer.address": "::ffff:192.0.2.128",
         "http.request.header.authorization": ["Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"],
         "http.request.header.x-forwarded-for": ["192.0.2.9, 2001:db8::9"],
-        "enduser.id": "alice@example.com", "order.note": f"paid with 4111 1111 1111 1111, ref {NOT_A_CARD}",
+        "enduser.id": "alice@example.com",
+        "order.note": f"paid with 4111 1111 1111 1111, ref {NOT_A_CARD}",
         "app.form": {"email": "erin.o'neil+billing@mail.example.co.uk", "card": "378282246310005"},
         "user.password": "hunter2",
     }.items():
@@ -110,8 +128,9 @@ async def redact(batch, **settings):
     """``batch`` after a redaction processor configured with ``settings``."""
     signal = Signal.of(batch)
     capture = Capture()
-    processor = RedactionProcessor(CreateSettings(ComponentID("redaction"), Kind.PROCESSOR, Telemetry()),
-                                   RedactionConfig(**settings), signal, capture)
+    processor = RedactionProcessor(
+        CreateSettings(ComponentID("redaction"), Kind.PROCESSOR, Telemetry()), RedactionConfig(**settings), signal, capture
+    )
     await processor.consume(batch)
     return capture.batches[0]
 
@@ -151,16 +170,30 @@ async def test_presets_leave_no_address_email_card_or_token_in_traces_and_logs()
 
 
 async def test_allow_list_deletes_other_keys_and_the_summary_adds_up():
-    settings = {"allowed_keys": ["http.route", "client.address", "exception.message"], "ignored_keys": ["service.name"],
-                "blocked_value_presets": ["ipv4", "email"], "summary": "debug"}
+    settings = {
+        "allowed_keys": ["http.route", "client.address", "exception.message"],
+        "ignored_keys": ["service.name"],
+        "blocked_value_presets": ["ipv4", "email"],
+        "summary": "debug",
+    }
     once = await redact(checkout_traces(), **settings)
     resource = attributes_of(once.resource_spans[0].resource.attributes)
-    assert resource == {"service.name": "checkout", "redaction.redacted.keys": "host.ip", "redaction.redacted.count": 1,
-                        "redaction.ignored.count": 1}
+    assert resource == {
+        "service.name": "checkout",
+        "redaction.redacted.keys": "host.ip",
+        "redaction.redacted.count": 1,
+        "redaction.ignored.count": 1,
+    }
     span = spans_of([once])[0]
     attributes = attributes_of(span.attributes)
-    assert set(attributes) == {"http.route", "client.address", "redaction.redacted.keys", "redaction.redacted.count",
-                               "redaction.masked.keys", "redaction.masked.count"}
+    assert set(attributes) == {
+        "http.route",
+        "client.address",
+        "redaction.redacted.keys",
+        "redaction.redacted.count",
+        "redaction.masked.keys",
+        "redaction.masked.count",
+    }
     assert attributes["redaction.redacted.count"] == 11
     assert attributes["redaction.masked.keys"] == "client.address"
     assert attributes_of(span.events[0].attributes)["exception.message"] == "connection from **** refused for ****"
@@ -174,8 +207,14 @@ async def test_allow_list_deletes_other_keys_and_the_summary_adds_up():
 
 
 async def test_hash_mode_replaces_with_hmacs_that_still_group():
-    settings = {"allow_all_keys": True, "hash_keys": ["client.address"], "hash_function": "hmac-sha256",
-                "hash_key": HASH_KEY, "blocked_value_presets": ALL_PRESETS, "summary": "silent"}
+    settings = {
+        "allow_all_keys": True,
+        "hash_keys": ["client.address"],
+        "hash_function": "hmac-sha256",
+        "hash_key": HASH_KEY,
+        "blocked_value_presets": ALL_PRESETS,
+        "summary": "silent",
+    }
     traces = await redact(checkout_traces(), **settings)
     logs = await redact(login_logs(), **settings)
     assert_nothing_sensitive(traces)
@@ -199,7 +238,8 @@ async def test_metric_point_attributes_are_redacted():
     put(point.attributes, "http.route", "/api/orders")
     redacted = await redact(request, allowed_keys=["http.route"], summary="silent")
     assert attributes_of(redacted.resource_metrics[0].scope_metrics[0].metrics[0].histogram.data_points[0].attributes) == {
-        "http.route": "/api/orders"}
+        "http.route": "/api/orders"
+    }
 
 
 def test_hashed_addresses_are_the_same_across_restarts_with_the_same_key(otelml_process, tmp_path):
@@ -223,18 +263,25 @@ def test_hashed_addresses_are_the_same_across_restarts_with_the_same_key(otelml_
 
 def test_redaction_settings_are_checked(gateway_env):
     config = gateway_config()
-    config["processors"].update({
-        "redaction/regex": {"blocked_keys": ["ok", "(unclosed"], "blocked_values": ["[z-a]"]},
-        "redaction/nokey": {"hash_keys": ["client.address"]},
-        "redaction/shortkey": {"hash_function": "hmac-sha256", "hash_key": "tiny-k3y"},
-        "redaction/preset": {"blocked_value_presets": ["phone"]},
-    })
+    config["processors"].update(
+        {
+            "redaction/regex": {"blocked_keys": ["ok", "(unclosed"], "blocked_values": ["[z-a]"]},
+            "redaction/nokey": {"hash_keys": ["client.address"]},
+            "redaction/shortkey": {"hash_function": "hmac-sha256", "hash_key": "tiny-k3y"},
+            "redaction/preset": {"blocked_value_presets": ["phone"]},
+        }
+    )
     with pytest.raises(ConfigError) as error:
         build_config(config)
     problems = error.value.problems
-    assert any(p.startswith("processors::redaction/regex::blocked_keys::1: invalid regular expression '(unclosed'") for p in problems)
+    assert any(
+        p.startswith("processors::redaction/regex::blocked_keys::1: invalid regular expression '(unclosed'") for p in problems
+    )
     assert any(p.startswith("processors::redaction/regex::blocked_values::0: invalid regular expression") for p in problems)
     for name in ("nokey", "shortkey"):
-        assert f"processors::redaction/{name}::hash_key: must be set, at least 16 characters long, when hash_keys or hash_function is used" in problems
+        assert (
+            f"processors::redaction/{name}::hash_key: must be set, at least 16 characters long, when hash_keys or hash_function is used"
+            in problems
+        )
     assert any(p.startswith("processors::redaction/preset::blocked_value_presets::0: Input should be") for p in problems)
     assert "tiny-k3y" not in "\n".join(problems)

@@ -28,13 +28,21 @@ HEADER_SECRET = "hdr-93be10c4d5a2"
 def secret_config(tmp_path) -> dict:
     """A gateway whose token comes from ${env:...}, hash key from ${file:...}, and an exporter header secret."""
     (tmp_path / "hash.key").write_text(HASH_KEY + "\n")
-    config = gateway_config(auth="bearertokenauth/ingest", extensions={"bearertokenauth/ingest": {"token": "${env:INGEST_TOKEN}"}})
-    config["processors"]["redaction"] = {"allow_all_keys": True, "hash_keys": ["client.address"],
-                                         "hash_key": f"${{file:{tmp_path / 'hash.key'}}}"}
+    config = gateway_config(
+        auth="bearertokenauth/ingest", extensions={"bearertokenauth/ingest": {"token": "${env:INGEST_TOKEN}"}}
+    )
+    config["processors"]["redaction"] = {
+        "allow_all_keys": True,
+        "hash_keys": ["client.address"],
+        "hash_key": f"${{file:{tmp_path / 'hash.key'}}}",
+    }
     # An exporter to a port nobody listens on, so that its failures are logged.
     config["exporters"]["otlp/unreachable"] = {
-        "endpoint": f"127.0.0.1:{free_port()}", "tls": {"insecure": True}, "headers": {"x-api-key": HEADER_SECRET},
-        "retry_on_failure": {"initial_interval": "50ms", "max_elapsed_time": "1s"}}
+        "endpoint": f"127.0.0.1:{free_port()}",
+        "tls": {"insecure": True},
+        "headers": {"x-api-key": HEADER_SECRET},
+        "retry_on_failure": {"initial_interval": "50ms", "max_elapsed_time": "1s"},
+    }
     traces = config["service"]["pipelines"]["traces"]
     traces["processors"] = ["redaction", "batch"]
     traces["exporters"] = ["file", "otlp/unreachable"]
@@ -84,12 +92,18 @@ def test_logs_show_no_secret(tmp_path, otelml_process):
 
 
 async def test_rotated_output_files_are_owner_only(tmp_path):
-    config = build_config({
-        "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0"}}}},
-        "exporters": {"file": {"path": str(tmp_path / "out" / "spans.jsonl"), "rotation": {"max_megabytes": 1, "max_backups": 0}}},
-        "service": {"pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["file"]}},
-                    "telemetry": {"metrics": {"level": "none"}}},
-    })
+    config = build_config(
+        {
+            "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0"}}}},
+            "exporters": {
+                "file": {"path": str(tmp_path / "out" / "spans.jsonl"), "rotation": {"max_megabytes": 1, "max_backups": 0}}
+            },
+            "service": {
+                "pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["file"]}},
+                "telemetry": {"metrics": {"level": "none"}},
+            },
+        }
+    )
     service = Service(config)
     with _umask(0):  # even when the process would let everyone read what it creates
         await service.start()

@@ -54,15 +54,21 @@ def test_mutual_tls_refuses_clients_without_a_trusted_certificate(protocol, pki,
         stranger = sdk_export(protocol, where, make_spans(2), ca=pki.ca.cert_file, client=(pki.stranger_cert, pki.stranger_key))
         assert wait_for(lambda: len(received_span_names(otelml)) >= 4)
         samples = otelml.metrics()
-    assert (trusted, without_certificate, stranger) == (SpanExportResult.SUCCESS, SpanExportResult.FAILURE, SpanExportResult.FAILURE)
+    assert (trusted, without_certificate, stranger) == (
+        SpanExportResult.SUCCESS,
+        SpanExportResult.FAILURE,
+        SpanExportResult.FAILURE,
+    )
     assert received_span_names(otelml) == [f"op-{i}" for i in range(4)]
     assert metric(samples, "otelcol_receiver_accepted_spans_total") == 4
 
 
 def test_otelml_forwards_to_otelml_over_mutual_tls_with_a_token(pki, otelml_process, tmp_path):
     token = {"bearertokenauth/gateway": {"token": "${env:GATEWAY_TOKEN}"}}
-    gateway = otelml_process(gateway_config(server_tls(pki, mutual=True), auth="bearertokenauth/gateway", extensions=token),
-                             extra_env={"GATEWAY_TOKEN": "forwarding-token-1"}).start()
+    gateway = otelml_process(
+        gateway_config(server_tls(pki, mutual=True), auth="bearertokenauth/gateway", extensions=token),
+        extra_env={"GATEWAY_TOKEN": "forwarding-token-1"},
+    ).start()
     client_tls = {"ca_file": str(pki.ca.cert_file), "cert_file": str(pki.client_cert), "key_file": str(pki.client_key)}
     agent_config = gateway_config(extensions=token)
     auth = {"authenticator": "bearertokenauth/gateway"}
@@ -96,8 +102,12 @@ def test_certificates_are_reloaded_when_their_files_change(otelml_process, tmp_p
 
         # Files are looked at when a client connects: connect until both servers have seen the bad file.
         cert_file.write_text("not a certificate")
-        assert wait_for(lambda: [served_certificate(a, ca.cert_file) for a in addresses] == first
-                        and otelml.log().count("cannot reload the TLS certificate") >= 2)
+        assert wait_for(
+            lambda: (
+                [served_certificate(a, ca.cert_file) for a in addresses] == first
+                and otelml.log().count("cannot reload the TLS certificate") >= 2
+            )
+        )
 
         ca.issue("server", server=True)
         assert wait_for(lambda: all(served_certificate(a, ca.cert_file) == _der(cert_file) for a in addresses))
@@ -111,8 +121,9 @@ def _der(cert_file) -> bytes:
 
 async def test_min_version_refuses_older_clients(pki):
     tls = ServerTLSConfig(**server_tls(pki, min_version="1.3"))
-    server = await asyncio.start_server(lambda reader, writer: writer.close(), "127.0.0.1", 0,
-                                        ssl=tls.ssl_context(logging.getLogger("test")))
+    server = await asyncio.start_server(
+        lambda reader, writer: writer.close(), "127.0.0.1", 0, ssl=tls.ssl_context(logging.getLogger("test"))
+    )
     port = server.sockets[0].getsockname()[1]
     try:
         old_client = ssl.create_default_context(cafile=str(pki.ca.cert_file))
@@ -132,7 +143,10 @@ def test_tls_settings_are_checked_with_their_paths(pki, tmp_path, gateway_env):
     mismatched = {"cert_file": str(pki.server_cert), "key_file": str(pki.client_key)}
     config = gateway_config(mismatched)
     config["receivers"]["otlp"]["protocols"]["grpc"]["tls"] = server_tls(pki, min_version="1.3", max_version="1.2")
-    config["exporters"]["otlp"] = {"endpoint": "gateway:4317", "tls": {"insecure_skip_verify": True, "ca_file": str(tmp_path / "none.pem")}}
+    config["exporters"]["otlp"] = {
+        "endpoint": "gateway:4317",
+        "tls": {"insecure_skip_verify": True, "ca_file": str(tmp_path / "none.pem")},
+    }
     config["service"]["pipelines"]["traces"]["exporters"] = ["otlp"]
     with pytest.raises(ConfigError) as error:
         build_config(config)
