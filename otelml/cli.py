@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_generate_command(commands)
     from otelml.replay import add_replay_command
 
-    add_replay_command(commands)
+    _add_config_options(add_replay_command(commands), suppress=True)
     demo = commands.add_parser("demo", help="run config/demo.yaml (installed with otelml) with the generator feeding it")
     _add_config_options(demo, suppress=True)
     demo.add_argument("--duration", type=float, default=60.0, help="seconds to run (default 60)")

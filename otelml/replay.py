@@ -41,25 +41,9 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 SIGNAL_OF_FIELD = {"resourceSpans": Signal.TRACES, "resourceLogs": Signal.LOGS, "resourceMetrics": Signal.METRICS}
 
 
-def add_replay_command(subparsers) -> None:
-    """Register ``replay`` on the CLI's subcommands."""
+def add_replay_command(subparsers) -> argparse.ArgumentParser:
+    """Register ``replay`` on the CLI's subcommands; the CLI adds its config options (``--config``, ``--set``)."""
     parser = subparsers.add_parser("replay", help="run the configured processors over a recorded OTLP JSON lines file")
-    parser.add_argument(
-        "--config",
-        action="append",
-        dest="configs",
-        default=argparse.SUPPRESS,
-        metavar="FILE",
-        help="a YAML config file; repeat to merge several in order",
-    )
-    parser.add_argument(
-        "--set",
-        action="append",
-        dest="sets",
-        default=argparse.SUPPRESS,
-        metavar="KEY=VALUE",
-        help="override one setting, e.g. processors.anomaly.threshold=0.9",
-    )
     parser.add_argument("--input", required=True, type=Path, help="OTLP JSON lines written by the file exporter (.zst too)")
     parser.add_argument("--output", type=Path, help="write the processed batches here as OTLP JSON lines")
     parser.add_argument(
@@ -70,6 +54,7 @@ def add_replay_command(subparsers) -> None:
         help="replay through this pipeline only (e.g. traces/anomaly); repeatable",
     )
     parser.add_argument("--top", type=int, default=20, help="keys to list per processor, highest score first (default 20)")
+    return parser
 
 
 class _Host:
