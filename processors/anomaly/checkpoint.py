@@ -7,7 +7,9 @@ secret key and is only unpickled once the signature checks out.
 One key's state is an *entry*: signature, the tag of the state layout it
 was written with, then the pickled key, its packed array row and its
 objects. A checkpoint file is the same entries for every live key, in a
-signed file with the settings fingerprint, the layout tag and the clock.
+signed file with the settings fingerprint, the layout tag and the clock,
+and with the parent groups' own payload (their key store's, in their
+layout; empty without ``parent``).
 What is refused, and how:
 
 - a changed or foreign file or entry (signature): :class:`CheckpointError`
@@ -52,6 +54,7 @@ class Payload(NamedTuple):
     layout: bytes
     clock: float
     entries: dict[Any, bytes]
+    parents: bytes
 
 
 def encode_entry(key: Any, row: bytes, objects: tuple, layout: bytes, secret: bytes) -> bytes:
@@ -78,18 +81,20 @@ def decode_entry(key: Any, data: bytes, layout: bytes, secret: bytes) -> tuple[A
     return stored_key, row, objects
 
 
-def dump_payload(settings: str, layout: bytes, clock: float, entries: dict[Any, bytes]) -> bytes:
-    """A checkpoint's contents: settings fingerprint, layout tag, clock and the entries of every key."""
+def dump_payload(settings: str, layout: bytes, clock: float, entries: dict[Any, bytes], parents: bytes = b"") -> bytes:
+    """A checkpoint's contents: settings fingerprint, layout tag, clock, the entries of every key and the parents' payload."""
     return pickle.dumps(
-        {"settings": settings, "layout": layout, "clock": clock, "entries": list(entries.items())},
+        {"settings": settings, "layout": layout, "clock": clock, "entries": list(entries.items()), "parents": parents},
         protocol=pickle.HIGHEST_PROTOCOL,
     )
 
 
 def load_payload(payload: bytes) -> Payload:
-    """A verified payload's contents."""
+    """A verified payload's contents (a payload written before parents were kept has none)."""
     content = pickle.loads(payload)
-    return Payload(content["settings"], content["layout"], content["clock"], dict(content["entries"]))
+    return Payload(
+        content["settings"], content["layout"], content["clock"], dict(content["entries"]), content.get("parents", b"")
+    )
 
 
 def refuse_earlier_format(path: Path | None) -> None:

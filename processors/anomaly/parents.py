@@ -11,8 +11,10 @@ threshold; not its rate clock, incidents, recent values or trend) and is
 judged from its first record, then learns its own. A key whose parent is not
 ready waits out its own warmup, as without a parent.
 
-Parents are not checkpointed: after a restart they learn again, and new keys
-wait out their warmup until their parent is ready again.
+Parents are kept in the processor's checkpoint file beside its keys, so a
+restarted processor lends at once. They are not in the Kafka state changelog:
+a gateway's parents learn from the partitions it owns, and one that takes
+partitions over lends what its own parents learned.
 """
 
 from __future__ import annotations
@@ -46,14 +48,19 @@ class Parents:
         The processor's engine: parents are scored and learn exactly as keys do.
     max_keys, ttl
         Bounds of the parents' key store (as ``state.max_keys`` and ``state.ttl``).
+    signing_key
+        Signs the parents' state in a checkpoint (``state.checkpoint.key``), as the keys' own.
     """
 
-    def __init__(self, reader: BatchReader, engine: Engine, max_keys: int, ttl: float):
+    def __init__(self, reader: BatchReader, engine: Engine, max_keys: int, ttl: float, signing_key: bytes | None = None):
         self.reader = reader
         self.engine = engine
         # learned_step: the latest step of record time the parent learned a record from.
         self.store = KeyStore(
-            max_keys, ttl, StateLayout({**engine.fields, "learned_step": Field((), np.float64, -np.inf)}, engine.classes)
+            max_keys,
+            ttl,
+            StateLayout({**engine.fields, "learned_step": Field((), np.float64, -np.inf)}, engine.classes),
+            signing_key,
         )
         self.lent = [name for name in engine.fields if not name.startswith(OWN_STATE)]
         self.restarted = [

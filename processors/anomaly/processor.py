@@ -93,7 +93,9 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
         self.parents = None
         if config.parent:
             parent_reader = BatchReader(signal, [parse_key(text) for text in config.parent], self.target.reference)
-            self.parents = Parents(parent_reader, self.engine, config.state.max_keys, config.state.ttl)
+            self.parents = Parents(
+                parent_reader, self.engine, config.state.max_keys, config.state.ttl, config.state.checkpoint.signing_key()
+            )
         limit = config.trend.limit
         # The target's own trend, in its units, is fitted only to be held against a limit.
         self.above, self.below = (
@@ -185,12 +187,21 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
         if not loaded:
             self.logger.warning("checkpoint %s was written with other model settings; starting afresh", path)
             return
+        parents = checkpoint.load_payload(payload).parents
+        if self.parents is not None and parents:
+            self.parents.store.load(parents, self.fingerprint)
         self._keys.set(len(self.store.keys))
-        self.logger.info("restored %d keys from %s", len(self.store.keys), path)
+        self.logger.info(
+            "restored %d keys%s from %s",
+            len(self.store.keys),
+            f" and {len(self.parents.store.keys)} parent groups" if self.parents is not None else "",
+            path,
+        )
 
     def _dump(self) -> bytes:
         """The checkpoint payload, pickled here, between batches, for a consistent snapshot."""
-        return self.store.dump(self.fingerprint)
+        parents = self.parents.store.dump(self.fingerprint) if self.parents is not None else b""
+        return self.store.dump(self.fingerprint, parents)
 
     # Data ------------------------------------------------------------------
 

@@ -279,10 +279,10 @@ class KeyStore:
 
     # Whole-store snapshots (the checkpoint file) -------------------------------
 
-    def dump(self, settings: str) -> bytes:
+    def dump(self, settings: str, parents: bytes = b"") -> bytes:
         """Every live key, in use order, as one checkpoint payload (see :func:`checkpoint.dump_payload`)."""
         keys = list(self.keys)
-        return checkpoint.dump_payload(settings, self.layout.fingerprint, self.clock, self.export(keys))
+        return checkpoint.dump_payload(settings, self.layout.fingerprint, self.clock, self.export(keys), parents)
 
     def load(self, payload: bytes, settings: str) -> bool:
         """Replace the state by a :meth:`dump`; False (state untouched) when it was written with other settings.

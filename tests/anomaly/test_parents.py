@@ -14,6 +14,7 @@ from otelml.pdata import Signal
 from tests.anomaly.support import START, SpanSpec, attribute, logs, make_processor, outputs, records_of, traces
 from tests.anomaly.test_config import config_with
 from tests.anomaly.test_scoring import steady
+from tests.anomaly.test_state import checkpointing
 from tests.conftest import build_config
 
 SECURITY = yaml.safe_load((Path(__file__).resolve().parents[2] / "processors/anomaly/testdata/config.yaml").read_text())[
@@ -110,6 +111,26 @@ async def test_a_new_operation_is_judged_by_its_service_from_its_first_span():
     batch = traces([SpanSpec("checkout", "GET /admin", START + 400, 2000.0)])
     await unparented.consume(batch)
     assert outputs(batch, ANOMALY) == [False]
+
+
+async def test_a_restarted_processor_lends_its_parents_baselines_at_once(tmp_path):
+    """Parents are in the checkpoint: a new operation after a restart is judged from its first span."""
+    settings = {"warmup": 100, "parent": ["resource.service.name"]}
+    spans = [span for name in ("GET /cart", "POST /cart", "GET /item") for span in steady(300, name=name, seed=len(name))]
+    first = checkpointing(tmp_path / "anomaly.ckpt", **settings)
+    await first.start(None)
+    await first.consume(traces(sorted(spans, key=lambda s: s.when)))
+    await first.shutdown()
+
+    restarted = checkpointing(tmp_path / "anomaly.ckpt", **settings)
+    await restarted.start(None)
+    assert set(restarted.parents.store.keys) == {("checkout",)}
+    batch = traces(
+        [SpanSpec("checkout", "GET /admin", START + 400, 2000.0), SpanSpec("checkout", "GET /help", START + 400, 52.0)]
+    )
+    await restarted.consume(batch)
+    await restarted.shutdown()
+    assert outputs(batch, ANOMALY) == [True, False]
 
 
 async def test_a_key_can_group_addresses_by_prefix():
