@@ -180,16 +180,16 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
             if path is not None:
                 self.logger.info("no checkpoint at %s yet; starting with no learned state", path)
             return
+        content = checkpoint.load_payload(payload)  # decoded once, for the keys and the parents
         try:
-            loaded = self.store.load(payload, self.fingerprint)
+            loaded = self.store.load(content, self.fingerprint)
+            if loaded and self.parents is not None and content.parents:
+                self.parents.store.load(content.parents, self.fingerprint)
         except checkpoint.CheckpointError as error:
             raise checkpoint.CheckpointError(f"{path}: {error}") from None
         if not loaded:
             self.logger.warning("checkpoint %s was written with other model settings; starting afresh", path)
             return
-        parents = checkpoint.load_payload(payload).parents
-        if self.parents is not None and parents:
-            self.parents.store.load(parents, self.fingerprint)
         self._keys.set(len(self.store.keys))
         self.logger.info(
             "restored %d keys%s from %s",

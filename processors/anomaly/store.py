@@ -284,13 +284,13 @@ class KeyStore:
         keys = list(self.keys)
         return checkpoint.dump_payload(settings, self.layout.fingerprint, self.clock, self.export(keys), parents)
 
-    def load(self, payload: bytes, settings: str) -> bool:
-        """Replace the state by a :meth:`dump`; False (state untouched) when it was written with other settings.
+    def load(self, payload: bytes | checkpoint.Payload, settings: str) -> bool:
+        """Replace the state by a :meth:`dump` (or its decoded contents); False (state untouched) when it was written with other settings.
 
         Raises :class:`~otelml.processors.anomaly.checkpoint.CheckpointError` for the same settings
         in another state layout (another otelml).
         """
-        content = checkpoint.load_payload(payload)
+        content = payload if isinstance(payload, checkpoint.Payload) else checkpoint.load_payload(payload)
         if content.settings != settings:
             return False
         if content.layout != self.layout.fingerprint:
