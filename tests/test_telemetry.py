@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from otelml import graph
+from otelml.pdata import Signal
 from otelml.processors.batch.metadata import SIZE_TRIGGER_SEND
 from otelml.registry import Registry
 from otelml.service import Service
@@ -124,3 +126,29 @@ def test_the_service_records_at_its_configured_level():
 
     assert service("basic").telemetry.metric(SIZE_TRIGGER_SEND) is UNRECORDED
     assert service("normal").telemetry.metric(SIZE_TRIGGER_SEND) is not UNRECORDED
+
+
+class _Sink:
+    mutates_data = False
+
+    async def consume(self, batch) -> None:
+        return None
+
+
+@pytest.mark.parametrize("level, counted", [("none", False), ("normal", True)])
+async def test_processor_items_are_counted_only_when_their_metric_is_recorded(monkeypatch, level, counted):
+    """Counting walks the whole batch: at level none nobody reads the count."""
+    walks = []
+    monkeypatch.setattr(graph, "count_items", lambda batch: walks.append(batch) or 1)
+    config = build_config(
+        {
+            "receivers": {"otlp": {"protocols": {"http": {"endpoint": "127.0.0.1:0"}}}},
+            "processors": {"batch": {}},
+            "exporters": {"debug": {}},
+            "service": {"pipelines": {"logs": {"receivers": ["otlp"], "processors": ["batch"], "exporters": ["debug"]}}},
+        }
+    )
+    pipeline = next(iter(config.pipelines.values()))
+    entry, _ = graph.build_chain(config, Registry.default(), Telemetry(Level.parse(level)), pipeline, _Sink())
+    await entry.consume(Signal.LOGS.request_type())
+    assert bool(walks) is counted
