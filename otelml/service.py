@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import gc
 import logging
 import signal as signals
@@ -12,6 +11,7 @@ import time
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from otelml.allocator import keep_freed_heap
 from otelml.component import ComponentID
 from otelml.config import Config
 from otelml.graph import Step, build
@@ -156,11 +156,6 @@ class Service:
         log.info("serving internal metrics on http://%s:%d/metrics", *self.metrics_address)
 
 
-# glibc's mallopt parameters (malloc.h).
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-
-
 def tune_memory() -> None:
     """Keep the garbage collector and the memory allocator off the hot path.
 
@@ -176,15 +171,10 @@ def tune_memory() -> None:
     to the kernel when they are freed, so the next batch faulted its pages
     in again: 12% of the anomaly processor's time. Blocks under 32 MiB now
     come from the heap, and up to 64 MiB of freed heap is kept for the next
-    batch (the resident memory the memory limiter reads may include it).
-    ``python -m bench.anomaly_speed`` calls this too, so that the processor
-    is measured as it runs in the service.
+    batch (the memory limiter gives it back when it finds the process over
+    its soft limit). ``python -m bench.anomaly_speed`` calls this too, so
+    that the processor is measured as it runs in the service.
     """
     gc.freeze()
     gc.set_threshold(50_000, 50, 1_000)
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return  # not glibc: that allocator keeps its own defaults
-    mallopt(_M_MMAP_THRESHOLD, 32 << 20)
-    mallopt(_M_TRIM_THRESHOLD, 64 << 20)
+    keep_freed_heap(largest_block=32 << 20, kept=64 << 20)

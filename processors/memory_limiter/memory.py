@@ -1,15 +1,16 @@
 """How much memory the machine (or container) grants this process, and giving freed memory back.
 
 The limit is read from ``/proc/meminfo`` and the cgroup file system; what the
-process uses is :func:`otelml.process.resident_bytes`.
+process uses is :func:`otelml.process.resident_bytes`; freed heap goes back to
+the system through :func:`otelml.allocator.trim_heap`.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import gc
 from pathlib import Path
+
+from otelml.allocator import trim_heap
 
 # cgroup v1 writes "no limit" as the largest page-aligned 64-bit number.
 _UNLIMITED = 1 << 62
@@ -54,26 +55,6 @@ def cgroup_limit_bytes(proc_cgroup: str = "/proc/self/cgroup", root: str = "/sys
         if text.isdigit():
             return int(text) if int(text) < _UNLIMITED else None
     return None
-
-
-def _load_malloc_trim():
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    return getattr(ctypes.CDLL(name), "malloc_trim", None)
-
-
-_malloc_trim = _load_malloc_trim()
-
-
-def trim_heap() -> None:
-    """Give heap pages that hold no objects back to the system (glibc ``malloc_trim``; cheap).
-
-    Freed memory otherwise stays with the allocator, so the RSS would not
-    fall when a backlog drains.
-    """
-    if _malloc_trim is not None:
-        _malloc_trim(0)
 
 
 def collect_garbage() -> None:
