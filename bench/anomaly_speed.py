@@ -8,10 +8,10 @@ attributes per span), are built and parsed before timing, and go through
 ``AnomalyProcessor.process`` one by one; CPU time is measured with
 ``time.process_time`` over the scoring only, with the garbage collector
 and the allocator tuned before the first batch as the service tunes them
-once everything has started (:func:`otelml.service.tune_memory`). The first pass warms every key
-up; the timed passes continue the same streams (later record times). State
-per key is measured with tracemalloc (live Python memory of the key store)
-and as the size of a checkpoint.
+once everything has started (:func:`otelml.service.tune_memory`). The
+first pass warms every key up; the timed passes continue the same streams
+(later record times). State per key is measured with tracemalloc (live
+Python memory of the key store) and as the size of a checkpoint.
 """
 
 from __future__ import annotations
