@@ -4,7 +4,8 @@ and metrics from several services, with occasional injected incidents.
 Every ``incident_every`` seconds one service misbehaves for
 ``incident_length`` seconds, taking turns through: a latency spike (its
 spans slow down gradually to ~4x over the first three quarters of the
-incident, as a degradation builds up, then take ~8x longer), an error burst (errors and
+incident, as a degradation builds up, then the service saturates and they take
+~30x longer), an error burst (errors and
 ERROR logs; it starts with a crash message never seen before, and a known
 message, otherwise in one request of twenty, comes with every failure), and a
 scan (many requests from one client address to paths that do not exist).
@@ -228,12 +229,16 @@ class Generator:
 
 
 def _slowdown(progress: float) -> float:
-    """How much slower a latency spike's spans are, ``progress`` (0-1) into the incident: creeping, then spiking.
+    """How much slower a latency spike's spans are, ``progress`` (0-1) into the incident: creeping, then saturated.
+
+    Saturation, not a mere doubling, ends it: a build-up teaches a key's models
+    part of the change before the spike (records below the threshold are
+    learned), and a young key most (see the anomaly processor's README).
 
     >>> _slowdown(0.0), _slowdown(0.5), _slowdown(0.8)
-    (1.0, 3.0, 8.0)
+    (1.0, 3.0, 30.0)
     """
-    return 1.0 + 4.0 * progress if progress < 0.75 else 8.0
+    return 1.0 + 4.0 * progress if progress < 0.75 else 30.0
 
 
 def add_generate_command(commands) -> None:
