@@ -41,6 +41,8 @@ class Details:
     target_forecast: float | None = None
     limit: float | None = None
     crossing_seconds: float | None = None
+    recent_level: float | None = None
+    usual_level: float | None = None
 
     @classmethod
     def of(cls, values: Mapping[str, object]) -> Details:
@@ -61,6 +63,8 @@ class Details:
             target_forecast=_number(values.get(names.TARGET_FORECAST)),
             limit=_number(values.get(names.LIMIT)),
             crossing_seconds=_number(values.get(names.CROSSING_SECONDS)),
+            recent_level=_number(values.get(names.LEVEL_RECENT)),
+            usual_level=_number(values.get(names.LEVEL_USUAL)),
         )
 
 
@@ -102,6 +106,13 @@ def alert_text(
     'predicted in device.id=d1: attributes.temperature reaches 80 °C in about 12 min (now 74.2 °C); score 0.41; going on for 1 min'
     >>> alert_text(ANOMALY, Details(key="client.address=203.0.113.66", score=0.8), 2.0, others=2)
     'anomaly in client.address=203.0.113.66 and 2 other keys: score 0.80; going on for 2 s'
+
+    A level model that fired says what moved: the key's recent level against its usual one.
+
+    >>> d = Details(key="service.name=auth", target="duration", unit="ms", actual=9.07, expected=10.7, low=3.81,
+    ...             high=27.7, recent_level=17.24, usual_level=8.93, score=0.66, models=("level_shift",))
+    >>> alert_text(ANOMALY, d, 0.0)
+    'anomaly in service.name=auth: duration 9.07 ms, expected 10.7 ms (usual 3.81 to 27.7 ms), recent level 17.2 ms against a usual 8.93 ms; score 0.66 (level_shift); just opened'
     """
     where = f"{'anomaly' if name == ANOMALY else 'predicted'} in {details.key or 'an unnamed key'}"
     if others:
@@ -141,6 +152,9 @@ def _measure(details: Details) -> str | None:
     text = ", ".join(fact for fact in (actual, expected) if fact)
     if usual:
         text = f"{text} ({usual})" if text else usual
+    if details.recent_level is not None and details.usual_level is not None:
+        level = f"recent level {quantity(details.recent_level, details.unit)} against a usual {quantity(details.usual_level, details.unit)}"
+        text = f"{text}, {level}" if text else level
     return f"{details.target or 'value'} {text}" if text else None
 
 

@@ -98,7 +98,10 @@ class Results:
     units (NaN where no regressor predicted; ``low``/``high`` only when
     ranges were asked for), ``model_scores`` has one row per model, and
     ``opens``/``member``/``opened`` say whether the record opened an
-    incident, belongs to one, and when that one opened.
+    incident, belongs to one, and when that one opened. ``recent`` and
+    ``usual`` are, where a level model (``level_shift``) reached the
+    threshold, the recent and long-run levels it compared, in the models'
+    units (NaN elsewhere, and without ranges).
     """
 
     score: np.ndarray
@@ -113,6 +116,8 @@ class Results:
     opens: np.ndarray
     member: np.ndarray
     opened: np.ndarray
+    recent: np.ndarray
+    usual: np.ndarray
 
 
 class Engine:
@@ -212,7 +217,9 @@ class Engine:
         views = {prefix: _views(state, prefix) for prefix in ("features.", "threshold.", "incident.")}
         y_all, t_all = values[order], times[order]
         size = len(order)
-        out = {name: np.empty(size) for name in ("score", "raw", "threshold", "expected", "low", "high", "opened")}
+        out = {
+            name: np.empty(size) for name in ("score", "raw", "threshold", "expected", "low", "high", "opened", "recent", "usual")
+        }
         out.update({name: np.empty(size, dtype=bool) for name in ("anomaly", "ready", "opens", "member")})
         model_scores = np.empty((len(self.models), size))
         counts = state["count"]
@@ -251,6 +258,9 @@ class Engine:
         # The expected value and usual range are those of the regressor with the smallest residual spread for the key.
         expected, best_spread = np.full(keys, np.nan), np.full(keys, np.inf)
         low, high = np.full(keys, np.nan), np.full(keys, np.nan)
+        # The levels of the level model that reached the threshold with the highest score (for alert details).
+        recent, usual, level_score = np.full(keys, np.nan), np.full(keys, np.nan), np.zeros(keys)
+        threshold = self.threshold.current(views["threshold."], keys)
         for model, state, scale_state in models:
             output = model.kernel.predict(state, rank)
             if model.scale is None:
@@ -267,6 +277,11 @@ class Engine:
             plain.append(np.where(silent, 0.0, verdict.plain))
             if not model.predicts:
                 predictions.append(None)
+                levels = model.kernel.levels(state, rank) if self.ranges else None
+                if levels is not None:
+                    stronger = (scores[-1] >= threshold) & (scores[-1] > level_score)
+                    recent, usual = np.where(stronger, levels[0], recent), np.where(stronger, levels[1], usual)
+                    level_score = np.where(stronger, scores[-1], level_score)
                 continue
             predictions.append((output, verdict.isolated))
             spread = np.where(judged & (scale_state["n"][:keys] >= 2), scale_state["var"][:keys], np.inf)
@@ -276,7 +291,6 @@ class Engine:
             if self.ranges:
                 model_low, model_high = model.scale.usual_range(scale_state, keys, output, Z_HALF_SCORE)
                 low, high = np.where(better, model_low, low), np.where(better, model_high, high)
-        threshold = self.threshold.current(views["threshold."], keys)
         score = self.combine(scores, self.weights, threshold)
         # The uncalibrated composite is only written with verbose.
         raw = self.combine(plain, self.weights, threshold) if self.verbose else score
@@ -303,6 +317,8 @@ class Engine:
             ("opens", steps.opens),
             ("member", steps.member),
             ("opened", steps.opened),
+            ("recent", recent),
+            ("usual", usual),
         ):
             out[name][block] = column
         model_scores[:, block] = scores

@@ -72,6 +72,10 @@ class Kernel:
         """Learn ``y`` for the keys where ``learn`` is true."""
         raise NotImplementedError
 
+    def levels(self, state: dict[str, np.ndarray], rank: Rank) -> tuple[np.ndarray, np.ndarray] | None:
+        """A deviation kernel's recent and long-run levels that its statistic compares, per key; None if it has none."""
+        return None
+
 
 def one_row_state(kernel: Kernel) -> dict[str, np.ndarray]:
     """A single key's state for ``kernel``, as the River classes keep it."""
@@ -179,6 +183,9 @@ class LevelShiftKernel(Kernel):
 
     def predict(self, state, rank):
         return state["fast"][: rank.size] - state["slow"][: rank.size]
+
+    def levels(self, state, rank):
+        return state["fast"][: rank.size].copy(), state["slow"][: rank.size].copy()
 
     def learn(self, state, rank, y, learn):
         fast, slow = state["fast"][: rank.size], state["slow"][: rank.size]

@@ -12,6 +12,8 @@ Every attribute name comes from :mod:`otelml.conventions`.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
@@ -25,6 +27,8 @@ from otelml.conventions import (
     INCIDENT_ID,
     INCIDENT_OPEN,
     KEY,
+    LEVEL_RECENT,
+    LEVEL_USUAL,
     MODEL_SCORE,
     MODELS,
     PREDICTED,
@@ -234,11 +238,18 @@ class AttributeWriter:
         high: float,
         models: list[str],
         forecast: list[tuple[str, float]],
+        levels: tuple[float, float] = (math.nan, math.nan),
     ) -> None:
-        """The structured details of an alert (the expected value is already on the record), and of its forecast."""
+        """The structured details of an alert (the expected value is already on the record), and of its forecast.
+
+        ``levels``: the recent and usual levels of a level model that fired (NaN: none did).
+        """
         details = [(KEY, key), (TARGET, target), (UNIT, unit), (ACTUAL, actual)]
         if low == low and high == high:
             details += [(RANGE_LOW, low), (RANGE_HIGH, high)]
+        recent, usual = levels
+        if recent == recent and usual == usual:
+            details += [(LEVEL_RECENT, recent), (LEVEL_USUAL, usual)]
         details.append((MODELS, models))
         record.MergeFromString(self.encoder.record([*details, *forecast]))
 

@@ -318,6 +318,7 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
         if not len(alerting):
             return
         low, high = self.target.inverse(results.low[alerting]), self.target.inverse(results.high[alerting])
+        recent, usual = self.target.inverse(results.recent[alerting]), self.target.inverse(results.usual[alerting])
         model_ids = [model.id for model in self.engine.models]
         fired = results.model_scores[:, alerting] >= results.threshold[alerting]
         for position, index in enumerate(alerting.tolist()):
@@ -332,6 +333,7 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
                 float(high[position]),
                 [model_id for model_id, hit in zip(model_ids, fired[:, position].tolist()) if hit],
                 forecast.details(index) if predicted[index] else [],
+                (float(recent[position]), float(usual[position])),
             )
 
     def _keep_summaries(self, columns: Columns, slots: np.ndarray, ranks: Ranks, results: Results, predicted: np.ndarray) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from otelml.component import ComponentID, CreateSettings, Kind
@@ -35,6 +37,7 @@ async def test_the_record_opening_an_incident_carries_the_alert_details():
     assert low < attribute(span, "otelml.expected") < high < 2000.0
     assert attribute(span, "otelml.expected") == pytest.approx(50.0, rel=0.1)
     assert [value.string_value for value in attribute(span, "otelml.models").values] == ["seasonal_profile", "ewm_mean"]
+    assert attribute(span, "otelml.level.recent") is None, "no level model fired: no levels"
     unflagged = [r for r in records_of(batch) if not attribute(r, "otelml.anomaly")]
     assert all(attribute(r, "otelml.key") is None for r in unflagged)
     sink = Collect()
@@ -51,6 +54,36 @@ async def test_the_record_opening_an_incident_carries_the_alert_details():
     assert attribute(alert, "otelml.source.span.name") == "GET /cart"
     resource = sink.batches[0].resource_logs[0].resource
     assert [(kv.key, kv.value.string_value) for kv in resource.attributes] == [("service.name", "checkout")]
+
+
+async def test_a_level_shift_alert_says_what_level_moved_where_in_the_targets_units():
+    processor = make_processor(warmup=50, alerts=True, models=["ewm_mean", "level_shift"])
+    batch = traces(steady(400) + steady(60, start=START + 400, level_ms=80.0, seed=2))
+    await processor.consume(batch)
+    flagged = [r for r in records_of(batch) if attribute(r, "otelml.anomaly")]
+    models = [[v.string_value for v in attribute(r, "otelml.models").values] for r in flagged]
+    assert models[0] == ["ewm_mean"] and attribute(flagged[0], "otelml.level.recent") is None, "the jump itself"
+    shifted = [r for r, fired in zip(flagged, models) if "level_shift" in fired]
+    assert shifted, "the lasting shift to 80 ms is flagged by level_shift too"
+    for record in shifted:
+        assert attribute(record, "otelml.level.usual") == pytest.approx(50.0, rel=0.05)
+        assert 55.0 < attribute(record, "otelml.level.recent") < 80.0, "the recent level is on its way to 80 ms"
+    sink = Collect()
+    connector = AnomalyAlertsConnector(
+        CreateSettings(ComponentID("anomaly_alerts"), Kind.CONNECTOR, Telemetry()),
+        AnomalyAlertsConfig(repeat_interval="1s"),
+        {Signal.LOGS: sink},
+    )
+    await connector.consume(batch)
+    texts = [alert.body.string_value for alert in logs_of(sink.batches)]
+    assert "recent level" not in texts[0]
+    assert any(
+        re.search(
+            r"recent level (5[5-9]|[67]\d)(\.\d)? ms against a usual (4[89]|5[0-2])(\.\d)? ms; score 0\.\d\d \(.*level_shift",
+            text,
+        )
+        for text in texts[1:]
+    ), texts
 
 
 async def test_without_alert_details_the_alert_names_the_incident_and_its_score():
