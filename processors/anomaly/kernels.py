@@ -56,13 +56,15 @@ class Kernel:
     ``state`` passed to each call maps those names to arrays whose first
     ``rank.size`` rows are the rank's keys. ``recent`` names the fields that
     follow a key's latest records, each with the long-run field that a new
-    key borrowing its parent group's state starts it from (see
+    key borrowing its parent group's state starts it from; ``own`` names the
+    fields such a key never borrows but starts afresh (see
     :mod:`~otelml.processors.anomaly.parents`).
     """
 
     kind: str = REGRESSOR
     fields: dict[str, Field] = {}
     recent: ClassVar[dict[str, str]] = {}
+    own: ClassVar[tuple[str, ...]] = ()
 
     def predict(self, state: dict[str, np.ndarray], rank: Rank) -> np.ndarray:
         """Per key: a prediction (regressors), a statistic (deviation kernels), NaN when none; a score in [0, 1] (detectors)."""

@@ -21,6 +21,7 @@ import math
 import numpy as np
 from river import anomaly, base, linear_model, preprocessing, time_series, tree
 
+from otelml.processors.anomaly.burst import BurstKernel
 from otelml.processors.anomaly.kernels import (
     DEVIATION,
     AutoregressionKernel,
@@ -331,6 +332,44 @@ class Rarity(BuiltinDetector, base.AnomalyDetector):
         return RarityKernel(self.half)
 
 
+class Burst(BuiltinDetector, base.AnomalyDetector):
+    """More records of the key over its last seconds than it usually has: a burst of a message, of requests.
+
+    Reads only record times (``x["time"]``): a decayed count of the key's
+    records, judged against its usual count on the count's own Poisson-like
+    scale (see :mod:`~otelml.processors.anomaly.burst`). For ``target: rate``.
+
+    Parameters
+    ----------
+    window
+        Seconds of record time the count looks back over (it falls by ``e`` every ``window``).
+    half_life
+        Seconds of record time after which what was usual weighs half.
+
+    Examples
+    --------
+    >>> model = Burst(window=10.0)
+    >>> for second in range(120):
+    ...     model.learn_one({"time": float(second), "target": 1.0})
+    >>> round(model.score_one({"time": 120.0, "target": 1.0}), 2)
+    0.02
+    >>> for tenth in range(1, 31):
+    ...     model.learn_one({"time": 120.0 + tenth / 10, "target": 10.0})
+    >>> round(model.score_one({"time": 123.1, "target": 10.0}), 2)
+    0.77
+    """
+
+    def __init__(self, window: float = 10.0, half_life: float = 600.0):
+        if not (window > 0 and half_life > 0):
+            raise ValueError("window and half_life must be > 0")
+        self.window = window
+        self.half_life = half_life
+        self._start()
+
+    def make_kernel(self) -> Kernel:
+        return BurstKernel(self.window, self.half_life)
+
+
 def _scaled(estimator):
     """River's linear models need standardised features; put a scaler in front."""
     return lambda **params: preprocessing.StandardScaler() | estimator(**params)
@@ -348,6 +387,7 @@ MODELS = {
     "level_shift": LevelShift,
     "range": Range,
     "rarity": Rarity,
+    "burst": Burst,
     "linear_regression": _scaled(linear_model.LinearRegression),
     "pa_regressor": _scaled(linear_model.PARegressor),
     "bayesian_linear_regression": _scaled(linear_model.BayesianLinearRegression),
@@ -361,7 +401,7 @@ MODELS = {
 
 
 # Models that judge one target only, by name: the target they judge.
-TARGET_ONLY = {"rarity": "novelty"}
+TARGET_ONLY = {"rarity": "novelty", "burst": "rate"}
 
 
 def reads_features(name: str) -> bool:

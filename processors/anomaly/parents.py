@@ -30,7 +30,7 @@ from otelml.processors.anomaly.store import Field, KeyStore, StateLayout
 
 # State a new key keeps as its own: its rate clock, its incidents and its features' recent values.
 # The kernels' ``recent`` fields start from their long-run ones: a key borrows what is usual, not
-# what the group did last.
+# what the group did last; their ``own`` fields start afresh.
 OWN_STATE = ("target.", "incident.", "features.")
 # A parent learns at most one record per this many seconds of record time.
 LEARNING_STEP = 1.0
@@ -69,6 +69,12 @@ class Parents:
             for recent, usual in getattr(stage, "recent", {}).items()
         ]
         self.objects = set(self.store.layout.objects)
+        self.own = [
+            (prefix + name, field.fill)
+            for prefix, stage in engine.stages
+            for name, field in stage.fields.items()
+            if name in getattr(stage, "own", ())
+        ]
 
     def read(self, batch) -> Columns:
         """Each record's parent key (``key_ids`` into ``keys``), aligned with the processor's own columns."""
@@ -122,6 +128,8 @@ class Parents:
             arrays[name][slot] = copy.deepcopy(value) if name in self.objects else value
         for recent, usual in self.restarted:
             arrays[recent][slot] = arrays[usual][slot]
+        for name, fill in self.own:
+            arrays[name][slot] = fill
         # Ready from its first record: the borrowed state stands for its warmup.
         arrays["count"][slot] = self.engine.warmup
         return 1
