@@ -5,9 +5,11 @@
 Thirty-six hours of telemetry with a daily rhythm, and on the second
 morning one incident per scenario: a latency spike, a latency level shift,
 a slow latency drift, a burst of fast-failing (error) spans, a drop in a
-service's log volume, a scan from one client address, and a burst of ERROR
-logs. Each scenario runs through the processor settings a user would pick
-for it (see :data:`SCENARIOS`). Every key is one NAB "file" (keys without
+service's log volume, a scan from one client address, a burst of ERROR
+logs, and a burst of a known message (tenfold, for twenty seconds, of a
+message a release began to log ten minutes before). Each scenario runs
+through the processor settings a user would pick for it (see
+:data:`SCENARIOS`). Every key is one NAB "file" (keys without
 an incident have no window); windows are placed NAB's way, centred on the
 incident start. Besides the NAB scores, the table shows, at the
 processor's own threshold, whether and how fast each incident was flagged
@@ -138,6 +140,26 @@ def error_logs(rng: random.Random) -> list[Record]:
     return [Record(when, "billing", severity(when)) for when in arrivals(rng, lambda when: 0.1 * daily(when, 1.0))]
 
 
+def message_burst(rng: random.Random) -> list[Record]:
+    """Three messages of one service. One is new, from a release ten minutes before the incident, and logged
+    about once a second; in the incident it comes ten times as often for twenty seconds."""
+
+    def pool(when: float) -> float:
+        return 10.0 if INCIDENT <= when < INCIDENT + 20 else 1.0
+
+    released = INCIDENT - 600
+    records = [
+        Record(when, "billing", 9.0, attributes={"log.record.template.id": "pool"})
+        for when in arrivals(rng, pool, start=released, end=INCIDENT + 3600)
+    ]
+    for template in ("served", "cache"):
+        records += [
+            Record(when, "billing", 9.0, attributes={"log.record.template.id": template})
+            for when in arrivals(rng, lambda when: 0.1 * daily(when, 1.0))
+        ]
+    return records
+
+
 SCENARIOS = [
     Scenario("latency spike", Signal.TRACES, {}, "checkout GET /cart", latency_stream("checkout GET /cart", spike)),
     Scenario("level shift", Signal.TRACES, {}, "payments POST /charge", latency_stream("payments POST /charge", shift)),
@@ -159,6 +181,17 @@ SCENARIOS = [
     Scenario("traffic drop", Signal.LOGS, {"target": "rate"}, "ingest", traffic_drop),
     Scenario("scan from one client", Signal.LOGS, {"key": ["attributes.client.address"], "target": "rate"}, "10.0.0.3", scan),
     Scenario("error log burst", Signal.LOGS, {}, "billing", error_logs),
+    Scenario(
+        "burst of a known message",
+        Signal.LOGS,
+        {
+            "key": ["resource.service.name", "attributes.log.record.template.id"],
+            "target": "rate",
+            "models": ["seasonal_profile", "ewm_mean", "level_shift", "range", "autoregression", "burst"],
+        },
+        "billing pool",
+        message_burst,
+    ),
 ]
 
 
