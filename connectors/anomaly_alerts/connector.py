@@ -126,7 +126,6 @@ class AnomalyAlertsConnector(Component):
                         severity=self._severity(ANOMALY, source),
                         source=source,
                         member=key,
-                        score=_score(source),
                     )
                 elif self.config.predicted_incidents and _flag(marks, names.PREDICTED):
                     source = _source(resource, record, traces)
@@ -140,7 +139,6 @@ class AnomalyAlertsConnector(Component):
                         severity=self._severity(PREDICTED, source),
                         source=source,
                         member=key,
-                        score=_score(source),
                     )
         return alerts
 
@@ -220,10 +218,6 @@ class AnomalyAlertsConnector(Component):
         count = count_items(alerts)
         self._telemetry.drop(self._name, Signal.LOGS, count, reason)
         self.logger.error("dropping %d alerts the alerts pipeline did not take (%s)", count, reason)
-
-
-def _score(source: Source | None) -> float:
-    return (Details.of(source.details).score or 0.0) if source is not None else 0.0
 
 
 def _flag(marks: dict, name: str) -> bool:

@@ -34,13 +34,10 @@ NANOS = 1_000_000_000
 class Incident:
     """One open alert: an anomaly incident of a group of keys, or a predicted one.
 
-    ``opening``, ``latest`` and ``peak`` are what the connector needs to
-    write its alerts (a record's resource, trace context and details): the
-    record that opened it, its latest flagged record (what an update speaks
-    of), and the flagged record of its opening key that scored highest (what
-    the resolution sums the incident up by: its worst moment, not the last
-    flicker of a key settling back); times are record times in nanoseconds,
-    ``arrived`` is the wall clock (seconds) of its last record.
+    ``opening`` and ``latest`` are what the connector needs to write its
+    alerts (a record's resource, trace context and details), from the record
+    that opened it and from its latest flagged record; times are record times
+    in nanoseconds, ``arrived`` is the wall clock (seconds) of its last record.
     """
 
     name: str
@@ -48,8 +45,6 @@ class Incident:
     severity: str
     opening: Any
     latest: Any
-    peak: Any
-    peak_score: float
     started: int
     last_flagged: int
     last_seen: int
@@ -68,8 +63,8 @@ class Incident:
 class Alert:
     """An alert to send: ``incident`` opened (``open``), goes on (``update``) or is over (``resolve``) at ``time``.
 
-    ``source`` is the record the alert speaks of: the incident's latest flagged
-    record when it opens or goes on, its peak when it is resolved; ``came_true`` marks the resolution of a prediction whose incident opened.
+    ``source`` is the incident's latest flagged record when the alert was made;
+    ``came_true`` marks the resolution of a prediction whose incident opened.
     """
 
     incident: Incident
@@ -133,9 +128,8 @@ class Incidents:
         severity: str,
         source: Any,
         member: str = "",
-        score: float = 0.0,
     ) -> list[Alert]:
-        """A record of the processor's incident ``incident_id`` of ``member`` (a key) in group ``key``, scored ``score``.
+        """A record of the processor's incident ``incident_id`` of ``member`` (a key) in group ``key``.
 
         An alert opens on the record that opens the incident, or on a flagged
         record of an incident that has no alert open (the connector restarted,
@@ -152,61 +146,43 @@ class Incidents:
                 predicted = self._open.get((PREDICTED, key))
                 if predicted is not None:  # the prediction came true: it is over, the incident takes its place
                     alerts.append(dataclasses.replace(self._resolve(predicted, time), came_true=True))
-                incident = self._start(ANOMALY, key, severity, source, score, time, arrived)
+                incident = self._start(ANOMALY, key, severity, source, time, arrived)
                 alerts.append(Alert(incident, "open", time, source))
             incident.ids.add(incident_id)
             incident.join(member)
             self._by_id[incident_id] = incident
-        return alerts + self._observe(incident, flagged, time, arrived, source, member, score)
+        return alerts + self._observe(incident, flagged, time, arrived, source)
 
-    def predicted(
-        self, key: str, *, time: int, arrived: float, severity: str, source: Any, member: str = "", score: float = 0.0
-    ) -> list[Alert]:
+    def predicted(self, key: str, *, time: int, arrived: float, severity: str, source: Any, member: str = "") -> list[Alert]:
         """A record predicting an incident of ``member`` in group ``key``; ignored while the group has an anomaly incident open."""
         if (ANOMALY, key) in self._open:
             return []
         incident = self._open.get((PREDICTED, key))
         alerts = []
         if incident is None:
-            incident = self._start(PREDICTED, key, severity, source, score, time, arrived)
+            incident = self._start(PREDICTED, key, severity, source, time, arrived)
             alerts.append(Alert(incident, "open", time, source))
         incident.join(member)
-        return alerts or self._observe(incident, True, time, arrived, source, member, score)
+        return alerts or self._observe(incident, True, time, arrived, source)
 
     def expire(self, now: float) -> list[Alert]:
         """Resolve the alerts none of whose records arrived in the last ``resolve_after`` seconds of wall time."""
         silent = [i for i in self._open.values() if now - i.arrived >= self.resolve_after]
         return [self._resolve(incident, incident.last_flagged) for incident in silent]
 
-    def _start(self, name: str, key: str, severity: str, source: Any, score: float, time: int, arrived: float) -> Incident:
+    def _start(self, name: str, key: str, severity: str, source: Any, time: int, arrived: float) -> Incident:
         incident = Incident(
-            name,
-            key,
-            severity,
-            opening=source,
-            latest=source,
-            peak=source,
-            peak_score=score,
-            started=time,
-            last_flagged=time,
-            last_seen=time,
-            last_alert=time,
-            arrived=arrived,
+            name, key, severity, source, source, started=time, last_flagged=time, last_seen=time, last_alert=time, arrived=arrived
         )
         self._open[(name, key)] = incident
         return incident
 
-    def _observe(
-        self, incident: Incident, flagged: bool, time: int, arrived: float, source: Any, member: str, score: float
-    ) -> list[Alert]:
+    def _observe(self, incident: Incident, flagged: bool, time: int, arrived: float, source: Any) -> list[Alert]:
         incident.arrived = arrived
         incident.last_seen = max(incident.last_seen, time)
         if flagged:
             incident.last_flagged = max(incident.last_flagged, time)
             incident.latest = source
-            opening_member = incident.members[0] if incident.members else member
-            if score > incident.peak_score and member == opening_member:
-                incident.peak, incident.peak_score = source, score
             if self.repeat_interval and time - incident.last_alert >= self.repeat_interval * NANOS:
                 incident.last_alert = time
                 return [Alert(incident, "update", time, source)]
@@ -218,4 +194,4 @@ class Incidents:
         del self._open[(incident.name, incident.key)]
         for incident_id in incident.ids:
             del self._by_id[incident_id]
-        return Alert(incident, "resolve", time, incident.peak)
+        return Alert(incident, "resolve", time, incident.latest)
