@@ -36,8 +36,10 @@ class Incident:
 
     ``opening`` and ``latest`` are what the connector needs to write its
     alerts (a record's resource, trace context and details), from the record
-    that opened it and from its latest flagged record; times are record times
-    in nanoseconds, ``arrived`` is the wall clock (seconds) of its last record.
+    that opened it (what the opening and the resolution speak of) and from
+    its latest flagged record (what an update speaks of); times are record
+    times in nanoseconds, ``arrived`` is the wall clock (seconds) of its last
+    record.
     """
 
     name: str
@@ -63,7 +65,8 @@ class Incident:
 class Alert:
     """An alert to send: ``incident`` opened (``open``), goes on (``update``) or is over (``resolve``) at ``time``.
 
-    ``source`` is the incident's latest flagged record when the alert was made;
+    ``source`` is the record the alert speaks of: the incident's latest flagged
+    record when it opens or goes on, its opening record when it is resolved;
     ``came_true`` marks the resolution of a prediction whose incident opened.
     """
 
@@ -194,4 +197,6 @@ class Incidents:
         del self._open[(incident.name, incident.key)]
         for incident_id in incident.ids:
             del self._by_id[incident_id]
-        return Alert(incident, "resolve", time, incident.latest)
+        # What was paged for, not the latest flagged record: after a spike that is often a fast request the
+        # models, still expecting the spike, flag while the key settles back.
+        return Alert(incident, "resolve", time, incident.opening)

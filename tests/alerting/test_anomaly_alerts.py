@@ -65,6 +65,24 @@ async def test_an_incident_gives_one_alert_and_one_resolution_whatever_its_lengt
     assert telemetry.value("otelml_anomaly_alerts_total", connector="anomaly_alerts", kind="anomaly", event="resolve") == 1
 
 
+async def test_a_resolution_repeats_what_the_alert_opened_with_not_the_last_flicker():
+    alerts, sink, _ = connector(resolve_after="10s", repeat_interval="2s")
+    await alerts.consume(
+        spans(
+            ("checkout", "GET /cart", 0, marks("i1", opens=True, flagged=True, score=0.95, **DETAILS)),
+            # The key settling back: a fast request the models, still expecting the spike, flag too.
+            ("checkout", "GET /cart", 3, marks("i1", flagged=True, score=0.97, **{**DETAILS, "actual": 5.0, "expected": 900.0})),
+            *[("checkout", "GET /cart", t, marks("i1")) for t in range(4, 15)],
+        )
+    )
+    opened, update, resolved = sink.alerts
+    assert "duration 5 ms" in update.body.string_value, "an update speaks of the newest flagged record"
+    assert resolved.body.string_value == opened.body.string_value.replace("anomaly", "resolved: anomaly", 1).replace(
+        "just opened", "lasted 3 s"
+    )
+    assert resolved.span_id == opened.span_id, "and links to the same trace"
+
+
 async def test_an_incident_that_goes_on_is_updated_every_repeat_interval():
     alerts, sink, _ = connector(resolve_after="10s", repeat_interval="20s")
     await alerts.consume(incident_spans(0, 65, calm_until=80))
@@ -151,8 +169,8 @@ async def test_group_by_nothing_gives_one_alert_for_the_keys_of_one_outage():
         "service.name=checkout span.name=PlaceOrder",
     ]
     assert resolved.body.string_value.startswith(
-        "resolved: anomaly in service.name=checkout span.name=GET /cart and 2 other keys: value 1,000;"
-    ), "a grouped alert speaks of its opening key, refreshed by that key's own newer records only"
+        "resolved: anomaly in service.name=checkout span.name=GET /cart and 2 other keys: value 900; score 0.95;"
+    ), "a grouped alert speaks of its opening key; its resolution repeats what it opened with"
     assert resolved.time_unix_nano == (START + 5) * 10**9
     assert attribute(later, names.ALERT_KEYS) == ["service.name=payment span.name=Charge"]
 
