@@ -4,11 +4,11 @@ and metrics from several services, with occasional injected incidents.
 Every ``incident_every`` seconds one service misbehaves for
 ``incident_length`` seconds, taking turns through: a latency spike (its
 spans slow down gradually to ~4x over the first three quarters of the
-incident, as a degradation builds up, then the service saturates and they take
-~30x longer), an error burst (errors and
-ERROR logs; it starts with a crash message never seen before, and a known
-message, otherwise in one request of twenty, comes with every failure), and a
-scan (many requests from one client address to paths that do not exist).
+incident, as a degradation builds up, then the service saturates and they
+take ~30x longer), an error burst (errors and ERROR logs; it starts with a
+crash message never seen before, and a known message, otherwise in one
+request of twenty, comes with every failure), and a scan (many requests
+from one client address to paths that do not exist).
 Spans carry synthetic start and end times, so a generator does not need to
 wait for the durations it reports.
 """

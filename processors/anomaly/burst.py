@@ -122,14 +122,13 @@ class BurstKernel(Kernel):
         learns = settled >= 0
         # Weights by record time, not by record: a burst's many records weigh what its seconds do. A young
         # key's first settled seconds make an ordinary time average.
-        by_time = np.maximum(-np.expm1(-elapsed / self.time_constant), elapsed / np.maximum(settled, elapsed + 1e-9))
+        forgetting = -np.expm1(-elapsed / self.time_constant)
+        by_time = np.maximum(forgetting, elapsed / np.maximum(settled, elapsed + 1e-9))
         started = learned > 0
         bound = np.where(started, mean + CLIP * _spread(mean, dispersion), np.inf)
         deviation = np.where(started, np.minimum(count, bound) - mean, 0.0)
         ratio = deviation * deviation / np.maximum(mean, LEAST_COUNT)
-        spread_weight = np.maximum(
-            -np.expm1(-elapsed / self.time_constant), elapsed / np.maximum(settled + PRIOR * self.window, 1e-9)
-        )
+        spread_weight = np.maximum(forgetting, elapsed / np.maximum(settled + PRIOR * self.window, 1e-9))
         np.copyto(dispersion, dispersion + spread_weight * (ratio - dispersion), where=learns & started)
         np.copyto(mean, np.where(started, mean + by_time * deviation, count), where=learns)
         np.copyto(learned, learned + 1.0, where=learns)
