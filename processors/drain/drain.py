@@ -17,7 +17,9 @@ well be two messages (``Starting``/``Ending``, ``bytes``/``values``); but when
 a new line starts a cluster that differs in the same one word from
 :data:`VARIABLE_VALUES` - 1 others of its leaf, that word is a variable
 (``user alice``, ``user bob``, ``user carol``): those clusters are merged
-into one with ``<*>`` there.
+into one with ``<*>`` there. Whenever a template grows more general, it
+takes in the clusters of its leaf that it now accepts word for word: lines
+that started clusters of their own before the variable was known.
 
 A line seen before (the same text, for the same key) goes straight to the
 cluster it joined, while that cluster lives. All clusters of all keys share
@@ -99,8 +101,8 @@ class Cluster:
         self.template = " ".join(self.tokens)
         self.attributes: bytes | None = None
 
-    def merge(self, tokens: list[str]) -> None:
-        """Add a line: ``<*>`` wherever the template and the line differ."""
+    def merge(self, tokens: list[str]) -> bool:
+        """Add a line: ``<*>`` wherever the template and the line differ; whether the template changed."""
         template = self.tokens
         changed = False
         for position, (mine, theirs) in enumerate(zip(template, tokens)):
@@ -109,6 +111,11 @@ class Cluster:
                 changed = True
         if changed:
             self._describe()
+        return changed
+
+    def accepts(self, tokens: list[str]) -> bool:
+        """Whether the template takes ``tokens`` as they are: each word the same, or at a ``<*>`` of the template."""
+        return all(mine in (theirs, WILDCARD) for mine, theirs in zip(self.tokens, tokens))
 
 
 class _Tree:
@@ -245,10 +252,9 @@ class Drain:
         leaf, path = self._leaf(tree, words)
         cluster = self._best(leaf, words)
         if cluster is not None:
-            cluster.merge(words)
             cluster.size += size
             self._recent.move_to_end(cluster)
-            return cluster
+            return self._settle(leaf, cluster) if cluster.merge(words) else cluster
         if len(leaf) >= MAX_LEAF_CLUSTERS:
             # The leaf's least seen cluster (the oldest of them) makes room.
             self._remove(min(leaf, key=lambda each: each.size))
@@ -257,13 +263,33 @@ class Drain:
         leaf.append(cluster)
         tree.clusters += 1
         self._recent[cluster] = None
-        cluster = self._generalise(leaf, cluster)
+        cluster = self._settle(leaf, cluster)
         if self.max_clusters and len(self._recent) > self.max_clusters:
             self._evict()
         return cluster
 
-    def _generalise(self, leaf: list[Cluster], new: Cluster) -> Cluster:
-        """Merge ``new`` with the clusters that differ from it in one same word, once there are enough of them."""
+    def _settle(self, leaf: list[Cluster], cluster: Cluster) -> Cluster:
+        """After ``cluster`` is new or grew more general: it takes in the clusters it accepts, and variants of it merge.
+
+        The survivor of a merge is more general again, so the same follows for it, until nothing changes.
+        """
+        while True:
+            for other in [other for other in leaf if other is not cluster and cluster.accepts(other.tokens)]:
+                self._absorb(cluster, other)
+            variants = self._variants(leaf, cluster)
+            if not variants:
+                return cluster
+            survivor = max(variants, key=lambda each: each.size)
+            for other in variants:
+                if other is not survivor:
+                    survivor.merge(other.tokens)
+                    self._absorb(survivor, other)
+            self._recent.move_to_end(survivor)
+            cluster = survivor
+
+    @staticmethod
+    def _variants(leaf: list[Cluster], new: Cluster) -> list[Cluster]:
+        """``new`` and the clusters of ``leaf`` that differ from it in one same word, once there are enough of them; else none."""
         differing: dict[int, list[Cluster]] = {}
         for cluster in leaf:
             if cluster is new:
@@ -282,19 +308,14 @@ class Drain:
                 # Lines with no word in common are not variants of one message ("active", "blocked", ...).
                 if place is not None and shared:
                     differing.setdefault(place, []).append(cluster)
-        for group in differing.values():
-            if len(group) + 1 >= VARIABLE_VALUES:
-                group.append(new)
-                survivor = max(group, key=lambda cluster: cluster.size)
-                for cluster in group:
-                    if cluster is not survivor:
-                        survivor.merge(cluster.tokens)
-                        survivor.size += cluster.size
-                        self._remove(cluster)
-                        cluster.absorbed_by = survivor
-                self._recent.move_to_end(survivor)
-                return survivor
-        return new
+        group = next((group for group in differing.values() if len(group) + 1 >= VARIABLE_VALUES), None)
+        return [*group, new] if group else []
+
+    def _absorb(self, survivor: Cluster, other: Cluster) -> None:
+        """``other``'s lines are ``survivor``'s from now on."""
+        survivor.size += other.size
+        self._remove(other)
+        other.absorbed_by = survivor
 
     def _leaf(self, tree: _Tree, words: list[str]) -> tuple[list[Cluster], tuple]:
         """The leaf for ``words`` and the path to it, creating nodes on the way."""

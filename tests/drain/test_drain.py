@@ -66,6 +66,20 @@ def test_a_third_value_in_one_place_makes_it_a_variable():
     assert miner.add("user dave logged in from 10.0.0.4") is carol
 
 
+def test_a_template_grown_more_general_takes_in_the_clusters_it_now_accepts():
+    miner = Drain()
+    # Two variables at once: the first line of "blue" starts a cluster of its own.
+    [early] = learn(miner, ["copy beta to disk blue done"])
+    red = learn(miner, ["copy alpha to disk red done", "copy gamma to disk red done", "copy delta to disk red done"])[-1]
+    assert red.template == "copy <*> to disk red done" and early.alive
+    # A third colour makes the colour a variable too: the template now accepts the early line word for word.
+    final = learn(miner, ["copy zeta to disk green done", "copy zeta to disk yellow done"])[-1]
+    assert final.template == "copy <*> to disk <*> done"
+    assert len(miner) == 1 and final.size == 6
+    assert not early.alive and early.absorbed_by is final
+    assert miner.add("copy beta to disk blue done") is final
+
+
 def test_lines_with_no_word_in_common_are_never_merged():
     miner = Drain()
     clusters = learn(miner, ["active", "blocked", "closing", "running", "warning"])
