@@ -21,6 +21,17 @@ into one with ``<*>`` there. Whenever a template grows more general, it
 takes in the clusters of its leaf that it now accepts word for word: lines
 that started clusters of their own before the variable was known.
 
+The first word routes lines, and it is usually the message's own (``boot
+(command <*>)``, ``wait (command <*>)``). But it may name where the line
+comes from (``cupsd startup succeeded``, ``crond startup succeeded``): then
+the same three or more first words stand before two different messages
+(``... shutdown succeeded``), and each message's clusters merge into one
+with ``<*>`` first. Such a template moves to its node's ``<*>`` child, takes
+in the clusters of other first words it accepts, and a line whose own route
+has no template for it joins it there when it accepts every word of the
+line and at least half the line's unmasked words are its own (so that
+``<*> <*> <*>`` takes in nothing from elsewhere).
+
 A line seen before (the same text, for the same key) goes straight to the
 cluster it joined, while that cluster lives. All clusters of all keys share
 one least-recently-used order; past ``max_clusters`` the oldest is removed
@@ -51,6 +62,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import itertools
 from collections.abc import Iterator
 
 from otelml.processors.drain.masking import WILDCARD
@@ -65,6 +77,8 @@ CACHE_SIZE = 16384
 VARIABLE_VALUES = 3
 # Clusters of one leaf at most (real logs need a handful): bounds the work a line of junk can cause.
 MAX_LEAF_CLUSTERS = 64
+# Clusters of other routes that a template is compared with when its first word may name a source, at most.
+MAX_RELATED = 4 * MAX_LEAF_CLUSTERS
 
 
 def template_id_of(template: str) -> str:
@@ -113,9 +127,21 @@ class Cluster:
             self._describe()
         return changed
 
+    def accepts_line(self, words: list[str]) -> bool:
+        """:meth:`accepts`, and at least half of the line's unmasked words are the template's own (not its ``<*>``)."""
+        own = sum(mine == theirs != WILDCARD for mine, theirs in zip(self.tokens, words))
+        return self.accepts(words) and 2 * own >= len(words) - words.count(WILDCARD)
+
     def accepts(self, tokens: list[str]) -> bool:
         """Whether the template takes ``tokens`` as they are: each word the same, or at a ``<*>`` of the template."""
         return all(mine in (theirs, WILDCARD) for mine, theirs in zip(self.tokens, tokens))
+
+
+def _same_message(one: Cluster, other: Cluster) -> bool:
+    """Whether two templates of one word count agree after their first word (a ``<*>`` agrees with anything)."""
+    return len(one.tokens) == len(other.tokens) and all(
+        WILDCARD in (mine, theirs) or mine == theirs for mine, theirs in zip(one.tokens[1:], other.tokens[1:])
+    )
 
 
 class _Tree:
@@ -195,14 +221,7 @@ class Drain:
         tree = self._trees.get(key)
         if tree is None:
             return None
-        words = masked_tokens(x[:MAX_TEXT], self.extra_delimiters)
-        node = tree.root.get(len(words))
-        for word in words[: self._route_length(words)]:
-            if node is None:
-                return None
-            child = node.get(word)
-            node = child if child is not None else node.get(WILDCARD)
-        cluster = self._best(node.get(None, ()) if node is not None else (), words)
+        cluster = self._match(tree, masked_tokens(x[:MAX_TEXT], self.extra_delimiters))
         return cluster.template if cluster is not None else None
 
     # The hot path --------------------------------------------------------------
@@ -249,12 +268,12 @@ class Drain:
         return min(self._prefix, len(words) - 1)
 
     def _learn(self, tree: _Tree, words: list[str], size: int) -> Cluster:
-        leaf, path = self._leaf(tree, words)
-        cluster = self._best(leaf, words)
+        cluster = self._match(tree, words)
         if cluster is not None:
             cluster.size += size
             self._recent.move_to_end(cluster)
-            return self._settle(leaf, cluster) if cluster.merge(words) else cluster
+            return self._settle(cluster) if cluster.merge(words) else cluster
+        leaf, path = self._leaf(tree, words)
         if len(leaf) >= MAX_LEAF_CLUSTERS:
             # The leaf's least seen cluster (the oldest of them) makes room.
             self._remove(min(leaf, key=lambda each: each.size))
@@ -263,29 +282,129 @@ class Drain:
         leaf.append(cluster)
         tree.clusters += 1
         self._recent[cluster] = None
-        cluster = self._settle(leaf, cluster)
+        cluster = self._settle(cluster)
         if self.max_clusters and len(self._recent) > self.max_clusters:
             self._evict()
         return cluster
 
-    def _settle(self, leaf: list[Cluster], cluster: Cluster) -> Cluster:
+    def _match(self, tree: _Tree, words: list[str]) -> Cluster | None:
+        """The cluster a line joins: the most similar of its own leaf, else one at a ``<*>`` route that accepts it."""
+        node = tree.root.get(len(words))
+        routes = [node]
+        for word in words[: self._route_length(words)]:
+            if node is not None:
+                child = node.get(word)
+                # A full node sends new words to its <*> child.
+                node = node.get(WILDCARD) if child is None and len(node) >= self.max_node_children else child
+            routes = [route.get(step) for route in routes if route for step in dict.fromkeys((word, WILDCARD))]
+        own = node.get(None, []) if node is not None else []
+        best = self._best(own, words)
+        if best is not None:
+            return best
+        for route in routes:
+            leaf = route.get(None) if route else None
+            if leaf is not None and leaf is not own:
+                for cluster in leaf:
+                    if cluster.accepts_line(words):
+                        return cluster
+        return None
+
+    def _settle(self, cluster: Cluster) -> Cluster:
         """After ``cluster`` is new or grew more general: it takes in the clusters it accepts, and variants of it merge.
 
         The survivor of a merge is more general again, so the same follows for it, until nothing changes.
         """
         while True:
+            leaf = self._node(cluster.tree, cluster.path)[None]
             for other in [other for other in leaf if other is not cluster and cluster.accepts(other.tokens)]:
                 self._absorb(cluster, other)
             variants = self._variants(leaf, cluster)
             if not variants:
-                return cluster
-            survivor = max(variants, key=lambda each: each.size)
-            for other in variants:
-                if other is not survivor:
-                    survivor.merge(other.tokens)
+                families = self._sources(cluster)
+                if not families:
+                    return cluster
+                variants, evidence = families
+                self._merge(evidence)
+            cluster = self._merge(variants)
+
+    def _merge(self, variants: list[Cluster]) -> Cluster:
+        """Merge ``variants`` into the most seen of them, routed by its template from then on."""
+        variants = [each for each in variants if each.alive]  # another family's merge may have taken one in
+        survivor = max(variants, key=lambda each: each.size)
+        for other in variants:
+            if other is not survivor:
+                survivor.merge(other.tokens)
+                self._absorb(survivor, other)
+        if self._route_by_template(survivor):
+            # Its template now covers other routes: it takes in what it accepts there.
+            for other in self._clusters_under(survivor.tree.root[survivor.path[0]]):
+                if other is not survivor and survivor.accepts_line(other.tokens):
                     self._absorb(survivor, other)
-            self._recent.move_to_end(survivor)
-            cluster = survivor
+        self._recent.move_to_end(survivor)
+        return survivor
+
+    def _sources(self, cluster: Cluster) -> tuple[list[Cluster], list[Cluster]] | None:
+        """Whether ``cluster``'s first word names a source: its variants by first word, and another message's.
+
+        Three first words before one message may be three messages (``boot``, ``wait``, ``halt (command
+        <*>)``); the same three or more before two different messages are where the lines come from
+        (``cupsd``, ``crond``, ``sshd startup succeeded`` and ``... shutdown succeeded``).
+        """
+        if len(cluster.path) < 2 or cluster.path[1] == WILDCARD:
+            return None
+        by_length = cluster.tree.root
+        others = [
+            other
+            for other in self._clusters_under(by_length[cluster.path[0]])
+            if other.path[1] not in (WILDCARD, cluster.path[1])
+        ]
+        variants = self._variants(others, cluster)
+        if not variants:
+            return None
+        sources = {each.tokens[0] for each in variants}
+        candidates = (
+            other
+            for node in by_length.values()
+            for word in sources
+            if word in node
+            for other in self._clusters_under(node[word])
+            if other not in variants and not _same_message(other, cluster)
+        )
+        pool = list(itertools.islice(candidates, MAX_RELATED))
+        for other in pool:
+            evidence = self._variants(pool, other)
+            if evidence and len({each.tokens[0] for each in evidence} & sources) >= VARIABLE_VALUES:
+                return variants, evidence
+        return None
+
+    @staticmethod
+    def _clusters_under(node: dict) -> list[Cluster]:
+        """The clusters of ``node``'s leaves, at most about :data:`MAX_RELATED` (a bound on the work of junk)."""
+        found: list[Cluster] = []
+        nodes = [node]
+        while nodes and len(found) < MAX_RELATED:
+            for step, child in nodes.pop().items():
+                if step is None:
+                    found.extend(child)
+                else:
+                    nodes.append(child)
+        return found
+
+    def _route_by_template(self, cluster: Cluster) -> bool:
+        """Move ``cluster`` to the ``<*>`` child wherever its template has ``<*>`` at a word that routes it; whether it moved."""
+        path = tuple(
+            WILDCARD if position and cluster.tokens[position - 1] == WILDCARD else step
+            for position, step in enumerate(cluster.path)
+        )
+        if path == cluster.path:
+            return False
+        self._detach(cluster)
+        node = cluster.tree.root
+        for step in path:
+            node = node.setdefault(step, {})
+        node.setdefault(None, []).append(cluster)
+        cluster.path = path
+        return True
 
     @staticmethod
     def _variants(leaf: list[Cluster], new: Cluster) -> list[Cluster]:
@@ -366,11 +485,26 @@ class Drain:
         self.evicted += 1
 
     def _remove(self, cluster: Cluster) -> None:
-        """Take ``cluster`` out of its leaf (pruning what it leaves empty) and out of the LRU order."""
+        """Take ``cluster`` out of its tree and out of the LRU order."""
         del self._recent[cluster]
         cluster.alive = False
+        self._detach(cluster)
         tree = cluster.tree
-        nodes = [tree.root]
+        tree.clusters -= 1
+        if not tree.clusters:
+            del self._trees[tree.key]
+
+    @staticmethod
+    def _node(tree: _Tree, path: tuple) -> dict:
+        node = tree.root
+        for step in path:
+            node = node[step]
+        return node
+
+    @staticmethod
+    def _detach(cluster: Cluster) -> None:
+        """Take ``cluster`` out of its leaf, pruning the nodes it leaves empty."""
+        nodes = [cluster.tree.root]
         for step in cluster.path:
             nodes.append(nodes[-1][step])
         leaf = nodes[-1][None]
@@ -382,9 +516,6 @@ class Drain:
                 if child:
                     break
                 del parent[step]
-        tree.clusters -= 1
-        if not tree.clusters:
-            del self._trees[tree.key]
 
     # State -------------------------------------------------------------------------
 

@@ -80,6 +80,57 @@ def test_a_template_grown_more_general_takes_in_the_clusters_it_now_accepts():
     assert miner.add("copy beta to disk blue done") is final
 
 
+DAEMONS = ["cupsd", "crond", "sshd", "syslogd"]
+
+
+def test_first_words_that_stand_before_two_messages_are_where_the_lines_come_from():
+    miner = Drain()
+    learn(miner, [f"{daemon} {event} succeeded" for daemon in DAEMONS for event in ("startup", "shutdown")])
+    assert sorted(cluster.template for cluster in miner.clusters()) == ["<*> shutdown succeeded", "<*> startup succeeded"]
+    # A source never seen joins the template; its id stays the one the lines had.
+    [xinetd] = learn(miner, ["xinetd startup succeeded"])
+    assert xinetd.template == "<*> startup succeeded" and xinetd.size == 5
+    assert miner.predict_one("named shutdown succeeded") == "<*> shutdown succeeded"
+    assert miner.predict_one("named restart succeeded") is None
+    # The templates sit at the <*> route, and come back there from a snapshot.
+    restored = Drain()
+    restored.restore(json.loads(json.dumps(miner.snapshot())))
+    assert restored.predict_one("ntpd startup succeeded") == "<*> startup succeeded"
+
+
+def test_first_words_before_one_message_only_stay_messages():
+    miner = Drain()
+    clusters = learn(miner, [f"{command} (command {number})" for number, command in enumerate(["boot", "wait", "halt", "kill"])])
+    assert len({id(cluster) for cluster in clusters}) == 4
+    assert miner.predict_one("boot (command 9)") == "boot (command <*>)"
+
+
+def test_a_source_seen_in_one_message_early_is_taken_in_when_its_template_moves():
+    miner = Drain()
+    # Each program first logs through a host of its own: lines that differ in two words at once.
+    learn(
+        miner,
+        [
+            f"{program} - {host}:443 open through proxy"
+            for program, host in [("chrome.exe", "a.com"), ("firefox.exe", "b.com"), ("skype.exe", "c.com")]
+        ],
+    )
+    learn(
+        miner,
+        [
+            f"{program} - {host}:443 {event} through proxy"
+            for program in ("chrome.exe", "firefox.exe", "skype.exe")
+            for host in ("x.com", "y.com", "z.com")
+            for event in ("open", "closed")
+        ],
+    )
+    assert sorted(cluster.template for cluster in miner.clusters()) == [
+        "<*> - <*> closed through proxy",
+        "<*> - <*> open through proxy",
+    ]
+    assert sum(cluster.size for cluster in miner.clusters()) == 21
+
+
 def test_lines_with_no_word_in_common_are_never_merged():
     miner = Drain()
     clusters = learn(miner, ["active", "blocked", "closing", "running", "warning"])
