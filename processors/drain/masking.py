@@ -6,8 +6,10 @@ numbers, dotted names of three or more parts holding a digit (host names,
 IP addresses, versions), numbers and hex words (runs of digits and hex
 letters holding a digit, with the separators of dates, times and addresses
 between them: ``2005-06-03-15.42.50``, ``10.0.0.1:80``, ``0245b64c``), and
-what digits are left inside words (``root22_local`` -> ``root<*>_local``).
-Words without a digit are left alone: ``java.lang.NullPointerException``
+what digits are left inside words (``root22_local`` -> ``root<*>_local``),
+and the value of a ``key=value`` word (``state=<*>``): the key names a field,
+so what follows it is a value, even a word (``isScreenOn=true``, ``=false``).
+Other words without a digit are left alone: ``java.lang.NullPointerException``
 stays, so a new exception class is a new template.
 
 >>> mask("user 1234 logged in from 10.0.0.1:22 at 2024-05-01T10:00:00Z")
@@ -16,6 +18,8 @@ stays, so a new exception class is a new template.
 'Deleting block blk_<*> file <*>'
 >>> mask("session 3fa85f64-5717-4562-b3fc-2c963f66afa6 lost on worker7.eu-1.example.com")
 'session <*> lost on <*>'
+>>> mask('release lock=1a2b, tag="RILJ", isScreenOn=false')
+'release lock=<*>, tag=<*>, isScreenOn=<*>'
 >>> tokens("a=1, b=2", extra_delimiters=(",", "="))
 ['a', '<*>', 'b', '<*>']
 """
@@ -43,11 +47,12 @@ VARIABLES = re.compile(
             rf"(?<![0-9A-Za-z])[-+]?(?={_HEX}*\d){_HEX}+(?:{_JOIN}(?={_HEX}*\d){_HEX}+)*(?![0-9A-Za-z])",
             r"(?<![\w.-])(?=[\w.-]*\d)[\w-]+(?:\.[\w-]+){2,}",  # host name, version
             r"\d+(?:[.:,/_-]\d+)*",  # digits inside a word
+            r"""(?<=\w=)(?:"[^"\s]*"|'[^'\s]*'|[^\s,;()\[\]{}<>"']+)""",  # the value of a key=value, maybe quoted
         ]
     )
 )
-# Every variable above holds a digit, a slash or a backslash: only words with one are looked at.
-_CANDIDATE = re.compile(r"(?<!\S)\S*[\d/\\]\S*")
+# Every variable above holds a digit, a slash, a backslash or an equals sign: only words with one are looked at.
+_CANDIDATE = re.compile(r"(?<!\S)\S*[\d/\\=]\S*")
 # The commonest variable words, caught without the full expression: a number or hex word, maybe
 # after a slash and before a punctuation mark (``42``, ``/10.0.0.1:80``, ``112,``), and a number after
 # a name and an underscore (``blk_-123``, ``rdd_42``).

@@ -27,6 +27,9 @@ from otelml.processors.drain.masking import mask, tokens
         ("node worker-7.eu-west-1.example.com down", "node <*> down"),
         ("block blk_-3544583377289625738 and rdd_2_3", "block blk_<*> and rdd_<*>"),
         ("domain root22_local full", "domain root<*>_local full"),
+        # A key=value's value is a value, digits or not; quoted or not; the key stays.
+        ('isScreenOn=true tag="RILJ" (class=Filter) x=1,y=no', "isScreenOn=<*> tag=<*> (class=<*>) x=<*>,y=<*>"),
+        ("a == b and =>", "a == b and =>"),
         # Words without a digit are message, not variables: exception classes, host names without numbers.
         (
             "caused by java.lang.NullPointerException on db.example.com",
@@ -42,7 +45,7 @@ def test_masks_variables_and_keeps_words(line, masked):
 
 def test_tokens_split_at_white_space_and_extra_delimiters():
     assert tokens("a  b\tc") == ["a", "b", "c"]
-    assert tokens("k1=v;k2=7", extra_delimiters=(";", "=")) == ["k<*>", "v", "k<*>", "<*>"]
+    assert tokens("k1 v;k2 7", extra_delimiters=(";",)) == ["k<*>", "v", "k<*>", "<*>"]
 
 
 _WORD = strategies.text(alphabet=string.ascii_letters + string.digits + "._-/:,;()[]+~\\", min_size=1, max_size=24)
