@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evaluation.logs import grouping_accuracy, leave_one_out, load_sample, locate_data, log_batches, score
+from evaluation.logs import grouping_accuracy, leave_one_out, load_sample, locate_data, log_batches, main, score
 
 
 def test_grouping_accuracy_counts_only_lines_whose_group_is_exactly_right():
@@ -34,3 +34,24 @@ def test_the_default_config_on_two_dev_systems():
         assert final >= 0.99 and online >= 0.99
     held_out = leave_one_out(samples)
     assert set(held_out) == {"Apache", "HDFS"}
+
+
+def test_a_system_with_other_columns_is_scored_and_its_labels_reported(tmp_path, capsys):
+    # Loghub's systems differ in columns: this one has times and labels but no Level (like a syslog sample).
+    folder = tmp_path / "Tiny"
+    folder.mkdir()
+    rows = ["LineId,Label,Timestamp,Content,EventId,EventTemplate"]
+    for n in range(300):
+        rows.append(
+            f"{n + 1},-,{1_700_000_000 + 60 * n},session opened for user u{n % 7} by (uid=0),E1,session opened for user <*> by (uid=<*>)"
+        )
+    rows.append(
+        f"301,KERNPANIC,{1_700_000_000 + 60 * 300},kernel panic - not syncing: fatal exception in interrupt,E2,kernel panic - not syncing: fatal exception in interrupt"
+    )
+    (folder / "Tiny_2k.log_structured.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    sample = load_sample(locate_data(str(tmp_path)), "Tiny")
+    assert sample.levels == [] and len(sample.times) == 301
+    assert main(["--data", str(tmp_path), "--systems", "Tiny"]) == 0
+    out = capsys.readouterr().out
+    assert "| Tiny | 1.000 |" in out
+    assert "Tiny, by label:" in out and "| alert categories | 1 |" in out
