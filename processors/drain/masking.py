@@ -2,7 +2,7 @@
 
 Every part that names one thing among many becomes ``<*>``: UUIDs, URLs,
 file paths (Unix ones of two or more parts, Windows ones), ``0x`` hex
-numbers, dotted names of three or more parts holding a digit (host names,
+numbers, MAC addresses, dotted names of three or more parts holding a digit (host names,
 IP addresses, versions), numbers and hex words (runs of digits and hex
 letters holding a digit, with the separators of dates, times and addresses
 between them: ``2005-06-03-15.42.50``, ``10.0.0.1:80``, ``0245b64c``), and
@@ -43,6 +43,7 @@ VARIABLES = re.compile(
             rf"(?<![\w.\\])(?:[A-Za-z]:)?[\w.~-]*(?:\\+{_PATH_PART}+){{2,}}\\?",  # Windows path, registry key
             r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?",  # ISO 8601 time
             rf"(?<![0-9A-Za-z])0[xX]{_HEX}+(?![0-9A-Za-z])",  # 0x hex number
+            rf"(?<![0-9A-Za-z:-]){_HEX}{{2}}(?:[:-]{_HEX}{{2}}){{5}}(?![0-9A-Za-z:-])",  # MAC address
             # A number or hex word, and what joins several into one value (dates, times, addresses).
             rf"(?<![0-9A-Za-z])[-+]?(?={_HEX}*\d){_HEX}+(?:{_JOIN}(?={_HEX}*\d){_HEX}+)*(?![0-9A-Za-z])",
             r"(?<![\w.-])(?=[\w.-]*\d)[\w-]+(?:\.[\w-]+){2,}",  # host name, version

@@ -20,6 +20,7 @@ from otelml.processors.drain.masking import mask, tokens
         ("from 192.168.1.20:5432 and [fe80::1ff:fe23:4567:890a]", "from <*> and [<*>]"),
         ("trace 3fa85f64-5717-4562-b3fc-2c963f66afa6 done", "trace <*> done"),
         ("addr 0x7ffd5e8c and iar 001064fc", "addr <*> and iar <*>"),
+        ("BSSID ab:cd:ef:12:34:56 and AA-BB-CC-DD-EE-0F", "BSSID <*> and <*>"),
         ("open /var/log/nginx/access.log failed", "open <*> failed"),
         ("open C:\\Windows\\System32\\drivers\\x.sys failed", "open <*> failed"),
         ("GET https://example.com/api/v1/users?id=7 200", "GET <*> <*>"),
