@@ -289,20 +289,24 @@ class Drain:
 
     def _match(self, tree: _Tree, words: list[str]) -> Cluster | None:
         """The cluster a line joins: the most similar of its own leaf, else one at a ``<*>`` route that accepts it."""
+        route = words[: self._route_length(words)]
         node = tree.root.get(len(words))
-        routes = [node]
-        for word in words[: self._route_length(words)]:
-            if node is not None:
-                child = node.get(word)
-                # A full node sends new words to its <*> child.
-                node = node.get(WILDCARD) if child is None and len(node) >= self.max_node_children else child
-            routes = [route.get(step) for route in routes if route for step in dict.fromkeys((word, WILDCARD))]
+        for word in route:
+            if node is None:
+                break
+            child = node.get(word)
+            # A full node sends new words to its <*> child.
+            node = node.get(WILDCARD) if child is None and len(node) >= self.max_node_children else child
         own = node.get(None, []) if node is not None else []
         best = self._best(own, words)
-        if best is not None:
+        if best is not None or not route:
             return best
-        for route in routes:
-            leaf = route.get(None) if route else None
+        # Routes with <*> for some of the line's first words: where templates of sources live.
+        nodes = [tree.root.get(len(words))]
+        for word in route:
+            nodes = [each.get(step) for each in nodes if each for step in dict.fromkeys((word, WILDCARD))]
+        for each in nodes:
+            leaf = each.get(None) if each else None
             if leaf is not None and leaf is not own:
                 for cluster in leaf:
                     if cluster.accepts_line(words):
