@@ -43,7 +43,6 @@ from otelml.pdata import Signal
 from otelml.processors.anomaly.config import AnomalyConfig
 from otelml.processors.anomaly.processor import AnomalyProcessor
 from otelml.processors.drain.config import DrainConfig
-from otelml.processors.drain.drain import Cluster
 from otelml.processors.drain.processor import DrainProcessor
 from otelml.telemetry import Telemetry
 
@@ -235,13 +234,7 @@ def final_ids(processor: DrainProcessor, sample: LogSample) -> list[str]:
     """The template each line belongs to once the whole sample is read (the published figures' definition)."""
     key = (sample.system,)
     clusters = [processor.miner.add(line, key) for line in sample.lines]
-    return [_final(cluster).template_id if cluster is not None else "" for cluster in clusters]
-
-
-def _final(cluster: Cluster) -> Cluster:
-    while cluster.absorbed_by is not None:
-        cluster = cluster.absorbed_by
-    return cluster
+    return [cluster.current().template_id if cluster is not None else "" for cluster in clusters]
 
 
 def score(samples: list[LogSample], settings: dict | None = None) -> dict[str, tuple[float, float]]:

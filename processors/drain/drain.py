@@ -127,6 +127,13 @@ class Cluster:
             self._describe()
         return changed
 
+    def current(self) -> Cluster:
+        """The live cluster this one's lines belong to: itself, or the one that absorbed it (maybe in turn absorbed)."""
+        cluster = self
+        while cluster.absorbed_by is not None:
+            cluster = cluster.absorbed_by
+        return cluster
+
     def accepts_line(self, words: list[str]) -> bool:
         """:meth:`accepts`, and at least half of the line's unmasked words are the template's own (not its ``<*>``)."""
         own = sum(mine == theirs != WILDCARD for mine, theirs in zip(self.tokens, words))
@@ -329,11 +336,14 @@ class Drain:
                     return cluster
                 variants, evidence = families
                 self._merge(evidence)
+                if not all(each.alive for each in variants):
+                    # The other message's template took some of them in: go on from where the cluster went.
+                    cluster = cluster.current()
+                    continue
             cluster = self._merge(variants)
 
     def _merge(self, variants: list[Cluster]) -> Cluster:
         """Merge ``variants`` into the most seen of them, routed by its template from then on."""
-        variants = [each for each in variants if each.alive]  # another family's merge may have taken one in
         survivor = max(variants, key=lambda each: each.size)
         for other in variants:
             if other is not survivor:

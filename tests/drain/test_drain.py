@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings, strategies
 
 from otelml.processors.drain.drain import MAX_LEAF_CLUSTERS, Drain, template_id_of
 
@@ -233,3 +234,30 @@ def test_restoring_more_clusters_than_max_clusters_keeps_the_most_recent():
 def test_tree_depth_below_three_is_refused():
     with pytest.raises(ValueError, match="tree_depth"):
         Drain(tree_depth=2)
+
+
+# Lines from a small vocabulary: sources before a few messages, and loose words, so that every merge rule fires.
+_SOURCES = strategies.sampled_from(["cupsd", "crond", "sshd", "ntpd", "up"])
+_MESSAGES = strategies.sampled_from(["startup succeeded", "shutdown succeeded", "up 7 ok", "ok", "a <*> b"])
+_LOOSE = strategies.lists(strategies.sampled_from(["up", "down", "ok", "<*>", "7", "a", "b"]), min_size=1, max_size=4)
+_LINES = strategies.lists(
+    strategies.one_of(strategies.tuples(_SOURCES, _MESSAGES).map(" ".join), _LOOSE.map(" ".join)), max_size=80
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_LINES)
+def test_every_line_lands_in_a_live_cluster_that_its_tree_holds(lines):
+    miner = Drain(max_node_children=4)
+    for line in lines:
+        cluster = miner.add(line)
+        assert cluster.alive and cluster.accepts(cluster.tokens)
+        assert miner.predict_one(line) is not None
+    clusters = list(miner.clusters())
+    # Nothing is lost: every line is counted once, in a cluster found at its path.
+    assert sum(cluster.size for cluster in clusters) == len(lines)
+    for cluster in clusters:
+        node = cluster.tree.root
+        for step in cluster.path:
+            node = node[step]
+        assert cluster in node[None]
