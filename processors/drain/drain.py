@@ -26,11 +26,12 @@ The first word routes lines, and it is usually the message's own (``boot
 comes from (``cupsd startup succeeded``, ``crond startup succeeded``): then
 the same three or more first words stand before two different messages
 (``... shutdown succeeded``), and each message's clusters merge into one
-with ``<*>`` first. Such a template moves to its node's ``<*>`` child, takes
-in the clusters of other first words it accepts, and a line whose own route
-has no template for it joins it there when it accepts every word of the
-line and at least half the line's unmasked words are its own (so that
-``<*> <*> <*>`` takes in nothing from elsewhere).
+with ``<*>`` first. Such a template remembers its ``sources`` (so that a
+third message from three of them merges at once), moves to its node's
+``<*>`` child, takes in the clusters of other first words it accepts, and a
+line whose own route has no template for it joins it there when it accepts
+every word of the line and at least half the line's unmasked words are its
+own (so that ``<*> <*> <*>`` takes in nothing from elsewhere).
 
 A line seen before (the same text, for the same key) goes straight to the
 cluster it joined, while that cluster lives. All clusters of all keys share
@@ -79,6 +80,8 @@ VARIABLE_VALUES = 3
 MAX_LEAF_CLUSTERS = 64
 # Clusters of other routes that a template is compared with when its first word may name a source, at most.
 MAX_RELATED = 4 * MAX_LEAF_CLUSTERS
+# Source words a template remembers, at most.
+MAX_SOURCES = 64
 
 
 def template_id_of(template: str) -> str:
@@ -99,11 +102,32 @@ class Cluster:
     and names it in ``absorbed_by``.
     """
 
-    __slots__ = ("tokens", "size", "template", "template_id", "attributes", "tree", "path", "alive", "absorbed_by")
+    __slots__ = (
+        "tokens",
+        "size",
+        "template",
+        "template_id",
+        "attributes",
+        "tree",
+        "path",
+        "alive",
+        "absorbed_by",
+        "sources",
+    )
 
-    def __init__(self, tokens: list[str], size: int, tree: _Tree, path: tuple, template_id: str | None = None):
+    def __init__(
+        self,
+        tokens: list[str],
+        size: int,
+        tree: _Tree,
+        path: tuple,
+        template_id: str | None = None,
+        sources: frozenset[str] = frozenset(),
+    ):
         self.tokens = tokens
         self.size = size
+        # The first words merged into its leading <*> when they were found to name sources.
+        self.sources = sources
         self.tree = tree
         self.path = path
         self.alive = True
@@ -277,6 +301,8 @@ class Drain:
     def _learn(self, tree: _Tree, words: list[str], size: int) -> Cluster:
         cluster = self._match(tree, words)
         if cluster is not None:
+            if cluster.sources and words[0] not in cluster.sources and len(cluster.sources) < MAX_SOURCES:
+                cluster.sources |= {words[0]}  # one more source of a message known to come from several
             cluster.size += size
             self._recent.move_to_end(cluster)
             return self._settle(cluster) if cluster.merge(words) else cluster
@@ -329,28 +355,32 @@ class Drain:
             leaf = self._node(cluster.tree, cluster.path)[None]
             for other in [other for other in leaf if other is not cluster and cluster.accepts(other.tokens)]:
                 self._absorb(cluster, other)
-            variants = self._variants(leaf, cluster)
+            variants, sources = self._variants(leaf, cluster), frozenset[str]()
             if not variants:
                 families = self._sources(cluster)
                 if not families:
                     return cluster
                 variants, evidence = families
-                self._merge(evidence)
-                if not all(each.alive for each in variants):
-                    # The other message's template took some of them in: go on from where the cluster went.
-                    cluster = cluster.current()
-                    continue
-            cluster = self._merge(variants)
+                sources = frozenset(each.tokens[0] for each in variants)
+                if evidence:
+                    self._merge(evidence, frozenset(each.tokens[0] for each in evidence))
+                    if not all(each.alive for each in variants):
+                        # The other message's template took some of them in: go on from where the cluster went.
+                        cluster = cluster.current()
+                        continue
+            cluster = self._merge(variants, sources)
 
-    def _merge(self, variants: list[Cluster]) -> Cluster:
-        """Merge ``variants`` into the most seen of them, routed by its template from then on."""
+    def _merge(self, variants: list[Cluster], sources: frozenset[str]) -> Cluster:
+        """Merge ``variants`` into the most seen of them, routed by its template from then on; it remembers ``sources``."""
         survivor = max(variants, key=lambda each: each.size)
         for other in variants:
+            sources |= other.sources
             if other is not survivor:
                 survivor.merge(other.tokens)
                 self._absorb(survivor, other)
-        if self._route_by_template(survivor):
-            # Its template now covers other routes: it takes in what it accepts there.
+        survivor.sources = frozenset(sorted(sources)[:MAX_SOURCES]) if len(sources) > MAX_SOURCES else sources
+        if self._route_by_template(survivor) or WILDCARD in survivor.path[1:]:
+            # It lives at a <*> route, so its template covers other routes: it takes in what it accepts there.
             for other in self._clusters_under(survivor.tree.root[survivor.path[0]]):
                 if other is not survivor and survivor.accepts_line(other.tokens):
                     self._absorb(survivor, other)
@@ -362,7 +392,8 @@ class Drain:
 
         Three first words before one message may be three messages (``boot``, ``wait``, ``halt (command
         <*>)``); the same three or more before two different messages are where the lines come from
-        (``cupsd``, ``crond``, ``sshd startup succeeded`` and ``... shutdown succeeded``).
+        (``cupsd``, ``crond``, ``sshd startup succeeded`` and ``... shutdown succeeded``). The other
+        message may be a template merged so before, which remembers its sources: then it is not returned.
         """
         if len(cluster.path) < 2 or cluster.path[1] == WILDCARD:
             return None
@@ -376,6 +407,15 @@ class Drain:
         if not variants:
             return None
         sources = {each.tokens[0] for each in variants}
+        known = (
+            other
+            for node in by_length.values()
+            if WILDCARD in node
+            for other in self._clusters_under(node[WILDCARD])
+            if len(other.sources & sources) >= VARIABLE_VALUES
+        )
+        if next(known, None) is not None:
+            return variants, []
         candidates = (
             other
             for node in by_length.values()
@@ -534,15 +574,15 @@ class Drain:
     # State -------------------------------------------------------------------------
 
     def snapshot(self) -> list:
-        """Every live cluster, least recently used first, as ``[key, path, words, size, id]`` (JSON-ready)."""
-        return [[list(c.tree.key), list(c.path), c.tokens, c.size, c.template_id] for c in self._recent]
+        """Every live cluster, least recently used first, as ``[key, path, words, size, id, sources]`` (JSON-ready)."""
+        return [[list(c.tree.key), list(c.path), c.tokens, c.size, c.template_id, sorted(c.sources)] for c in self._recent]
 
     def restore(self, snapshot: list) -> None:
         """Replace every tree with those of a :meth:`snapshot` (trees restored are not seeded again)."""
         self._trees.clear()
         self._recent.clear()
         self._cached = 0
-        for key, path, words, size, identity in snapshot:
+        for key, path, words, size, identity, *sources in snapshot:  # checkpoints before sources have five fields
             key = tuple(key)
             tree = self._trees.get(key)
             if tree is None:
@@ -550,7 +590,7 @@ class Drain:
             node = tree.root
             for step in path:
                 node = node.setdefault(step, {})
-            cluster = Cluster(list(words), size, tree, tuple(path), identity)
+            cluster = Cluster(list(words), size, tree, tuple(path), identity, frozenset(*sources))
             node.setdefault(None, []).append(cluster)
             tree.clusters += 1
             self._recent[cluster] = None

@@ -99,6 +99,24 @@ def test_first_words_that_stand_before_two_messages_are_where_the_lines_come_fro
     assert restored.predict_one("ntpd startup succeeded") == "<*> startup succeeded"
 
 
+def test_a_third_message_of_known_sources_merges_by_the_sources_its_template_remembers():
+    miner = Drain()
+    learn(miner, [f"{daemon} {event} succeeded" for daemon in DAEMONS for event in ("startup", "shutdown")])
+    # The two templates no longer start with the daemons' words; they remember them as sources.
+    assert all(cluster.sources == frozenset(DAEMONS) for cluster in miner.clusters())
+    reload = learn(miner, [f"{daemon} reload failed badly" for daemon in DAEMONS[:3]])[-1]
+    assert reload.template == "<*> reload failed badly" and reload.size == 3
+    snapshot = json.loads(json.dumps(miner.snapshot()))
+    restored = Drain()
+    restored.restore(snapshot)
+    assert {cluster.template: cluster.sources for cluster in restored.clusters()}["<*> reload failed badly"] == set(DAEMONS[:3])
+    # A checkpoint written before sources were remembered (five fields a cluster) restores without them.
+    older = Drain()
+    older.restore([row[:5] for row in snapshot])
+    assert sorted(c.template for c in older.clusters()) == sorted(c.template for c in restored.clusters())
+    assert all(cluster.sources == frozenset() for cluster in older.clusters())
+
+
 def test_first_words_before_one_message_only_stay_messages():
     miner = Drain()
     clusters = learn(miner, [f"{command} (command {number})" for number, command in enumerate(["boot", "wait", "halt", "kill"])])
