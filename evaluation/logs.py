@@ -1,7 +1,7 @@
 """Log template mining on Loghub's 2,000-line samples, with one config for every system.
 
     python -m evaluation.logs                  # default config, per system, and leave-one-system-out
-    python -m evaluation.logs --data DIR       # another copy of loghub-2k
+    python -m evaluation.logs --data DIR       # every sample in another folder (another copy, other systems)
 
 Each system's lines (the ``Content`` column) go, as the bodies of OTLP log
 records of one service, through the ``drain`` processor with its default
@@ -109,6 +109,12 @@ def locate_data(explicit: str | None = None) -> Path:
     if not any(path.glob("*/*_2k.log_structured.csv")):
         raise FileNotFoundError(f"no loghub-2k data at {path} (set {DATA_ENV} or --data to the folder holding HDFS/, BGL/, ...)")
     return path
+
+
+def found_systems(root: Path) -> list[str]:
+    """The systems with a sample in ``root``: the dev systems first, in :data:`SYSTEMS` order, then the others."""
+    present = {path.parent.name for path in root.glob("*/*_2k.log_structured.csv")}
+    return [system for system in SYSTEMS if system in present] + sorted(present - set(SYSTEMS))
 
 
 def load_sample(root: Path, system: str) -> LogSample:
@@ -298,10 +304,11 @@ def report(samples: list[LogSample]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", help=f"the loghub-2k folder (default: ${DATA_ENV}, else ../shared/data/loghub-2k)")
-    parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated systems to score")
+    parser.add_argument("--systems", help="comma-separated systems to score (default: every sample in the folder)")
     arguments = parser.parse_args(argv)
     root = locate_data(arguments.data)
-    samples = [load_sample(root, system) for system in arguments.systems.split(",")]
+    systems = arguments.systems.split(",") if arguments.systems else found_systems(root)
+    samples = [load_sample(root, system) for system in systems]
     print(report(samples))
     flags_by_system = {sample.system: novelty_flags(sample) for sample in samples}
     print(f"\nLines the novelty detector (drain, then anomaly {NOVELTY}) flags per system:")
