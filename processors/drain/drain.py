@@ -424,7 +424,7 @@ class Drain:
             for other in self._clusters_under(node[word])
             if other not in variants and not _same_message(other, cluster)
         )
-        pool = list(itertools.islice(candidates, MAX_RELATED))
+        pool = list(itertools.islice(candidates, MAX_LEAF_CLUSTERS))  # each is compared with each: kept small
         for other in pool:
             evidence = self._variants(pool, other)
             if evidence and len({each.tokens[0] for each in evidence} & sources) >= VARIABLE_VALUES:
