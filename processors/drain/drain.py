@@ -301,7 +301,12 @@ class Drain:
     def _learn(self, tree: _Tree, words: list[str], size: int) -> Cluster:
         cluster = self._match(tree, words)
         if cluster is not None:
-            if cluster.sources and words[0] not in cluster.sources and len(cluster.sources) < MAX_SOURCES:
+            if (
+                cluster.sources
+                and words[0] not in cluster.sources
+                and words[0] != WILDCARD
+                and len(cluster.sources) < MAX_SOURCES
+            ):
                 cluster.sources |= {words[0]}  # one more source of a message known to come from several
             cluster.size += size
             self._recent.move_to_end(cluster)
