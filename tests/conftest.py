@@ -63,11 +63,13 @@ class Collect:
 
 
 def read_batches(path: Path, signal: Signal) -> list:
-    """Batches of one signal from a file exporter's JSON lines output."""
+    """Batches of one signal from a file exporter's JSON lines output (its complete lines: the last may be being written)."""
     key = {Signal.TRACES: '"resourceSpans"', Signal.LOGS: '"resourceLogs"', Signal.METRICS: '"resourceMetrics"'}[signal]
     if not path.exists():
         return []
-    return [from_json(line, signal) for line in path.read_text().splitlines() if line.startswith("{" + key)]
+    text = path.read_text()
+    complete = text[: text.rfind("\n") + 1]
+    return [from_json(line, signal) for line in complete.splitlines() if line.startswith("{" + key)]
 
 
 def spans_of(batches) -> list:
