@@ -2,15 +2,16 @@
 
 Every part that names one thing among many becomes ``<*>``: UUIDs, URLs,
 file paths (Unix ones of two or more parts, Windows ones), ``0x`` hex
-numbers, MAC addresses, dotted names of three or more parts holding a digit (host names,
-IP addresses, versions), numbers and hex words (runs of digits and hex
-letters holding a digit, with the separators of dates, times and addresses
-between them: ``2005-06-03-15.42.50``, ``10.0.0.1:80``, ``0245b64c``), and
-what digits are left inside words (``root22_local`` -> ``root<*>_local``),
-and the value of a ``key=value`` word (``state=<*>``): the key names a field,
-so what follows it is a value, even a word (``isScreenOn=true``, ``=false``).
-Other words without a digit are left alone: ``java.lang.NullPointerException``
-stays, so a new exception class is a new template.
+numbers, MAC addresses, dotted names of three or more parts holding a digit
+(host names, IP addresses, versions), numbers and hex words (runs of digits
+and hex letters holding a digit, with the separators of dates, times and
+addresses between them: ``2005-06-03-15.42.50``, ``10.0.0.1:80``,
+``0245b64c``), what digits are left inside words (``root22_local`` ->
+``root<*>_local``), and the value of a ``key=value`` word (``state=<*>``):
+the key names a field, so what follows it is a value, even a word
+(``isScreenOn=true``, ``=false``). Other words without a digit are left
+alone: ``java.lang.NullPointerException`` stays, so a new exception class is
+a new template.
 
 >>> mask("user 1234 logged in from 10.0.0.1:22 at 2024-05-01T10:00:00Z")
 'user <*> logged in from <*> at <*>'
