@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies
 
 from otelml.processors.drain.drain import MAX_LEAF_CLUSTERS, Drain, template_id_of
+from otelml.processors.drain.masking import tokens
 
 
 def learn(miner: Drain, lines: list[str], key: tuple = ()) -> list:
@@ -269,7 +270,8 @@ def test_every_line_lands_in_a_live_cluster_that_its_tree_holds(lines):
     miner = Drain(max_node_children=4)
     for line in lines:
         cluster = miner.add(line)
-        assert cluster.alive and cluster.accepts(cluster.tokens)
+        # The template a line leaves with takes it word for word, and the line would find it again.
+        assert cluster.alive and cluster.accepts(tokens(line))
         assert miner.predict_one(line) is not None
     clusters = list(miner.clusters())
     # Nothing is lost: every line is counted once, in a cluster found at its path.
