@@ -7,8 +7,9 @@ show whether a change to the miner generalises. Each stream here mixes a few
 messages of one idiom, with their values drawn at random, and knows each
 line's message: sshd and PAM lines (user names and addresses), a proxy's
 lines that start with the program's name, key=value lines, syslog lines
-that start with the daemon's name, access lines of an HTTP API, and a
-service's lines that start with a thread's name. The streams were written
+that start with the daemon's name, access lines of an HTTP API, a
+service's lines that start with a thread's name, and lines that end in a
+list of values of any length. The streams were written
 from the idioms, not from any sample: they tell whether a rule carries over
 to such logs, not how any held-out system scores.
 """
@@ -160,6 +161,37 @@ STREAMS: dict[str, list[tuple[str, Line]]] = {
         ("processing", lambda r: f"[{r.choice(_THREADS)}] Processing request {r.randint(1, 9999)} for {r.choice(_USERS)}"),
         ("finished", lambda r: f"[{r.choice(_THREADS)}] Request {r.randint(1, 9999)} finished in {r.randint(1, 999)} ms"),
         ("sync", lambda r: f"synchronized to {_address(r)}, stratum {r.randint(1, 4)}"),
+    ],
+    "lists of values": [
+        (
+            "delete",
+            lambda r: (
+                f"ask {_address(r)}:50010 to delete "
+                + " ".join(f"blk_{r.randint(-(10**18), 10**18)}" for _ in range(r.randint(1, 6)))
+            ),
+        ),
+        (
+            "replicate",
+            lambda r: (
+                f"ask {_address(r)}:50010 to replicate blk_{r.randint(1, 10**9)} to datanodes "
+                + " ".join(f"{_address(r)}:50010" for _ in range(r.randint(1, 3)))
+            ),
+        ),
+        (
+            "nodesets",
+            lambda r: (
+                "inconsistent nodesets "
+                + " ".join(f"node-{r.randint(1, 300)} 0x{r.randint(0, 2**32):08x} <ok>" for _ in range(r.randint(1, 4)))
+            ),
+        ),
+        (
+            "expired",
+            lambda r: (
+                "removed expired sessions "
+                + ", ".join(str(r.randint(1000, 99999)) for _ in range(r.randint(1, 5)))
+                + " after timeout"
+            ),
+        ),
     ],
 }
 

@@ -13,6 +13,12 @@ the key names a field, so what follows it is a value, even a word
 alone: ``java.lang.NullPointerException`` stays, so a new exception class is
 a new template.
 
+A list of values is one variable whatever its length: when the masked words
+repeat a group of up to three words that holds a variable (``blk_<*>
+blk_<*>``, ``<*>, <*>, <*>``), the run keeps one group. Drain groups lines by
+their word count, so without this every length of a list would be a template
+of its own.
+
 >>> mask("user 1234 logged in from 10.0.0.1:22 at 2024-05-01T10:00:00Z")
 'user <*> logged in from <*> at <*>'
 >>> mask("Deleting block blk_-3544583377289625738 file /mnt/hadoop/dfs/data/current/blk_-35")
@@ -87,4 +93,48 @@ def tokens(text: str, extra_delimiters: tuple[str, ...] = ()) -> list[str]:
     masked = mask(text)
     for delimiter in extra_delimiters:
         masked = masked.replace(delimiter, " ")
-    return masked.split()
+    words = masked.split()
+    return collapse_repeats(words) if masked.count(WILDCARD) > 1 and _REPEAT.search(masked) else words
+
+
+# A repeated group of up to this many words holding a variable is one list of values.
+MAX_REPEATED_GROUP = 3
+# Whether a line may hold such a run (a word with a variable again within the group's size), so that
+# most lines skip the word-by-word look.
+_REPEAT = re.compile(rf"(?<!\S)(\S*<\*>\S*?)[,;]?\s+(?:\S+\s+){{0,{MAX_REPEATED_GROUP - 1}}}?\1[,;]?(?!\S)")
+# What names this masking in a checkpoint: templates learned under other masking are not reused.
+SIGNATURE = f"{VARIABLES.pattern} lists of groups up to {MAX_REPEATED_GROUP}"
+
+
+def collapse_repeats(words: list[str]) -> list[str]:
+    """``words`` with each run of a repeated group of words that holds a variable kept once.
+
+    A list of values (``blk_1 blk_2 blk_3``, ``1, 2, 3``) is one variable
+    whatever its length: the group is compared without a trailing comma or
+    semicolon, and the run's last group is kept.
+
+    >>> collapse_repeats("delete blk_<*> blk_<*> blk_<*> now".split())
+    ['delete', 'blk_<*>', 'now']
+    >>> collapse_repeats("sessions <*>, <*>, <*> expired".split())
+    ['sessions', '<*>', 'expired']
+    >>> collapse_repeats("node <*> ok node <*> ok".split())
+    ['node', '<*>', 'ok']
+    >>> collapse_repeats("closed closed".split())
+    ['closed', 'closed']
+    """
+    kept: list[str] = []
+    keys: list[str] = []  # the kept words without a trailing comma or semicolon
+    for word in words:
+        kept.append(word)
+        keys.append(word.rstrip(",;"))
+        end = len(keys)
+        for size in range(1, min(MAX_REPEATED_GROUP, end // 2) + 1):
+            start = end - 2 * size
+            if (
+                keys[start] == keys[end - size]  # a cheap look first: most groups differ in their first word
+                and keys[start : end - size] == keys[end - size :]
+                and any(WILDCARD in key for key in keys[end - size :])
+            ):
+                del kept[start : end - size], keys[start : end - size]
+                break
+    return kept

@@ -81,7 +81,7 @@ class DrainProcessor(Component):
     def _fingerprint(self) -> str:
         """What a checkpoint must match to be reused: the settings that shape the trees, and the masking."""
         shaping = self.config.model_dump(mode="json", include={"tree_depth", "max_node_children", "extra_delimiters", "key"})
-        shaping["masking"] = masking.VARIABLES.pattern
+        shaping["masking"] = masking.SIGNATURE
         return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
 
     # Lifecycle -------------------------------------------------------------

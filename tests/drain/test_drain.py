@@ -55,6 +55,20 @@ def test_a_long_line_may_differ_in_one_word():
     assert first.template == "Read out cached package applicability for package: <*> ApplicableState: <*>"
 
 
+def test_lines_that_end_in_lists_of_different_lengths_share_a_template():
+    miner = Drain()
+    clusters = learn(
+        miner,
+        [
+            "ask 10.0.0.1:50010 to delete blk_1",
+            "ask 10.0.0.2:50010 to delete blk_2 blk_-3 blk_4",
+            "ask 10.0.0.3:50010 to delete blk_5 blk_6",
+        ],
+    )
+    assert len({id(each) for each in clusters}) == 1
+    assert clusters[0].template == "ask <*> to delete blk_<*>"
+
+
 def test_a_third_value_in_one_place_makes_it_a_variable():
     miner = Drain()
     alice, bob = learn(miner, ["user alice logged in from 10.0.0.1", "user bob logged in from 10.0.0.2"])

@@ -49,6 +49,23 @@ def test_tokens_split_at_white_space_and_extra_delimiters():
     assert tokens("k1 v;k2 7", extra_delimiters=(";",)) == ["k<*>", "v", "k<*>", "<*>"]
 
 
+@pytest.mark.parametrize(
+    "line, words",
+    [
+        ("delete blk_1 blk_-2 blk_3 now", ["delete", "blk_<*>", "now"]),
+        ("sessions 17, 18, 19", ["sessions", "<*>"]),
+        ("to 10.0.0.1:1 10.0.0.2:1", ["to", "<*>"]),
+        ("nodes node-1 0x1f <ok> node-2 0x2e <ok>", ["nodes", "node-<*>", "<*>", "<ok>"]),
+        # Words without a variable repeat as they are, and different variables stay.
+        ("closed closed by 10.0.0.1", ["closed", "closed", "by", "<*>"]),
+        ("src: /10.0.0.1:5 dest: /10.0.0.2:5", ["src:", "/<*>", "dest:", "/<*>"]),
+        ("x=1 y=2", ["x=<*>", "y=<*>"]),
+    ],
+)
+def test_a_list_of_values_is_one_variable_whatever_its_length(line, words):
+    assert tokens(line) == words
+
+
 _WORD = strategies.text(alphabet=string.ascii_letters + string.digits + "._-/:,;()[]+~\\", min_size=1, max_size=24)
 
 
