@@ -8,8 +8,9 @@ messages of one idiom, with their values drawn at random, and knows each
 line's message: sshd and PAM lines (user names and addresses), a proxy's
 lines that start with the program's name, key=value lines, syslog lines
 that start with the daemon's name, access lines of an HTTP API, a
-service's lines that start with a thread's name, and lines that end in a
-list of values of any length. The streams were written
+service's lines that start with a thread's name, lines that end in a
+list of values of any length, and messages with a value that only some of
+their lines carry. The streams were written
 from the idioms, not from any sample: they tell whether a rule carries over
 to such logs, not how any held-out system scores.
 """
@@ -192,6 +193,31 @@ STREAMS: dict[str, list[tuple[str, Line]]] = {
                 + " after timeout"
             ),
         ),
+    ],
+    "values only some lines carry": [
+        (
+            "open",
+            lambda r: (
+                f"{r.choice(_PROGRAMS)}{r.choice(['', ' *64'])} - {r.choice(_HOSTS)}:443 open through proxy "
+                f"proxy.example.com:{_port(r)} HTTPS"
+            ),
+        ),
+        (
+            "close",
+            lambda r: (
+                f"{r.choice(_PROGRAMS)}{r.choice(['', ' *64'])} - {r.choice(_HOSTS)}:443 close, "
+                f"{r.randint(100, 99999)} bytes sent, {r.randint(100, 99999)} bytes received"
+            ),
+        ),
+        (
+            "killed",
+            lambda r: f"Killed process {r.randint(100, 9999)}{r.choice(['', f' ({r.randint(1, 99)})'])} after timeout",
+        ),
+        (
+            "retry",
+            lambda r: f"retrying request{r.choice(['', f' #{r.randint(1, 9)}'])} to upstream {_address(r)}",
+        ),
+        ("timeout", lambda r: f"upstream {_address(r)} timed out after {r.randint(1, 30)} s"),
     ],
 }
 

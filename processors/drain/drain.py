@@ -33,6 +33,13 @@ line whose own route has no template for it joins it there when it accepts
 every word of the line and at least half the line's unmasked words are its
 own (so that ``<*> <*> <*>`` takes in nothing from elsewhere).
 
+Some lines of a message carry a value that others do not (``chrome.exe *64
+- ...`` beside ``chrome.exe - ...``). A line that no template takes as it
+is joins one that takes it with one of its bare variables left out (a word
+that is nothing but a variable and punctuation, never the first), or one
+whose template has one bare variable more than the line, which then loses
+that word for good.
+
 A line seen before (the same text, for the same key) goes straight to the
 cluster it joined, while that cluster lives. All clusters of all keys share
 one least-recently-used order; past ``max_clusters`` the oldest is removed
@@ -82,6 +89,13 @@ MAX_LEAF_CLUSTERS = 64
 MAX_RELATED = 4 * MAX_LEAF_CLUSTERS
 # Source words a template remembers, at most.
 MAX_SOURCES = 64
+# Bare variables of a line tried as the value only some lines of a message carry, at most.
+MAX_OPTIONAL_TRIES = 4
+
+
+def _is_bare(word: str) -> bool:
+    """Whether ``word`` is a variable and punctuation only (``<*>``, ``*<*>``, ``(<*>)``), with no word of its own."""
+    return WILDCARD in word and not any(character.isalnum() for character in word.replace(WILDCARD, ""))
 
 
 def template_id_of(template: str) -> str:
@@ -151,6 +165,11 @@ class Cluster:
             self._describe()
         return changed
 
+    def leave_out(self, position: int) -> None:
+        """Drop the template's word at ``position``: a value that only some lines of the message carry."""
+        del self.tokens[position]
+        self._describe()
+
     def current(self) -> Cluster:
         """The live cluster this one's lines belong to: itself, or the one that absorbed it (maybe in turn absorbed)."""
         cluster = self
@@ -160,12 +179,20 @@ class Cluster:
 
     def accepts_line(self, words: list[str]) -> bool:
         """:meth:`accepts`, and at least half of the line's unmasked words are the template's own (not its ``<*>``)."""
-        own = sum(mine == theirs != WILDCARD for mine, theirs in zip(self.tokens, words))
-        return self.accepts(words) and 2 * own >= len(words) - words.count(WILDCARD)
+        return _takes_line(self.tokens, words)
 
     def accepts(self, tokens: list[str]) -> bool:
         """Whether the template takes ``tokens`` as they are: each word the same, or at a ``<*>`` of the template."""
-        return all(mine in (theirs, WILDCARD) for mine, theirs in zip(self.tokens, tokens))
+        return _takes(self.tokens, tokens)
+
+
+def _takes(template: list[str], tokens: list[str]) -> bool:
+    return all(mine in (theirs, WILDCARD) for mine, theirs in zip(template, tokens))
+
+
+def _takes_line(template: list[str], words: list[str]) -> bool:
+    own = sum(mine == theirs != WILDCARD for mine, theirs in zip(template, words))
+    return _takes(template, words) and 2 * own >= len(words) - words.count(WILDCARD)
 
 
 def _same_message(one: Cluster, other: Cluster) -> bool:
@@ -252,7 +279,7 @@ class Drain:
         tree = self._trees.get(key)
         if tree is None:
             return None
-        cluster = self._match(tree, masked_tokens(x[:MAX_TEXT], self.extra_delimiters))
+        cluster, _, _ = self._find(tree, masked_tokens(x[:MAX_TEXT], self.extra_delimiters))
         return cluster.template if cluster is not None else None
 
     # The hot path --------------------------------------------------------------
@@ -299,8 +326,10 @@ class Drain:
         return min(self._prefix, len(words) - 1)
 
     def _learn(self, tree: _Tree, words: list[str], size: int) -> Cluster:
-        cluster = self._match(tree, words)
+        cluster, words, left_out = self._find(tree, words)
         if cluster is not None:
+            if left_out is not None:
+                self._shorten(cluster, left_out)
             if (
                 cluster.sources
                 and words[0] not in cluster.sources
@@ -310,12 +339,14 @@ class Drain:
                 cluster.sources |= {words[0]}  # one more source of a message known to come from several
             cluster.size += size
             self._recent.move_to_end(cluster)
-            return self._settle(cluster) if cluster.merge(words) else cluster
+            # A template that grew more general, or moved to another word count, meets other clusters.
+            if not cluster.merge(words) and left_out is None:
+                return cluster
+            if WILDCARD in cluster.path[1:]:
+                self._sweep(cluster)
+            return self._settle(cluster)
         leaf, path = self._leaf(tree, words)
-        if len(leaf) >= MAX_LEAF_CLUSTERS:
-            # The leaf's least seen cluster (the oldest of them) makes room.
-            self._remove(min(leaf, key=lambda each: each.size))
-            self.evicted += 1
+        self._make_room(leaf)
         cluster = Cluster(list(words), size, tree, path)
         leaf.append(cluster)
         tree.clusters += 1
@@ -351,6 +382,53 @@ class Drain:
                         return cluster
         return None
 
+    def _find(self, tree: _Tree, words: list[str]) -> tuple[Cluster | None, list[str], int | None]:
+        """The cluster a line joins, the line's words for it, and the template's word to leave out for it (or None).
+
+        Some lines of a message carry a value that others do not (``chrome.exe *64 - ...`` and
+        ``chrome.exe - ...``; ``Killed process 12 (3)`` and ``Killed process 12``). So a line that no
+        template takes as it is joins one that takes it with one of its bare variables left out (a word
+        that is nothing but a variable and punctuation; never the first word, which routes), or one whose
+        template has a bare variable more than the line: that template then loses it.
+        """
+        cluster = self._match(tree, words)
+        if cluster is not None:
+            return cluster, words, None
+        bare = [position for position in range(1, len(words)) if _is_bare(words[position])]
+        for position in bare[:MAX_OPTIONAL_TRIES]:
+            shorter = words[:position] + words[position + 1 :]
+            cluster = self._match(tree, shorter)
+            if cluster is not None:
+                return cluster, shorter, None
+        by_length = tree.root.get(len(words) + 1) or {}
+        for step in dict.fromkeys((words[0], WILDCARD)):
+            nearby = self._clusters_under(by_length[step])[:MAX_LEAF_CLUSTERS] if step in by_length else []
+            for cluster in nearby:
+                bare = [position for position in range(1, len(cluster.tokens)) if _is_bare(cluster.tokens[position])]
+                for position in bare[:MAX_OPTIONAL_TRIES]:
+                    # As :meth:`_match` takes lines: by similarity on the line's own route, else word for word.
+                    if (
+                        self._best([cluster], words, skip=position) is cluster
+                        if cluster.tokens[0] == words[0]
+                        else _takes_line(cluster.tokens[:position] + cluster.tokens[position + 1 :], words)
+                    ):
+                        return cluster, words, position
+        return None, words, None
+
+    def _shorten(self, cluster: Cluster, position: int) -> None:
+        """Leave out the word at ``position`` from ``cluster``'s template, and move it where lines of its new length go."""
+        self._detach(cluster)
+        cluster.leave_out(position)
+        leaf, cluster.path = self._leaf(cluster.tree, cluster.tokens)
+        self._make_room(leaf)
+        leaf.append(cluster)
+
+    def _make_room(self, leaf: list[Cluster]) -> None:
+        """Before a cluster joins a full leaf, the leaf's least seen cluster (the oldest of them) goes."""
+        if len(leaf) >= MAX_LEAF_CLUSTERS:
+            self._remove(min(leaf, key=lambda each: each.size))
+            self.evicted += 1
+
     def _settle(self, cluster: Cluster) -> Cluster:
         """After ``cluster`` is new or grew more general: it takes in the clusters it accepts, and variants of it merge.
 
@@ -385,12 +463,26 @@ class Drain:
                 self._absorb(survivor, other)
         survivor.sources = frozenset(sorted(sources)[:MAX_SOURCES]) if len(sources) > MAX_SOURCES else sources
         if self._route_by_template(survivor) or WILDCARD in survivor.path[1:]:
-            # It lives at a <*> route, so its template covers other routes: it takes in what it accepts there.
-            for other in self._clusters_under(survivor.tree.root[survivor.path[0]]):
-                if other is not survivor and survivor.accepts_line(other.tokens):
-                    self._absorb(survivor, other)
+            self._sweep(survivor)
         self._recent.move_to_end(survivor)
         return survivor
+
+    def _sweep(self, cluster: Cluster) -> None:
+        """``cluster`` lives at a ``<*>`` route, so its template covers other routes: it takes in what it accepts there.
+
+        Clusters one word longer count too, when it accepts them with one bare variable left out.
+        """
+        by_length = cluster.tree.root
+        for other in self._clusters_under(by_length[cluster.path[0]]):
+            if other is not cluster and cluster.accepts_line(other.tokens):
+                self._absorb(cluster, other)
+        longer = by_length.get(cluster.path[0] + 1)
+        for other in self._clusters_under(longer) if longer else ():
+            if any(
+                _is_bare(word) and cluster.accepts_line(other.tokens[:position] + other.tokens[position + 1 :])
+                for position, word in enumerate(other.tokens[1:], start=1)
+            ):
+                self._absorb(cluster, other)
 
     def _sources(self, cluster: Cluster) -> tuple[list[Cluster], list[Cluster]] | None:
         """Whether ``cluster``'s first word names a source: its variants by first word, and another message's.
@@ -518,15 +610,19 @@ class Drain:
             leaf = node[None] = []
         return leaf, tuple(path)
 
-    def _best(self, leaf, words: list[str]) -> Cluster | None:
-        """The most similar cluster of ``leaf`` that reaches the threshold (ties: the more general)."""
+    def _best(self, leaf, words: list[str], skip: int | None = None) -> Cluster | None:
+        """The most similar cluster of ``leaf`` that reaches the threshold (ties: the more general).
+
+        With ``skip``, the templates' word there is left out (the line is one word shorter).
+        """
         unmasked = len(words) - words.count(WILDCARD)
         # Similarity reaches the threshold while at most this many unmasked words differ.
         allowed = int(unmasked * (1.0 - self.merge_threshold) + 1e-9)
         best, best_rank = None, None
         for cluster in leaf:
             misses = wildcards = 0
-            for mine, theirs in zip(cluster.tokens, words):
+            template = cluster.tokens if skip is None else cluster.tokens[:skip] + cluster.tokens[skip + 1 :]
+            for mine, theirs in zip(template, words):
                 if mine == WILDCARD:
                     wildcards += 1
                 elif mine != theirs and theirs != WILDCARD:
