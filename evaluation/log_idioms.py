@@ -9,8 +9,8 @@ line's message: sshd and PAM lines (user names and addresses), a proxy's
 lines that start with the program's name, key=value lines, syslog lines
 that start with the daemon's name, access lines of an HTTP API, a
 service's lines that start with a thread's name, lines that end in a
-list of values of any length, and messages with a value that only some of
-their lines carry. The streams were written
+list of values of any length, messages with a value that only some of
+their lines carry, and quoted phrases of any length. The streams were written
 from the idioms, not from any sample: they tell whether a rule carries over
 to such logs, not how any held-out system scores.
 """
@@ -46,6 +46,10 @@ def _port(rng: random.Random) -> int:
 def _uuid(rng: random.Random) -> str:
     digits = rng.randbytes(16).hex()
     return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+
+
+def _phrase(rng: random.Random) -> str:
+    return " ".join(rng.choice(["draft", "final", "Q3", "budget", "notes", "plan", "copy"]) for _ in range(rng.randint(1, 4)))
 
 
 # Per stream: (message, a line of it) pairs.
@@ -218,6 +222,12 @@ STREAMS: dict[str, list[tuple[str, Line]]] = {
             lambda r: f"retrying request{r.choice(['', f' #{r.randint(1, 9)}'])} to upstream {_address(r)}",
         ),
         ("timeout", lambda r: f"upstream {_address(r)} timed out after {r.randint(1, 30)} s"),
+    ],
+    "quoted phrases": [
+        ("opened", lambda r: f'Opened document "{_phrase(r)}.doc" for {r.choice(_USERS)}'),
+        ("query", lambda r: f"Query '{r.choice(['SELECT', 'UPDATE'])} {_phrase(r)}' took {r.randint(1, 999)} ms"),
+        ("title", lambda r: f'Window title changed to "{_phrase(r)}"'),
+        ("apostrophes", lambda r: f"can't open the user's file {r.randint(1, 99)} again"),
     ],
 }
 

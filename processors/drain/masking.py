@@ -13,7 +13,10 @@ the key names a field, so what follows it is a value, even a word
 alone: ``java.lang.NullPointerException`` stays, so a new exception class is
 a new template.
 
-A list of values is one variable whatever its length: when the masked words
+A quoted phrase of several words (``"final report.doc"``, ``'SELECT a FROM
+b'``) is one word, so that a title or a query of any length holds one place
+in the line; a quote right after a letter (``can't``, ``user's``) opens
+nothing. A list of values is one variable whatever its length: when the masked words
 repeat a group of up to three words that holds a variable (``blk_<*>
 blk_<*>``, ``<*>, <*>, <*>``), the run keeps one group. Drain groups lines by
 their word count, so without this every length of a list would be a template
@@ -93,17 +96,20 @@ def tokens(text: str, extra_delimiters: tuple[str, ...] = ()) -> list[str]:
     masked = mask(text)
     for delimiter in extra_delimiters:
         masked = masked.replace(delimiter, " ")
-    words = masked.split()
+    words = [word[0] for word in _WORD.finditer(masked)] if '"' in masked or "'" in masked else masked.split()
     return collapse_repeats(words) if masked.count(WILDCARD) > 1 and _REPEAT.search(masked) else words
 
 
+# A word, or a quoted phrase as one word (a title, a query, a file name with spaces), so that a phrase of
+# any length holds one place. The quote must not follow a letter: "can't" and "user's" quote nothing.
+_WORD = re.compile(r"""(?<![\w"'])(["'])[^"'\s]*\s[^"'\n]*\1(?!\w)|\S+""")
 # A repeated group of up to this many words holding a variable is one list of values.
 MAX_REPEATED_GROUP = 3
 # Whether a line may hold such a run (a word with a variable again within the group's size), so that
 # most lines skip the word-by-word look.
 _REPEAT = re.compile(rf"(?<!\S)(\S*<\*>\S*?)[,;]?\s+(?:\S+\s+){{0,{MAX_REPEATED_GROUP - 1}}}?\1[,;]?(?!\S)")
 # What names this masking in a checkpoint: templates learned under other masking are not reused.
-SIGNATURE = f"{VARIABLES.pattern} lists of groups up to {MAX_REPEATED_GROUP}"
+SIGNATURE = f"{VARIABLES.pattern} {_WORD.pattern} lists of groups up to {MAX_REPEATED_GROUP}"
 
 
 def collapse_repeats(words: list[str]) -> list[str]:

@@ -66,6 +66,21 @@ def test_a_list_of_values_is_one_variable_whatever_its_length(line, words):
     assert tokens(line) == words
 
 
+@pytest.mark.parametrize(
+    "line, words",
+    [
+        ('opened "final report.doc" for 7', ["opened", '"final report.doc"', "for", "<*>"]),
+        ("query 'SELECT a FROM b' took 5 ms", ["query", "'SELECT a FROM b'", "took", "<*>", "ms"]),
+        ('<*> "GET /v2/a/b/c HTTP/1.1" 200', ["<*>", '"GET <*> HTTP/<*>"', "<*>"]),
+        # Apostrophes quote nothing, and a quote left open is a word like any other.
+        ("can't open user's file", ["can't", "open", "user's", "file"]),
+        ('title "a b', ["title", '"a', "b"]),
+    ],
+)
+def test_a_quoted_phrase_is_one_word(line, words):
+    assert tokens(line) == words
+
+
 _WORD = strategies.text(alphabet=string.ascii_letters + string.digits + "._-/:,;()[]+~\\", min_size=1, max_size=24)
 
 
