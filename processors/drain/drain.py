@@ -35,8 +35,9 @@ own (so that ``<*> <*> <*>`` takes in nothing from elsewhere).
 
 Some lines of a message carry a value that others do not (``chrome.exe *64
 - ...`` beside ``chrome.exe - ...``). A line that no template takes as it
-is joins one that takes it with one of its bare variables left out (a word
-that is nothing but a variable and punctuation, never the first), or one
+is joins one that takes it with one of its bare variables left out (a
+masked value in punctuation, ``*<*>`` or ``(<*>)``, never the first word),
+or one
 whose template has one bare variable more than the line, which then loses
 that word for good.
 
@@ -94,8 +95,11 @@ MAX_OPTIONAL_TRIES = 4
 
 
 def _is_bare(word: str) -> bool:
-    """Whether ``word`` is a variable and punctuation only (``<*>``, ``*<*>``, ``(<*>)``), with no word of its own."""
-    return WILDCARD in word and not any(character.isalnum() for character in word.replace(WILDCARD, ""))
+    """Whether ``word`` is a masked value in punctuation (``*<*>``, ``(<*>)``, ``#<*>``), with no word of its own.
+
+    A plain ``<*>`` is not: it may stand for words that a template's lines differed in.
+    """
+    return word != WILDCARD and WILDCARD in word and not any(c.isalnum() for c in word.replace(WILDCARD, ""))
 
 
 def template_id_of(template: str) -> str:
@@ -387,8 +391,8 @@ class Drain:
 
         Some lines of a message carry a value that others do not (``chrome.exe *64 - ...`` and
         ``chrome.exe - ...``; ``Killed process 12 (3)`` and ``Killed process 12``). So a line that no
-        template takes as it is joins one that takes it with one of its bare variables left out (a word
-        that is nothing but a variable and punctuation; never the first word, which routes), or one whose
+        template takes as it is joins one that takes it with one of its bare variables left out (a masked
+        value in punctuation, see :func:`_is_bare`; never the first word, which routes), or one whose
         template has a bare variable more than the line: that template then loses it.
         """
         cluster = self._match(tree, words)

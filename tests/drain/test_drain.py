@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies
 
 from otelml.processors.drain.drain import MAX_LEAF_CLUSTERS, Drain, _is_bare, template_id_of
-from otelml.processors.drain.masking import tokens
+from otelml.processors.drain.masking import WILDCARD, tokens
 
 
 def learn(miner: Drain, lines: list[str], key: tuple = ()) -> list:
@@ -290,7 +290,9 @@ def test_tree_depth_below_three_is_refused():
 # Lines from a small vocabulary: sources before a few messages, and loose words, so that every merge rule fires.
 _SOURCES = strategies.sampled_from(["cupsd", "crond", "sshd", "ntpd", "up"])
 _MESSAGES = strategies.sampled_from(["startup succeeded", "shutdown succeeded", "up 7 ok", "ok", "a <*> b"])
-_LOOSE = strategies.lists(strategies.sampled_from(["up", "down", "ok", "<*>", "7", "a", "b"]), min_size=1, max_size=4)
+_LOOSE = strategies.lists(
+    strategies.sampled_from(["up", "down", "ok", "<*>", "7", "a", "b", "(7)", "*64"]), min_size=1, max_size=4
+)
 _LINES = strategies.lists(
     strategies.one_of(strategies.tuples(_SOURCES, _MESSAGES).map(" ".join), _LOOSE.map(" ".join)), max_size=80
 )
@@ -303,13 +305,15 @@ def test_every_line_lands_in_a_live_cluster_that_its_tree_holds(lines):
     for line in lines:
         cluster = miner.add(line)
         # The template a line leaves with takes it word for word (maybe but for one bare variable), and
-        # the line would find it again.
+        # the line would find it again. Not always at a <*> route: a line may reach one through a full
+        # node (max_node_children) that the same line's merges then empty, and a line of another first
+        # word joins a template there only if at least half of its words are the template's own.
         words = tokens(line)
         assert cluster.alive and any(
             len(cluster.tokens) == len(each) and cluster.accepts(each)
             for each in [words] + [words[:at] + words[at + 1 :] for at in range(1, len(words)) if _is_bare(words[at])]
         )
-        assert miner.predict_one(line) is not None
+        assert miner.predict_one(line) is not None or WILDCARD in cluster.path
     clusters = list(miner.clusters())
     # Nothing is lost: every line is counted once, in a cluster found at its path.
     assert sum(cluster.size for cluster in clusters) == len(lines)
