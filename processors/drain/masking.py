@@ -36,6 +36,7 @@ of its own.
 
 from __future__ import annotations
 
+import operator
 import re
 
 WILDCARD = "<*>"
@@ -97,7 +98,7 @@ def tokens(text: str, extra_delimiters: tuple[str, ...] = ()) -> list[str]:
     for delimiter in extra_delimiters:
         masked = masked.replace(delimiter, " ")
     words = [word[0] for word in _WORD.finditer(masked)] if '"' in masked or "'" in masked else masked.split()
-    return collapse_repeats(words) if masked.count(WILDCARD) > 1 and _REPEAT.search(masked) else words
+    return collapse_repeats(words) if masked.count(WILDCARD) > 1 else words  # a list holds two variables or more
 
 
 # A word, or a quoted phrase as one word (a title, a query, a file name with spaces), so that a phrase of
@@ -105,11 +106,20 @@ def tokens(text: str, extra_delimiters: tuple[str, ...] = ()) -> list[str]:
 _WORD = re.compile(r"""(?<![\w"'])(["'])[^"'\s]*\s[^"'\n]*\1(?!\w)|\S+""")
 # A repeated group of up to this many words holding a variable is one list of values.
 MAX_REPEATED_GROUP = 3
-# Whether a line may hold such a run (a word with a variable again within the group's size), so that
-# most lines skip the word-by-word look.
-_REPEAT = re.compile(rf"(?<!\S)(\S*<\*>\S*?)[,;]?\s+(?:\S+\s+){{0,{MAX_REPEATED_GROUP - 1}}}?\1[,;]?(?!\S)")
 # What names this masking in a checkpoint: templates learned under other masking are not reused.
 SIGNATURE = f"{VARIABLES.pattern} {_WORD.pattern} lists of groups up to {MAX_REPEATED_GROUP}"
+
+
+def _repeats(words: list[str]) -> bool:
+    """Whether some group of up to :data:`MAX_REPEATED_GROUP` words comes twice in a row: a quick look first."""
+    keys = [word.rstrip(",;") for word in words]
+    for size in range(1, MAX_REPEATED_GROUP + 1):
+        run = 0  # words in a row that equal the word ``size`` before them
+        for same in map(operator.eq, keys, keys[size:]):
+            run = run + 1 if same else 0
+            if run >= size:
+                return True
+    return False
 
 
 def collapse_repeats(words: list[str]) -> list[str]:
@@ -128,6 +138,8 @@ def collapse_repeats(words: list[str]) -> list[str]:
     >>> collapse_repeats("closed closed".split())
     ['closed', 'closed']
     """
+    if not _repeats(words):
+        return words
     kept: list[str] = []
     keys: list[str] = []  # the kept words without a trailing comma or semicolon
     for word in words:
