@@ -37,9 +37,8 @@ Some lines of a message carry a value that others do not (``chrome.exe *64
 - ...`` beside ``chrome.exe - ...``). A line that no template takes as it
 is joins one that takes it with one of its bare variables left out (a
 masked value in punctuation, ``*<*>`` or ``(<*>)``, never the first word),
-or one
-whose template has one bare variable more than the line, which then loses
-that word for good.
+or one whose template has one bare variable more than the line, which then
+loses that word for good.
 
 A line seen before (the same text, for the same key) goes straight to the
 cluster it joined, while that cluster lives. All clusters of all keys share

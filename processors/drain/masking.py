@@ -13,14 +13,13 @@ the key names a field, so what follows it is a value, even a word
 alone: ``java.lang.NullPointerException`` stays, so a new exception class is
 a new template.
 
-A quoted phrase of several words (``"final report.doc"``, ``'SELECT a FROM
-b'``) is one word, so that a title or a query of any length holds one place
-in the line; a quote right after a letter (``can't``, ``user's``) opens
-nothing. A list of values is one variable whatever its length: when the masked words
-repeat a group of up to three words that holds a variable (``blk_<*>
-blk_<*>``, ``<*>, <*>, <*>``), the run keeps one group. Drain groups lines by
-their word count, so without this every length of a list would be a template
-of its own.
+Two rules then keep a value of any length in one place, since Drain groups
+lines by their word count first. A quoted phrase of several words
+(``"final report.doc"``, ``'SELECT a FROM b'``) is one word; a quote right
+after a letter (``can't``, ``user's``) opens nothing. And a list of values
+is one variable: when the masked words repeat a group of up to three words
+that holds a variable (``blk_<*> blk_<*>``, ``<*>, <*>, <*>``), the run
+keeps one group.
 
 >>> mask("user 1234 logged in from 10.0.0.1:22 at 2024-05-01T10:00:00Z")
 'user <*> logged in from <*> at <*>'
