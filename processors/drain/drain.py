@@ -89,7 +89,7 @@ MAX_LEAF_CLUSTERS = 64
 MAX_RELATED = 4 * MAX_LEAF_CLUSTERS
 # Source words a template remembers, at most.
 MAX_SOURCES = 64
-# Bare variables of a line tried as the value only some lines of a message carry, at most.
+# Bare variables of a line or template tried as the value only some lines of a message carry, at most.
 MAX_OPTIONAL_TRIES = 4
 
 
@@ -99,6 +99,11 @@ def _is_bare(word: str) -> bool:
     A plain ``<*>`` is not: it may stand for words that a template's lines differed in.
     """
     return word != WILDCARD and WILDCARD in word and not any(c.isalnum() for c in word.replace(WILDCARD, ""))
+
+
+def _bare_positions(words: list[str]) -> list[int]:
+    """Where ``words`` hold a bare variable, after the first word: the first :data:`MAX_OPTIONAL_TRIES` of them."""
+    return [position for position in range(1, len(words)) if _is_bare(words[position])][:MAX_OPTIONAL_TRIES]
 
 
 def template_id_of(template: str) -> str:
@@ -397,8 +402,7 @@ class Drain:
         cluster = self._match(tree, words)
         if cluster is not None:
             return cluster, words, None
-        bare = [position for position in range(1, len(words)) if _is_bare(words[position])]
-        for position in bare[:MAX_OPTIONAL_TRIES]:
+        for position in _bare_positions(words):
             shorter = words[:position] + words[position + 1 :]
             cluster = self._match(tree, shorter)
             if cluster is not None:
@@ -407,8 +411,7 @@ class Drain:
         for step in dict.fromkeys((words[0], WILDCARD)):
             nearby = self._clusters_under(by_length[step])[:MAX_LEAF_CLUSTERS] if step in by_length else []
             for cluster in nearby:
-                bare = [position for position in range(1, len(cluster.tokens)) if _is_bare(cluster.tokens[position])]
-                for position in bare[:MAX_OPTIONAL_TRIES]:
+                for position in _bare_positions(cluster.tokens):
                     # As :meth:`_match` takes lines: by similarity on the line's own route, else word for word.
                     if (
                         self._best([cluster], words, skip=position) is cluster
@@ -482,8 +485,8 @@ class Drain:
         longer = by_length.get(cluster.path[0] + 1)
         for other in self._clusters_under(longer) if longer else ():
             if any(
-                _is_bare(word) and cluster.accepts_line(other.tokens[:position] + other.tokens[position + 1 :])
-                for position, word in enumerate(other.tokens[1:], start=1)
+                cluster.accepts_line(other.tokens[:position] + other.tokens[position + 1 :])
+                for position in _bare_positions(other.tokens)
             ):
                 self._absorb(cluster, other)
 
