@@ -71,8 +71,11 @@ class TansuBroker(BrokerProcess):
             str(partitions),
         ]
         result = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=30)
-        if result.returncode and "already exists" not in result.stderr:
-            pytest.fail(f"cannot create topic {name}: {result.stderr}")
+        # tansu logs "Topic with this name already exists" on standard output, when a client's metadata
+        # request created the topic first (a race after a broker starts with clients waiting).
+        output = result.stdout + result.stderr
+        if result.returncode and "already exists" not in output:
+            pytest.fail(f"cannot create topic {name}: {output}")
 
 
 class GatedProxy:
