@@ -10,7 +10,8 @@ lines that start with the program's name, key=value lines, syslog lines
 that start with the daemon's name, access lines of an HTTP API, a
 service's lines that start with a thread's name, lines that end in a
 list of values of any length, messages with a value that only some of
-their lines carry, and quoted phrases of any length. The streams were written
+their lines carry, quoted phrases of any length, and logfmt lines
+(``msg="..."`` and quoted values of several words). The streams were written
 from the idioms, not from any sample: they tell whether a rule carries over
 to such logs, not how any held-out system scores.
 """
@@ -50,6 +51,13 @@ def _uuid(rng: random.Random) -> str:
 
 def _phrase(rng: random.Random) -> str:
     return " ".join(rng.choice(["draft", "final", "Q3", "budget", "notes", "plan", "copy"]) for _ in range(rng.randint(1, 4)))
+
+
+def _logfmt(rng: random.Random, level: str, source: str) -> str:
+    return f"level={level} ts=2024-05-{rng.randint(1, 28):02d}T10:{rng.randint(0, 59):02d}:00Z caller={source}.go:{rng.randint(10, 400)}"
+
+
+_ERRORS = ["connection reset by peer", "context deadline exceeded", "no rows in result set", "EOF"]
 
 
 # Per stream: (message, a line of it) pairs.
@@ -228,6 +236,24 @@ STREAMS: dict[str, list[tuple[str, Line]]] = {
         ("query", lambda r: f"Query '{r.choice(['SELECT', 'UPDATE'])} {_phrase(r)}' took {r.randint(1, 999)} ms"),
         ("title", lambda r: f'Window title changed to "{_phrase(r)}"'),
         ("apostrophes", lambda r: f"can't open the user's file {r.randint(1, 99)} again"),
+    ],
+    "logfmt": [
+        ("start", lambda r: f'{_logfmt(r, "info", "main")} msg="Starting server" addr=:{_port(r)}'),
+        ("stop", lambda r: f'{_logfmt(r, "info", "main")} msg="Shutting down"'),
+        (
+            "request",
+            lambda r: (
+                f'{_logfmt(r, "info", "http")} msg="request completed" method={r.choice(["GET", "POST"])} '
+                f"path=/api/v1/{r.choice(['users', 'orders', 'carts'])} status={r.choice([200, 404, 500])} duration={r.randint(1, 900)}ms"
+            ),
+        ),
+        ("failed", lambda r: f'{_logfmt(r, "error", "db")} msg="query failed" err="{r.choice(_ERRORS)}"'),
+        ("denied", lambda r: f'{_logfmt(r, "warn", "auth")} msg="login denied" user={r.choice(_USERS)}'),
+        ("ready", lambda r: f"{_logfmt(r, 'info', 'main')} msg=ready"),
+        (
+            "wakelock",
+            lambda r: f'acquire lock={r.randint(10**8, 10**9)}, tag="{_phrase(r)}", uid={r.randint(1000, 10999)}',
+        ),
     ],
 }
 

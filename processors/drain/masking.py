@@ -7,9 +7,11 @@ numbers, MAC addresses, dotted names of three or more parts holding a digit
 and hex letters holding a digit, with the separators of dates, times and
 addresses between them: ``2005-06-03-15.42.50``, ``10.0.0.1:80``,
 ``0245b64c``), what digits are left inside words (``root22_local`` ->
-``root<*>_local``), and the value of a ``key=value`` word (``state=<*>``):
-the key names a field, so what follows it is a value, even a word
-(``isScreenOn=true``, ``=false``). Other words without a digit are left
+``root<*>_local``), and the value of a ``key=value`` (``state=<*>``): the
+key names a field, so what follows it is a value, even a word
+(``isScreenOn=true``, ``=false``) or a quoted phrase (``err="no route to
+host"``); but the value of ``msg=`` and ``message=`` is a logfmt line's
+message, and is left to the other rules. Other words without a digit are left
 alone: ``java.lang.NullPointerException`` stays, so a new exception class is
 a new template.
 
@@ -44,6 +46,9 @@ _HEX = "[0-9a-fA-F]"
 # What joins the parts of one value: dates, times, IPv4 and IPv6 addresses, ports, version numbers.
 _JOIN = r"(?:::|[.:,/_-])"
 _PATH_PART = r"""[^\s/\\'"()\[\]{}<>]"""
+# Where the value of a key=value starts. The value of ``msg=`` or ``message=`` (logfmt's, slog's, logrus's) is the
+# message itself, what a template is made of: its words are left to the other rules.
+_VALUE_START = r"(?<=\w=)(?<!\bmsg=)(?<!\bmessage=)"
 VARIABLES = re.compile(
     "|".join(
         [
@@ -58,10 +63,12 @@ VARIABLES = re.compile(
             rf"(?<![0-9A-Za-z])[-+]?(?={_HEX}*\d){_HEX}+(?:{_JOIN}(?={_HEX}*\d){_HEX}+)*(?![0-9A-Za-z])",
             r"(?<![\w.-])(?=[\w.-]*\d)[\w-]+(?:\.[\w-]+){2,}",  # host name, version
             r"\d+(?:[.:,/_-]\d+)*",  # digits inside a word
-            r"""(?<=\w=)(?:"[^"\s]*"|'[^'\s]*'|[^\s,;()\[\]{}<>"']+)""",  # the value of a key=value, maybe quoted
+            rf"""{_VALUE_START}[^\s,;()\[\]{{}}<>"']+""",  # the value of a key=value (quoted ones: below)
         ]
     )
 )
+# A quoted value, of one word or several (``err="connection reset by peer"``, ``tag='View Lock'``), is one value.
+_QUOTED_VALUE = re.compile(rf"""{_VALUE_START}(?:"[^"\n]*"|'[^'\n]*')""")
 # Every variable above holds a digit, a slash, a backslash or an equals sign: only words with one are looked at.
 _CANDIDATE = re.compile(r"(?<!\S)\S*[\d/\\=]\S*")
 # The commonest variable words, caught without the full expression: a number or hex word, maybe
@@ -88,6 +95,8 @@ def _mask_word(match: re.Match) -> str:
 
 def mask(text: str) -> str:
     """``text`` with each variable part replaced by ``<*>``."""
+    if '="' in text or "='" in text:
+        text = _QUOTED_VALUE.sub(WILDCARD, text)
     return _CANDIDATE.sub(_mask_word, text)
 
 
@@ -106,7 +115,7 @@ _WORD = re.compile(r"""(?<![\w"'])(["'])[^"'\s]*\s[^"'\n]*\1(?!\w)|\S+""")
 # A repeated group of up to this many words holding a variable is one list of values.
 MAX_REPEATED_GROUP = 3
 # What names this masking in a checkpoint: templates learned under other masking are not reused.
-SIGNATURE = f"{VARIABLES.pattern} {_WORD.pattern} lists of groups up to {MAX_REPEATED_GROUP}"
+SIGNATURE = f"{VARIABLES.pattern} {_QUOTED_VALUE.pattern} {_WORD.pattern} lists of groups up to {MAX_REPEATED_GROUP}"
 
 
 def _repeats(words: list[str]) -> bool:

@@ -30,6 +30,9 @@ from otelml.processors.drain.masking import mask, tokens
         ("domain root22_local full", "domain root<*>_local full"),
         # A key=value's value is a value, digits or not; quoted or not; the key stays.
         ('isScreenOn=true tag="RILJ" (class=Filter) x=1,y=no', "isScreenOn=<*> tag=<*> (class=<*>) x=<*>,y=<*>"),
+        # Several words quoted after a key are one value; the message of msg= or message= is not a value.
+        ("err=\"connection reset by peer\" tag='View Lock', n=2", "err=<*> tag=<*>, n=<*>"),
+        ('msg="Starting server" message=ready errmsg=lost', 'msg="Starting server" message=ready errmsg=<*>'),
         ("a == b and =>", "a == b and =>"),
         # Words without a digit are message, not variables: exception classes, host names without numbers.
         (
