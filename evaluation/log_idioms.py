@@ -10,8 +10,8 @@ lines that start with the program's name, key=value lines, syslog lines
 that start with the daemon's name, access lines of an HTTP API, a
 service's lines that start with a thread's name, lines that end in a
 list of values of any length, messages with a value that only some of
-their lines carry, quoted phrases of any length, and logfmt lines
-(``msg="..."`` and quoted values of several words). The streams were written
+their lines carry, quoted phrases of any length, logfmt lines (``msg="..."`` and
+quoted values of several words), and ``key = value`` with spaces. The streams were written
 from the idioms, not from any sample: they tell whether a rule carries over
 to such logs, not how any held-out system scores.
 """
@@ -55,6 +55,10 @@ def _phrase(rng: random.Random) -> str:
 
 def _logfmt(rng: random.Random, level: str, source: str) -> str:
     return f"level={level} ts=2024-05-{rng.randint(1, 28):02d}T10:{rng.randint(0, 59):02d}:00Z caller={source}.go:{rng.randint(10, 400)}"
+
+
+def _flag(rng: random.Random) -> str:
+    return rng.choice(["true", "false"])
 
 
 _ERRORS = ["connection reset by peer", "context deadline exceeded", "no rows in result set", "EOF"]
@@ -236,6 +240,19 @@ STREAMS: dict[str, list[tuple[str, Line]]] = {
         ("query", lambda r: f"Query '{r.choice(['SELECT', 'UPDATE'])} {_phrase(r)}' took {r.randint(1, 999)} ms"),
         ("title", lambda r: f'Window title changed to "{_phrase(r)}"'),
         ("apostrophes", lambda r: f"can't open the user's file {r.randint(1, 99)} again"),
+    ],
+    "key = value (spaced)": [
+        (
+            "drawn",
+            lambda r: (
+                f"opening app token = {r.choice(['AppWindowToken', 'WindowToken'])}{{{r.randbytes(4).hex()}}}, allDrawn= {_flag(r)}, "
+                f"startingDisplayed =  {_flag(r)}, isRelaunching =  {_flag(r)}"
+            ),
+        ),
+        ("mode", lambda r: f"set power mode = {r.choice(['fast', 'slow', 'auto'])} on {r.choice(_THREADS)}"),
+        ("lookup", lambda r: f"cache lookup for {r.choice(_USERS)}: hit = {_flag(r)}, stale = {_flag(r)}"),
+        ("hit", lambda r: f"cache hit= {_flag(r)} for {r.choice(_USERS)}"),
+        ("equal", lambda r: f"check a == b failed for {r.choice(_USERS)}"),
     ],
     "logfmt": [
         ("start", lambda r: f'{_logfmt(r, "info", "main")} msg="Starting server" addr=:{_port(r)}'),

@@ -10,7 +10,7 @@ addresses between them: ``2005-06-03-15.42.50``, ``10.0.0.1:80``,
 ``root<*>_local``), and the value of a ``key=value`` (``state=<*>``): the
 key names a field, so what follows it is a value, even a word
 (``isScreenOn=true``, ``=false``) or a quoted phrase (``err="no route to
-host"``); but the value of ``msg=`` and ``message=`` is a logfmt line's
+host"``), with spaces around the ``=`` or not (``hit = true``); but the value of ``msg=`` and ``message=`` is a logfmt line's
 message, and is left to the other rules. Other words without a digit are left
 alone: ``java.lang.NullPointerException`` stays, so a new exception class is
 a new template.
@@ -46,9 +46,11 @@ _HEX = "[0-9a-fA-F]"
 # What joins the parts of one value: dates, times, IPv4 and IPv6 addresses, ports, version numbers.
 _JOIN = r"(?:::|[.:,/_-])"
 _PATH_PART = r"""[^\s/\\'"()\[\]{}<>]"""
-# Where the value of a key=value starts. The value of ``msg=`` or ``message=`` (logfmt's, slog's, logrus's) is the
-# message itself, what a template is made of: its words are left to the other rules.
-_VALUE_START = r"(?<=\w=)(?<!\bmsg=)(?<!\bmessage=)"
+# The value of these keys (logfmt's, slog's, logrus's) is the message itself, what a template is made of: its
+# words are left to the other rules.
+_MESSAGE_KEYS = ("msg", "message")
+# Where the value of a key=value starts.
+_VALUE_START = r"(?<=\w=)" + "".join(rf"(?<!\b{key}=)" for key in _MESSAGE_KEYS)
 VARIABLES = re.compile(
     "|".join(
         [
@@ -69,6 +71,9 @@ VARIABLES = re.compile(
 )
 # A quoted value, of one word or several (``err="connection reset by peer"``, ``tag='View Lock'``), is one value.
 _QUOTED_VALUE = re.compile(rf"""{_VALUE_START}(?:"[^"\n]*"|'[^'\n]*')""")
+# The value of a ``key = value`` or ``key= value``: the same but for the spaces; the key is group 1. A word that
+# holds an equals sign is no value: ``ruser= rhost=host`` is an empty value, then another key.
+_SPACED_VALUE = re.compile(r"""\b(\w+) ?= +(?![^\s,;()\[\]{}<>"']*=)([^\s,;()\[\]{}<>"']+)""")
 # Every variable above holds a digit, a slash, a backslash or an equals sign: only words with one are looked at.
 _CANDIDATE = re.compile(r"(?<!\S)\S*[\d/\\=]\S*")
 # The commonest variable words, caught without the full expression: a number or hex word, maybe
@@ -93,10 +98,17 @@ def _mask_word(match: re.Match) -> str:
     return masked
 
 
+def _spaced_value(match: re.Match) -> str:
+    key = match[1]
+    return match[0] if key in _MESSAGE_KEYS else match[0][: match.start(2) - match.start()] + WILDCARD
+
+
 def mask(text: str) -> str:
     """``text`` with each variable part replaced by ``<*>``."""
     if '="' in text or "='" in text:
         text = _QUOTED_VALUE.sub(WILDCARD, text)
+    if "= " in text:
+        text = _SPACED_VALUE.sub(_spaced_value, text)
     return _CANDIDATE.sub(_mask_word, text)
 
 

@@ -33,6 +33,11 @@ from otelml.processors.drain.masking import mask, tokens
         # Several words quoted after a key are one value; the message of msg= or message= is not a value.
         ("err=\"connection reset by peer\" tag='View Lock', n=2", "err=<*> tag=<*>, n=<*>"),
         ('msg="Starting server" message=ready errmsg=lost', 'msg="Starting server" message=ready errmsg=<*>'),
+        # Spaces around the equals sign change nothing; an empty value before another key stays empty.
+        (
+            "hit = true, mode= fast, ruser= rhost=h message = all done",
+            "hit = <*>, mode= <*>, ruser= rhost=<*> message = all done",
+        ),
         ("a == b and =>", "a == b and =>"),
         # Words without a digit are message, not variables: exception classes, host names without numbers.
         (
