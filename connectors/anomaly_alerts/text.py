@@ -107,12 +107,13 @@ def alert_text(
     >>> alert_text(ANOMALY, Details(key="client.address=203.0.113.66", score=0.8), 2.0, others=2)
     'anomaly in client.address=203.0.113.66 and 2 other keys: score 0.80; going on for 2 s'
 
-    A level model that fired says what moved: the key's recent level against its usual one.
+    A level model that fired says first what moved: the key's recent level against its usual one; the record
+    that crossed the threshold comes after it.
 
     >>> d = Details(key="service.name=auth", target="duration", unit="ms", actual=9.07, expected=10.7, low=3.81,
     ...             high=27.7, recent_level=17.24, usual_level=8.93, score=0.66, models=("level_shift",))
     >>> alert_text(ANOMALY, d, 0.0)
-    'anomaly in service.name=auth: duration 9.07 ms, expected 10.7 ms (usual 3.81 to 27.7 ms), recent level 17.2 ms against a usual 8.93 ms; score 0.66 (level_shift); just opened'
+    'anomaly in service.name=auth: duration level 17.2 ms against a usual 8.93 ms (this record 9.07 ms, expected 10.7 ms, usual 3.81 to 27.7 ms); score 0.66 (level_shift); just opened'
     """
     where = f"{'anomaly' if name == ANOMALY else 'predicted'} in {details.key or 'an unnamed key'}"
     if others:
@@ -147,15 +148,20 @@ def _facts(details: Details) -> tuple[str | None, str | None, str | None]:
 
 
 def _measure(details: Details) -> str | None:
-    """``duration 2,000 ms, expected 52.1 ms (usual 40.3 to 70.8 ms)``."""
+    """``duration 2,000 ms, expected 52.1 ms (usual 40.3 to 70.8 ms)``; a level first when a level model fired."""
     actual, expected, usual = _facts(details)
+    target = details.target or "value"
+    if details.recent_level is not None and details.usual_level is not None:
+        # What moved is the level; the record that crossed may itself lie within its usual range.
+        level = (
+            f"level {quantity(details.recent_level, details.unit)} against a usual {quantity(details.usual_level, details.unit)}"
+        )
+        record = ", ".join(fact for fact in (f"this record {actual}" if actual else None, expected, usual) if fact)
+        return f"{target} {level}" + (f" ({record})" if record else "")
     text = ", ".join(fact for fact in (actual, expected) if fact)
     if usual:
         text = f"{text} ({usual})" if text else usual
-    if details.recent_level is not None and details.usual_level is not None:
-        level = f"recent level {quantity(details.recent_level, details.unit)} against a usual {quantity(details.usual_level, details.unit)}"
-        text = f"{text}, {level}" if text else level
-    return f"{details.target or 'value'} {text}" if text else None
+    return f"{target} {text}" if text else None
 
 
 def _context(details: Details) -> str | None:
