@@ -56,6 +56,9 @@ def test_a_system_with_other_columns_is_scored_and_its_labels_reported(tmp_path,
     out = capsys.readouterr().out
     assert "| Tiny | 1.000 |" in out
     assert "Tiny, by label:" in out and "| alert categories | 1 |" in out
+    # The young key (300 records) does not reach the default threshold; a lower one flags the panic alone.
+    assert "| alert lines | 1 | 0 |" in out
+    assert "| 0.3 | 1 | 1 | 0 |" in out and "| 0.9 | 0 | 0 | 0 |" in out
 
 
 def test_the_hand_made_idiom_streams_are_grouped_by_message():
