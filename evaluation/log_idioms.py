@@ -11,7 +11,8 @@ that start with the daemon's name, access lines of an HTTP API, a
 service's lines that start with a thread's name, lines that end in a
 list of values of any length, messages with a value that only some of
 their lines carry, quoted phrases of any length, logfmt lines (``msg="..."`` and
-quoted values of several words), and ``key = value`` with spaces. The streams were written
+quoted values of several words), ``key = value`` with spaces, and
+durations and sizes with their units. The streams were written
 from the idioms, not from any sample: they tell whether a rule carries over
 to such logs, not how any held-out system scores.
 """
@@ -55,6 +56,15 @@ def _phrase(rng: random.Random) -> str:
 
 def _logfmt(rng: random.Random, level: str, source: str) -> str:
     return f"level={level} ts=2024-05-{rng.randint(1, 28):02d}T10:{rng.randint(0, 59):02d}:00Z caller={source}.go:{rng.randint(10, 400)}"
+
+
+def _duration(rng: random.Random) -> str:
+    """A duration as Go prints one, in the unit that suits it: ``12ms``, ``1.5s``."""
+    return rng.choice([f"{rng.randint(1, 999)}ms", f"{rng.randint(1, 59)}.{rng.randint(1, 9)}s"])
+
+
+def _size(rng: random.Random) -> str:
+    return f"{rng.randint(1, 999)}{rng.choice(['KB', 'MB'])}"
 
 
 def _flag(rng: random.Random) -> str:
@@ -253,6 +263,12 @@ STREAMS: dict[str, list[tuple[str, Line]]] = {
         ("lookup", lambda r: f"cache lookup for {r.choice(_USERS)}: hit = {_flag(r)}, stale = {_flag(r)}"),
         ("hit", lambda r: f"cache hit= {_flag(r)} for {r.choice(_USERS)}"),
         ("equal", lambda r: f"check a == b failed for {r.choice(_USERS)}"),
+    ],
+    "values with units": [
+        ("took", lambda r: f"request to /api/{r.choice(['users', 'orders'])} took {_duration(r)}"),
+        ("timeout", lambda r: f"dial {_address(r)}:443 timed out after {_duration(r)}, retrying"),
+        ("uploaded", lambda r: f"uploaded {_size(r)} to bucket {r.choice(['logs', 'backups', 'media'])}"),
+        ("evicted", lambda r: f"cache evicted {r.randint(1, 999)} entries ({_size(r)}) in {_duration(r)}"),
     ],
     "logfmt": [
         ("start", lambda r: f'{_logfmt(r, "info", "main")} msg="Starting server" addr=:{_port(r)}'),

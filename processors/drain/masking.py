@@ -6,7 +6,8 @@ numbers, MAC addresses, dotted names of three or more parts holding a digit
 (host names, IP addresses, versions), numbers and hex words (runs of digits
 and hex letters holding a digit, with the separators of dates, times and
 addresses between them: ``2005-06-03-15.42.50``, ``10.0.0.1:80``,
-``0245b64c``), what digits are left inside words (``root22_local`` ->
+``0245b64c``), durations and sizes with their unit (``12ms``, ``1.5s``,
+``64K``), what digits are left inside words (``root22_local`` ->
 ``root<*>_local``), and the value of a ``key=value`` (``state=<*>``): the
 key names a field, so what follows it is a value, even a word
 (``isScreenOn=true``, ``=false``) or a quoted phrase (``err="no route to
@@ -51,6 +52,10 @@ _PATH_PART = r"""[^\s/\\'"()\[\]{}<>]"""
 _MESSAGE_KEYS = ("msg", "message")
 # Where the value of a key=value starts.
 _VALUE_START = r"(?<=\w=)" + "".join(rf"(?<!\b{key}=)" for key in _MESSAGE_KEYS)
+# A duration or a size with its unit (``850µs``, ``1.5s``, Go's ``2m30s``, ``64K``, ``12MiB``): programs pick the
+# unit that suits the value, so ``took 12ms`` and ``took 1.5s`` are one message.
+_TIME_UNIT = "(?:ns|us|µs|ms|s|m|h)"
+_QUANTITY = rf"(?<![\w.])\d+(?:\.\d+)?(?:{_TIME_UNIT}(?:\d+(?:\.\d+)?{_TIME_UNIT})*|d|[kKMGTP]i?[Bb]?|B)(?!\w|{_JOIN}[0-9A-Za-z])"
 VARIABLES = re.compile(
     "|".join(
         [
@@ -59,6 +64,7 @@ VARIABLES = re.compile(
             rf"(?<![\w.~:/-])[\w.~-]*(?:/{_PATH_PART}+){{2,}}/?",  # path: two or more slashes
             rf"(?<![\w.\\])(?:[A-Za-z]:)?[\w.~-]*(?:\\+{_PATH_PART}+){{2,}}\\?",  # Windows path, registry key
             r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?",  # ISO 8601 time
+            _QUANTITY,  # a number with a unit of time or size
             rf"(?<![0-9A-Za-z])0[xX]{_HEX}+(?![0-9A-Za-z])",  # 0x hex number
             rf"(?<![0-9A-Za-z:-]){_HEX}{{2}}(?:[:-]{_HEX}{{2}}){{5}}(?![0-9A-Za-z:-])",  # MAC address
             # A number or hex word, and what joins several into one value (dates, times, addresses).
@@ -90,7 +96,8 @@ def _mask_word(match: re.Match) -> str:
     word = match.group()
     masked = _masked_words.get(word)
     if masked is None:
-        number = _NUMBER.fullmatch(word) or _NAMED_NUMBER.fullmatch(word)
+        # Two slashes make a path of the whole word (``/0/6E``), which only the full expression knows.
+        number = (_NUMBER.fullmatch(word) or _NAMED_NUMBER.fullmatch(word)) if word.count("/") < 2 else None
         masked = number[1] + WILDCARD + number[2] if number else VARIABLES.sub(WILDCARD, word)
         if len(_masked_words) >= WORD_CACHE:
             _masked_words.clear()

@@ -38,6 +38,9 @@ from otelml.processors.drain.masking import mask, tokens
             "hit = true, mode= fast, ruser= rhost=h message = all done",
             "hit = <*>, mode= <*>, ruser= rhost=<*> message = all done",
         ),
+        # A number with a unit of time or size is one value: programs choose the unit to suit the value.
+        ("took 12ms, then 1.5s and 2m30s; sent 64K of 12MiB", "took <*>, then <*> and <*>; sent <*> of <*>"),
+        ("/0/6E 2d-9 3rd", "<*> <*> <*>rd"),
         ("a == b and =>", "a == b and =>"),
         # Words without a digit are message, not variables: exception classes, host names without numbers.
         (
