@@ -233,7 +233,12 @@ def _source(resource, record, traces: bool) -> Source:
         record.trace_id,
         record.span_id,
         record.name if traces else "",
-        {kv.key: any_value_to_python(kv.value) for kv in record.attributes if kv.key.startswith(names.PREFIX)},
+        # The record's template names the message a novelty alert is about.
+        {
+            kv.key: any_value_to_python(kv.value)
+            for kv in record.attributes
+            if kv.key.startswith(names.PREFIX) or kv.key == names.TEMPLATE
+        },
     )
 
 

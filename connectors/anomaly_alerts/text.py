@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping
 
 from otelml import conventions as names
+from otelml.processors.anomaly.novelty import COMMON_SHARE, share
 
 ANOMALY = "AnomalyIncident"
 PREDICTED = "PredictedIncident"
@@ -43,6 +44,7 @@ class Details:
     crossing_seconds: float | None = None
     recent_level: float | None = None
     usual_level: float | None = None
+    template: str | None = None
 
     @classmethod
     def of(cls, values: Mapping[str, object]) -> Details:
@@ -65,6 +67,7 @@ class Details:
             crossing_seconds=_number(values.get(names.CROSSING_SECONDS)),
             recent_level=_number(values.get(names.LEVEL_RECENT)),
             usual_level=_number(values.get(names.LEVEL_USUAL)),
+            template=_text(values.get(names.TEMPLATE)),
         )
 
 
@@ -106,6 +109,13 @@ def alert_text(
     'predicted in device.id=d1: attributes.temperature reaches 80 °C in about 12 min (now 74.2 °C); score 0.41; going on for 1 min'
     >>> alert_text(ANOMALY, Details(key="client.address=203.0.113.66", score=0.8), 2.0, others=2)
     'anomaly in client.address=203.0.113.66 and 2 other keys: score 0.80; going on for 2 s'
+
+    A novelty alert names the message, and how rare it is for the key (``novelty`` is nats of rarity).
+
+    >>> d = Details(key="service.name=checkout", target="novelty", actual=3.14, template="Lookup failed for <*>",
+    ...             score=0.72, models=("rarity",))
+    >>> alert_text(ANOMALY, d, 0.0)
+    'anomaly in service.name=checkout: rare message "Lookup failed for <*>": about 1 in 2,310 records of the key, its usual ones 1 in 100 or more; score 0.72 (rarity); just opened'
 
     A level model that fired says first what moved: the key's recent level against its usual one; the record
     that crossed the threshold comes after it.
@@ -149,6 +159,8 @@ def _facts(details: Details) -> tuple[str | None, str | None, str | None]:
 
 def _measure(details: Details) -> str | None:
     """``duration 2,000 ms, expected 52.1 ms (usual 40.3 to 70.8 ms)``; a level first when a level model fired."""
+    if details.target == "novelty" and details.actual is not None:
+        return _rarity(details.actual, details.template)
     actual, expected, usual = _facts(details)
     target = details.target or "value"
     if details.recent_level is not None and details.usual_level is not None:
@@ -162,6 +174,15 @@ def _measure(details: Details) -> str | None:
     if usual:
         text = f"{text} ({usual})" if text else usual
     return f"{target} {text}" if text else None
+
+
+def _rarity(novelty: float, template: str | None) -> str:
+    """What a novelty score means: how rare the record's message is for its key, against its usual messages."""
+    message = f'rare message "{template}"' if template else "rare message"
+    return (
+        f"{message}: about 1 in {_figure(1 / share(novelty))} records of the key, "
+        f"its usual ones 1 in {_figure(1 / COMMON_SHARE)} or more"
+    )
 
 
 def _context(details: Details) -> str | None:

@@ -73,6 +73,15 @@ HALF_SCORE = math.log(COMMON_SHARE / RARE_SHARE) * (1 - 0.65) / 0.65
 SETTLED = round(0.5 / RARE_SHARE) - 1
 
 
+def share(novelty: float) -> float:
+    """The share of its key's records a template of ``novelty`` makes up (at least :data:`COMMON_SHARE` for 0).
+
+    >>> round(1 / share(math.log(10)))
+    1000
+    """
+    return COMMON_SHARE * math.exp(-novelty)
+
+
 def template_code(template_id: str) -> float:
     """A template id as a number the per-key arrays can hold: 52 bits of its hash, exact in a float.
 

@@ -9,10 +9,15 @@ import pytest
 
 from evaluation.logs import NOVELTY, SYSTEMS, load_sample, locate_data, novelty_flags
 from otelml import conventions
+from otelml.component import ComponentID, CreateSettings, Kind
+from otelml.connectors.anomaly_alerts.config import AnomalyAlertsConfig
+from otelml.connectors.anomaly_alerts.connector import AnomalyAlertsConnector
 from otelml.pdata import Signal
 from otelml.processors.anomaly.config import AnomalyConfig
 from otelml.processors.anomaly.novelty import COMMON_SHARE, DECAY, RARE_SHARE, SETTLED, Novelty, template_code
+from otelml.telemetry import Telemetry
 from tests.anomaly.support import make_processor as make_anomaly
+from tests.conftest import Collect, logs_of
 from tests.drain.support import attribute, logs, make_processor, records
 
 COMMON = ["GET /cart took {n} ms", "user {n} logged in from 10.0.{n}.1", "cache hit ratio {n} percent"]
@@ -53,6 +58,26 @@ async def test_a_never_seen_error_message_is_flagged_after_warmup_and_a_common_o
     assert flagged(crash) and flagged(again)
     assert not flagged(common) and not flagged(usual)
     assert attribute(crash, conventions.TARGET) == "novelty"  # alert details: the demo sets alerts: true
+
+
+async def test_a_novelty_alert_names_the_new_message_and_how_rare_it_is():
+    drain = make_processor()
+    anomaly = make_anomaly(Signal.LOGS, **NOVELTY)
+    await score(drain, anomaly, common_lines(1000), 0)
+    await score(drain, anomaly, ["segfault in worker 7 at 0x7ffd"], 1000)
+    sink = Collect()
+    connector = AnomalyAlertsConnector(
+        CreateSettings(ComponentID("anomaly_alerts"), Kind.CONNECTOR, Telemetry()), AnomalyAlertsConfig(), {Signal.LOGS: sink}
+    )
+    await connector.consume(anomaly.next_consumer.batches[-1])
+    (alert,) = logs_of(sink.batches)
+    # Never seen after 1,000 settled records: its share estimate is 1 / (2 (n + 1)), n the key's decayed count.
+    decayed = (1 - DECAY**1000) / (1 - DECAY)
+    assert alert.body.string_value.startswith(
+        f'anomaly in service.name=shop: rare message "segfault in worker <*> at <*>": about 1 in {2 * (decayed + 1):,.0f} '
+        "records of the key, its usual ones 1 in 100 or more; score 0."
+    ), alert.body.string_value
+    assert attribute(alert, conventions.TEMPLATE) == "segfault in worker <*> at <*>"
 
 
 async def test_a_young_key_does_not_flag_a_message_it_had_not_logged_yet():
