@@ -117,6 +117,13 @@ def alert_text(
     >>> alert_text(ANOMALY, d, 0.0)
     'anomaly in service.name=checkout: rare message "Lookup failed for <*>": about 1 in 2,310 records of the key, its usual ones 1 in 100 or more; score 0.72 (rarity); just opened'
 
+    A key of the template's id is told by its message:
+
+    >>> d = Details(key="service.name=checkout log.record.template.id=5e55", target="rate", unit="1/s", actual=20.4,
+    ...             expected=0.52, template="Payment declined for <*>", score=0.91, models=("burst",))
+    >>> alert_text(ANOMALY, d, 0.0)
+    'anomaly in service.name=checkout log.record.template.id=5e55 (message "Payment declined for <*>"): rate 20.4/s, expected 0.52/s; score 0.91 (burst); just opened'
+
     A level model that fired says first what moved: the key's recent level against its usual one; the record
     that crossed the threshold comes after it.
 
@@ -126,6 +133,8 @@ def alert_text(
     'anomaly in service.name=auth: duration level 17.2 ms against a usual 8.93 ms (this record 9.07 ms, expected 10.7 ms, usual 3.81 to 27.7 ms); score 0.66 (level_shift); just opened'
     """
     where = f"{'anomaly' if name == ANOMALY else 'predicted'} in {details.key or 'an unnamed key'}"
+    if details.template and names.TEMPLATE_ID in (details.key or ""):
+        where += f' (message "{details.template}")'  # the key names the message by its id only
     if others:
         where += f" and {others} other key{'s' if others > 1 else ''}"
     head: str | None
