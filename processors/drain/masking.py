@@ -50,6 +50,8 @@ _PATH_PART = r"""[^\s/\\'"()\[\]{}<>]"""
 # The value of these keys (logfmt's, slog's, logrus's) is the message itself, what a template is made of: its
 # words are left to the other rules.
 _MESSAGE_KEYS = ("msg", "message")
+# What a value unquoted ends at: white space, punctuation that closes or separates, a quote.
+_VALUE_CHAR = r"""[^\s,;()\[\]{}<>"']"""
 # Where the value of a key=value starts.
 _VALUE_START = r"(?<=\w=)" + "".join(rf"(?<!\b{key}=)" for key in _MESSAGE_KEYS)
 # A duration or a size with its unit (``850µs``, ``1.5s``, Go's ``2m30s``, ``64K``, ``12MiB``): programs pick the
@@ -71,7 +73,7 @@ VARIABLES = re.compile(
             rf"(?<![0-9A-Za-z])[-+]?(?={_HEX}*\d){_HEX}+(?:{_JOIN}(?={_HEX}*\d){_HEX}+)*(?![0-9A-Za-z])",
             r"(?<![\w.-])(?=[\w.-]*\d)[\w-]+(?:\.[\w-]+){2,}",  # host name, version
             r"\d+(?:[.:,/_-]\d+)*",  # digits inside a word
-            rf"""{_VALUE_START}[^\s,;()\[\]{{}}<>"']+""",  # the value of a key=value (quoted ones: below)
+            rf"{_VALUE_START}{_VALUE_CHAR}+",  # the value of a key=value (quoted ones: below)
         ]
     )
 )
@@ -79,7 +81,7 @@ VARIABLES = re.compile(
 _QUOTED_VALUE = re.compile(rf"""{_VALUE_START}(?:"[^"\n]*"|'[^'\n]*')""")
 # The value of a ``key = value`` or ``key= value``: the same but for the spaces; the key is group 1. A word that
 # holds an equals sign is no value: ``ruser= rhost=host`` is an empty value, then another key.
-_SPACED_VALUE = re.compile(r"""\b(\w+) ?= +(?![^\s,;()\[\]{}<>"']*=)([^\s,;()\[\]{}<>"']+)""")
+_SPACED_VALUE = re.compile(rf"\b(\w+) ?= +(?!{_VALUE_CHAR}*=)({_VALUE_CHAR}+)")
 # Every variable above holds a digit, a slash, a backslash or an equals sign: only words with one are looked at.
 _CANDIDATE = re.compile(r"(?<!\S)\S*[\d/\\=]\S*")
 # The commonest variable words, caught without the full expression: a number or hex word, maybe
