@@ -50,7 +50,8 @@ KEY_FIELDS = {
 # ``rate`` is the key's own record rate, computed from record times (see the processor);
 # ``value`` a data point's value, as its metric type says (see the anomaly processor's README);
 # ``novelty`` how rare a log record's template (``log.record.template.id``) is for its key.
-TARGET_FIELDS = {"duration": TRACES, "severity_number": LOGS, "body": LOGS, "rate": BOTH, "value": METRICS, "novelty": LOGS}
+DURATION, SEVERITY_NUMBER, BODY, RATE, VALUE, NOVELTY = "duration", "severity_number", "body", "rate", "value", "novelty"
+TARGET_FIELDS = {DURATION: TRACES, SEVERITY_NUMBER: LOGS, BODY: LOGS, RATE: BOTH, VALUE: METRICS, NOVELTY: LOGS}
 KEY_HELP = "resource.<attribute>, attributes.<attribute>, " + ", ".join(KEY_FIELDS)
 TARGET_HELP = "attributes.<attribute>, " + ", ".join(TARGET_FIELDS)
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from otelml import conventions as names
 from otelml.processors.anomaly.novelty import COMMON_SHARE, share
+from otelml.references import NOVELTY
 
 ANOMALY = "AnomalyIncident"
 PREDICTED = "PredictedIncident"
@@ -168,7 +169,7 @@ def _facts(details: Details) -> tuple[str | None, str | None, str | None]:
 
 def _measure(details: Details) -> str | None:
     """``duration 2,000 ms, expected 52.1 ms (usual 40.3 to 70.8 ms)``; a level first when a level model fired."""
-    if details.target == "novelty" and details.actual is not None:
+    if details.target == NOVELTY and details.actual is not None:
         return _rarity(details.actual, details.template)
     actual, expected, usual = _facts(details)
     target = details.target or "value"

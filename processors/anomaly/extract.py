@@ -20,7 +20,18 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status
 from otelml.conventions import TEMPLATE_ID
 from otelml.pdata import Batch, Signal, record_times, scopes
 from otelml.processors.anomaly.novelty import template_code
-from otelml.references import Reference, any_value_number, any_value_text, check_signal, find_attributes, record_text
+from otelml.references import (
+    DURATION,
+    NOVELTY,
+    RATE,
+    SEVERITY_NUMBER,
+    Reference,
+    any_value_number,
+    any_value_text,
+    check_signal,
+    find_attributes,
+    record_text,
+)
 
 SEVERITY_ERROR = 17  # OpenTelemetry severity numbers 17-20 are ERROR
 STATUS_ERROR = Status.STATUS_CODE_ERROR
@@ -142,13 +153,11 @@ class BatchReader:
         self.record_attribute_names = frozenset(
             [r.attribute for r in self.record_refs if r.attribute]
             + ([target.attribute] if target.attribute else [])
-            + ([TEMPLATE_ID] if target.field == "novelty" else [])
+            + ([TEMPLATE_ID] if target.field == NOVELTY else [])
             + list(self.feature_attributes)
         )
         # Without record attributes to look up, each field is read for a whole scope at once.
-        self.by_field = (
-            not self.record_attribute_names and not need_errors and target.field in ("duration", "severity_number", "rate")
-        )
+        self.by_field = not self.record_attribute_names and not need_errors and target.field in (DURATION, SEVERITY_NUMBER, RATE)
 
     def describe(self, key: tuple) -> str:
         """``service.name=checkout span.name=GET /cart`` for an internal key tuple."""
@@ -235,14 +244,14 @@ class BatchReader:
             found = find_attributes(record.attributes, attribute_names) if attribute_names else _NO_ATTRIBUTES
             if target_attribute:
                 value = any_value_number(found[target_attribute]) if target_attribute in found else None
-            elif target_field == "duration":
+            elif target_field == DURATION:
                 nanos = record.end_time_unix_nano - record.start_time_unix_nano
                 value = nanos / 1e6 if nanos >= 0 else None
-            elif target_field == "severity_number":
+            elif target_field == SEVERITY_NUMBER:
                 value = float(record.severity_number) if record.severity_number else None
-            elif target_field == "rate":
+            elif target_field == RATE:
                 value = 0.0
-            elif target_field == "novelty":
+            elif target_field == NOVELTY:
                 value = template_code(any_value_text(found[TEMPLATE_ID])) if TEMPLATE_ID in found else None
             else:
                 value = any_value_number(record.body)

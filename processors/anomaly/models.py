@@ -34,6 +34,7 @@ from otelml.processors.anomaly.kernels import (
     one_row_state,
 )
 from otelml.processors.anomaly.novelty import HALF_SCORE, RarityKernel
+from otelml.references import NOVELTY, RATE
 
 
 class BuiltinModel:
@@ -401,7 +402,7 @@ MODELS = {
 
 
 # Models that judge one target only, by name: the target they judge.
-TARGET_ONLY = {"rarity": "novelty", "burst": "rate"}
+TARGET_ONLY = {"rarity": NOVELTY, "burst": RATE}
 
 
 def reads_features(name: str) -> bool:

@@ -25,10 +25,10 @@ import numpy as np
 from otelml.processors.anomaly.novelty import Novelty
 from otelml.processors.anomaly.residuals import LARGEST
 from otelml.processors.anomaly.store import Field
-from otelml.references import Reference
+from otelml.references import DURATION, NOVELTY, RATE, Reference
 
 RATE_SMOOTHING = 0.3
-UNITS = {"duration": "ms", "rate": "1/s"}
+UNITS = {DURATION: "ms", RATE: "1/s"}
 
 
 def signed_log(values: np.ndarray) -> np.ndarray:
@@ -86,14 +86,14 @@ class Target:
     def __init__(self, reference: Reference, transform: str, rate_feature: bool = False):
         self.reference = reference
         self.name = reference.text
-        self.is_rate = reference.field == "rate"
-        self.log = transform == "log" or (transform == "auto" and reference.field in ("duration", "rate"))
+        self.is_rate = reference.field == RATE
+        self.log = transform == "log" or (transform == "auto" and reference.field in (DURATION, RATE))
         self.unit = UNITS.get(reference.field, "")
         self.tracks_rate = self.is_rate or rate_feature
         self.fields = (
             {"last_time": Field((), np.float64, np.nan), "gap": Field((), np.float64, np.nan)} if self.tracks_rate else {}
         )
-        self.novelty = Novelty() if reference.field == "novelty" else None
+        self.novelty = Novelty() if reference.field == NOVELTY else None
         if self.novelty is not None:
             self.fields.update({f"novelty_{name}": field for name, field in self.novelty.fields.items()})
 
