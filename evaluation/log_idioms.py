@@ -10,11 +10,12 @@ lines that start with the program's name, key=value lines, syslog lines
 that start with the daemon's name, access lines of an HTTP API, a
 service's lines that start with a thread's name, lines that end in a
 list of values of any length, messages with a value that only some of
-their lines carry, quoted phrases of any length, logfmt lines (``msg="..."`` and
-quoted values of several words), ``key = value`` with spaces, and
-durations and sizes with their units. The streams were written
-from the idioms, not from any sample: they tell whether a rule carries over
-to such logs, not how any held-out system scores.
+their lines carry, quoted phrases of any length, logfmt lines (``msg="..."``
+and quoted values of several words), ``key = value`` with spaces, and
+durations and sizes with their units, joined to the number or after a space
+(a count of bytes, with the same in kilobytes on some lines). The streams
+were written from the idioms, not from any sample: they tell whether a rule
+carries over to such logs, not how any held-out system scores.
 """
 
 from __future__ import annotations
@@ -65,6 +66,23 @@ def _duration(rng: random.Random) -> str:
 
 def _size(rng: random.Random) -> str:
     return f"{rng.randint(1, 999)}{rng.choice(['KB', 'MB'])}"
+
+
+def _spaced_size(rng: random.Random) -> str:
+    """A size in the unit that suits it, a space before the unit: ``512 KB``, ``1.2 MB``."""
+    return f"{rng.randint(1, 999)}.{rng.randint(0, 9)} {rng.choice(['KB', 'MB', 'GB'])}"
+
+
+def _spaced_duration(rng: random.Random) -> str:
+    """A duration in words: ``1 second``, ``5 seconds``, ``<1 sec``, ``3 minutes``."""
+    count = rng.randint(1, 59)
+    return rng.choice(["<1 sec", f"{count} second{'s' * (count > 1)}", f"{count} minute{'s' * (count > 1)}"])
+
+
+def _bytes(rng: random.Random) -> str:
+    """A count of bytes and, past a kilobyte, the same in kilobytes: ``512 bytes``, ``1507 bytes (1.5 KB)``."""
+    count = rng.randint(0, 4096)
+    return f"{count} bytes" + (f" ({count / 1024:.1f} KB)" if count >= 1024 else "")
 
 
 def _flag(rng: random.Random) -> str:
@@ -269,6 +287,20 @@ STREAMS: dict[str, list[tuple[str, Line]]] = {
         ("timeout", lambda r: f"dial {_address(r)}:443 timed out after {_duration(r)}, retrying"),
         ("uploaded", lambda r: f"uploaded {_size(r)} to bucket {r.choice(['logs', 'backups', 'media'])}"),
         ("evicted", lambda r: f"cache evicted {r.randint(1, 999)} entries ({_size(r)}) in {_duration(r)}"),
+    ],
+    "values with a unit word": [
+        ("downloaded", lambda r: f"downloaded {_spaced_size(r)} in {_spaced_duration(r)}"),
+        ("free", lambda r: f"disk /dev/sd{r.choice('abc')}1 has {_spaced_size(r)} free ({r.randint(1, 99)}%)"),
+        (
+            "closed",
+            lambda r: (
+                f"connection {r.randint(1, 9999)} closed after {_spaced_duration(r)}, {_bytes(r)} sent, {_bytes(r)} received"
+            ),
+        ),
+        (
+            "uptime",
+            lambda r: f"uptime {r.randint(1, 400)} {r.choice(['day', 'days'])}, load {r.randint(0, 9)}.{r.randint(0, 99):02d}",
+        ),
     ],
     "logfmt": [
         ("start", lambda r: f'{_logfmt(r, "info", "main")} msg="Starting server" addr=:{_port(r)}'),

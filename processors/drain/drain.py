@@ -38,7 +38,9 @@ Some lines of a message carry a value that others do not (``chrome.exe *64
 is joins one that takes it with one of its bare variables left out (a
 masked value in punctuation, ``*<*>`` or ``(<*>)``, never the first word),
 or one whose template has one bare variable more than the line, which then
-loses that word for good.
+loses that word for good; failing that, the line and the templates are
+compared without any of their bare variables, so that a message with several
+values each on some lines only is one template.
 
 A line seen before (the same text, for the same key) goes straight to the
 cluster it joined, while that cluster lives. All clusters of all keys share
@@ -104,6 +106,10 @@ def _is_bare(word: str) -> bool:
 def _bare_positions(words: list[str]) -> list[int]:
     """Where ``words`` hold a bare variable, after the first word: the first :data:`MAX_OPTIONAL_TRIES` of them."""
     return [position for position in range(1, len(words)) if _is_bare(words[position])][:MAX_OPTIONAL_TRIES]
+
+
+def _without(words: list[str], positions: tuple[int, ...]) -> list[str]:
+    return [word for position, word in enumerate(words) if position not in positions]
 
 
 def template_id_of(template: str) -> str:
@@ -173,9 +179,9 @@ class Cluster:
             self._describe()
         return changed
 
-    def leave_out(self, position: int) -> None:
-        """Drop the template's word at ``position``: a value that only some lines of the message carry."""
-        del self.tokens[position]
+    def leave_out(self, positions: tuple[int, ...]) -> None:
+        """Drop the template's words at ``positions``: values that only some lines of the message carry."""
+        self.tokens[:] = _without(self.tokens, positions)
         self._describe()
 
     def current(self) -> Cluster:
@@ -336,7 +342,7 @@ class Drain:
     def _learn(self, tree: _Tree, words: list[str], size: int) -> Cluster:
         cluster, words, left_out = self._find(tree, words)
         if cluster is not None:
-            if left_out is not None:
+            if left_out:
                 self._shorten(cluster, left_out)
             if (
                 cluster.sources
@@ -348,7 +354,7 @@ class Drain:
             cluster.size += size
             self._recent.move_to_end(cluster)
             # A template that grew more general, or moved to another word count, meets other clusters.
-            if not cluster.merge(words) and left_out is None:
+            if not cluster.merge(words) and not left_out:
                 return cluster
             if WILDCARD in cluster.path[1:]:
                 self._sweep(cluster)
@@ -390,23 +396,25 @@ class Drain:
                         return cluster
         return None
 
-    def _find(self, tree: _Tree, words: list[str]) -> tuple[Cluster | None, list[str], int | None]:
-        """The cluster a line joins, the line's words for it, and the template's word to leave out for it (or None).
+    def _find(self, tree: _Tree, words: list[str]) -> tuple[Cluster | None, list[str], tuple[int, ...]]:
+        """The cluster a line joins, the line's words for it, and the template's words to leave out for it.
 
         Some lines of a message carry a value that others do not (``chrome.exe *64 - ...`` and
         ``chrome.exe - ...``; ``Killed process 12 (3)`` and ``Killed process 12``). So a line that no
         template takes as it is joins one that takes it with one of its bare variables left out (a masked
         value in punctuation, see :func:`_is_bare`; never the first word, which routes), or one whose
-        template has a bare variable more than the line: that template then loses it.
+        template has a bare variable more than the line: that template then loses it. Failing that, the
+        line and the templates are compared without any of their bare variables (``close, <*> (<*>) sent,
+        <*> received`` and ``close, <*> sent, <*> (<*>) received``), word for word.
         """
         cluster = self._match(tree, words)
         if cluster is not None:
-            return cluster, words, None
+            return cluster, words, ()
         for position in _bare_positions(words):
             shorter = words[:position] + words[position + 1 :]
             cluster = self._match(tree, shorter)
             if cluster is not None:
-                return cluster, shorter, None
+                return cluster, shorter, ()
         by_length = tree.root.get(len(words) + 1) or {}
         for step in dict.fromkeys((words[0], WILDCARD)):
             nearby = self._clusters_under(by_length[step])[:MAX_LEAF_CLUSTERS] if step in by_length else []
@@ -418,13 +426,22 @@ class Drain:
                         if cluster.tokens[0] == words[0]
                         else _takes_line(cluster.tokens[:position] + cluster.tokens[position + 1 :], words)
                     ):
-                        return cluster, words, position
-        return None, words, None
+                        return cluster, words, (position,)
+        core = _without(words, tuple(_bare_positions(words)))
+        # The tries above left out one bare variable at most, the line's or a template's.
+        for extra in range(max(0, 2 - (len(words) - len(core))), MAX_OPTIONAL_TRIES + 1):
+            by_length = tree.root.get(len(core) + extra) or {}
+            for step in dict.fromkeys((words[0], WILDCARD)):
+                for cluster in self._clusters_under(by_length[step])[:MAX_LEAF_CLUSTERS] if step in by_length else []:
+                    bare = tuple(_bare_positions(cluster.tokens))
+                    if len(bare) == extra and _takes_line(_without(cluster.tokens, bare), core):
+                        return cluster, core, bare
+        return None, words, ()
 
-    def _shorten(self, cluster: Cluster, position: int) -> None:
-        """Leave out the word at ``position`` from ``cluster``'s template, and move it where lines of its new length go."""
+    def _shorten(self, cluster: Cluster, positions: tuple[int, ...]) -> None:
+        """Leave out the words at ``positions`` from ``cluster``'s template, and move it where lines of its new length go."""
         self._detach(cluster)
-        cluster.leave_out(position)
+        cluster.leave_out(positions)
         leaf, cluster.path = self._leaf(cluster.tree, cluster.tokens)
         self._make_room(leaf)
         leaf.append(cluster)
@@ -476,19 +493,20 @@ class Drain:
     def _sweep(self, cluster: Cluster) -> None:
         """``cluster`` lives at a ``<*>`` route, so its template covers other routes: it takes in what it accepts there.
 
-        Clusters one word longer count too, when it accepts them with one bare variable left out.
+        Longer clusters count too, when it accepts them with as many of their bare variables left out.
         """
         by_length = cluster.tree.root
         for other in self._clusters_under(by_length[cluster.path[0]]):
             if other is not cluster and cluster.accepts_line(other.tokens):
                 self._absorb(cluster, other)
-        longer = by_length.get(cluster.path[0] + 1)
-        for other in self._clusters_under(longer) if longer else ():
-            if any(
-                cluster.accepts_line(other.tokens[:position] + other.tokens[position + 1 :])
-                for position in _bare_positions(other.tokens)
-            ):
-                self._absorb(cluster, other)
+        for extra in range(1, MAX_OPTIONAL_TRIES + 1):
+            longer = by_length.get(cluster.path[0] + extra)
+            for other in self._clusters_under(longer) if longer else ():
+                if any(
+                    cluster.accepts_line(_without(other.tokens, left_out))
+                    for left_out in itertools.combinations(_bare_positions(other.tokens), extra)
+                ):
+                    self._absorb(cluster, other)
 
     def _sources(self, cluster: Cluster) -> tuple[list[Cluster], list[Cluster]] | None:
         """Whether ``cluster``'s first word names a source: its variants by first word, and another message's.

@@ -7,7 +7,7 @@ numbers, MAC addresses, dotted names of three or more parts holding a digit
 and hex letters holding a digit, with the separators of dates, times and
 addresses between them: ``2005-06-03-15.42.50``, ``10.0.0.1:80``,
 ``0245b64c``), durations and sizes with their unit (``12ms``, ``1.5s``,
-``64K``), what digits are left inside words (``root22_local`` ->
+``64K``, and after a space: ``1.2 KB``, ``5 seconds``), what digits are left inside words (``root22_local`` ->
 ``root<*>_local``), and the value of a ``key=value`` (``state=<*>``): the
 key names a field, so what follows it is a value, even a word
 (``isScreenOn=true``, ``=false``) or a quoted phrase (``err="no route to
@@ -58,6 +58,10 @@ _VALUE_START = r"(?<=\w=)" + "".join(rf"(?<!\b{key}=)" for key in _MESSAGE_KEYS)
 # unit that suits the value, so ``took 12ms`` and ``took 1.5s`` are one message.
 _TIME_UNIT = "(?:ns|us|µs|ms|s|m|h)"
 _QUANTITY = rf"(?<![\w.])\d+(?:\.\d+)?(?:{_TIME_UNIT}(?:\d+(?:\.\d+)?{_TIME_UNIT})*|d|[kKMGTP]i?[Bb]?|B)(?!\w|{_JOIN}[0-9A-Za-z])"
+# The same with a space before a unit word, which may change with the value or be singular (``(1.16 KB)`` beside
+# ``(2.3 MB)``, ``1 second`` beside ``5 seconds``), and maybe a bound before it (``<1 sec``): one value.
+_UNIT_WORD = "(?:[KMGTP]?i?B|bytes?|[nuµm]s|secs?|seconds?|mins?|minutes?|hours?|hrs?|days?)"
+_SPACED_QUANTITY = re.compile(rf"(?<![\w.<>~])[<>~]?\d+(?:\.\d+)? {_UNIT_WORD}(?![\w.]\w)")
 VARIABLES = re.compile(
     "|".join(
         [
@@ -118,6 +122,7 @@ def mask(text: str) -> str:
         text = _QUOTED_VALUE.sub(WILDCARD, text)
     if "= " in text:
         text = _SPACED_VALUE.sub(_spaced_value, text)
+    text = _SPACED_QUANTITY.sub(WILDCARD, text)
     return _CANDIDATE.sub(_mask_word, text)
 
 
@@ -136,7 +141,7 @@ _WORD = re.compile(r"""(?<![\w"'])(["'])[^"'\s]*\s[^"'\n]*\1(?!\w)|\S+""")
 # A repeated group of up to this many words holding a variable is one list of values.
 MAX_REPEATED_GROUP = 3
 # What names this masking in a checkpoint: templates learned under other masking are not reused.
-SIGNATURE = f"{VARIABLES.pattern} {_QUOTED_VALUE.pattern} {_WORD.pattern} lists of groups up to {MAX_REPEATED_GROUP}"
+SIGNATURE = f"{VARIABLES.pattern} {_QUOTED_VALUE.pattern} {_SPACED_VALUE.pattern} {_SPACED_QUANTITY.pattern} {_WORD.pattern} lists of groups up to {MAX_REPEATED_GROUP}"
 
 
 def _repeats(words: list[str]) -> bool:

@@ -22,7 +22,7 @@ async def process(processor, batch):
 async def test_every_record_gets_its_template_and_id():
     processor = make_processor()
     out = await process(processor, logs(("shop", ["GET /cart took 12 ms", "GET /cart took 40 ms", "cart empty"])))
-    assert templates(out) == ["GET /cart took <*> ms", "GET /cart took <*> ms", "cart empty"]
+    assert templates(out) == ["GET /cart took <*>", "GET /cart took <*>", "cart empty"]
     ids = template_ids(out)
     assert ids[0] == ids[1] != ids[2] and all(len(i) == 16 for i in ids)
 
