@@ -411,7 +411,7 @@ class Drain:
         if cluster is not None:
             return cluster, words, ()
         for position in _bare_positions(words):
-            shorter = words[:position] + words[position + 1 :]
+            shorter = _without(words, (position,))
             cluster = self._match(tree, shorter)
             if cluster is not None:
                 return cluster, shorter, ()
@@ -424,7 +424,7 @@ class Drain:
                     if (
                         self._best([cluster], words, skip=position) is cluster
                         if cluster.tokens[0] == words[0]
-                        else _takes_line(cluster.tokens[:position] + cluster.tokens[position + 1 :], words)
+                        else _takes_line(_without(cluster.tokens, (position,)), words)
                     ):
                         return cluster, words, (position,)
         core = _without(words, tuple(_bare_positions(words)))
