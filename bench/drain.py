@@ -10,6 +10,10 @@ CPU time of ``consume`` alone. The first pass starts from nothing (every
 template is new); the second goes on with what the first learned, as a
 long-running processor does.
 
+Floods: lines that are each a new template, of three kinds (see
+:data:`FLOOD_KINDS`), go through a processor with ``max_clusters`` set, timed
+as above: the cost of a line the miner has to search for and not find.
+
 Memory: lines that are each a new template (random words) go through a
 processor with ``max_clusters`` set; tracemalloc reports the live memory it
 holds after each step, which must stay flat once the limit is reached (the
@@ -65,7 +69,12 @@ def speed(root, systems: list[str]) -> list[tuple[str, int, float, float]]:
     return rows
 
 
-def _new_template_lines(count: int, seed: int = 7) -> list[str]:
+# Kinds of new-template lines: plain random words; every third word a bare variable (``(42)``), which the miner
+# tries leaving out; each message after three first words in a row, which the miner checks for naming sources.
+FLOOD_KINDS = ("plain", "bare variables", "sources")
+
+
+def _new_template_lines(count: int, seed: int = 7, kind: str = "plain") -> list[str]:
     """Lines that are each a template of their own: 4 to 16 random words after one of 90 first words.
 
     The first words and lengths spread the lines over many leaves of the tree (1,170 of them), so
@@ -73,12 +82,14 @@ def _new_template_lines(count: int, seed: int = 7) -> list[str]:
     """
     chooser = random.Random(seed)
     first_words = [a + b for a in "abcdefghij" for b in "abcdefghi"]
-    lines = []
-    for _ in range(count):
-        words = [chooser.choice(first_words)]
-        words += ["".join(chooser.choices(string.ascii_lowercase, k=6)) for _ in range(chooser.randint(3, 15))]
-        lines.append(" ".join(words))
-    return lines
+    lines: list[str] = []
+    while len(lines) < count:
+        words = ["".join(chooser.choices(string.ascii_lowercase, k=6)) for _ in range(chooser.randint(3, 15))]
+        if kind == "bare variables":
+            words[2::3] = [f"({chooser.randint(1, 999)})" for _ in words[2::3]]
+        for first in chooser.sample(first_words, 3 if kind == "sources" else 1):
+            lines.append(" ".join([first, *words]))
+    return lines[:count]
 
 
 def memory(max_clusters: int, steps: int, lines_per_step: int) -> list[tuple[int, int, float]]:
@@ -97,6 +108,16 @@ def memory(max_clusters: int, steps: int, lines_per_step: int) -> list[tuple[int
         gc.collect()
         rows.append((step * lines_per_step, len(processor.miner), (tracemalloc.get_traced_memory()[0] - baseline) / 2**20))
     tracemalloc.stop()
+    return rows
+
+
+def flood(max_clusters: int, lines: int) -> list[tuple[str, float]]:
+    """Per kind of new-template lines: records per CPU-second through a processor with ``max_clusters``."""
+    rows = []
+    for kind in FLOOD_KINDS:
+        processor = make_processor({"max_clusters": max_clusters})
+        processor.next_consumer = _Discard()
+        rows.append((kind, lines / _timed_consume(processor, log_batches(_new_template_lines(lines, kind=kind), "bench"))))
     return rows
 
 
@@ -121,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     first_all = total / sum(count / first for _, count, first, _ in rows)
     second_all = total / sum(count / second for _, count, _, second in rows)
     print(f"| **all** | {total} | **{first_all:,.0f}** | **{second_all:,.0f}** |")
+    print()
+    print(f"| {arguments.lines_per_step:,} new-template lines (max_clusters {arguments.max_clusters}) | records per CPU-second |")
+    print("|---|---|")
+    for kind, rate in flood(arguments.max_clusters, arguments.lines_per_step):
+        print(f"| {kind} | {rate:,.0f} |")
     print()
     print(f"| new-template lines | clusters held (max_clusters {arguments.max_clusters}) | MiB held |")
     print("|---|---|---|")

@@ -134,6 +134,7 @@ class Cluster:
         "tokens",
         "size",
         "template",
+        "bare",
         "template_id",
         "attributes",
         "tree",
@@ -165,6 +166,7 @@ class Cluster:
 
     def _describe(self) -> None:
         self.template = " ".join(self.tokens)
+        self.bare = tuple(_bare_positions(self.tokens))
         self.attributes: bytes | None = None
 
     def merge(self, tokens: list[str]) -> bool:
@@ -205,8 +207,10 @@ def _takes(template: list[str], tokens: list[str]) -> bool:
 
 
 def _takes_line(template: list[str], words: list[str]) -> bool:
+    if not _takes(template, words):
+        return False
     own = sum(mine == theirs != WILDCARD for mine, theirs in zip(template, words))
-    return _takes(template, words) and 2 * own >= len(words) - words.count(WILDCARD)
+    return 2 * own >= len(words) - words.count(WILDCARD)
 
 
 def _same_message(one: Cluster, other: Cluster) -> bool:
@@ -419,7 +423,7 @@ class Drain:
         for step in dict.fromkeys((words[0], WILDCARD)):
             nearby = self._clusters_under(by_length[step])[:MAX_LEAF_CLUSTERS] if step in by_length else []
             for cluster in nearby:
-                for position in _bare_positions(cluster.tokens):
+                for position in cluster.bare:
                     # As :meth:`_match` takes lines: by similarity on the line's own route, else word for word.
                     if (
                         self._best([cluster], words, skip=position) is cluster
@@ -433,9 +437,8 @@ class Drain:
             by_length = tree.root.get(len(core) + extra) or {}
             for step in dict.fromkeys((words[0], WILDCARD)):
                 for cluster in self._clusters_under(by_length[step])[:MAX_LEAF_CLUSTERS] if step in by_length else []:
-                    bare = tuple(_bare_positions(cluster.tokens))
-                    if len(bare) == extra and _takes_line(_without(cluster.tokens, bare), core):
-                        return cluster, core, bare
+                    if len(cluster.bare) == extra and _takes_line(_without(cluster.tokens, cluster.bare), core):
+                        return cluster, core, cluster.bare
         return None, words, ()
 
     def _shorten(self, cluster: Cluster, positions: tuple[int, ...]) -> None:
@@ -504,7 +507,7 @@ class Drain:
             for other in self._clusters_under(longer) if longer else ():
                 if any(
                     cluster.accepts_line(_without(other.tokens, left_out))
-                    for left_out in itertools.combinations(_bare_positions(other.tokens), extra)
+                    for left_out in itertools.combinations(other.bare, extra)
                 ):
                     self._absorb(cluster, other)
 

@@ -61,7 +61,8 @@ _QUANTITY = rf"(?<![\w.])\d+(?:\.\d+)?(?:{_TIME_UNIT}(?:\d+(?:\.\d+)?{_TIME_UNIT
 # The same with a space before a unit word, which may change with the value or be singular (``(1.16 KB)`` beside
 # ``(2.3 MB)``, ``1 second`` beside ``5 seconds``), and maybe a bound before it (``<1 sec``): one value.
 _UNIT_WORD = "(?:[KMGTP]?i?B|bytes?|[nuµm]s|secs?|seconds?|mins?|minutes?|hours?|hrs?|days?)"
-_SPACED_QUANTITY = re.compile(rf"(?<![\w.<>~])[<>~]?\d+(?:\.\d+)? {_UNIT_WORD}(?![\w.]\w)")
+_SPACED_UNIT = rf" {_UNIT_WORD}(?![\w.]\w)"
+_SPACED_QUANTITY = rf"(?<![\w.<>~])[<>~]?\d+(?:\.\d+)?{_SPACED_UNIT}"
 VARIABLES = re.compile(
     "|".join(
         [
@@ -71,6 +72,7 @@ VARIABLES = re.compile(
             rf"(?<![\w.\\])(?:[A-Za-z]:)?[\w.~-]*(?:\\+{_PATH_PART}+){{2,}}\\?",  # Windows path, registry key
             r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?",  # ISO 8601 time
             _QUANTITY,  # a number with a unit of time or size
+            _SPACED_QUANTITY,  # the same, a space before the unit
             rf"(?<![0-9A-Za-z])0[xX]{_HEX}+(?![0-9A-Za-z])",  # 0x hex number
             rf"(?<![0-9A-Za-z:-]){_HEX}{{2}}(?:[:-]{_HEX}{{2}}){{5}}(?![0-9A-Za-z:-])",  # MAC address
             # A number or hex word, and what joins several into one value (dates, times, addresses).
@@ -86,8 +88,9 @@ _QUOTED_VALUE = re.compile(rf"""{_VALUE_START}(?:"[^"\n]*"|'[^'\n]*')""")
 # The value of a ``key = value`` or ``key= value``: the same but for the spaces; the key is group 1. A word that
 # holds an equals sign is no value: ``ruser= rhost=host`` is an empty value, then another key.
 _SPACED_VALUE = re.compile(rf"\b(\w+) ?= +(?!{_VALUE_CHAR}*=)({_VALUE_CHAR}+)")
-# Every variable above holds a digit, a slash, a backslash or an equals sign: only words with one are looked at.
-_CANDIDATE = re.compile(r"(?<!\S)\S*[\d/\\=]\S*")
+# Every variable above holds a digit, a slash, a backslash or an equals sign: only words with one are looked at
+# (with the unit word after a number, if any).
+_CANDIDATE = re.compile(rf"(?<!\S)\S*[\d/\\=]\S*(?:{_SPACED_UNIT})?")
 # The commonest variable words, caught without the full expression: a number or hex word, maybe
 # after a slash and before a punctuation mark (``42``, ``/10.0.0.1:80``, ``112,``), and a number after
 # a name and an underscore (``blk_-123``, ``rdd_42``).
@@ -122,7 +125,6 @@ def mask(text: str) -> str:
         text = _QUOTED_VALUE.sub(WILDCARD, text)
     if "= " in text:
         text = _SPACED_VALUE.sub(_spaced_value, text)
-    text = _SPACED_QUANTITY.sub(WILDCARD, text)
     return _CANDIDATE.sub(_mask_word, text)
 
 
@@ -141,7 +143,7 @@ _WORD = re.compile(r"""(?<![\w"'])(["'])[^"'\s]*\s[^"'\n]*\1(?!\w)|\S+""")
 # A repeated group of up to this many words holding a variable is one list of values.
 MAX_REPEATED_GROUP = 3
 # What names this masking in a checkpoint: templates learned under other masking are not reused.
-SIGNATURE = f"{VARIABLES.pattern} {_QUOTED_VALUE.pattern} {_SPACED_VALUE.pattern} {_SPACED_QUANTITY.pattern} {_WORD.pattern} lists of groups up to {MAX_REPEATED_GROUP}"
+SIGNATURE = f"{VARIABLES.pattern} {_QUOTED_VALUE.pattern} {_SPACED_VALUE.pattern} {_WORD.pattern} lists of groups up to {MAX_REPEATED_GROUP}"
 
 
 def _repeats(words: list[str]) -> bool:

@@ -321,14 +321,15 @@ def test_every_line_lands_in_a_live_cluster_that_its_tree_holds(lines):
     miner = Drain(max_node_children=4)
     for line in lines:
         cluster = miner.add(line)
-        # The template a line leaves with takes it word for word (maybe but for one bare variable), and
+        # The template a line leaves with takes it word for word (maybe but for one or all of its bare variables), and
         # the line would find it again. Not always at a <*> route: a line may reach one through a full
         # node (max_node_children) that the same line's merges then empty, and a line of another first
         # word joins a template there only if at least half of its words are the template's own.
         words = tokens(line)
         assert cluster.alive and any(
             len(cluster.tokens) == len(each) and cluster.accepts(each)
-            for each in [words] + [words[:at] + words[at + 1 :] for at in range(1, len(words)) if _is_bare(words[at])]
+            for each in [words, [words[0]] + [word for word in words[1:] if not _is_bare(word)]]
+            + [words[:at] + words[at + 1 :] for at in range(1, len(words)) if _is_bare(words[at])]
         )
         assert miner.predict_one(line) is not None or WILDCARD in cluster.path
     clusters = list(miner.clusters())
