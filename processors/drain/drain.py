@@ -419,9 +419,7 @@ class Drain:
             cluster = self._match(tree, shorter)
             if cluster is not None:
                 return cluster, shorter, ()
-        by_length = tree.root.get(len(words) + 1) or {}
-        for step in dict.fromkeys((words[0], WILDCARD)):
-            nearby = self._clusters_under(by_length[step])[:MAX_LEAF_CLUSTERS] if step in by_length else []
+        for nearby in self._nearby(tree, len(words) + 1, words[0]):
             for cluster in nearby:
                 for position in cluster.bare:
                     # As :meth:`_match` takes lines: by similarity on the line's own route, else word for word.
@@ -434,12 +432,26 @@ class Drain:
         core = _without(words, tuple(_bare_positions(words)))
         # The tries above left out one bare variable at most, the line's or a template's.
         for extra in range(max(0, 2 - (len(words) - len(core))), MAX_OPTIONAL_TRIES + 1):
-            by_length = tree.root.get(len(core) + extra) or {}
-            for step in dict.fromkeys((words[0], WILDCARD)):
-                for cluster in self._clusters_under(by_length[step])[:MAX_LEAF_CLUSTERS] if step in by_length else []:
+            for nearby in self._nearby(tree, len(core) + extra, words[0]):
+                for cluster in nearby:
                     if len(cluster.bare) == extra and _takes_line(_without(cluster.tokens, cluster.bare), core):
                         return cluster, core, cluster.bare
         return None, words, ()
+
+    def _nearby(self, tree: _Tree, length: int, first: str) -> Iterator[list[Cluster]]:
+        """Clusters of ``length`` words that a line starting with ``first`` may reach: on its route, then at ``<*>``.
+
+        At most :data:`MAX_LEAF_CLUSTERS` of each; a single word routes nothing, so all one-word clusters share a leaf.
+        """
+        by_length = tree.root.get(length)
+        if by_length is None:
+            return
+        if length == 1:
+            yield by_length.get(None, [])[:MAX_LEAF_CLUSTERS]
+            return
+        for step in dict.fromkeys((first, WILDCARD)):
+            if step in by_length:
+                yield self._clusters_under(by_length[step])[:MAX_LEAF_CLUSTERS]
 
     def _shorten(self, cluster: Cluster, positions: tuple[int, ...]) -> None:
         """Leave out the words at ``positions`` from ``cluster``'s template, and move it where lines of its new length go."""

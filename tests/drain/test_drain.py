@@ -96,6 +96,13 @@ def test_values_that_only_some_lines_carry_are_left_out_in_any_number_and_order(
     assert clusters[-1].current().template == "session closed, <*> sent, <*> received"
 
 
+def test_a_one_word_template_takes_lines_that_only_add_bare_variables():
+    miner = Drain()
+    first, second = learn(miner, ["down (7) *64", "down"])
+    assert first is second and first.template == "down"
+    assert miner.predict_one("down (8) *32") == "down"
+
+
 def test_a_word_of_its_own_is_never_left_out():
     miner = Drain()
     with_user, without = learn(
