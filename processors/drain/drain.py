@@ -166,6 +166,7 @@ class Cluster:
 
     def _describe(self) -> None:
         self.template = " ".join(self.tokens)
+        # Where the template holds a bare variable: kept, as every line that reaches the leaf tries them.
         self.bare = tuple(_bare_positions(self.tokens))
         self.attributes: bytes | None = None
 

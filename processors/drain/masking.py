@@ -7,14 +7,15 @@ numbers, MAC addresses, dotted names of three or more parts holding a digit
 and hex letters holding a digit, with the separators of dates, times and
 addresses between them: ``2005-06-03-15.42.50``, ``10.0.0.1:80``,
 ``0245b64c``), durations and sizes with their unit (``12ms``, ``1.5s``,
-``64K``, and after a space: ``1.2 KB``, ``5 seconds``), what digits are left inside words (``root22_local`` ->
-``root<*>_local``), and the value of a ``key=value`` (``state=<*>``): the
-key names a field, so what follows it is a value, even a word
-(``isScreenOn=true``, ``=false``) or a quoted phrase (``err="no route to
-host"``), with spaces around the ``=`` or not (``hit = true``); but the value of ``msg=`` and ``message=`` is a logfmt line's
-message, and is left to the other rules. Other words without a digit are left
-alone: ``java.lang.NullPointerException`` stays, so a new exception class is
-a new template.
+``64K``, and after a space: ``1.2 KB``, ``5 seconds``), what digits are
+left inside words (``root22_local`` -> ``root<*>_local``), and the value
+of a ``key=value`` (``state=<*>``): the key names a field, so what follows
+it is a value, even a word (``isScreenOn=true``, ``=false``) or a quoted
+phrase (``err="no route to host"``), with spaces around the ``=`` or not
+(``hit = true``); but the value of ``msg=`` and ``message=`` is a logfmt
+line's message, and is left to the other rules. Other words without a
+digit are left alone: ``java.lang.NullPointerException`` stays, so a new
+exception class is a new template.
 
 Two rules then keep a value of any length in one place, since Drain groups
 lines by their word count first. A quoted phrase of several words
