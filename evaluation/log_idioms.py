@@ -11,7 +11,7 @@ that start with the daemon's name, access lines of an HTTP API, a
 service's lines that start with a thread's name, lines that end in a
 list of values of any length, messages with a value that only some of
 their lines carry, quoted phrases of any length, logfmt lines (``msg="..."``
-and quoted values of several words), ``key = value`` with spaces, and
+and quoted values of several words), JSON lines, ``key = value`` with spaces, and
 durations and sizes with their units, joined to the number or after a space
 (a count of bytes, with the same in kilobytes on some lines). The streams
 were written from the idioms, not from any sample: they tell whether a rule
@@ -21,6 +21,7 @@ carries over to such logs, not how any held-out system scores.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 from collections.abc import Callable
@@ -83,6 +84,12 @@ def _bytes(rng: random.Random) -> str:
     """A count of bytes and, past a kilobyte, the same in kilobytes: ``512 bytes``, ``1507 bytes (1.5 KB)``."""
     count = rng.randint(0, 4096)
     return f"{count} bytes" + (f" ({count / 1024:.1f} KB)" if count >= 1024 else "")
+
+
+def _zap(rng: random.Random, level: str, caller: str, **fields) -> str:
+    """A line as zap and slog's JSON handler print one: compact, time and caller first."""
+    head = {"level": level, "ts": 1714557600 + rng.random() * 86400, "caller": f"{caller}.go:{rng.randint(10, 400)}"}
+    return json.dumps(head | fields, separators=(",", ":"))
 
 
 def _flag(rng: random.Random) -> str:
@@ -318,6 +325,44 @@ STREAMS: dict[str, list[tuple[str, Line]]] = {
         (
             "wakelock",
             lambda r: f'acquire lock={r.randint(10**8, 10**9)}, tag="{_phrase(r)}", uid={r.randint(1000, 10999)}',
+        ),
+    ],
+    "JSON lines": [
+        ("start", lambda r: _zap(r, "info", "main", msg="Starting server", addr=f":{_port(r)}")),
+        ("failed", lambda r: _zap(r, "error", "db", msg="query failed", error=r.choice(_ERRORS))),
+        ("denied", lambda r: _zap(r, "warn", "auth", msg="login denied", user=r.choice(_USERS), attempts=r.randint(1, 5))),
+        ("ready", lambda r: _zap(r, "info", "main", msg="ready")),
+        (
+            "request",  # pino: numeric level, nested request and response
+            lambda r: json.dumps(
+                {
+                    "level": 30,
+                    "time": r.randint(10**12, 2 * 10**12),
+                    "pid": r.randint(100, 9999),
+                    "hostname": f"web-{r.randint(1, 9)}",
+                    "req": {"method": r.choice(["GET", "POST"]), "url": f"/api/{r.choice(['users', 'orders'])}"},
+                    "res": {"statusCode": r.choice([200, 404])},
+                    "responseTime": r.randint(1, 900),
+                    "msg": "request completed",
+                },
+                separators=(",", ":"),
+            ),
+        ),
+        (
+            "logged-in",  # winston: spaced, the values inside the message
+            lambda r: json.dumps(
+                {"message": f"User {r.choice(_USERS)} logged in from {_address(r)}", "level": "info", "service": "auth"}
+            ),
+        ),
+        (
+            "disk",
+            lambda r: json.dumps(
+                {
+                    "message": f"Disk {r.choice(['/', '/var', '/home'])} is {r.randint(80, 99)}% full",
+                    "level": "warn",
+                    "service": "agent",
+                }
+            ),
         ),
     ],
 }

@@ -75,7 +75,7 @@ import hashlib
 import itertools
 from collections.abc import Iterator
 
-from otelml.processors.drain.masking import WILDCARD
+from otelml.processors.drain.masking import WILDCARD, structured_text
 from otelml.processors.drain.masking import tokens as masked_tokens
 
 # How much of a line is templated: enough for any log message, and a bound on
@@ -298,7 +298,7 @@ class Drain:
         tree = self._trees.get(key)
         if tree is None:
             return None
-        cluster, _, _ = self._find(tree, masked_tokens(x[:MAX_TEXT], self.extra_delimiters))
+        cluster, _, _ = self._find(tree, self._words(x))
         return cluster.template if cluster is not None else None
 
     # The hot path --------------------------------------------------------------
@@ -309,7 +309,7 @@ class Drain:
         if tree is None:
             tree = self._trees[key] = _Tree(key)
             for seed in self.seed_templates + self.seed_logs:
-                words = masked_tokens(seed[:MAX_TEXT], self.extra_delimiters)
+                words = self._words(seed)
                 if words:
                     self._learn(tree, words, 0)
         return tree
@@ -325,7 +325,7 @@ class Drain:
             cluster.size += 1
             self._recent.move_to_end(cluster)
             return cluster
-        words = masked_tokens(x[:MAX_TEXT], self.extra_delimiters)
+        words = self._words(x)
         if not words:
             return None
         cluster = self._learn(tree, words, 1)
@@ -337,6 +337,10 @@ class Drain:
             tree.cache[x] = cluster
             self._cached += 1
         return cluster
+
+    def _words(self, x: str) -> list[str]:
+        """The masked words of the line ``x`` (of its fields', when it is a JSON object), up to :data:`MAX_TEXT`."""
+        return masked_tokens(structured_text(x)[:MAX_TEXT], self.extra_delimiters)
 
     # The algorithm -------------------------------------------------------------
 

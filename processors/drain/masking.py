@@ -15,7 +15,8 @@ phrase (``err="no route to host"``), with spaces around the ``=`` or not
 (``hit = true``); but the value of ``msg=`` and ``message=`` is a logfmt
 line's message, and is left to the other rules. Other words without a
 digit are left alone: ``java.lang.NullPointerException`` stays, so a new
-exception class is a new template.
+exception class is a new template. A line that is a JSON object is masked
+as the logfmt line of its fields (:func:`structured_text`).
 
 Two rules then keep a value of any length in one place, since Drain groups
 lines by their word count first. A quoted phrase of several words
@@ -39,6 +40,7 @@ keeps one group.
 
 from __future__ import annotations
 
+import json
 import operator
 import re
 
@@ -129,6 +131,61 @@ def mask(text: str) -> str:
     return _CANDIDATE.sub(_mask_word, text)
 
 
+# A JSON object is read up to this size (a bound on what a hostile body costs); a longer one is masked as text.
+MAX_JSON = 65536
+
+
+def structured_text(line: str) -> str:
+    """``line`` as :func:`fields_text` writes its fields when it is a JSON object, else ``line`` itself.
+
+    Structured loggers (zap, pino, logrus, slog's JSON handler) print one
+    JSON object a line: its template is that of the logfmt line with the
+    same fields, since a value is a value and the message is the message
+    whichever way the fields are written.
+
+    >>> structured_text('{"level":"info","msg":"user 42 logged in","http":{"status":200}}')
+    'level=<*> msg="user 42 logged in" http.status=<*>'
+    >>> structured_text('{"level":"info", "msg":')  # not JSON: masked as text
+    '{"level":"info", "msg":'
+    """
+    stripped = line.strip()
+    if not (stripped.startswith("{") and stripped.endswith("}")) or len(stripped) > MAX_JSON:
+        return line
+    try:
+        fields = json.loads(stripped)
+    except (ValueError, RecursionError):
+        return line
+    return fields_text(fields) if isinstance(fields, dict) and fields else line
+
+
+def fields_text(fields: dict) -> str:
+    """A structured record's fields as one logfmt line: ``key=<*>`` for each value, the message's own words.
+
+    The value of every field is a value, as after any other ``key=`` (see
+    :func:`mask`), but a top-level ``msg`` or ``message`` holding text is
+    the message, kept in quotes for the other rules to mask. Fields of a
+    nested object are named by their path (``http.status``).
+
+    >>> fields_text({"message": "disk /dev/sda1 full", "host": {"name": "db", "tags": ["a", "b"]}})
+    'message="disk /dev/sda1 full" host.name=<*> host.tags=<*>'
+    """
+    words = []
+    # Objects being walked, each with its path and what is left of its fields: no recursion, whatever the depth.
+    stack = [("", iter(fields.items()))]
+    while stack:
+        path, items = stack[-1]
+        for key, value in items:
+            name = f"{path}{key}"
+            if isinstance(value, dict) and value:
+                stack.append((f"{name}.", iter(value.items())))
+                break
+            message = not path and key in _MESSAGE_KEYS and isinstance(value, str)
+            words.append(f'{name}="{value}"' if message else f"{name}={WILDCARD}")
+        else:
+            stack.pop()
+    return " ".join(words)
+
+
 def tokens(text: str, extra_delimiters: tuple[str, ...] = ()) -> list[str]:
     """The masked words of ``text``: split at white space and at each of ``extra_delimiters``."""
     masked = mask(text)
@@ -144,7 +201,10 @@ _WORD = re.compile(r"""(?<![\w"'])(["'])[^"'\s]*\s[^"'\n]*\1(?!\w)|\S+""")
 # A repeated group of up to this many words holding a variable is one list of values.
 MAX_REPEATED_GROUP = 3
 # What names this masking in a checkpoint: templates learned under other masking are not reused.
-SIGNATURE = f"{VARIABLES.pattern} {_QUOTED_VALUE.pattern} {_SPACED_VALUE.pattern} {_WORD.pattern} lists of groups up to {MAX_REPEATED_GROUP}"
+SIGNATURE = (
+    f"{VARIABLES.pattern} {_QUOTED_VALUE.pattern} {_SPACED_VALUE.pattern} {_WORD.pattern}"
+    f" lists of groups up to {MAX_REPEATED_GROUP}, JSON objects up to {MAX_JSON} as fields"
+)
 
 
 def _repeats(words: list[str]) -> bool:

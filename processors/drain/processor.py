@@ -20,6 +20,7 @@ from otelml import conventions
 from otelml.checkpoint import Checkpointer
 from otelml.component import Component, CreateSettings, Host
 from otelml.consumer import Consumer
+from otelml.encoding import any_value_to_python
 from otelml.pdata import Batch, Signal, scopes
 from otelml.processors.drain import masking, metadata
 from otelml.processors.drain.config import DrainConfig
@@ -174,12 +175,18 @@ class DrainProcessor(Component):
         return tuple(any_value_text(found[r.attribute]) if r.attribute in found else "" for r in self.resource_refs)
 
     def _text(self, body) -> str:
-        """The text of a body that is not a plain string: ``body_field`` of a map body, or the whole body as text."""
+        """The text of a body that is not a plain string.
+
+        A map body's ``body_field``, else its fields as a JSON object's are
+        templated (:func:`~.masking.fields_text`); another body as text.
+        """
         kind = body.WhichOneof("value")
-        if kind == "kvlist_value" and self.config.body_field:
-            for entry in body.kvlist_value.values:
-                if entry.key == self.config.body_field:
-                    return any_value_text(entry.value)
+        if kind == "kvlist_value":
+            if self.config.body_field:
+                for entry in body.kvlist_value.values:
+                    if entry.key == self.config.body_field:
+                        return any_value_text(entry.value)
+            return masking.fields_text(any_value_to_python(body)) if body.kvlist_value.values else ""
         if kind is None or kind == "string_value":
             return ""
         return any_value_text(body)

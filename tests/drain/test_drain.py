@@ -31,6 +31,17 @@ def test_lines_of_one_message_share_a_template_and_its_id():
     assert first.size == 2
 
 
+def test_json_lines_of_one_message_share_a_template_whatever_their_values():
+    miner = Drain()
+    lines = [
+        json.dumps({"level": level, "msg": f"user {user} logged in", "user": {"id": user}})
+        for level, user in [("info", 1), ("debug", 22), ("info", 333)]
+    ]
+    first, second, third, other = learn(miner, [*lines, '{"level": "info", "msg": "user 4 logged out"}'])
+    assert first is second is third is not other
+    assert first.template == 'level=<*> msg="user <*> logged in" user.id=<*>'
+
+
 def test_messages_that_differ_in_a_word_of_a_short_line_stay_apart():
     miner = Drain()
     starting, ending, begin, end = learn(

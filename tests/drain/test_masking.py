@@ -104,3 +104,42 @@ _WORD = strategies.text(alphabet=string.ascii_letters + string.digits + "._-/:,;
 def test_the_shortcut_for_number_words_agrees_with_the_full_expression(word):
     expected = masking.VARIABLES.sub(masking.WILDCARD, word) if re.search(r"[\d/\\]", word) else word
     assert mask(word) == expected
+
+
+@pytest.mark.parametrize(
+    ("line", "text"),
+    [
+        (
+            '{"ts": "2024-05-01T10:00:00Z", "level": "info", "msg": "user 42 logged in", "user": "alice"}',
+            'ts=<*> level=<*> msg="user 42 logged in" user=<*>',
+        ),
+        (
+            '  {"message": "cache warm", "http": {"method": "GET", "peer": {"port": 80}}, "tags": ["a"]}\n',
+            'message="cache warm" http.method=<*> http.peer.port=<*> tags=<*>',
+        ),
+        ('{"msg": 42, "inner": {"msg": "not the message"}, "empty": {}}', "msg=<*> inner.msg=<*> empty=<*>"),
+    ],
+)
+def test_a_json_object_is_templated_as_the_logfmt_line_of_its_fields(line, text):
+    assert masking.structured_text(line) == text
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"level": "info", "msg": "cut short',  # not JSON
+        "[1, 2, 3]",  # JSON, but no object
+        "{}",  # no fields: the text is all there is
+        "{user} logged in {when}",
+        '{"a": ' * 5000 + "1" + "}" * 5000,  # nested deeper than the parser goes
+        '{"msg": "' + "x" * masking.MAX_JSON + '"}',  # past the bound
+    ],
+)
+def test_other_lines_are_masked_as_text(line):
+    assert masking.structured_text(line) == line
+
+
+def test_a_json_line_and_its_logfmt_twin_have_the_same_words():
+    json_line = '{"level": "warn", "msg": "retrying \\"payments\\" in 5s", "attempt": 3}'
+    logfmt_line = 'level=warn msg="retrying "payments" in 5s" attempt=3'
+    assert tokens(masking.structured_text(json_line)) == tokens(logfmt_line)

@@ -58,14 +58,17 @@ async def test_body_field_picks_the_message_of_a_map_body():
     assert templates(out) == ["user <*> logged in"]
 
 
-async def test_a_map_body_without_body_field_is_templated_whole():
+async def test_a_map_body_without_body_field_is_templated_as_its_fields_like_the_same_json_text():
     processor = make_processor()
-    batch = ExportLogsServiceRequest()
-    record = batch.resource_logs.add().scope_logs.add().log_records.add()
+    batch = logs(("shop", ['{"message": "user 7 logged in", "user": {"name": "bob"}, "ok": true}']))
+    record = batch.resource_logs[0].scope_logs[0].log_records.add()
     record.body.kvlist_value.values.add(key="message").value.string_value = "user 42 logged in"
+    user = record.body.kvlist_value.values.add(key="user").value.kvlist_value.values.add(key="name")
+    user.value.string_value = "alice"
+    record.body.kvlist_value.values.add(key="ok").value.bool_value = False
     out = await process(processor, batch)
-    [template] = templates(out)
-    assert "message" in template and "<*>" in template
+    assert templates(out) == ['message="user <*> logged in" user.name=<*> ok=<*>'] * 2
+    assert len(set(template_ids(out))) == 1
 
 
 async def test_empty_bodies_pass_unannotated_and_are_counted():
