@@ -7,7 +7,8 @@ show whether a change to the miner generalises. Each stream here mixes a few
 messages of one idiom, with their values drawn at random, and knows each
 line's message: sshd and PAM lines (user names and addresses), a proxy's
 lines that start with the program's name, key=value lines, syslog lines
-that start with the daemon's name, access lines of an HTTP API, a
+that start with the daemon's name, lines whose first word is a source's
+name and a colon (``logrotate.service: Succeeded.``), access lines of an HTTP API, a
 service's lines that start with a thread's name, lines that end in a
 list of values of any length, messages with a value that only some of
 their lines carry, quoted phrases of any length, logfmt lines (``msg="..."``
@@ -34,6 +35,7 @@ _USERS = ["root", "admin", "test", "oracle", "guest", "ftpuser", "ubuntu", "post
 _HOSTS = ["www.google.com", "api.dropbox.com", "update.microsoft.com", "mail.qq.com", "cdn.jsdelivr.net", "github.com"]
 _PROGRAMS = ["chrome.exe", "firefox.exe", "Dropbox.exe", "svchost.exe", "WeChat.exe", "outlook.exe", "Skype.exe"]
 _DAEMONS = ["cupsd", "syslogd", "crond", "sshd", "xinetd", "named"]
+_UNITS = ["apt-daily", "logrotate", "fstrim", "man-db", "motd-news", "snapd"]
 _THREADS = ["main", "worker", "scheduler", "reaper", "io", "http-nio"]
 _DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 _MONTHS = ["Jan", "Feb", "Mar", "Jun", "Jul", "Nov"]
@@ -326,6 +328,18 @@ STREAMS: dict[str, list[tuple[str, Line]]] = {
             "wakelock",
             lambda r: f'acquire lock={r.randint(10**8, 10**9)}, tag="{_phrase(r)}", uid={r.randint(1000, 10999)}',
         ),
+    ],
+    "tagged lines (`name:` first)": [
+        ("succeeded", lambda r: f"{r.choice(_UNITS)}.service: Succeeded."),
+        ("consumed", lambda r: f"{r.choice(_UNITS)}.service: Consumed {r.randint(1, 999)}ms CPU time."),
+        ("dhcp", lambda r: f"{r.choice(['dhclient', 'dhcpcd', 'NetworkManager'])}: DHCPACK of {_address(r)} from {_address(r)}"),
+        (
+            "tainted",
+            lambda r: (
+                f"{r.choice(['nvidia', 'zfs', 'vboxdrv'])}: module verification failed: signature and/or required key missing"
+            ),
+        ),
+        ("reached", lambda r: f"Reached target {r.choice(['Timers', 'Sockets', 'Paths', 'Swap'])}."),
     ],
     "JSON lines": [
         ("start", lambda r: _zap(r, "info", "main", msg="Starting server", addr=f":{_port(r)}")),

@@ -26,7 +26,8 @@ The first word routes lines, and it is usually the message's own (``boot
 comes from (``cupsd startup succeeded``, ``crond startup succeeded``): then
 the same three or more first words stand before two different messages
 (``... shutdown succeeded``), and each message's clusters merge into one
-with ``<*>`` first. Such a template remembers its ``sources`` (so that a
+with ``<*>`` first; one message is enough when each of those words ends in
+a colon (``logrotate.service: Succeeded.``). Such a template remembers its ``sources`` (so that a
 third message from three of them merges at once), moves to its node's
 ``<*>`` child, takes in the clusters of other first words it accepts, and a
 line whose own route has no template for it joins it there when it accepts
@@ -106,6 +107,11 @@ def _is_bare(word: str) -> bool:
 def _bare_positions(words: list[str]) -> list[int]:
     """Where ``words`` hold a bare variable, after the first word: the first :data:`MAX_OPTIONAL_TRIES` of them."""
     return [position for position in range(1, len(words)) if _is_bare(words[position])][:MAX_OPTIONAL_TRIES]
+
+
+def _is_tag(word: str) -> bool:
+    """Whether ``word`` is written as a source's name is before its message: ``sshd:``, ``logrotate.service:``."""
+    return len(word) > 1 and word.endswith(":")
 
 
 def _without(words: list[str], positions: tuple[int, ...]) -> list[str]:
@@ -535,6 +541,8 @@ class Drain:
         <*>)``); the same three or more before two different messages are where the lines come from
         (``cupsd``, ``crond``, ``sshd startup succeeded`` and ``... shutdown succeeded``). The other
         message may be a template merged so before, which remembers its sources: then it is not returned.
+        Nor is it looked for when every first word is written as a source's name, with a colon after it
+        (``logrotate.service: Succeeded.``, :func:`_is_tag`): one message is then enough.
         """
         if len(cluster.path) < 2 or cluster.path[1] == WILDCARD:
             return None
@@ -555,7 +563,7 @@ class Drain:
             for other in self._clusters_under(node[WILDCARD])
             if len(other.sources & sources) >= VARIABLE_VALUES
         )
-        if next(known, None) is not None:
+        if next(known, None) is not None or all(map(_is_tag, sources)):
             return variants, []
         candidates = (
             other

@@ -192,6 +192,16 @@ def test_first_words_before_one_message_only_stay_messages():
     assert miner.predict_one("boot (command 9)") == "boot (command <*>)"
 
 
+def test_first_words_that_end_in_a_colon_name_sources_before_one_message():
+    miner = Drain()
+    units = ["apt-daily.service:", "logrotate.service:", "fstrim.service:"]
+    clusters = learn(miner, [f"{unit} Succeeded." for unit in units])
+    assert clusters[-1].template == "<*> Succeeded." and clusters[-1].size == 3
+    assert miner.predict_one("man-db.service: Succeeded.") == "<*> Succeeded."
+    # Unless every one of them ends in a colon, words before one message stay messages.
+    assert len({id(cluster) for cluster in learn(miner, ["start: done", "stop: done", "halt done"])}) == 3
+
+
 def test_a_source_seen_in_one_message_early_is_taken_in_when_its_template_moves():
     miner = Drain()
     # Each program first logs through a host of its own: lines that differ in two words at once.
