@@ -201,7 +201,7 @@ class Cluster:
         return cluster
 
     def accepts_line(self, words: list[str]) -> bool:
-        """:meth:`accepts`, and at least half of the line's unmasked words are the template's own (not its ``<*>``)."""
+        """:meth:`accepts`, and at least half of the line's unmasked words (bare variables are masked) are the template's own."""
         return _takes_line(self.tokens, words)
 
     def accepts(self, tokens: list[str]) -> bool:
@@ -216,8 +216,10 @@ def _takes(template: list[str], tokens: list[str]) -> bool:
 def _takes_line(template: list[str], words: list[str]) -> bool:
     if not _takes(template, words):
         return False
-    own = sum(mine == theirs != WILDCARD for mine, theirs in zip(template, words))
-    return 2 * own >= len(words) - words.count(WILDCARD)
+    # The line's words of its own: neither <*> nor a bare variable, which is a value too.
+    counted = [word != WILDCARD and not _is_bare(word) for word in words]
+    own = sum(count and mine == theirs for count, mine, theirs in zip(counted, template, words))
+    return 2 * own >= sum(counted)
 
 
 def _same_message(one: Cluster, other: Cluster) -> bool:

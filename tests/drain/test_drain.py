@@ -114,6 +114,15 @@ def test_a_one_word_template_takes_lines_that_only_add_bare_variables():
     assert miner.predict_one("down (8) *32") == "down"
 
 
+def test_a_line_of_bare_variables_finds_the_template_it_joined_after_that_grows_to_a_wildcard():
+    # Found by the property test below: the line joined '*<*>' without its bare variables, then '<*>'
+    # made that template '<*>', and the line's masked values counted as words the template lacked.
+    miner = Drain()
+    _, joined, _ = learn(miner, ["*64", "*64 (7) *64", "42"])
+    assert joined.template == WILDCARD
+    assert miner.predict_one("*64 (7) *64") == WILDCARD
+
+
 def test_a_word_of_its_own_is_never_left_out():
     miner = Drain()
     with_user, without = learn(
@@ -333,10 +342,10 @@ def test_tree_depth_below_three_is_refused():
 
 
 # Lines from a small vocabulary: sources before a few messages, and loose words, so that every merge rule fires.
-_SOURCES = strategies.sampled_from(["cupsd", "crond", "sshd", "ntpd", "up"])
+_SOURCES = strategies.sampled_from(["cupsd", "crond", "sshd", "ntpd", "up", "cupsd:", "crond:", "sshd:", "up:"])
 _MESSAGES = strategies.sampled_from(["startup succeeded", "shutdown succeeded", "up 7 ok", "ok", "a <*> b"])
 _LOOSE = strategies.lists(
-    strategies.sampled_from(["up", "down", "ok", "<*>", "7", "a", "b", "(7)", "*64"]), min_size=1, max_size=4
+    strategies.sampled_from(["up", "down", "ok", "<*>", "7", "a", "b", "(7)", "*64", "up:", "a:"]), min_size=1, max_size=4
 )
 _LINES = strategies.lists(
     strategies.one_of(strategies.tuples(_SOURCES, _MESSAGES).map(" ".join), _LOOSE.map(" ".join)), max_size=80
