@@ -94,6 +94,11 @@ def _zap(rng: random.Random, level: str, caller: str, **fields) -> str:
     return json.dumps(head | fields, separators=(",", ":"))
 
 
+def _traced(rng: random.Random) -> dict:
+    """The trace context a structured logger adds to lines logged inside a span, and only to those."""
+    return {"trace_id": rng.randbytes(16).hex(), "span_id": rng.randbytes(8).hex()} if rng.random() < 0.5 else {}
+
+
 def _flag(rng: random.Random) -> str:
     return rng.choice(["true", "false"])
 
@@ -321,7 +326,13 @@ STREAMS: dict[str, list[tuple[str, Line]]] = {
                 f"path=/api/v1/{r.choice(['users', 'orders', 'carts'])} status={r.choice([200, 404, 500])} duration={r.randint(1, 900)}ms"
             ),
         ),
-        ("failed", lambda r: f'{_logfmt(r, "error", "db")} msg="query failed" err="{r.choice(_ERRORS)}"'),
+        (
+            "failed",
+            lambda r: (
+                f'{_logfmt(r, "error", "db")} msg="query failed" err="{r.choice(_ERRORS)}"'
+                + "".join(f" {key}={value}" for key, value in _traced(r).items())
+            ),
+        ),
         ("denied", lambda r: f'{_logfmt(r, "warn", "auth")} msg="login denied" user={r.choice(_USERS)}'),
         ("ready", lambda r: f"{_logfmt(r, 'info', 'main')} msg=ready"),
         (
@@ -343,8 +354,11 @@ STREAMS: dict[str, list[tuple[str, Line]]] = {
     ],
     "JSON lines": [
         ("start", lambda r: _zap(r, "info", "main", msg="Starting server", addr=f":{_port(r)}")),
-        ("failed", lambda r: _zap(r, "error", "db", msg="query failed", error=r.choice(_ERRORS))),
-        ("denied", lambda r: _zap(r, "warn", "auth", msg="login denied", user=r.choice(_USERS), attempts=r.randint(1, 5))),
+        ("failed", lambda r: _zap(r, "error", "db", msg="query failed", error=r.choice(_ERRORS), **_traced(r))),
+        (
+            "denied",
+            lambda r: _zap(r, "warn", "auth", msg="login denied", user=r.choice(_USERS), **_traced(r), attempts=r.randint(1, 5)),
+        ),
         ("ready", lambda r: _zap(r, "info", "main", msg="ready")),
         (
             "request",  # pino: numeric level, nested request and response

@@ -15,8 +15,9 @@ phrase (``err="no route to host"``), with spaces around the ``=`` or not
 (``hit = true``); but the value of ``msg=`` and ``message=`` is a logfmt
 line's message, and is left to the other rules. Other words without a
 digit are left alone: ``java.lang.NullPointerException`` stays, so a new
-exception class is a new template. A line that is a JSON object is masked
-as the logfmt line of its fields (:func:`structured_text`).
+exception class is a new template. A structured line, a JSON object or a
+logfmt line, is masked as its message field, or the names of its fields
+(:func:`structured_text`).
 
 Two rules then keep a value of any length in one place, since Drain groups
 lines by their word count first. A quoted phrase of several words
@@ -131,44 +132,65 @@ def mask(text: str) -> str:
     return _CANDIDATE.sub(_mask_word, text)
 
 
-# A JSON object is read up to this size (a bound on what a hostile body costs); a longer one is masked as text.
+# Structured lines are read up to these sizes (bounds on what a hostile body costs: about 0.3 ms for a JSON
+# object, 0.5 ms for a logfmt line); longer ones are masked as text. JSON lines hold stack traces, logfmt ones rarely.
 MAX_JSON = 65536
+MAX_LOGFMT = 8192
+
+
+# A logfmt line: key=value pairs and nothing else, a value quoted (with backslash escapes) or one word. Pairs are
+# parted by white space, so a line is read one way only (no backtracking over where a value ends).
+_LOGFMT_VALUE = r'(?:"(?:[^"\\]|\\.)*"|[^\s"]*)'
+_LOGFMT = re.compile(rf"\s*[\w.-]+={_LOGFMT_VALUE}(?:\s+[\w.-]+={_LOGFMT_VALUE})*\s*")
+_LOGFMT_MESSAGE = re.compile(rf'(?<!\S)(?:{"|".join(_MESSAGE_KEYS)})=(?:"((?:[^"\\]|\\.)*)"|([^\s"]*))')
 
 
 def structured_text(line: str) -> str:
-    """``line`` as :func:`fields_text` writes its fields when it is a JSON object, else ``line`` itself.
+    """``line``'s message when it is a structured record (a JSON object, a logfmt line), else ``line`` itself.
 
-    Structured loggers (zap, pino, logrus, slog's JSON handler) print one
-    JSON object a line: its template is that of the logfmt line with the
-    same fields, since a value is a value and the message is the message
-    whichever way the fields are written.
+    Structured loggers (zap, pino, winston, logrus, Go's slog) print one JSON
+    object or one logfmt line a line, the message in one of its fields: see
+    :func:`fields_text`.
 
-    >>> structured_text('{"level":"info","msg":"user 42 logged in","http":{"status":200}}')
-    'level=<*> msg="user 42 logged in" http.status=<*>'
+    >>> structured_text('{"level":"info","msg":"user 42 logged in","user":{"id":42}}')
+    'user 42 logged in'
+    >>> structured_text('time=2024-05-01T10:00:00Z level=info msg="user 42 logged in" user=bob')
+    'user 42 logged in'
     >>> structured_text('{"level":"info", "msg":')  # not JSON: masked as text
     '{"level":"info", "msg":'
     """
     stripped = line.strip()
-    if not (stripped.startswith("{") and stripped.endswith("}")) or len(stripped) > MAX_JSON:
-        return line
-    try:
-        fields = json.loads(stripped)
-    except (ValueError, RecursionError):
-        return line
-    return fields_text(fields) if isinstance(fields, dict) and fields else line
+    if stripped.startswith("{") and stripped.endswith("}") and len(stripped) <= MAX_JSON:
+        try:
+            fields = json.loads(stripped)
+        except (ValueError, RecursionError):
+            return line
+        return fields_text(fields) if isinstance(fields, dict) and fields else line
+    if "=" in line and len(line) <= MAX_LOGFMT and _LOGFMT.fullmatch(line):
+        message = _LOGFMT_MESSAGE.search(line)
+        if message is not None:
+            quoted, bare = message.groups()
+            return bare if quoted is None else quoted.replace('\\"', '"')
+    return line
 
 
 def fields_text(fields: dict) -> str:
-    """A structured record's fields as one logfmt line: ``key=<*>`` for each value, the message's own words.
+    """What a structured record is templated as: its message, else its fields as a logfmt line of keys.
 
-    The value of every field is a value, as after any other ``key=`` (see
-    :func:`mask`), but a top-level ``msg`` or ``message`` holding text is
-    the message, kept in quotes for the other rules to mask. Fields of a
-    nested object are named by their path (``http.status``).
+    The message is a top-level ``msg`` or ``message`` holding text; the
+    other fields are context (a ``user``, an ``error``, a ``trace_id`` on
+    some lines only) and are left out. A record without a message is known
+    by its fields' names, each with a value masked as after any other
+    ``key=`` (see :func:`mask`); a nested object's by their path.
 
-    >>> fields_text({"message": "disk /dev/sda1 full", "host": {"name": "db", "tags": ["a", "b"]}})
-    'message="disk /dev/sda1 full" host.name=<*> host.tags=<*>'
+    >>> fields_text({"level": "error", "message": "disk /dev/sda1 full", "host": "db"})
+    'disk /dev/sda1 full'
+    >>> fields_text({"action": "login", "user": {"name": "bob", "roles": ["a", "b"]}})
+    'action=<*> user.name=<*> user.roles=<*>'
     """
+    for key in fields:
+        if key in _MESSAGE_KEYS and isinstance(fields[key], str):
+            return fields[key]
     words = []
     # Objects being walked, each with its path and what is left of its fields: no recursion, whatever the depth.
     stack = [("", iter(fields.items()))]
@@ -179,8 +201,7 @@ def fields_text(fields: dict) -> str:
             if isinstance(value, dict) and value:
                 stack.append((f"{name}.", iter(value.items())))
                 break
-            message = not path and key in _MESSAGE_KEYS and isinstance(value, str)
-            words.append(f'{name}="{value}"' if message else f"{name}={WILDCARD}")
+            words.append(f"{name}={WILDCARD}")
         else:
             stack.pop()
     return " ".join(words)
@@ -203,7 +224,8 @@ MAX_REPEATED_GROUP = 3
 # What names this masking in a checkpoint: templates learned under other masking are not reused.
 SIGNATURE = (
     f"{VARIABLES.pattern} {_QUOTED_VALUE.pattern} {_SPACED_VALUE.pattern} {_WORD.pattern}"
-    f" lists of groups up to {MAX_REPEATED_GROUP}, JSON objects up to {MAX_JSON} as fields"
+    f" lists of groups up to {MAX_REPEATED_GROUP}, messages of JSON objects up to {MAX_JSON} and of {_LOGFMT.pattern}"
+    f" up to {MAX_LOGFMT}"
 )
 
 
