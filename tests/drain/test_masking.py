@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import string
 
@@ -152,3 +153,22 @@ def test_a_logfmt_line_is_templated_as_its_message(line, text):
 )
 def test_other_lines_are_masked_as_text(line):
     assert masking.structured_text(line) == line
+
+
+_JSON = strategies.recursive(
+    strategies.none() | strategies.booleans() | strategies.floats(allow_nan=False) | strategies.integers() | strategies.text(),
+    lambda children: strategies.lists(children, max_size=3) | strategies.dictionaries(strategies.text(), children, max_size=3),
+    max_leaves=12,
+)
+
+
+@given(strategies.dictionaries(strategies.text(), _JSON, min_size=1, max_size=5), strategies.booleans())
+def test_any_json_object_gives_its_message_or_a_masked_value_per_field(fields, compact):
+    line = json.dumps(fields, separators=(",", ":") if compact else None)
+    text = masking.structured_text(line)
+    message = next((fields[key] for key in fields if key in ("msg", "message") and isinstance(fields[key], str)), None)
+    if message is not None:
+        assert text == message
+    else:
+        assert text.count("=<*>") >= len(fields)  # a word or more per field, each known by its name
+    tokens(text)  # and masking takes what it gives, whatever the keys hold
