@@ -347,7 +347,7 @@ class Drain:
         return cluster
 
     def _words(self, x: str) -> list[str]:
-        """The masked words of the line ``x`` (of its fields', when it is a JSON object), up to :data:`MAX_TEXT`."""
+        """The masked words of the line ``x`` (of its message, when it is a structured record), up to :data:`MAX_TEXT`."""
         return masked_tokens(structured_text(x)[:MAX_TEXT], self.extra_delimiters)
 
     # The algorithm -------------------------------------------------------------

@@ -132,10 +132,12 @@ def mask(text: str) -> str:
     return _CANDIDATE.sub(_mask_word, text)
 
 
-# Structured lines are read up to these sizes (bounds on what a hostile body costs: about 0.3 ms for a JSON
-# object, 0.5 ms for a logfmt line); longer ones are masked as text. JSON lines hold stack traces, logfmt ones rarely.
+# Structured lines are read up to these sizes, longer ones are masked as text: bounds on what a hostile body costs
+# (under a millisecond each). JSON lines may hold stack traces, logfmt ones rarely.
 MAX_JSON = 65536
-MAX_LOGFMT = 8192
+MAX_LOGFMT = 4096
+# Fields named at most in the template of a record without a message: more than its first 2,048 characters hold.
+MAX_FIELDS = 256
 
 
 # A logfmt line: key=value pairs and nothing else, a value quoted (with backslash escapes) or one word. Pairs are
@@ -170,7 +172,9 @@ def structured_text(line: str) -> str:
         message = _LOGFMT_MESSAGE.search(line)
         if message is not None:
             quoted, bare = message.groups()
-            return bare if quoted is None else quoted.replace('\\"', '"')
+            text = bare if quoted is None else quoted.replace('\\"', '"')
+            if text.strip():
+                return text
     return line
 
 
@@ -189,12 +193,12 @@ def fields_text(fields: dict) -> str:
     'action=<*> user.name=<*> user.roles=<*>'
     """
     for key in fields:
-        if key in _MESSAGE_KEYS and isinstance(fields[key], str):
+        if key in _MESSAGE_KEYS and isinstance(fields[key], str) and fields[key].strip():
             return fields[key]
-    words = []
+    words: list[str] = []
     # Objects being walked, each with its path and what is left of its fields: no recursion, whatever the depth.
     stack = [("", iter(fields.items()))]
-    while stack:
+    while stack and len(words) < MAX_FIELDS:
         path, items = stack[-1]
         for key, value in items:
             name = f"{path}{key}"
@@ -202,6 +206,8 @@ def fields_text(fields: dict) -> str:
                 stack.append((f"{name}.", iter(value.items())))
                 break
             words.append(f"{name}={WILDCARD}")
+            if len(words) == MAX_FIELDS:
+                break
         else:
             stack.pop()
     return " ".join(words)
@@ -225,7 +231,7 @@ MAX_REPEATED_GROUP = 3
 SIGNATURE = (
     f"{VARIABLES.pattern} {_QUOTED_VALUE.pattern} {_SPACED_VALUE.pattern} {_WORD.pattern}"
     f" lists of groups up to {MAX_REPEATED_GROUP}, messages of JSON objects up to {MAX_JSON} and of {_LOGFMT.pattern}"
-    f" up to {MAX_LOGFMT}"
+    f" up to {MAX_LOGFMT}, {MAX_FIELDS} fields"
 )
 
 

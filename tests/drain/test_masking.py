@@ -117,6 +117,7 @@ def test_the_shortcut_for_number_words_agrees_with_the_full_expression(word):
             "msg=<*> http.method=<*> http.peer.port=<*> tags=<*> empty=<*>",
         ),
         ('{"inner": {"msg": "not the message"}}', "inner.msg=<*>"),
+        ('{"msg": " ", "code": 7}', "msg=<*> code=<*>"),  # an empty message is none
     ],
 )
 def test_a_json_object_is_templated_as_its_message_else_its_field_names(line, text):
@@ -133,11 +134,17 @@ def test_a_json_object_is_templated_as_its_message_else_its_field_names(line, te
         ('sending msg="hello there" to peer', 'sending msg="hello there" to peer'),
         ('level=info msg=a"b"', 'level=info msg=a"b"'),
         ("level=info user=bob", "level=info user=bob"),
+        ('level=info msg="" user=bob', 'level=info msg="" user=bob'),
         ("msg=x " + "k=v " * masking.MAX_LOGFMT, "msg=x " + "k=v " * masking.MAX_LOGFMT),
     ],
 )
 def test_a_logfmt_line_is_templated_as_its_message(line, text):
     assert masking.structured_text(line) == text
+
+
+def test_a_record_without_a_message_names_its_first_fields_only():
+    fields = {f"field{number}": number for number in range(3 * masking.MAX_FIELDS)}
+    assert masking.fields_text(fields).split() == [f"field{number}=<*>" for number in range(masking.MAX_FIELDS)]
 
 
 @pytest.mark.parametrize(
