@@ -44,6 +44,8 @@ from __future__ import annotations
 import json
 import operator
 import re
+from collections.abc import Callable, Sequence
+from typing import Any
 
 WILDCARD = "<*>"
 
@@ -168,7 +170,7 @@ def structured_text(line: str) -> str:
             fields = json.loads(stripped)
         except (ValueError, RecursionError):
             return line
-        return fields_text(fields) if isinstance(fields, dict) and fields else line
+        return fields_text(list(fields.items())) if isinstance(fields, dict) and fields else line
     if "=" in line and len(line) <= MAX_LOGFMT and _LOGFMT.fullmatch(line):
         message = _LOGFMT_MESSAGE.search(line)
         if message is not None:
@@ -179,32 +181,50 @@ def structured_text(line: str) -> str:
     return line
 
 
-def fields_text(fields: dict) -> str:
+def _json_text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _json_fields(value: object) -> list[tuple[str, object]] | None:
+    return list(value.items()) if isinstance(value, dict) else None
+
+
+def fields_text(
+    fields: Sequence[tuple[str, Any]],
+    text_of: Callable[[Any], str | None] = _json_text,
+    fields_of: Callable[[Any], Sequence[tuple[str, Any]] | None] = _json_fields,
+) -> str:
     """What a structured record is templated as: its message, else its fields as a logfmt line of keys.
 
-    The message is a top-level ``msg`` or ``message`` holding text; the
-    other fields are context (a ``user``, an ``error``, a ``trace_id`` on
-    some lines only) and are left out. A record without a message is known
-    by its fields' names, each with a value masked as after any other
-    ``key=`` (see :func:`mask`); a nested object's by their path.
+    ``fields`` are the record's (name, value) pairs; ``text_of`` gives a
+    value's text if it is text, ``fields_of`` a value's own fields if it is
+    an object (JSON values by default: an OTLP map body passes its own, so
+    that it is read where it lies). The message is a top-level ``msg`` or
+    ``message`` holding text; the other fields are context (a ``user``, an
+    ``error``, a ``trace_id`` on some lines only) and are left out. A record
+    without a message is known by its fields' names, each with a value
+    masked as after any other ``key=`` (see :func:`mask`); a nested
+    object's by their path.
 
-    >>> fields_text({"level": "error", "message": "disk /dev/sda1 full", "host": "db"})
+    >>> fields_text([("level", "error"), ("message", "disk /dev/sda1 full"), ("host", "db")])
     'disk /dev/sda1 full'
-    >>> fields_text({"action": "login", "user": {"name": "bob", "roles": ["a", "b"]}})
+    >>> fields_text([("action", "login"), ("user", {"name": "bob", "roles": ["a", "b"]})])
     'action=<*> user.name=<*> user.roles=<*>'
     """
-    for key in fields:
-        if key in _MESSAGE_KEYS and isinstance(fields[key], str) and fields[key].strip():
-            return fields[key]
+    for key, value in fields:
+        message = text_of(value) if key in _MESSAGE_KEYS else None
+        if message and not message.isspace():
+            return message
     words: list[str] = []
     # Objects being walked, each with its path and what is left of its fields: no recursion, whatever the depth.
-    stack = [("", iter(fields.items()))]
+    stack = [("", iter(fields))]
     while stack and len(words) < MAX_FIELDS:
         path, items = stack[-1]
         for key, value in items:
             name = f"{path}{key}"
-            if isinstance(value, dict) and value:
-                stack.append((f"{name}.", iter(value.items())))
+            nested = fields_of(value)
+            if nested:
+                stack.append((f"{name}.", iter(nested)))
                 break
             words.append(f"{name}={WILDCARD}")
             if len(words) == MAX_FIELDS:

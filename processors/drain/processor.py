@@ -20,7 +20,6 @@ from otelml import conventions
 from otelml.checkpoint import Checkpointer
 from otelml.component import Component, CreateSettings, Host
 from otelml.consumer import Consumer
-from otelml.encoding import any_value_to_python
 from otelml.pdata import Batch, Signal, scopes
 from otelml.processors.drain import masking, metadata
 from otelml.processors.drain.config import DrainConfig
@@ -177,8 +176,8 @@ class DrainProcessor(Component):
     def _text(self, body) -> str:
         """The text of a body that is not a plain string.
 
-        A map body's ``body_field``, else its fields as a JSON object's are
-        templated (:func:`~.masking.fields_text`); another body as text.
+        A map body's ``body_field``, else what its fields are templated as,
+        as a JSON object's are (:func:`~.masking.fields_text`); another body as text.
         """
         kind = body.WhichOneof("value")
         if kind == "kvlist_value":
@@ -186,7 +185,16 @@ class DrainProcessor(Component):
                 for entry in body.kvlist_value.values:
                     if entry.key == self.config.body_field:
                         return any_value_text(entry.value)
-            return masking.fields_text(any_value_to_python(body)) if body.kvlist_value.values else ""
+            return masking.fields_text(_fields_of(body) or [], _text_of, _fields_of)
         if kind is None or kind == "string_value":
             return ""
         return any_value_text(body)
+
+
+def _text_of(value: AnyValue) -> str | None:
+    return value.string_value if value.WhichOneof("value") == "string_value" else None
+
+
+def _fields_of(value: AnyValue) -> list[tuple[str, AnyValue]] | None:
+    """A map value's fields, read where they lie (no copy of the body into Python objects)."""
+    return [(kv.key, kv.value) for kv in value.kvlist_value.values] if value.WhichOneof("value") == "kvlist_value" else None
