@@ -18,14 +18,10 @@ from pathlib import Path
 import rotel
 import yaml
 
+from tests.conftest import free_port
+
 ROTEL_AGENT = Path(rotel.__file__).parent / "rotel-agent"
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def cpu_seconds(pid: int) -> float:

@@ -24,10 +24,20 @@ from otelml.registry import Registry
 REPO = Path(__file__).resolve().parent.parent
 
 
+# Ports handed out in this run: the kernel may give a port it gave before once that socket closed, and two
+# servers of one test were once given the same one.
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port free on 127.0.0.1 now, and not one this run handed out before."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def build_config(document: dict):
