@@ -135,8 +135,8 @@ def mask(text: str) -> str:
 
 
 # Structured lines are read up to these sizes, longer ones are masked as text: bounds on what a hostile body costs
-# (a JSON object of 30,000 one-field objects: 0.6 ms; 4 KiB of logfmt value: 0.2 ms). A JSON line with a stack trace
-# costs little (0.1 ms for 60 KiB), but is rarely this long; logfmt lines are shorter still.
+# (30 KB of small nested objects: 0.6 ms to parse; a 4 KB logfmt value: 0.2 ms). A JSON line with a stack trace
+# costs little (0.1 ms for 60 KB), but is rarely this long; logfmt lines are shorter still.
 MAX_JSON = 32768
 MAX_LOGFMT = 4096
 # Fields named at most in the template of a record without a message: more than its first 2,048 characters hold.
