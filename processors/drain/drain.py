@@ -27,12 +27,13 @@ comes from (``cupsd startup succeeded``, ``crond startup succeeded``): then
 the same three or more first words stand before two different messages
 (``... shutdown succeeded``), and each message's clusters merge into one
 with ``<*>`` first; one message is enough when each of those words ends in
-a colon (``logrotate.service: Succeeded.``). Such a template remembers its ``sources`` (so that a
-third message from three of them merges at once), moves to its node's
-``<*>`` child, takes in the clusters of other first words it accepts, and a
-line whose own route has no template for it joins it there when it accepts
-every word of the line and at least half the line's unmasked words are its
-own (so that ``<*> <*> <*>`` takes in nothing from elsewhere).
+a colon (``logrotate.service: Succeeded.``). Such a template remembers its
+``sources`` (so that a third message from three of them merges at once),
+moves to its node's ``<*>`` child, takes in the clusters of other first
+words it accepts, and a line whose own route has no template for it joins
+it there when it accepts every word of the line and at least half the
+line's unmasked words are its own (so that ``<*> <*> <*>`` takes in
+nothing from elsewhere).
 
 Some lines of a message carry a value that others do not (``chrome.exe *64
 - ...`` beside ``chrome.exe - ...``). A line that no template takes as it

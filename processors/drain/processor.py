@@ -176,8 +176,8 @@ class DrainProcessor(Component):
     def _text(self, body) -> str:
         """The text of a body that is not a plain string.
 
-        A map body's ``body_field``, else what its fields are templated as,
-        as a JSON object's are (:func:`~.masking.fields_text`); another body as text.
+        A map body's ``body_field``, else its message or its fields' names,
+        as for a JSON object (:func:`~.masking.fields_text`); another body as text.
         """
         kind = body.WhichOneof("value")
         if kind == "kvlist_value":
