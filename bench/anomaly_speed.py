@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     spans = args.batches * args.spans
     processor.store.signing_key = b"bench-only-signing-key"
     checkpoint = len(processor.store.dump(processor.fingerprint))
-    models = ", ".join(m.model_id for m in config.models)
+    models = ", ".join(model.id for model in processor.engine.models)
     print(f"models: {models}; {args.batches} batches x {args.spans} spans, {live_keys} keys")
     print(f"throughput: {spans / elapsed:,.0f} spans per CPU-second ({elapsed * 1e6 / spans:.2f} us per span)")
     print(f"state per key: {state_bytes / live_keys:,.0f} bytes in memory, {checkpoint / live_keys:,.0f} bytes in a checkpoint")

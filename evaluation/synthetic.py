@@ -187,7 +187,7 @@ SCENARIOS = [
         {
             "key": ["resource.service.name", "attributes.log.record.template.id"],
             "target": "rate",
-            "models": ["seasonal_profile", "ewm_mean", "level_shift", "range", "autoregression", "burst"],
+            "models": ["seasonal_profile", "ewm_mean", "level_shift", "range", "burst"],
         },
         "billing pool",
         message_burst,

@@ -12,7 +12,7 @@ from otelml.configmodel import ComponentConfig, Duration, parse_duration
 from otelml.pdata import Signal
 from otelml.processors.anomaly.models import MODELS, TARGET_ONLY, build_model
 from otelml.processors.anomaly.target import UNITS
-from otelml.references import DEFAULT_KEYS, DEFAULT_TARGETS, check_signal, parse_key, parse_target
+from otelml.references import DEFAULT_KEYS, DEFAULT_TARGETS, NOVELTY, RATE, Reference, check_signal, parse_key, parse_target
 
 
 class FeaturesConfig(ComponentConfig):
@@ -63,6 +63,15 @@ class ModelConfig(ComponentConfig):
 
 # Chosen by cross-validation on nab-dev (python -m evaluation.run --cross-validate; see evaluation/README.md).
 DEFAULT_MODELS = [ModelConfig(name=name) for name in ("seasonal_profile", "ewm_mean", "level_shift", "range", "autoregression")]
+# The defaults of the targets that are not a reading. A rate is smoothed from the key's own record times, so
+# a rate shares most of its gaps with the one before, and a prediction from the last rates (autoregression)
+# judges the newest gap alone: chance, in a key whose records come at random, with an exponential tail that
+# flagged busy keys about once an hour (see the README's Models). Novelty is already nats of rarity, on a
+# fixed scale.
+TARGET_MODELS = {
+    RATE: [ModelConfig(name=name) for name in ("seasonal_profile", "ewm_mean", "level_shift", "range")],
+    NOVELTY: [ModelConfig(name="rarity")],
+}
 
 
 class ResidualsConfig(ComponentConfig):
@@ -211,7 +220,8 @@ class AnomalyConfig(ComponentConfig):
     target: str | None = None
     transform: Literal["auto", "log", "none"] = "auto"
     features: FeaturesConfig = FeaturesConfig()
-    models: list[ModelConfig] = DEFAULT_MODELS
+    # None: the target's default (TARGET_MODELS, else DEFAULT_MODELS).
+    models: list[ModelConfig] | None = None
     combine: Literal["mean", "max", "weighted", "vote"] = "max"
     residuals: ResidualsConfig = ResidualsConfig()
     calibration: CalibrationConfig = CalibrationConfig()
@@ -233,15 +243,15 @@ class AnomalyConfig(ComponentConfig):
                 parse_target(self.target)
             except ValueError as error:
                 problems.append(f"target: {error}")
-        for index, model in enumerate(self.models):
+        for index, model in enumerate(self.models or ()):
             needed = TARGET_ONLY.get(model.name)
             if needed is not None and self.target != needed:
                 current = f'"{self.target}"' if self.target else "the default target"
                 problems.append(f'models::{index}: {model.name} judges target "{needed}" only, not {current}')
-        if not self.models:
+        if self.models == []:
             problems.append("models: name at least one model")
         seen = set()
-        for index, model in enumerate(self.models):
+        for index, model in enumerate(self.models or ()):
             if model.model_id in seen:
                 problems.append(f'models::{index}::id: "{model.model_id}" is used twice; give one of them another id')
             seen.add(model.model_id)
@@ -269,6 +279,12 @@ class AnomalyConfig(ComponentConfig):
 
     def signal_target(self, signal: Signal) -> str:
         return self.target or DEFAULT_TARGETS[signal]
+
+    def target_models(self, target: Reference) -> list[ModelConfig]:
+        """The models that judge ``target`` (the target's default when not set)."""
+        if self.models is not None:
+            return self.models
+        return TARGET_MODELS.get(target.field, DEFAULT_MODELS)
 
 
 def _key_problems(path: str, references: list[str] | None) -> list[str]:

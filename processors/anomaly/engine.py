@@ -144,7 +144,7 @@ class Engine:
         self.combine = COMBINERS[config.combine]
         residual_alpha = half_life_weight(config.residuals.half_life)
         calibration = Calibration(config.calibration, config.warmup) if config.calibration.enabled else None
-        self.models = [Model(model, residual_alpha, self.clip, calibration) for model in config.models]
+        self.models = [Model(model, residual_alpha, self.clip, calibration) for model in config.target_models(target.reference)]
         self.weights = [model.weight for model in self.models]
         self.features = FeatureBuilder(config.features) if any(model.river for model in self.models) else None
         self.threshold = Threshold(config.threshold)

@@ -76,12 +76,9 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
         key = [parse_key(text) for text in config.signal_key(signal)]
         features = config.features
         # The key's record rate is tracked for River models' rate feature only when some River model reads it.
-        rate_feature = features.rate and any(reads_features(model.name) for model in config.models)
-        self.engine = Engine(
-            config,
-            Target(parse_target(config.signal_target(signal)), config.transform, rate_feature=rate_feature),
-            ranges=config.alerts,
-        )
+        target = parse_target(config.signal_target(signal))
+        rate_feature = features.rate and any(reads_features(model.name) for model in config.target_models(target))
+        self.engine = Engine(config, Target(target, config.transform, rate_feature=rate_feature), ranges=config.alerts)
         self.target = self.engine.target
         river = self.engine.features is not None
         need_errors, feature_attributes = river and features.error, tuple(features.attributes) if river else ()
@@ -148,6 +145,8 @@ class AnomalyProcessor(Component, KeySummarySource, PartitionOwner):
     def _fingerprint(self) -> str:
         """What a checkpoint must match to be reused: the settings that shape the per-key state."""
         shaping = self.config.model_dump(mode="json", include=SHAPING)
+        # The models that judge the target, set or by default: the same models share a checkpoint either way.
+        shaping["models"] = [model.model_dump(mode="json") for model in self.config.target_models(self.target.reference)]
         shaping["signal"] = self.signal.value
         return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()
 

@@ -7,10 +7,11 @@ import random
 import pytest
 
 from otelml.pdata import Signal
-from otelml.processors.anomaly.config import AnomalyConfig
+from otelml.processors.anomaly.config import TARGET_MODELS, AnomalyConfig
+from otelml.references import RATE
 from tests.anomaly.support import START, attribute, logs, make_processor, records_of
 
-DEFAULT_MODELS = ["seasonal_profile", "ewm_mean", "level_shift", "range", "autoregression"]
+RATE_DEFAULTS = [model.name for model in TARGET_MODELS[RATE]]
 
 
 def arrivals(rng: random.Random, rate, start: float, end: float) -> list[float]:
@@ -49,7 +50,7 @@ async def flags_at(processor, times: list[float]) -> list[tuple[float, bool]]:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-@pytest.mark.parametrize("models", [["burst"], [*DEFAULT_MODELS, "burst"]], ids=["alone", "with the defaults"])
+@pytest.mark.parametrize("models", [["burst"], [*RATE_DEFAULTS, "burst"]], ids=["alone", "with the rate's defaults"])
 async def test_a_tenfold_burst_of_a_known_message_is_flagged_within_seconds(seed, models):
     # The demo's error burst: a message of one request in twenty (1.25 a second) comes with every failure (15 a second).
     burst_starts = START + 120.0

@@ -9,6 +9,7 @@ import pytest
 
 from otelml.checkpoint import read_signed
 from otelml.processors.anomaly.checkpoint import MAGIC, CheckpointError
+from otelml.processors.anomaly.config import DEFAULT_MODELS
 from otelml.telemetry import Telemetry
 from tests.anomaly.support import START, SpanSpec, make_processor, outputs, traces
 from tests.anomaly.test_scoring import steady
@@ -124,6 +125,15 @@ async def test_a_checkpoint_from_other_model_settings_is_ignored(tmp_path):
     await other.start(None)
     assert not other.store.keys
     await other.shutdown()
+
+
+async def test_a_checkpoint_is_reused_by_the_same_models_whether_listed_or_by_default(tmp_path):
+    path = tmp_path / "anomaly.ckpt"
+    await write_checkpoint(path)
+    listed = checkpointing(path, models=[model.name for model in DEFAULT_MODELS])
+    await listed.start(None)
+    assert listed.store.keys
+    await listed.shutdown()
 
 
 async def test_two_processors_cannot_share_a_checkpoint_path(tmp_path):
