@@ -12,7 +12,8 @@ name and a colon (``logrotate.service: Succeeded.``), access lines of an HTTP AP
 service's lines that start with a thread's name, lines that end in a
 list of values of any length, messages with a value that only some of
 their lines carry, quoted phrases of any length, logfmt lines (``msg="..."``
-and quoted values of several words), JSON lines, ``key = value`` with spaces, and
+and quoted values of several words), JSON lines, other loggers' JSON (GELF, structlog, Serilog's
+compact JSON, journald's export, lines a container runtime wrapped), ``key = value`` with spaces, and
 durations and sizes with their units, joined to the number or after a space
 (a count of bytes, with the same in kilobytes on some lines). The streams
 were written from the idioms, not from any sample: they tell whether a rule
@@ -97,6 +98,14 @@ def _zap(rng: random.Random, level: str, caller: str, **fields) -> str:
 def _traced(rng: random.Random) -> dict:
     """The trace context a structured logger adds to lines logged inside a span, and only to those."""
     return {"trace_id": rng.randbytes(16).hex(), "span_id": rng.randbytes(8).hex()} if rng.random() < 0.5 else {}
+
+
+def _wrapped(rng: random.Random, line: str) -> str:
+    """``line`` as a container runtime's log driver wraps it (Docker's json-file), with fluent-bit's Kubernetes fields."""
+    pod = {"pod_name": f"web-{rng.randbytes(3).hex()}", "namespace_name": "shop", "container_name": "web"}
+    return json.dumps(
+        {"log": line + "\n", "stream": rng.choice(["stdout", "stderr"]), "time": "2024-05-01T10:00:00Z", "kubernetes": pod}
+    )
 
 
 def _flag(rng: random.Random) -> str:
@@ -389,6 +398,57 @@ STREAMS: dict[str, list[tuple[str, Line]]] = {
                     "message": f"Disk {r.choice(['/', '/var', '/home'])} is {r.randint(80, 99)}% full",
                     "level": "warn",
                     "service": "agent",
+                }
+            ),
+        ),
+    ],
+    "other loggers' JSON": [
+        ("served", lambda r: _wrapped(r, f"served /api/orders/{r.randint(1, 99999)} in {_duration(r)}")),
+        ("oom", lambda r: _wrapped(r, f"worker {r.randint(1, 64)} killed: out of memory")),
+        ("warmed", lambda r: _wrapped(r, _zap(r, "info", "cache", msg="cache warmed", entries=r.randint(1, 10**6)))),
+        (
+            "backup",  # GELF
+            lambda r: json.dumps(
+                {
+                    "version": "1.1",
+                    "host": f"db-{r.randint(1, 9)}",
+                    "short_message": f"Backup of {r.choice(['orders', 'users', 'stock'])}_{r.randint(1, 9)} finished",
+                    "level": 6,
+                    "_user": r.choice(_USERS),
+                }
+            ),
+        ),
+        (
+            "declined",  # structlog
+            lambda r: json.dumps(
+                {
+                    "event": "payment declined",
+                    "order_id": r.randint(1, 10**6),
+                    "level": "warning",
+                    "timestamp": "2024-05-01T10:00:00Z",
+                }
+            ),
+        ),
+        (
+            "processed",  # Serilog's compact JSON: the message template and its values
+            lambda r: json.dumps(
+                {
+                    "@t": "2024-05-01T10:00:00Z",
+                    "@mt": "Processed {OrderId} in {Elapsed} ms",
+                    "OrderId": r.randint(1, 10**6),
+                    "Elapsed": r.random() * 90,
+                }
+            ),
+        ),
+        (
+            "accepted",  # journald's JSON export
+            lambda r: json.dumps(
+                {
+                    "__REALTIME_TIMESTAMP": str(r.randint(10**15, 2 * 10**15)),
+                    "_PID": str(r.randint(100, 9999)),
+                    "SYSLOG_IDENTIFIER": "sshd",
+                    "PRIORITY": "6",
+                    "MESSAGE": f"Accepted publickey for {r.choice(_USERS)} from {_address(r)} port {_port(r)} ssh2",
                 }
             ),
         ),

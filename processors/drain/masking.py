@@ -181,6 +181,16 @@ def structured_text(line: str) -> str:
     return line
 
 
+# The fields whose text is a structured record's message, best first: most loggers' (zap, slog, logrus, pino,
+# bunyan, winston), journald's JSON export, GELF's, Serilog's compact JSON (its message template, else the message
+# rendered), structlog's, and a container's own line as its runtime's log driver wrapped it (Docker's json-file,
+# fluent-bit's records: ``log``), which may itself be structured.
+_MESSAGE_FIELDS = {
+    key: rank for rank, key in enumerate(("msg", "message", "MESSAGE", "short_message", "@mt", "@m", "event", "log"))
+}
+_WRAPPED_LINE = _MESSAGE_FIELDS["log"]
+
+
 def _json_text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
@@ -199,8 +209,10 @@ def fields_text(
     ``fields`` are the record's (name, value) pairs; ``text_of`` gives a
     value's text if it is text, ``fields_of`` a value's own fields if it is
     an object (JSON values by default: an OTLP map body passes its own, so
-    that it is read where it lies). The message is a top-level ``msg`` or
-    ``message`` holding text; the other fields are context (a ``user``, an
+    that it is read where it lies). The message is the text of the first
+    top-level field of :data:`_MESSAGE_FIELDS` that has some (``msg``,
+    ``message``, ... ``log``, the line a container runtime wrapped, itself
+    read as a structured line); the other fields are context (a ``user``, an
     ``error``, a ``trace_id`` on some lines only) and are left out. A record
     without a message is known by its fields' names, each with a value
     masked as after any other ``key=`` (see :func:`mask`); a nested
@@ -208,13 +220,21 @@ def fields_text(
 
     >>> fields_text([("level", "error"), ("message", "disk /dev/sda1 full"), ("host", "db")])
     'disk /dev/sda1 full'
+    >>> fields_text([("log", '{"msg":"cache warmed","entries":12}\\n'), ("stream", "stderr")])
+    'cache warmed'
     >>> fields_text([("action", "login"), ("user", {"name": "bob", "roles": ["a", "b"]})])
     'action=<*> user.name=<*> user.roles=<*>'
     """
+    best, message = len(_MESSAGE_FIELDS), ""
     for key, value in fields:
-        message = text_of(value) if key in _MESSAGE_KEYS else None
-        if message and not message.isspace():
-            return message
+        rank = _MESSAGE_FIELDS.get(key, best)
+        if rank < best:
+            text = text_of(value)
+            if text and not text.isspace():
+                best, message = rank, text
+    if message:
+        # A wrapped line is shorter than the record that wraps it, so its own wrapped lines end.
+        return structured_text(message) if best == _WRAPPED_LINE else message
     words: list[str] = []
     # Objects being walked, each with its path and what is left of its fields: no recursion, whatever the depth.
     stack = [("", iter(fields))]
@@ -252,7 +272,7 @@ MAX_REPEATED_GROUP = 3
 SIGNATURE = (
     f"{VARIABLES.pattern} {_QUOTED_VALUE.pattern} {_SPACED_VALUE.pattern} {_WORD.pattern}"
     f" lists of groups up to {MAX_REPEATED_GROUP}, messages of JSON objects up to {MAX_JSON} and of {_LOGFMT.pattern}"
-    f" up to {MAX_LOGFMT}, {MAX_FIELDS} fields"
+    f" up to {MAX_LOGFMT}, {MAX_FIELDS} fields, messages in {list(_MESSAGE_FIELDS)}"
 )
 
 

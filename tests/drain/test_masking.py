@@ -127,6 +127,25 @@ def test_a_json_object_is_templated_as_its_message_else_its_field_names(line, te
 @pytest.mark.parametrize(
     ("line", "text"),
     [
+        ('{"version": "1.1", "host": "db-1", "short_message": "Backup finished", "_user": "bob"}', "Backup finished"),  # GELF
+        ('{"@t": "2024-05-01", "@mt": "Processed {OrderId}", "@m": "Processed 7", "OrderId": 7}', "Processed {OrderId}"),
+        ('{"@t": "2024-05-01", "@m": "Processed 7", "OrderId": 7}', "Processed 7"),  # Serilog, rendered only
+        ('{"__REALTIME_TIMESTAMP": "1714557600", "_PID": "1", "MESSAGE": "Started Session 7."}', "Started Session 7."),
+        ('{"event": "payment declined", "order_id": 7}', "payment declined"),  # structlog
+        ('{"event": "payment declined", "level": "info", "msg": "order 7 declined"}', "order 7 declined"),  # msg first
+        ('{"event": {"action": "login"}, "user": "bob"}', "event.action=<*> user=<*>"),  # an event object is no message
+        ('{"log": "GET /cart 200\\n", "stream": "stdout", "time": "2024-05-01T10:00:00Z"}', "GET /cart 200\n"),  # Docker
+        ('{"log": "{\\"msg\\": \\"cache warmed\\", \\"n\\": 3}\\n", "stream": "stderr"}', "cache warmed"),
+        ('{"log": "level=info msg=ready\\n", "kubernetes": {"pod_name": "web-1"}}', "ready"),  # fluent-bit, logfmt inside
+    ],
+)
+def test_other_loggers_message_fields_are_read_best_first(line, text):
+    assert masking.structured_text(line) == text
+
+
+@pytest.mark.parametrize(
+    ("line", "text"),
+    [
         ('time=2024-05-01T10:00:00Z level=info msg="user 42 logged in" user=bob', "user 42 logged in"),
         ("level=info msg=ready trace_id=4bf92f35", "ready"),
         ('level=warn message="retrying \\"payments\\" in 5s" attempt=3', 'retrying "payments" in 5s'),
@@ -169,13 +188,21 @@ _JSON = strategies.recursive(
 )
 
 
-@given(strategies.dictionaries(strategies.text(), _JSON, min_size=1, max_size=5), strategies.booleans())
+_KEYS = strategies.sampled_from(list(masking._MESSAGE_FIELDS)) | strategies.text()
+
+
+@given(strategies.dictionaries(_KEYS, _JSON, min_size=1, max_size=5), strategies.booleans())
 def test_any_json_object_gives_its_message_or_a_masked_value_per_field(fields, compact):
     line = json.dumps(fields, separators=(",", ":") if compact else None)
     text = masking.structured_text(line)
-    message = next((fields[key] for key in fields if key in ("msg", "message") and isinstance(fields[key], str)), None)
-    if message is not None:
-        assert text == message
+    messages = sorted(
+        (rank, key)
+        for key, rank in masking._MESSAGE_FIELDS.items()
+        if isinstance(fields.get(key), str) and not fields[key].isspace() and fields[key]
+    )
+    if messages:
+        rank, key = messages[0]
+        assert text == (masking.structured_text(fields[key]) if key == "log" else fields[key])
     else:
         assert text.count("=<*>") >= len(fields)  # a word or more per field, each known by its name
     tokens(text)  # and masking takes what it gives, whatever the keys hold

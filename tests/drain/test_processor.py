@@ -75,6 +75,21 @@ async def test_a_map_body_without_body_field_is_templated_by_its_message_like_th
     assert ids[0] == ids[2] != ids[1]
 
 
+async def test_a_map_body_wrapping_a_containers_line_is_templated_by_that_line():
+    # fluent-bit's record of a container's line: the line under "log", the pod's metadata beside it.
+    processor = make_processor()
+    batch = logs(("shop", ['{"msg": "cache warmed", "entries": 12}']))
+    for entries in (7, 9):
+        record = batch.resource_logs[0].scope_logs[0].log_records.add()
+        record.body.kvlist_value.values.add(key="log").value.string_value = f'{{"msg": "cache warmed", "entries": {entries}}}\n'
+        record.body.kvlist_value.values.add(key="stream").value.string_value = "stderr"
+        pod = record.body.kvlist_value.values.add(key="kubernetes").value.kvlist_value.values
+        pod.add(key="pod_name").value.string_value = f"web-{entries}"
+    out = await process(processor, batch)
+    assert templates(out) == ["cache warmed"] * 3
+    assert len(set(template_ids(out))) == 1
+
+
 async def test_empty_bodies_pass_unannotated_and_are_counted():
     telemetry = Telemetry()
     processor = make_processor(telemetry=telemetry)
