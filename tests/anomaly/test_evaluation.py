@@ -9,6 +9,7 @@ import pytest
 
 from evaluation.nab import PROFILES, LabelledSeries, load_corpus, locate_data, row_weights, scaled_sigmoid, score_corpus, sweep
 from evaluation.run import evaluate, file_details
+from evaluation.synthetic import INCIDENT, KeyResult, incident_line
 
 STANDARD = PROFILES["standard"]
 
@@ -104,3 +105,16 @@ def test_nab_dev_corpus_is_found_beside_the_repository():
     assert len(corpus) == 27
     assert sum(len(s.windows) for s in corpus) == 53
     assert all(start <= end < len(s.values) for s in corpus for start, end in s.windows)
+
+
+def _key_result(flags_at: list[int], incident: bool, records: int = 400) -> KeyResult:
+    times = INCIDENT - 200.0 + np.arange(records, dtype=float)
+    anomalies = np.zeros(records, dtype=bool)
+    anomalies[flags_at] = True
+    return KeyResult("toy", "shop lookup", times, anomalies * 0.9, anomalies, np.zeros(records, dtype=bool), incident)
+
+
+def test_the_synthetic_table_counts_every_flag_of_a_scenario_with_nothing_injected():
+    # Records 0-99 are each key's start and are not counted; a window covers records 180-219 of an incident's key.
+    assert incident_line([_key_result([50, 150, 390], incident=False)]) == "| toy | 1 | 400 |         - |         - | 2 |"
+    assert incident_line([_key_result([150, 205], incident=True)]) == "| toy | 1 | 400 |        5s |        5s | 1 |"
