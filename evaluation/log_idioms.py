@@ -13,7 +13,8 @@ service's lines that start with a thread's name, lines that end in a
 list of values of any length, messages with a value that only some of
 their lines carry, quoted phrases of any length, logfmt lines (``msg="..."``
 and quoted values of several words), JSON lines, other loggers' JSON (GELF, structlog, Serilog's
-compact JSON, journald's export, lines a container runtime wrapped), ``key = value`` with spaces, and
+compact JSON, journald's export, lines a container runtime wrapped), klog's lines (quotes escaped inside
+quoted values), ``key = value`` with spaces, and
 durations and sizes with their units, joined to the number or after a space
 (a count of bytes, with the same in kilobytes on some lines). The streams
 were written from the idioms, not from any sample: they tell whether a rule
@@ -106,6 +107,31 @@ def _wrapped(rng: random.Random, line: str) -> str:
     return json.dumps(
         {"log": line + "\n", "stream": rng.choice(["stdout", "stderr"]), "time": "2024-05-01T10:00:00Z", "kubernetes": pod}
     )
+
+
+def _klog(rng: random.Random, severity: str, source: str, message: str) -> str:
+    """A line as Kubernetes components print one with klog: severity and date, time, thread, file:line, then the message."""
+    when = f"{severity}05{rng.randint(10, 31)} 10:{rng.randint(10, 59)}:{rng.randint(10, 59)}.{rng.randint(100000, 999999)}"
+    return f"{when} {rng.randint(1, 99999):7d} {source}:{rng.randint(10, 999)}] {message}"
+
+
+def _pod(rng: random.Random) -> str:
+    return (
+        f"{rng.choice(['shop', 'kube-system', 'monitoring'])}/{rng.choice(['web', 'cart', 'coredns'])}-{rng.randbytes(4).hex()}"
+    )
+
+
+def _pod_error(rng: random.Random) -> str:
+    """Why the kubelet could not sync a pod, as klog escapes it inside a quoted value."""
+    container = rng.choice(["web", "cart-api", "istio-proxy", "worker"])
+    reason = rng.choice(
+        [
+            f'CrashLoopBackOff: \\"back-off {rng.choice(["10s", "2m40s", "5m0s"])} restarting failed container\\"',
+            'ErrImagePull: \\"rpc error: code = NotFound desc = failed to pull and unpack image\\"',
+            f'ImagePullBackOff: \\"Back-off pulling image \\\\\\"registry.example.com/{container}:1.{rng.randint(0, 30)}\\\\\\"\\"',
+        ]
+    )
+    return f'failed to \\"StartContainer\\" for \\"{container}\\" with {reason}'
 
 
 def _flag(rng: random.Random) -> str:
@@ -399,6 +425,28 @@ STREAMS: dict[str, list[tuple[str, Line]]] = {
                     "level": "warn",
                     "service": "agent",
                 }
+            ),
+        ),
+    ],
+    "klog (Kubernetes)": [
+        (
+            "sync error",  # klog quotes a value with quotes escaped inside it; the value's words vary with the error
+            lambda r: _klog(
+                r,
+                "E",
+                "pod_workers.go",
+                f'"Error syncing pod, skipping" err="{_pod_error(r)}" pod="{_pod(r)}" podUID="{_uuid(r)}"',
+            ),
+        ),
+        ("watch", lambda r: _klog(r, "I", "reflector.go", f'"Listing and watching" type="*v1.Pod" reflector="{_pod(r)}"')),
+        ("sync", lambda r: _klog(r, "I", "kubelet.go", f'"SyncLoop ADD" source="api" pods=["{_pod(r)}"]')),
+        (
+            "probe",
+            lambda r: _klog(
+                r,
+                "I",
+                "prober.go",
+                f'"Probe failed" probeType="Readiness" pod="{_pod(r)}" output="HTTP probe failed with statuscode: 503"',
             ),
         ),
     ],

@@ -89,8 +89,9 @@ VARIABLES = re.compile(
         ]
     )
 )
-# A quoted value, of one word or several (``err="connection reset by peer"``, ``tag='View Lock'``), is one value.
-_QUOTED_VALUE = re.compile(rf"""{_VALUE_START}(?:"[^"\n]*"|'[^'\n]*')""")
+# A quoted value, of one word or several (``err="connection reset by peer"``, ``tag='View Lock'``), is one value,
+# quotes escaped inside it included (klog's ``err="failed to \"StartContainer\" for \"web\""``).
+_QUOTED_VALUE = re.compile(rf"""{_VALUE_START}(?:"[^"\\\n]*(?:\\.[^"\\\n]*)*"|'[^'\\\n]*(?:\\.[^'\\\n]*)*')""")
 # The value of a ``key = value`` or ``key= value``: the same but for the spaces; the key is group 1. A word that
 # holds an equals sign is no value: ``ruser= rhost=host`` is an empty value, then another key.
 _SPACED_VALUE = re.compile(rf"\b(\w+) ?= +(?!{_VALUE_CHAR}*=)({_VALUE_CHAR}+)")

@@ -33,6 +33,12 @@ from otelml.processors.drain.masking import mask, tokens
         ('isScreenOn=true tag="RILJ" (class=Filter) x=1,y=no', "isScreenOn=<*> tag=<*> (class=<*>) x=<*>,y=<*>"),
         # Several words quoted after a key are one value; the message of msg= or message= is not a value.
         ("err=\"connection reset by peer\" tag='View Lock', n=2", "err=<*> tag=<*>, n=<*>"),
+        # Quotes escaped inside a quoted value are part of it (klog), however many words it has.
+        (
+            '"Error syncing pod" err="failed to \\"StartContainer\\" for \\"web\\" with \\"image \\\\\\"a:1\\\\\\"\\"" pod="shop/web"',
+            '"Error syncing pod" err=<*> pod=<*>',
+        ),
+        ("note='it\\'s done' n=2", "note=<*> n=<*>"),
         ('msg="Starting server" message=ready errmsg=lost', 'msg="Starting server" message=ready errmsg=<*>'),
         # Spaces around the equals sign change nothing; an empty value before another key stays empty.
         (
