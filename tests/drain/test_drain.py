@@ -344,9 +344,9 @@ def test_tree_depth_below_three_is_refused():
 # Lines from a small vocabulary: sources before a few messages, and loose words, so that every merge rule fires.
 _SOURCES = strategies.sampled_from(["cupsd", "crond", "sshd", "ntpd", "up", "cupsd:", "crond:", "sshd:", "up:"])
 _MESSAGES = strategies.sampled_from(["startup succeeded", "shutdown succeeded", "up 7 ok", "ok", "a <*> b"])
-_LOOSE = strategies.lists(
-    strategies.sampled_from(["up", "down", "ok", "<*>", "7", "a", "b", "(7)", "*64", "up:", "a:"]), min_size=1, max_size=4
-)
+_WORDS = ["up", "down", "ok", "<*>", "7", "a", "b", "(7)", "*64", "up:", "a:"]
+_QUOTED = ['k="a \\"b\\" c"', '"p q"', "k='v w'", 'k="x', '\\"']
+_LOOSE = strategies.lists(strategies.sampled_from(_WORDS + _QUOTED), min_size=1, max_size=4)
 _LINES = strategies.lists(
     strategies.one_of(strategies.tuples(_SOURCES, _MESSAGES).map(" ".join), _LOOSE.map(" ".join)), max_size=80
 )
