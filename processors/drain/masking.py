@@ -182,12 +182,12 @@ def structured_text(line: str) -> str:
     return line
 
 
-# The fields whose text is a structured record's message, best first: most loggers' (zap, slog, logrus, pino,
-# bunyan, winston), journald's JSON export, GELF's, Serilog's compact JSON (its message template, else the message
-# rendered), structlog's, and a container's own line as its runtime's log driver wrapped it (Docker's json-file,
-# fluent-bit's records: ``log``), which may itself be structured.
+# The fields whose text is a structured record's message, best first: most loggers' (logfmt's keys: zap, slog,
+# logrus, pino, bunyan, winston), journald's JSON export, GELF's, Serilog's compact JSON (its message template, else
+# the message rendered), structlog's, and a container's own line as its runtime's log driver wrapped it (Docker's
+# json-file, fluent-bit's records: ``log``), which may itself be structured.
 _MESSAGE_FIELDS = {
-    key: rank for rank, key in enumerate(("msg", "message", "MESSAGE", "short_message", "@mt", "@m", "event", "log"))
+    key: rank for rank, key in enumerate((*_MESSAGE_KEYS, "MESSAGE", "short_message", "@mt", "@m", "event", "log"))
 }
 _WRAPPED_LINE = _MESSAGE_FIELDS["log"]
 
@@ -210,14 +210,14 @@ def fields_text(
     ``fields`` are the record's (name, value) pairs; ``text_of`` gives a
     value's text if it is text, ``fields_of`` a value's own fields if it is
     an object (JSON values by default: an OTLP map body passes its own, so
-    that it is read where it lies). The message is the text of the first
-    top-level field of :data:`_MESSAGE_FIELDS` that has some (``msg``,
-    ``message``, ... ``log``, the line a container runtime wrapped, itself
-    read as a structured line); the other fields are context (a ``user``, an
-    ``error``, a ``trace_id`` on some lines only) and are left out. A record
-    without a message is known by its fields' names, each with a value
-    masked as after any other ``key=`` (see :func:`mask`); a nested
-    object's by their path.
+    that it is read where it lies). The message is the text of the
+    top-level field that comes first in :data:`_MESSAGE_FIELDS` and has
+    some (``msg``, ``message``, ... ``log``, the line a container runtime
+    wrapped, itself read as a structured line); the other fields are
+    context (a ``user``, an ``error``, a ``trace_id`` on some lines only)
+    and are left out. A record without a message is known by its fields'
+    names, each with a value masked as after any other ``key=`` (see
+    :func:`mask`); a nested object's by their path.
 
     >>> fields_text([("level", "error"), ("message", "disk /dev/sda1 full"), ("host", "db")])
     'disk /dev/sda1 full'
