@@ -195,6 +195,24 @@ class LevelShiftKernel(Kernel):
         np.copyto(slow, ewm_step(slow, y, self.slow), where=learn)
 
 
+def young_margin(n: np.ndarray, settled: float) -> np.ndarray:
+    """Deviations a young key's range bound moves out, so that it flags no more often than a settled key's.
+
+    A key of ``n`` records meets a value beyond all of them once in ``n + 1``
+    records, so a young key steps past its range more often; and past the
+    largest of ``n`` Gaussian values the next one's excess is of the order of
+    ``1 / sqrt(2 ln n)`` deviations. Moving the bound out by
+    ``ln(settled / n) / sqrt(2 ln n)`` deviations makes a chance of
+    ``(1 / n) exp(-z sqrt(2 ln n))`` (stepping ``z`` past it) about that of a
+    key of ``settled`` records; 0 from ``settled`` records on.
+
+    >>> young_margin(np.array([300.0, 1000.0, 2000.0, 5000.0]), 2000).round(2).tolist()
+    [0.56, 0.19, 0.0, 0.0]
+    """
+    n = np.maximum(n, 2.0)
+    return np.maximum(np.log(max(settled, 1.0) / n), 0.0) / np.sqrt(2.0 * np.log(n))
+
+
 class RangeKernel(Kernel):
     """A value beyond the range the key has known, scored by how far beyond.
 
@@ -202,13 +220,16 @@ class RangeKernel(Kernel):
     ``after``-th record on (before, too few values make a range), a value more
     than ``tolerance`` of that range beyond it lies ``z`` standard deviations
     (of the key's values around its slow level) past the bound and scores
-    ``z / (z + 0.5)``; within the range it scores 0. The range widens with
+    ``z / (z + 0.5)``; within the range it scores 0. A key younger than
+    ``settled`` records has seen fewer values, so its extremes say less: its
+    bound lies ``ln(settled / n) / sqrt(2 ln n)`` more deviations out (see
+    :func:`young_margin`). The range widens with
     every record, by at most ``widen`` times its width per record (so one
     wild value cannot make it useless at once), and its ends move back toward
     the key's level with a half-life of ``half_life`` records (so a range
     widened by a glitch, or by a past regime, recovers).
 
-    >>> kernel = RangeKernel(tolerance=0.05, half_life=20000.0, widen=1.0, after=20, slow=0.001, spread_alpha=0.01, clip=5.0)
+    >>> kernel = RangeKernel(tolerance=0.05, half_life=20000.0, widen=1.0, after=20, settled=20, slow=0.001, spread_alpha=0.01, clip=5.0)
     >>> state = {name: np.full(1, field.fill, field.dtype) for name, field in kernel.fields.items()}
     >>> for value in [9.0, 11.0] * 20:
     ...     kernel.learn(state, Rank(1, np.array([value]), np.zeros(1)), np.array([value]), np.ones(1, dtype=bool))
@@ -222,10 +243,19 @@ class RangeKernel(Kernel):
     Z_HALF = 0.5
 
     def __init__(
-        self, tolerance: float, half_life: float, widen: float, after: int, slow: float, spread_alpha: float, clip: float
+        self,
+        tolerance: float,
+        half_life: float,
+        widen: float,
+        after: int,
+        settled: int,
+        slow: float,
+        spread_alpha: float,
+        clip: float,
     ):
         self.tolerance = tolerance
         self.after = after
+        self.settled = settled
         self.pull = 1.0 - 0.5 ** (1.0 / half_life)
         self.widen = widen
         self.slow = slow
@@ -239,11 +269,11 @@ class RangeKernel(Kernel):
 
     def predict(self, state, rank):
         size, y = rank.size, rank.y
-        low, high = state["low"][:size], state["high"][:size]
-        margin = self.tolerance * (high - low)
-        excess = np.maximum(np.maximum(y - (high + margin), (low - margin) - y), 0.0)
+        low, high, n = state["low"][:size], state["high"][:size], state["spread_n"][:size]
         sd = np.sqrt(state["spread_var"][:size])
-        known = (state["spread_n"][:size] >= self.after) & (high > low)
+        margin = self.tolerance * (high - low) + young_margin(n, self.settled) * sd
+        excess = np.maximum(np.maximum(y - (high + margin), (low - margin) - y), 0.0)
+        known = (n >= self.after) & (high > low)
         z = np.where(known & (excess > 0), np.minimum(excess / np.maximum(sd, 1e-12 * (1.0 + np.abs(high))), 1e6), 0.0)
         return z / (z + self.Z_HALF)
 

@@ -265,10 +265,13 @@ class Range(BuiltinDetector, base.AnomalyDetector):
         The most one record widens the range, as a multiple of its width.
     after
         Records of the key before a value is judged against its range.
+    settled
+        Records after which the key's range is trusted as seen; before, its
+        bounds lie further out, the more the younger the key.
 
     Examples
     --------
-    >>> model = Range(after=20)
+    >>> model = Range(after=20, settled=40)
     >>> for value in [9.0, 11.0] * 20:
     ...     model.learn_one({"target": value})
     >>> model.score_one({"target": 10.5}), round(model.score_one({"target": 14.0}), 2)
@@ -280,13 +283,16 @@ class Range(BuiltinDetector, base.AnomalyDetector):
     SPREAD_CLIP = 5.0
     LEVEL_ALPHA = 0.001
 
-    def __init__(self, tolerance: float = 0.05, half_life: float = 20000.0, widen: float = 1.0, after: int = 300):
-        if tolerance < 0 or half_life <= 0 or widen <= 0 or after < 0:
-            raise ValueError("tolerance and after must be >= 0, half_life and widen > 0")
+    def __init__(
+        self, tolerance: float = 0.05, half_life: float = 20000.0, widen: float = 1.0, after: int = 300, settled: int = 2000
+    ):
+        if tolerance < 0 or half_life <= 0 or widen <= 0 or after < 0 or settled < 0:
+            raise ValueError("tolerance, after and settled must be >= 0, half_life and widen > 0")
         self.tolerance = tolerance
         self.half_life = half_life
         self.widen = widen
         self.after = after
+        self.settled = settled
         self._start()
 
     def make_kernel(self) -> Kernel:
@@ -295,6 +301,7 @@ class Range(BuiltinDetector, base.AnomalyDetector):
             self.half_life,
             self.widen,
             self.after,
+            self.settled,
             self.LEVEL_ALPHA,
             1.0 - 0.5 ** (1.0 / self.SPREAD_HALF_LIFE),
             self.SPREAD_CLIP,
