@@ -16,7 +16,7 @@ and quoted values of several words), JSON lines, other loggers' JSON (GELF, stru
 compact JSON, journald's export, lines a container runtime wrapped), klog's lines (quotes escaped inside
 quoted values), ``key = value`` with spaces, and
 durations and sizes with their units, joined to the number or after a space
-(a count of bytes, with the same in kilobytes on some lines). The streams
+(a count of bytes, with the same in kilobytes on some lines), lists of names without a digit. The streams
 were written from the idioms, not from any sample: they tell whether a rule
 carries over to such logs, not how any held-out system scores.
 """
@@ -136,6 +136,16 @@ def _pod_error(rng: random.Random) -> str:
 
 def _flag(rng: random.Random) -> str:
     return rng.choice(["true", "false"])
+
+
+def _names(rng: random.Random, names: list[str]) -> str:
+    """A list of one to four of ``names``, as a program joins one: ``alice, bob, carol``."""
+    return ", ".join(rng.sample(names, rng.randint(1, 4)))
+
+
+_GROUPS = ["admin", "wheel", "staff", "docker", "sudo", "audio", "video"]
+_PLUGINS = ["fastestmirror", "langpacks", "priorities", "versionlock", "security", "changelog"]
+_MEMBERS = ["alpha", "bravo", "charlie", "delta", "echo"]
 
 
 _ERRORS = ["connection reset by peer", "context deadline exceeded", "no rows in result set", "EOF"]
@@ -500,6 +510,14 @@ STREAMS: dict[str, list[tuple[str, Line]]] = {
                 }
             ),
         ),
+    ],
+    "lists of names": [
+        ("users", lambda r: f"active users: {_names(r, _USERS)}"),
+        ("groups", lambda r: f"user {r.choice(_USERS)} added to groups: {_names(r, _GROUPS)}"),
+        ("plugins", lambda r: f"Loaded plugins: {_names(r, _PLUGINS)}"),
+        ("members", lambda r: f"cluster {r.randint(1, 9)} members: [{_names(r, _MEMBERS)}] after election"),
+        ("retrying", lambda r: f"connection to {r.choice(_HOSTS)} closed, retrying in {r.randint(1, 30)} s"),
+        ("giving up", lambda r: f"connection to {r.choice(_HOSTS)} closed, giving up"),
     ],
 }
 

@@ -261,7 +261,9 @@ def tokens(text: str, extra_delimiters: tuple[str, ...] = ()) -> list[str]:
     for delimiter in extra_delimiters:
         masked = masked.replace(delimiter, " ")
     words = [word[0] for word in _WORD.finditer(masked)] if '"' in masked or "'" in masked else masked.split()
-    return collapse_repeats(words) if masked.count(WILDCARD) > 1 else words  # a list holds two variables or more
+    if masked.count(WILDCARD) > 1:  # a list of values holds two variables or more
+        words = collapse_repeats(words)
+    return join_name_lists(words) if ", " in masked else words
 
 
 # A word, or a quoted phrase as one word (a title, a query, a file name with spaces), so that a phrase of
@@ -269,10 +271,16 @@ def tokens(text: str, extra_delimiters: tuple[str, ...] = ()) -> list[str]:
 _WORD = re.compile(r"""(?<![\w"'])(["'])[^"'\s]*\s[^"'\n]*\1(?!\w)|\S+""")
 # A repeated group of up to this many words holding a variable is one list of values.
 MAX_REPEATED_GROUP = 3
+# A list of names: words that hold a letter, each but the last followed by a comma, maybe in brackets
+# (``alice, bob, carol``, ``[prod, metrics]``). A name before a colon ends no list: it names what follows
+# (``Package_A, ApplicableState: 112``).
+_NAME = r"(?=[^A-Za-z]*[A-Za-z])[\w.-]*(?:<\*>[\w.-]*)*"
+_LISTED_NAME = re.compile(rf"[\[(]?{_NAME},")
+_LAST_NAME = re.compile(rf"{_NAME}[\])]?;?")
 # What names this masking in a checkpoint: templates learned under other masking are not reused.
 SIGNATURE = (
     f"{VARIABLES.pattern} {_QUOTED_VALUE.pattern} {_SPACED_VALUE.pattern} {_WORD.pattern}"
-    f" lists of groups up to {MAX_REPEATED_GROUP}, messages of JSON objects up to {MAX_JSON} and of {_LOGFMT.pattern}"
+    f" lists of groups up to {MAX_REPEATED_GROUP}, lists of {_LISTED_NAME.pattern} {_LAST_NAME.pattern}, messages of JSON objects up to {MAX_JSON} and of {_LOGFMT.pattern}"
     f" up to {MAX_LOGFMT}, {MAX_FIELDS} fields, messages in {list(_MESSAGE_FIELDS)}"
 )
 
@@ -323,3 +331,35 @@ def collapse_repeats(words: list[str]) -> list[str]:
                 del kept[start : end - size], keys[start : end - size]
                 break
     return kept
+
+
+def join_name_lists(words: list[str]) -> list[str]:
+    """``words`` with each list of two or more names joined into one word.
+
+    A list of names (users, groups, plugins, hosts without a digit) varies
+    in length like a list of values, but its words are not masked: as one
+    word it holds one place, and three different lists there make it a
+    variable like any other word (see :data:`~.drain.VARIABLE_VALUES`). A
+    phrase with a comma (``closed, retrying``) joins too, and stays the
+    same word in every line of its message.
+
+    >>> join_name_lists("active users: alice, bob, carol".split())
+    ['active', 'users:', 'alice, bob, carol']
+    >>> join_name_lists("members: [alpha, bravo] after election".split())
+    ['members:', '[alpha, bravo]', 'after', 'election']
+    >>> join_name_lists("sent <*>, <*>, <*> bytes".split())
+    ['sent', '<*>,', '<*>,', '<*>', 'bytes']
+    """
+    joined: list[str] = []
+    start = 0
+    while start < len(words):
+        end = start  # the run of names with a comma from ``start`` ends before ``end``
+        while end + 1 < len(words) and _LISTED_NAME.fullmatch(words[end]):
+            end += 1
+        if end > start and _LAST_NAME.fullmatch(words[end]):
+            joined.append(" ".join(words[start : end + 1]))
+        else:
+            # No list starts inside the run either: it would end at the same word.
+            joined.extend(words[start : end + 1])
+        start = end + 1
+    return joined

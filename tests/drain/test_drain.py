@@ -81,6 +81,16 @@ def test_lines_that_end_in_lists_of_different_lengths_share_a_template():
     assert clusters[0].template == "ask <*> to delete blk_<*>"
 
 
+def test_lines_that_end_in_lists_of_names_of_different_lengths_share_a_template():
+    miner = Drain()
+    lines = ["active users: alice", "active users: bob, carol", "active users: dave, erin, frank", "active users: gus"]
+    clusters = learn(miner, [*lines, "connection closed, retrying", "connection closed, giving up"])
+    assert len({id(each.current()) for each in clusters[:4]}) == 1
+    assert clusters[0].current().template == "active users: <*>"
+    # A phrase with a comma is a word of its message, which stays apart from the other.
+    assert clusters[4] is not clusters[5] and clusters[4].template == "connection closed, retrying"
+
+
 @pytest.mark.parametrize("order", [1, -1])
 def test_a_value_that_only_some_lines_of_a_message_carry_is_left_out(order):
     miner = Drain()
@@ -344,7 +354,7 @@ def test_tree_depth_below_three_is_refused():
 # Lines from a small vocabulary: sources before a few messages, and loose words, so that every merge rule fires.
 _SOURCES = strategies.sampled_from(["cupsd", "crond", "sshd", "ntpd", "up", "cupsd:", "crond:", "sshd:", "up:"])
 _MESSAGES = strategies.sampled_from(["startup succeeded", "shutdown succeeded", "up 7 ok", "ok", "a <*> b"])
-_WORDS = ["up", "down", "ok", "<*>", "7", "a", "b", "(7)", "*64", "up:", "a:"]
+_WORDS = ["up", "down", "ok", "<*>", "7", "a", "b", "(7)", "*64", "up:", "a:", "a,", "[up,", "7,", "ok]"]
 _QUOTED = ['k="a \\"b\\" c"', '"p q"', "k='v w'", 'k="x', '\\"']
 _LOOSE = strategies.lists(strategies.sampled_from(_WORDS + _QUOTED), min_size=1, max_size=4)
 _LINES = strategies.lists(

@@ -212,3 +212,23 @@ def test_any_json_object_gives_its_message_or_a_masked_value_per_field(fields, c
     else:
         assert text.count("=<*>") >= len(fields)  # a word or more per field, each known by its name
     tokens(text)  # and masking takes what it gives, whatever the keys hold
+
+
+@pytest.mark.parametrize(
+    "line, words",
+    [
+        ("active users: alice, bob, carol", ["active", "users:", "alice, bob, carol"]),
+        ("members: [alpha, bravo] after election", ["members:", "[alpha, bravo]", "after", "election"]),
+        ("hosts web7, db, cache; done", ["hosts", "web<*>, db, cache;", "done"]),
+        # A phrase with a comma joins too, the same in every line of its message.
+        ("closed, retrying in 5 s", ["closed, retrying", "in", "<*>", "s"]),
+        # Values are a list of values, keys and names before a colon are no names of a list, nor is a dangling comma.
+        ("sent 1, 2, 3 items", ["sent", "<*>", "items"]),
+        ("x=1, y=2", ["x=<*>,", "y=<*>"]),
+        ("Package_A, ApplicableState: 80", ["Package_A,", "ApplicableState:", "<*>"]),
+        ("ends with alice, bob,", ["ends", "with", "alice,", "bob,"]),
+        ("state (n.leader), LOOKING", ["state", "(n.leader),", "LOOKING"]),
+    ],
+)
+def test_a_list_of_names_is_one_word(line, words):
+    assert tokens(line) == words
