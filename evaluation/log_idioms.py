@@ -16,7 +16,8 @@ and quoted values of several words), JSON lines, other loggers' JSON (GELF, stru
 compact JSON, journald's export, lines a container runtime wrapped), klog's lines (quotes escaped inside
 quoted values), ``key = value`` with spaces, and
 durations and sizes with their units, joined to the number or after a space
-(a count of bytes, with the same in kilobytes on some lines), lists of names without a digit. The streams
+(a count of bytes, with the same in kilobytes on some lines), lists of names without a digit, and
+values of capitalised words outside quotes after ``key=`` (``java.vendor=Oracle Corporation``). The streams
 were written from the idioms, not from any sample: they tell whether a rule
 carries over to such logs, not how any held-out system scores.
 """
@@ -146,6 +147,16 @@ def _names(rng: random.Random, names: list[str]) -> str:
 _GROUPS = ["admin", "wheel", "staff", "docker", "sudo", "audio", "video"]
 _PLUGINS = ["fastestmirror", "langpacks", "priorities", "versionlock", "security", "changelog"]
 _MEMBERS = ["alpha", "bravo", "charlie", "delta", "echo"]
+# Properties a program prints at startup, with values of one word or several, as their owners name them.
+_PROPERTIES = {
+    "java.vendor": ["Oracle Corporation", "Eclipse Adoptium", "Amazon.com Inc.", "Azul Systems, Inc."],
+    "java.vm.name": ["OpenJDK 64-Bit Server VM", "Java HotSpot(TM) 64-Bit Server VM"],
+    "os.name": ["Linux", "Windows Server 2019", "Mac OS X", "FreeBSD"],
+    "user.name": _USERS,
+    "java.version": ["17.0.2", "1.8.0_292", "21"],
+    "user.timezone": ["UTC", "Europe/Berlin", "America/New_York"],
+}
+_COMPANIES = ["Acme Corp", "Globex Corporation", "Initech", "Umbrella Health Systems", "Stark Industries"]
 
 
 _ERRORS = ["connection reset by peer", "context deadline exceeded", "no rows in result set", "EOF"]
@@ -518,6 +529,21 @@ STREAMS: dict[str, list[tuple[str, Line]]] = {
         ("members", lambda r: f"cluster {r.randint(1, 9)} members: [{_names(r, _MEMBERS)}] after election"),
         ("retrying", lambda r: f"connection to {r.choice(_HOSTS)} closed, retrying in {r.randint(1, 30)} s"),
         ("giving up", lambda r: f"connection to {r.choice(_HOSTS)} closed, giving up"),
+    ],
+    "free-text values after key=": [
+        (
+            "property",
+            lambda r: f"System property {(key := r.choice(list(_PROPERTIES)))}={r.choice(_PROPERTIES[key])}",
+        ),
+        (
+            "os",
+            lambda r: (
+                f"Detected os.name={r.choice(_PROPERTIES['os.name'])} os.arch={r.choice(['amd64', 'aarch64'])} "
+                f"cpus={r.randint(1, 64)}"
+            ),
+        ),
+        ("license", lambda r: f"License registered to company={r.choice(_COMPANIES)} until {r.randint(2025, 2030)}-12-31"),
+        ("expired", lambda r: f"License of company={r.choice(_COMPANIES)} expired, features disabled"),
     ],
 }
 

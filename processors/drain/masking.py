@@ -58,8 +58,9 @@ _PATH_PART = r"""[^\s/\\'"()\[\]{}<>]"""
 _MESSAGE_KEYS = ("msg", "message")
 # What a value unquoted ends at: white space, punctuation that closes or separates, a quote.
 _VALUE_CHAR = r"""[^\s,;()\[\]{}<>"']"""
-# Where the value of a key=value starts.
-_VALUE_START = r"(?<=\w=)" + "".join(rf"(?<!\b{key}=)" for key in _MESSAGE_KEYS)
+# Where the value of a key=value starts: after ``key=``, but for a message's key.
+_NOT_AFTER_MESSAGE_KEY = "".join(rf"(?<!\b{key}=)" for key in _MESSAGE_KEYS)
+_VALUE_START = r"(?<=\w=)" + _NOT_AFTER_MESSAGE_KEY
 # A duration or a size with its unit (``850µs``, ``1.5s``, Go's ``2m30s``, ``64K``, ``12MiB``): programs pick the
 # unit that suits the value, so ``took 12ms`` and ``took 1.5s`` are one message.
 _TIME_UNIT = "(?:ns|us|µs|ms|s|m|h)"
@@ -92,6 +93,11 @@ VARIABLES = re.compile(
 # A quoted value, of one word or several (``err="connection reset by peer"``, ``tag='View Lock'``), is one value,
 # quotes escaped inside it included (klog's ``err="failed to \"StartContainer\" for \"web\""``).
 _QUOTED_VALUE = re.compile(rf"""{_VALUE_START}(?:"[^"\\\n]*(?:\\.[^"\\\n]*)*"|'[^'\\\n]*(?:\\.[^'\\\n]*)*')""")
+# A value of several words outside quotes, as names and titles are written (``java.vendor=Oracle Corporation``,
+# ``os.name=Windows Server 2019``, ``vm=OpenJDK 64-Bit Server VM``): a value that starts with a capital letter goes on
+# over the words after it that start with one or with a digit and hold no equals sign. A lower-case word ends it:
+# it is the message's again (``company=Acme Corp expired``). Written from its ``=`` (a literal to scan for).
+_TITLED_VALUE = re.compile(rf"""(?<=\w)={_NOT_AFTER_MESSAGE_KEY}[A-Z]{_VALUE_CHAR}*(?: [A-Z0-9][^\s="']*(?!\S))+""")
 # The value of a ``key = value`` or ``key= value``: the same but for the spaces; the key is group 1. A word that
 # holds an equals sign is no value: ``ruser= rhost=host`` is an empty value, then another key.
 _SPACED_VALUE = re.compile(rf"\b(\w+) ?= +(?!{_VALUE_CHAR}*=)({_VALUE_CHAR}+)")
@@ -130,6 +136,8 @@ def mask(text: str) -> str:
     """``text`` with each variable part replaced by ``<*>``."""
     if '="' in text or "='" in text:
         text = _QUOTED_VALUE.sub(WILDCARD, text)
+    if "=" in text:
+        text = _TITLED_VALUE.sub("=" + WILDCARD, text)
     if "= " in text:
         text = _SPACED_VALUE.sub(_spaced_value, text)
     return _CANDIDATE.sub(_mask_word, text)
@@ -279,7 +287,7 @@ _LISTED_NAME = re.compile(rf"[\[(]?{_NAME},")
 _LAST_NAME = re.compile(rf"{_NAME}[\])]?;?")
 # What names this masking in a checkpoint: templates learned under other masking are not reused.
 SIGNATURE = (
-    f"{VARIABLES.pattern} {_QUOTED_VALUE.pattern} {_SPACED_VALUE.pattern} {_WORD.pattern}"
+    f"{VARIABLES.pattern} {_QUOTED_VALUE.pattern} {_TITLED_VALUE.pattern} {_SPACED_VALUE.pattern} {_WORD.pattern}"
     f" lists of groups up to {MAX_REPEATED_GROUP}, lists of {_LISTED_NAME.pattern} {_LAST_NAME.pattern}, messages of JSON objects up to {MAX_JSON} and of {_LOGFMT.pattern}"
     f" up to {MAX_LOGFMT}, {MAX_FIELDS} fields, messages in {list(_MESSAGE_FIELDS)}"
 )

@@ -232,3 +232,20 @@ def test_any_json_object_gives_its_message_or_a_masked_value_per_field(fields, c
 )
 def test_a_list_of_names_is_one_word(line, words):
     assert tokens(line) == words
+
+
+@pytest.mark.parametrize(
+    "line, masked",
+    [
+        ("Server environment:java.vendor=Oracle Corporation", "Server environment:java.vendor=<*>"),
+        ("vendor=Azul Systems, Inc. os.name=Windows Server 2019 arch=amd64", "vendor=<*> os.name=<*> arch=<*>"),
+        ("vm=Java HotSpot(TM) 64-Bit Server VM", "vm=<*>"),
+        # A lower-case word, a word with a key of its own and a message key's value end it or start none.
+        ("License of company=Acme Corp expired, at 5", "License of company=<*> expired, at <*>"),
+        ("a=Foo Bar=1 C", "a=<*> Bar=<*> C"),
+        ("msg=Hello World again", "msg=Hello World again"),
+        ("sleepTime=1000 MILLISECONDS)", "sleepTime=<*> MILLISECONDS)"),
+    ],
+)
+def test_a_value_of_capitalised_words_outside_quotes_is_one_value(line, masked):
+    assert mask(line) == masked
