@@ -16,8 +16,9 @@ and quoted values of several words), JSON lines, other loggers' JSON (GELF, stru
 compact JSON, journald's export, lines a container runtime wrapped), klog's lines (quotes escaped inside
 quoted values), ``key = value`` with spaces, and
 durations and sizes with their units, joined to the number or after a space
-(a count of bytes, with the same in kilobytes on some lines), lists of names without a digit, and
-values of capitalised words outside quotes after ``key=`` (``java.vendor=Oracle Corporation``). The streams
+(a count of bytes, with the same in kilobytes on some lines), lists of names without a digit,
+values of capitalised words outside quotes after ``key=`` (``java.vendor=Oracle Corporation``), booleans
+without a key, and two-valued words without a key (``GET``/``POST``: a gap, see :data:`GAPS`). The streams
 were written from the idioms, not from any sample: they tell whether a rule
 carries over to such logs, not how any held-out system scores.
 """
@@ -545,6 +546,37 @@ STREAMS: dict[str, list[tuple[str, Line]]] = {
         ("license", lambda r: f"License registered to company={r.choice(_COMPANIES)} until {r.randint(2025, 2030)}-12-31"),
         ("expired", lambda r: f"License of company={r.choice(_COMPANIES)} expired, features disabled"),
     ],
+    "booleans in positional fields": [
+        (
+            "flag",
+            lambda r: (
+                f"feature {r.choice(['dark-mode', 'beta-search', 'new-cart'])} enabled {_flag(r)} for tenant {r.randint(1, 99)}"
+            ),
+        ),
+        ("cached", lambda r: f"lookup of {r.choice(_USERS)} answered from cache: {r.choice(['True', 'False'])}"),
+        ("opened", lambda r: f"session opened for user {r.choice(_USERS)}"),
+        ("closed", lambda r: f"session closed for user {r.choice(_USERS)}"),
+    ],
+    # No rule handles this stream (see GAPS): a field of two words has the form of two messages that differ in one word.
+    "two-valued words": [
+        (
+            "request",
+            lambda r: (
+                f"method {r.choice(['GET', 'POST'])} path /api/{r.choice(['users', 'orders'])} status {r.choice([200, 404])}"
+            ),
+        ),
+        ("opened", lambda r: f"session opened for user {r.choice(_USERS)}"),
+        ("closed", lambda r: f"session closed for user {r.choice(_USERS)}"),
+    ],
+}
+
+
+# Streams that no rule groups right yet, each with why: reported, but held to no bar.
+GAPS = {
+    "two-valued words": (
+        "GET and POST in one place are a field of two values, opened and closed two messages: the lines have the same"
+        " form, so a rule that merged the one would merge the other"
+    ),
 }
 
 
@@ -574,7 +606,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| stream | " + " | ".join(f"seed {seed}" for seed in seeds) + " |")
     print("|---|" + "---|" * len(seeds))
     for stream in STREAMS:
-        print(f"| {stream} | " + " | ".join(f"{column[stream]:.3f}" for column in columns) + " |")
+        name = f"{stream} (a gap: see GAPS)" if stream in GAPS else stream
+        print(f"| {name} | " + " | ".join(f"{column[stream]:.3f}" for column in columns) + " |")
     print("| **mean** | " + " | ".join(f"**{sum(column.values()) / len(column):.3f}**" for column in columns) + " |")
     return 0
 

@@ -14,10 +14,12 @@ belongs to. So ``merge_threshold: 0.88`` lets a line of nine or more
 unmasked words differ from a template in one of them, and asks a shorter
 line to match every word it has. Two templates that differ in one word may
 well be two messages (``Starting``/``Ending``, ``bytes``/``values``); but when
-a new line starts a cluster that differs in the same one word from
-:data:`VARIABLE_VALUES` - 1 others of its leaf, that word is a variable
-(``user alice``, ``user bob``, ``user carol``): those clusters are merged
-into one with ``<*>`` there. Whenever a template grows more general, it
+a new line starts a cluster that differs in the same one word from others
+of its leaf, and :data:`VARIABLE_VALUES` different words stand there, that
+word is a variable (``user alice``, ``user bob``, ``user carol``): those
+clusters are merged into one with ``<*>`` there. Values are counted, not
+clusters: ``session opened`` and ``session closed`` stay two messages
+however many clusters each has. Whenever a template grows more general, it
 takes in the clusters of its leaf that it now accepts word for word: lines
 that started clusters of their own before the variable was known.
 
@@ -614,7 +616,7 @@ class Drain:
 
     @staticmethod
     def _variants(leaf: list[Cluster], new: Cluster) -> list[Cluster]:
-        """``new`` and the clusters of ``leaf`` that differ from it in one same word, once there are enough of them; else none."""
+        """``new`` and the clusters of ``leaf`` that differ from it in one same word, once that has enough values; else none."""
         differing: dict[int, list[Cluster]] = {}
         for cluster in leaf:
             if cluster is new:
@@ -633,7 +635,16 @@ class Drain:
                 # Lines with no word in common are not variants of one message ("active", "blocked", ...).
                 if place is not None and shared:
                     differing.setdefault(place, []).append(cluster)
-        group = next((group for group in differing.values() if len(group) + 1 >= VARIABLE_VALUES), None)
+        # Values, not clusters, are counted: two clusters of one message (``opened ... bob`` and ``opened ... <*>``)
+        # beside ``closed ...`` are two values, of two messages.
+        group = next(
+            (
+                group
+                for place, group in differing.items()
+                if len({cluster.tokens[place] for cluster in group} | {new.tokens[place]}) >= VARIABLE_VALUES
+            ),
+            None,
+        )
         return [*group, new] if group else []
 
     def _absorb(self, survivor: Cluster, other: Cluster) -> None:

@@ -101,6 +101,9 @@ _TITLED_VALUE = re.compile(rf"""(?<=\w)={_NOT_AFTER_MESSAGE_KEY}[A-Z]{_VALUE_CHA
 # The value of a ``key = value`` or ``key= value``: the same but for the spaces; the key is group 1. A word that
 # holds an equals sign is no value: ``ruser= rhost=host`` is an empty value, then another key.
 _SPACED_VALUE = re.compile(rf"\b(\w+) ?= +(?!{_VALUE_CHAR}*=)({_VALUE_CHAR}+)")
+# A boolean is how a program prints a value, never how it names a message (``enabled true``, ``from cache: False``):
+# without a key before it, its two values would be two templates, as the three-values rule needs three.
+_BOOLEAN = re.compile(r"(?<![\w.-])(?:true|false|True|False|TRUE|FALSE)(?![\w-]|\.\w)")
 # Every variable above holds a digit, a slash, a backslash or an equals sign: only words with one are looked at
 # (with the unit word after a number, if any).
 _CANDIDATE = re.compile(rf"(?<!\S)\S*[\d/\\=]\S*(?:{_SPACED_UNIT})?")
@@ -140,7 +143,7 @@ def mask(text: str) -> str:
         text = _TITLED_VALUE.sub("=" + WILDCARD, text)
     if "= " in text:
         text = _SPACED_VALUE.sub(_spaced_value, text)
-    return _CANDIDATE.sub(_mask_word, text)
+    return _BOOLEAN.sub(WILDCARD, _CANDIDATE.sub(_mask_word, text))
 
 
 # Structured lines are read up to these sizes, longer ones are masked as text: bounds on what a hostile body costs
@@ -287,7 +290,8 @@ _LISTED_NAME = re.compile(rf"[\[(]?{_NAME},")
 _LAST_NAME = re.compile(rf"{_NAME}[\])]?;?")
 # What names this masking in a checkpoint: templates learned under other masking are not reused.
 SIGNATURE = (
-    f"{VARIABLES.pattern} {_QUOTED_VALUE.pattern} {_TITLED_VALUE.pattern} {_SPACED_VALUE.pattern} {_WORD.pattern}"
+    f"{VARIABLES.pattern} {_QUOTED_VALUE.pattern} {_TITLED_VALUE.pattern} {_SPACED_VALUE.pattern} {_BOOLEAN.pattern}"
+    f" {_WORD.pattern}"
     f" lists of groups up to {MAX_REPEATED_GROUP}, lists of {_LISTED_NAME.pattern} {_LAST_NAME.pattern}, messages of JSON objects up to {MAX_JSON} and of {_LOGFMT.pattern}"
     f" up to {MAX_LOGFMT}, {MAX_FIELDS} fields, messages in {list(_MESSAGE_FIELDS)}"
 )

@@ -154,6 +154,22 @@ def test_a_third_value_in_one_place_makes_it_a_variable():
     assert miner.add("user dave logged in from 10.0.0.4") is carol
 
 
+def test_two_values_in_one_place_stay_two_messages_however_many_clusters_hold_them():
+    miner = Drain()
+    lines = [
+        "session opened for user nagios",
+        "session closed for user root",
+        "session closed for user nagios",
+        "session opened for user mysql",
+        "session opened for user root",
+    ]
+    clusters = [each.current() for each in learn(miner, lines)]
+    # Before values were counted, the fifth line merged all five: three clusters differed from it in one place.
+    opened = {id(each) for line, each in zip(lines, clusters) if "opened" in line}
+    assert opened.isdisjoint(id(each) for line, each in zip(lines, clusters) if "closed" in line)
+    assert clusters[-1].template == "session opened for user <*>"
+
+
 def test_a_template_grown_more_general_takes_in_the_clusters_it_now_accepts():
     miner = Drain()
     # Two variables at once: the first line of "blue" starts a cluster of its own.

@@ -110,7 +110,7 @@ _WORD = strategies.text(alphabet=string.ascii_letters + string.digits + "._-/:,;
 @given(_WORD)
 def test_the_shortcut_for_number_words_agrees_with_the_full_expression(word):
     expected = masking.VARIABLES.sub(masking.WILDCARD, word) if re.search(r"[\d/\\]", word) else word
-    assert mask(word) == expected
+    assert mask(word) == masking._BOOLEAN.sub(masking.WILDCARD, expected)
 
 
 @pytest.mark.parametrize(
@@ -248,4 +248,20 @@ def test_a_list_of_names_is_one_word(line, words):
     ],
 )
 def test_a_value_of_capitalised_words_outside_quotes_is_one_value(line, masked):
+    assert mask(line) == masked
+
+
+@pytest.mark.parametrize(
+    "line, masked",
+    [
+        ("feature x enabled true for tenant 5", "feature x enabled <*> for tenant <*>"),
+        ("from cache: False. (TRUE), false,", "from cache: <*>. (<*>), <*>,"),
+        # Only a word of its own: in a name or a dotted word it is not a boolean.
+        (
+            "is_true false_start trueness a.true true.x false-positive",
+            "is_true false_start trueness a.true true.x false-positive",
+        ),
+    ],
+)
+def test_a_boolean_is_a_value(line, masked):
     assert mask(line) == masked
