@@ -18,7 +18,8 @@ quoted values), ``key = value`` with spaces, and
 durations and sizes with their units, joined to the number or after a space
 (a count of bytes, with the same in kilobytes on some lines), lists of names without a digit,
 values of capitalised words outside quotes after ``key=`` (``java.vendor=Oracle Corporation``), booleans
-without a key, and two-valued words without a key (``GET``/``POST``: a gap, see :data:`GAPS`). The streams
+without a key, two-valued words without a key (``GET``/``POST``: a gap, see :data:`GAPS`), Java stack
+traces, Python tracebacks, pipe-separated fields, dmesg's kernel lines and nginx's error log. The streams
 were written from the idioms, not from any sample: they tell whether a rule
 carries over to such logs, not how any held-out system scores.
 """
@@ -158,6 +159,32 @@ _PROPERTIES = {
     "user.timezone": ["UTC", "Europe/Berlin", "America/New_York"],
 }
 _COMPANIES = ["Acme Corp", "Globex Corporation", "Initech", "Umbrella Health Systems", "Stark Industries"]
+
+
+_CLASSES = ["OrderService", "PaymentClient", "CartController", "StockRepository", "RetryTemplate"]
+_METHODS = ["handle", "process", "submit", "lambda$run$0", "doFilter", "invoke"]
+
+
+def _frame(rng: random.Random) -> str:
+    """A line of a Java stack trace: ``at com.acme.shop.OrderService.handle(OrderService.java:42)``."""
+    cls = rng.choice(_CLASSES)
+    where = rng.choice([f"{cls}.java:{rng.randint(10, 900)}", "Native Method", "Unknown Source"])
+    return f"\tat com.acme.{rng.choice(['shop', 'pay', 'core'])}.{cls}.{rng.choice(_METHODS)}({where})"
+
+
+def _dmesg(rng: random.Random, message: str) -> str:
+    """A kernel line as dmesg prints it: seconds since boot, padded to a width, in brackets."""
+    return f"[{rng.uniform(0, 10 ** rng.randint(1, 6)):12.6f}] {message}"
+
+
+def _nginx(rng: random.Random, message: str) -> str:
+    """An nginx error-log line: time, level, pid#tid, connection, the message, then where the request came from."""
+    client = f"client: {_address(rng)}, server: {rng.choice(['shop.example.com', 'api.example.com'])}"
+    request = f'request: "{rng.choice(["GET", "POST"])} /{rng.choice(["cart", "api/orders", "favicon.ico"])} HTTP/1.1"'
+    return (
+        f"2024/05/{rng.randint(10, 28)} 10:{rng.randint(10, 59)}:{rng.randint(10, 59)} [error] "
+        f"{(pid := rng.randint(100, 9999))}#{pid}: *{rng.randint(1, 10**6)} {message}, {client}, {request}"
+    )
 
 
 _ERRORS = ["connection reset by peer", "context deadline exceeded", "no rows in result set", "EOF"]
@@ -567,6 +594,71 @@ STREAMS: dict[str, list[tuple[str, Line]]] = {
         ),
         ("opened", lambda r: f"session opened for user {r.choice(_USERS)}"),
         ("closed", lambda r: f"session closed for user {r.choice(_USERS)}"),
+    ],
+    "Java stack traces": [
+        ("frame", _frame),
+        ("more", lambda r: f"\t... {r.randint(1, 80)} more"),
+        ("caused-io", lambda r: f"Caused by: java.io.IOException: Broken pipe on {_address(r)}:{_port(r)}"),
+        ("caused-timeout", lambda r: f"Caused by: java.net.SocketTimeoutException: Read timed out after {r.randint(1, 60)} s"),
+        (
+            "failed",
+            lambda r: (
+                f"Request {r.randint(1, 10**6)} failed: java.lang.IllegalStateException: order {r.randint(1, 10**6)} is closed"
+            ),
+        ),
+    ],
+    "Python tracebacks": [
+        ("traceback", lambda r: "Traceback (most recent call last):"),
+        (
+            "file",
+            lambda r: (
+                f'  File "/srv/app/{r.choice(["handlers", "models", "db/pool", "views"])}.py", line {r.randint(1, 900)}, '
+                f"in {r.choice(['handle', 'save', 'get_conn', '__call__', '<module>'])}"
+            ),
+        ),
+        ("key-error", lambda r: f"KeyError: '{r.choice(['user_id', 'email', 'token', 'cart'])}'"),
+        (
+            "connection-refused",
+            lambda r: f"ConnectionRefusedError: [Errno 111] Connection refused to {_address(r)}:{_port(r)}",
+        ),
+        ("value-error", lambda r: f"ValueError: invalid literal for int() with base 10: '{r.choice(['abc', 'x1', 'None'])}'"),
+    ],
+    "pipe-separated fields": [
+        ("sync", lambda r: f"Sync_Mgr|onSyncFinished {r.randint(1, 5000)}"),
+        ("battery", lambda r: f"Battery_Svc|onLevelChanged {r.randint(1, 100)}|{r.choice(['charging', 'discharging', 'full'])}"),
+        ("link", lambda r: f"Net_Mon|onLinkChanged wlan{r.randint(0, 2)} up"),
+        ("steps", lambda r: f"{r.randint(10**7, 10**8)}|Step_Svc|onStepsReported total={r.randint(0, 20000)}"),
+    ],
+    "kernel (dmesg)": [
+        (
+            "usb",
+            lambda r: _dmesg(r, f"usb 1-{r.randint(1, 9)}: new high-speed USB device number {r.randint(2, 40)} using xhci_hcd"),
+        ),
+        (
+            "ext4",
+            lambda r: _dmesg(r, f"EXT4-fs (sd{r.choice('abc')}{r.randint(1, 4)}): mounted filesystem with ordered data mode"),
+        ),
+        ("link", lambda r: _dmesg(r, f"e1000e: eth{r.randint(0, 3)} NIC Link is Up 1000 Mbps Full Duplex, Flow Control: None")),
+        (
+            "oom",
+            lambda r: _dmesg(
+                r, f"Out of memory: Killed process {r.randint(100, 99999)} ({r.choice(['java', 'chrome', 'postgres'])})"
+            ),
+        ),
+    ],
+    "nginx error log": [
+        (
+            "open",
+            lambda r: _nginx(
+                r, f'open() "/var/www/html/{r.choice(["favicon.ico", "robots.txt"])}" failed (2: No such file or directory)'
+            ),
+        ),
+        (
+            "timeout",
+            lambda r: _nginx(r, "upstream timed out (110: Connection timed out) while reading response header from upstream"),
+        ),
+        ("refused", lambda r: _nginx(r, "connect() failed (111: Connection refused) while connecting to upstream")),
+        ("too large", lambda r: _nginx(r, f"client intended to send too large body: {r.randint(10**6, 10**8)} bytes")),
     ],
 }
 

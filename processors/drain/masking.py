@@ -271,15 +271,22 @@ def tokens(text: str, extra_delimiters: tuple[str, ...] = ()) -> list[str]:
     masked = mask(text)
     for delimiter in extra_delimiters:
         masked = masked.replace(delimiter, " ")
-    words = [word[0] for word in _WORD.finditer(masked)] if '"' in masked or "'" in masked else masked.split()
+    if "[ " in masked or "( " in masked or " ]" in masked or " )" in masked:
+        masked = _PADDING.sub("", masked)
+    words = [word[0] for word in _WORD.finditer(masked)] if any(mark in masked for mark in "\"'(") else masked.split()
     if masked.count(WILDCARD) > 1:  # a list of values holds two variables or more
         words = collapse_repeats(words)
     return join_name_lists(words) if ", " in masked else words
 
 
+# Spaces inside brackets, next to them, pad a value to a width (dmesg's ``[    3.141592]`` beside ``[12345.678901]``,
+# systemd's ``[  OK  ]``): they part no words.
+_PADDING = re.compile(r"(?<=[\[(]) +| +(?=[\])])")
 # A word, or a quoted phrase as one word (a title, a query, a file name with spaces), so that a phrase of
-# any length holds one place. The quote must not follow a letter: "can't" and "user's" quote nothing.
-_WORD = re.compile(r"""(?<![\w"'])(["'])[^"'\s]*\s[^"'\n]*\1(?!\w)|\S+""")
+# any length holds one place. The quote must not follow a letter: "can't" and "user's" quote nothing. So are
+# the words in brackets right after a name, a call's arguments or where a frame of a stack trace is
+# (``invoke0(Native Method)``, ``SendPacket(IdoUdpMgr*, BGLPersonality*)``).
+_WORD = re.compile(r"""(?<![\w"'])(["'])[^"'\s]*\s[^"'\n]*\1(?!\w)|[^\s"'()]*(?:\w|<\*>)\([^()"'\n]*\)\S*|\S+""")
 # A repeated group of up to this many words holding a variable is one list of values.
 MAX_REPEATED_GROUP = 3
 # A list of names: words that hold a letter, each but the last followed by a comma, maybe in brackets
@@ -291,7 +298,7 @@ _LAST_NAME = re.compile(rf"{_NAME}[\])]?;?")
 # What names this masking in a checkpoint: templates learned under other masking are not reused.
 SIGNATURE = (
     f"{VARIABLES.pattern} {_QUOTED_VALUE.pattern} {_TITLED_VALUE.pattern} {_SPACED_VALUE.pattern} {_BOOLEAN.pattern}"
-    f" {_WORD.pattern}"
+    f" {_PADDING.pattern} {_WORD.pattern}"
     f" lists of groups up to {MAX_REPEATED_GROUP}, lists of {_LISTED_NAME.pattern} {_LAST_NAME.pattern}, messages of JSON objects up to {MAX_JSON} and of {_LOGFMT.pattern}"
     f" up to {MAX_LOGFMT}, {MAX_FIELDS} fields, messages in {list(_MESSAGE_FIELDS)}"
 )

@@ -370,7 +370,29 @@ def test_tree_depth_below_three_is_refused():
 # Lines from a small vocabulary: sources before a few messages, and loose words, so that every merge rule fires.
 _SOURCES = strategies.sampled_from(["cupsd", "crond", "sshd", "ntpd", "up", "cupsd:", "crond:", "sshd:", "up:"])
 _MESSAGES = strategies.sampled_from(["startup succeeded", "shutdown succeeded", "up 7 ok", "ok", "a <*> b"])
-_WORDS = ["up", "down", "ok", "<*>", "7", "a", "b", "(7)", "*64", "up:", "a:", "a,", "[up,", "7,", "ok]", "k=Up", "Ok"]
+_WORDS = [
+    "up",
+    "down",
+    "ok",
+    "<*>",
+    "7",
+    "a",
+    "b",
+    "(7)",
+    "*64",
+    "up:",
+    "a:",
+    "a,",
+    "[up,",
+    "7,",
+    "ok]",
+    "k=Up",
+    "Ok",
+    "[",
+    "]",
+    "f(a",
+    "b)",
+]
 _QUOTED = ['k="a \\"b\\" c"', '"p q"', "k='v w'", 'k="x', '\\"']
 _LOOSE = strategies.lists(strategies.sampled_from(_WORDS + _QUOTED), min_size=1, max_size=4)
 _LINES = strategies.lists(

@@ -265,3 +265,26 @@ def test_a_value_of_capitalised_words_outside_quotes_is_one_value(line, masked):
 )
 def test_a_boolean_is_a_value(line, masked):
     assert mask(line) == masked
+
+
+@pytest.mark.parametrize(
+    "line, words",
+    [
+        # Spaces that pad a value in brackets part no words.
+        ("[    3.141592] usb 1-1: new device", ["[<*>]", "usb", "<*>:", "new", "device"]),
+        ("[12345.678901] usb 1-1: new device", ["[<*>]", "usb", "<*>:", "new", "device"]),
+        ("[  OK  ] Started foo.", ["[OK]", "Started", "foo."]),
+        # A call's arguments, a stack frame's place, are one word with the name before them.
+        ("\tat com.acme.Foo.invoke0(Native Method)", ["at", "<*>(Native Method)"]),
+        ("at com.acme.Foo.run(Unknown Source),", ["at", "com.acme.Foo.run(Unknown Source),"]),
+        (
+            "Function=int SendPacket(IdoUdpMgr*, Personality*) at 5",
+            ["Function=<*>", "SendPacket(IdoUdpMgr*, Personality*)", "at", "<*>"],
+        ),
+        # Brackets after a space, or never closed, join nothing.
+        ("Killed process 5 (java) now", ["Killed", "process", "<*>", "(java)", "now"]),
+        ("x (a b) y(z w", ["x", "(a", "b)", "y(z", "w"]),
+    ],
+)
+def test_padding_in_brackets_and_a_call_s_arguments_split_no_words(line, words):
+    assert tokens(line) == words
