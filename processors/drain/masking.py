@@ -15,17 +15,22 @@ phrase (``err="no route to host"``), with spaces around the ``=`` or not
 (``hit = true``); but the value of ``msg=`` and ``message=`` is a logfmt
 line's message, and is left to the other rules. Other words without a
 digit are left alone: ``java.lang.NullPointerException`` stays, so a new
-exception class is a new template. A structured line, a JSON object or a
+exception class is a new template. But a value outside quotes that starts
+with a capital letter goes on over the capitalised words after it
+(``java.vendor=Oracle Corporation``), and a boolean word is a value
+wherever it stands (``enabled true``). A structured line, a JSON object or a
 logfmt line, is masked as its message field, or the names of its fields
 (:func:`structured_text`).
 
-Two rules then keep a value of any length in one place, since Drain groups
+Rules then keep a value of any length in one place, since Drain groups
 lines by their word count first. A quoted phrase of several words
 (``"final report.doc"``, ``'SELECT a FROM b'``) is one word; a quote right
 after a letter (``can't``, ``user's``) opens nothing. And a list of values
 is one variable: when the masked words repeat a group of up to three words
 that holds a variable (``blk_<*> blk_<*>``, ``<*>, <*>, <*>``), the run
-keeps one group.
+keeps one group. A list of names (``alice, bob, carol``) is one word, and so
+are a call's arguments with its name (``invoke0(Native Method)``); spaces
+that pad a value inside brackets (``[    3.141592]``) part no words.
 
 >>> mask("user 1234 logged in from 10.0.0.1:22 at 2024-05-01T10:00:00Z")
 'user <*> logged in from <*> at <*>'
@@ -273,14 +278,15 @@ def tokens(text: str, extra_delimiters: tuple[str, ...] = ()) -> list[str]:
         masked = masked.replace(delimiter, " ")
     if "[ " in masked or "( " in masked or " ]" in masked or " )" in masked:
         masked = _PADDING.sub("", masked)
-    words = [word[0] for word in _WORD.finditer(masked)] if any(mark in masked for mark in "\"'(") else masked.split()
+    phrases = '"' in masked or "'" in masked or "(" in masked
+    words = [word[0] for word in _WORD.finditer(masked)] if phrases else masked.split()
     if masked.count(WILDCARD) > 1:  # a list of values holds two variables or more
         words = collapse_repeats(words)
     return join_name_lists(words) if ", " in masked else words
 
 
-# Spaces inside brackets, next to them, pad a value to a width (dmesg's ``[    3.141592]`` beside ``[12345.678901]``,
-# systemd's ``[  OK  ]``): they part no words.
+# Spaces just inside brackets pad a value to a width (dmesg's ``[    3.141592]`` beside ``[12345.678901]``, systemd's
+# ``[  OK  ]``): they part no words.
 _PADDING = re.compile(r"(?<=[\[(]) +| +(?=[\])])")
 # A word, or a quoted phrase as one word (a title, a query, a file name with spaces), so that a phrase of
 # any length holds one place. The quote must not follow a letter: "can't" and "user's" quote nothing. So are
