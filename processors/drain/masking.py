@@ -101,8 +101,8 @@ _QUOTED_VALUE = re.compile(rf"""{_VALUE_START}(?:"[^"\\\n]*(?:\\.[^"\\\n]*)*"|'[
 # A value of several words outside quotes, as names and titles are written (``java.vendor=Oracle Corporation``,
 # ``os.name=Windows Server 2019``, ``vm=OpenJDK 64-Bit Server VM``): a value that starts with a capital letter goes on
 # over the words after it that start with one or with a digit and hold no equals sign. A lower-case word ends it:
-# it is the message's again (``company=Acme Corp expired``). Written from its ``=`` (a literal to scan for).
-_TITLED_VALUE = re.compile(rf"""(?<=\w)={_NOT_AFTER_MESSAGE_KEY}[A-Z]{_VALUE_CHAR}*(?: [A-Z0-9][^\s="']*(?!\S))+""")
+# it is the message's again (``company=Acme Corp expired``). Written from its ``=``, a literal the search skips to.
+_TITLED_VALUE = re.compile(rf"""=(?<=\w=){_NOT_AFTER_MESSAGE_KEY}[A-Z]{_VALUE_CHAR}*(?: [A-Z0-9][^\s="']*(?!\S))+""")
 # The value of a ``key = value`` or ``key= value``: the same but for the spaces; the key is group 1. A word that
 # holds an equals sign is no value: ``ruser= rhost=host`` is an empty value, then another key.
 _SPACED_VALUE = re.compile(rf"\b(\w+) ?= +(?!{_VALUE_CHAR}*=)({_VALUE_CHAR}+)")
@@ -148,7 +148,10 @@ def mask(text: str) -> str:
         text = _TITLED_VALUE.sub("=" + WILDCARD, text)
     if "= " in text:
         text = _SPACED_VALUE.sub(_spaced_value, text)
-    return _BOOLEAN.sub(WILDCARD, _CANDIDATE.sub(_mask_word, text))
+    text = _CANDIDATE.sub(_mask_word, text)
+    if "rue" in text or "alse" in text or "RUE" in text or "ALSE" in text:  # cheaper than the expression
+        text = _BOOLEAN.sub(WILDCARD, text)
+    return text
 
 
 # Structured lines are read up to these sizes, longer ones are masked as text: bounds on what a hostile body costs
@@ -278,7 +281,7 @@ def tokens(text: str, extra_delimiters: tuple[str, ...] = ()) -> list[str]:
         masked = masked.replace(delimiter, " ")
     if "[ " in masked or "( " in masked or " ]" in masked or " )" in masked:
         masked = _PADDING.sub("", masked)
-    phrases = '"' in masked or "'" in masked or "(" in masked
+    phrases = '"' in masked or "'" in masked or ("(" in masked and _SPACED_CALL.search(masked) is not None)
     words = [word[0] for word in _WORD.finditer(masked)] if phrases else masked.split()
     if masked.count(WILDCARD) > 1:  # a list of values holds two variables or more
         words = collapse_repeats(words)
@@ -288,11 +291,15 @@ def tokens(text: str, extra_delimiters: tuple[str, ...] = ()) -> list[str]:
 # Spaces just inside brackets pad a value to a width (dmesg's ``[    3.141592]`` beside ``[12345.678901]``, systemd's
 # ``[  OK  ]``): they part no words.
 _PADDING = re.compile(r"(?<=[\[(]) +| +(?=[\])])")
+# A name and its arguments in brackets.
+_CALL = r"""(?:\w|<\*>)\([^()"'\n]*\)"""
 # A word, or a quoted phrase as one word (a title, a query, a file name with spaces), so that a phrase of
 # any length holds one place. The quote must not follow a letter: "can't" and "user's" quote nothing. So are
 # the words in brackets right after a name, a call's arguments or where a frame of a stack trace is
 # (``invoke0(Native Method)``, ``SendPacket(IdoUdpMgr*, BGLPersonality*)``).
-_WORD = re.compile(r"""(?<![\w"'])(["'])[^"'\s]*\s[^"'\n]*\1(?!\w)|[^\s"'()]*(?:\w|<\*>)\([^()"'\n]*\)\S*|\S+""")
+_WORD = re.compile(rf"""(?<![\w"'])(["'])[^"'\s]*\s[^"'\n]*\1(?!\w)|[^\s"'()]*{_CALL}\S*|\S+""")
+# A call with a space in its brackets: only a line that holds one needs _WORD for its calls.
+_SPACED_CALL = re.compile(r"""\((?<=[\w>]\()[^()"'\s]*\s[^()"'\n]*\)""")
 # A repeated group of up to this many words holding a variable is one list of values.
 MAX_REPEATED_GROUP = 3
 # A list of names: words that hold a letter, each but the last followed by a comma, maybe in brackets
@@ -379,7 +386,7 @@ def join_name_lists(words: list[str]) -> list[str]:
     start = 0
     while start < len(words):
         end = start  # the run of names with a comma from ``start`` ends before ``end``
-        while end + 1 < len(words) and _LISTED_NAME.fullmatch(words[end]):
+        while end + 1 < len(words) and words[end][-1] == "," and _LISTED_NAME.fullmatch(words[end]):
             end += 1
         if end > start and _LAST_NAME.fullmatch(words[end]):
             joined.append(" ".join(words[start : end + 1]))
