@@ -16,8 +16,8 @@ phrase (``err="no route to host"``), with spaces around the ``=`` or not
 line's message, and is left to the other rules. Other words without a
 digit are left alone: ``java.lang.NullPointerException`` stays, so a new
 exception class is a new template. But a value outside quotes that starts
-with a capital letter goes on over the capitalised words after it
-(``java.vendor=Oracle Corporation``), and a boolean word is a value
+with a capital letter goes on over the capitalised words after it to the
+end of the line, a bracket or another key (``java.vendor=Oracle Corporation``), and a boolean word is a value
 wherever it stands (``enabled true``). A structured line, a JSON object or a
 logfmt line, is masked as its message field, or the names of its fields
 (:func:`structured_text`).
@@ -100,9 +100,13 @@ VARIABLES = re.compile(
 _QUOTED_VALUE = re.compile(rf"""{_VALUE_START}(?:"[^"\\\n]*(?:\\.[^"\\\n]*)*"|'[^'\\\n]*(?:\\.[^'\\\n]*)*')""")
 # A value of several words outside quotes, as names and titles are written (``java.vendor=Oracle Corporation``,
 # ``os.name=Windows Server 2019``, ``vm=OpenJDK 64-Bit Server VM``): a value that starts with a capital letter goes on
-# over the words after it that start with one or with a digit and hold no equals sign. A lower-case word ends it:
-# it is the message's again (``company=Acme Corp expired``). Written from its ``=``, a literal the search skips to.
-_TITLED_VALUE = re.compile(rf"""=(?<=\w=){_NOT_AFTER_MESSAGE_KEY}[A-Z]{_VALUE_CHAR}*(?: [A-Z0-9][^\s="']*(?!\S))+""")
+# over the words after it that start with one or with a digit and hold no equals sign, when the line, a bracket or
+# another ``key=`` ends them. Words that the message goes on after are the message's: in ``level=INFO Starting
+# server`` and ``host=Web01 Connection refused`` the capitalised words begin it (``company=Acme Corp expired`` is
+# a template per length of the name). Written from its ``=``, a literal the search skips to.
+_TITLED_VALUE = re.compile(
+    rf"""=(?<=\w=){_NOT_AFTER_MESSAGE_KEY}[A-Z]{_VALUE_CHAR}*(?: [A-Z0-9][^\s="']*(?!\S))+(?=\s*$|\s+[\w.-]+=|[;)\]}}])"""
+)
 # The value of a ``key = value`` or ``key= value``: the same but for the spaces; the key is group 1. A word that
 # holds an equals sign is no value: ``ruser= rhost=host`` is an empty value, then another key.
 _SPACED_VALUE = re.compile(rf"\b(\w+) ?= +(?!{_VALUE_CHAR}*=)({_VALUE_CHAR}+)")

@@ -240,8 +240,11 @@ def test_a_list_of_names_is_one_word(line, words):
         ("Server environment:java.vendor=Oracle Corporation", "Server environment:java.vendor=<*>"),
         ("vendor=Azul Systems, Inc. os.name=Windows Server 2019 arch=amd64", "vendor=<*> os.name=<*> arch=<*>"),
         ("vm=Java HotSpot(TM) 64-Bit Server VM", "vm=<*>"),
-        # A lower-case word, a word with a key of its own and a message key's value end it or start none.
-        ("License of company=Acme Corp expired, at 5", "License of company=<*> expired, at <*>"),
+        # Capitalised words the message goes on after begin the message: its end, a bracket or a key ends a value.
+        ("level=INFO Starting server on port 80", "level=<*> Starting server on port <*>"),
+        ("host=Web01 Connection refused", "host=<*> Connection refused"),
+        ("License of company=Acme Corp expired, at 5", "License of company=<*> Corp expired, at <*>"),
+        # A word with a key of its own and a message key's value end it or start none.
         ("a=Foo Bar=1 C", "a=<*> Bar=<*> C"),
         ("msg=Hello World again", "msg=Hello World again"),
         ("sleepTime=1000 MILLISECONDS)", "sleepTime=<*> MILLISECONDS)"),
