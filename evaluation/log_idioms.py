@@ -17,8 +17,9 @@ compact JSON, journald's export, lines a container runtime wrapped), klog's line
 quoted values), ``key = value`` with spaces, and
 durations and sizes with their units, joined to the number or after a space
 (a count of bytes, with the same in kilobytes on some lines), lists of names without a digit,
-values of capitalised words outside quotes after ``key=`` (``java.vendor=Oracle Corporation``), booleans
-without a key, two-valued words without a key (``GET``/``POST``: a gap, see :data:`GAPS`), Java stack
+values of capitalised words outside quotes after ``key=`` (``java.vendor=Oracle Corporation``; those the
+message goes on after are a gap, see :data:`GAPS`), booleans without a key, two-valued words without a key
+(``GET``/``POST``: a gap), Java stack
 traces, Python tracebacks, pipe-separated fields, dmesg's kernel lines and nginx's error log. The streams
 were written from the idioms, not from any sample: they tell whether a rule
 carries over to such logs, not how any held-out system scores.
@@ -185,6 +186,13 @@ def _nginx(rng: random.Random, message: str) -> str:
         f"2024/05/{rng.randint(10, 28)} 10:{rng.randint(10, 59)}:{rng.randint(10, 59)} [error] "
         f"{(pid := rng.randint(100, 9999))}#{pid}: *{rng.randint(1, 10**6)} {message}, {client}, {request}"
     )
+
+
+# Two messages that differ in one word, beside fields of two values.
+_SESSIONS: list[tuple[str, Line]] = [
+    ("opened", lambda r: f"session opened for user {r.choice(_USERS)}"),
+    ("closed", lambda r: f"session closed for user {r.choice(_USERS)}"),
+]
 
 
 _ERRORS = ["connection reset by peer", "context deadline exceeded", "no rows in result set", "EOF"]
@@ -581,8 +589,7 @@ STREAMS: dict[str, list[tuple[str, Line]]] = {
             ),
         ),
         ("cached", lambda r: f"lookup of {r.choice(_USERS)} answered from cache: {r.choice(['True', 'False'])}"),
-        ("opened", lambda r: f"session opened for user {r.choice(_USERS)}"),
-        ("closed", lambda r: f"session closed for user {r.choice(_USERS)}"),
+        *_SESSIONS,
     ],
     # No rule handles this stream (see GAPS): a field of two words has the form of two messages that differ in one word.
     "two-valued words": [
@@ -592,8 +599,7 @@ STREAMS: dict[str, list[tuple[str, Line]]] = {
                 f"method {r.choice(['GET', 'POST'])} path /api/{r.choice(['users', 'orders'])} status {r.choice([200, 404])}"
             ),
         ),
-        ("opened", lambda r: f"session opened for user {r.choice(_USERS)}"),
-        ("closed", lambda r: f"session closed for user {r.choice(_USERS)}"),
+        *_SESSIONS,
     ],
     "Java stack traces": [
         ("frame", _frame),

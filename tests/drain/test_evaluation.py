@@ -66,5 +66,7 @@ def test_the_hand_made_idiom_streams_are_grouped_by_message():
     scores = log_idioms.score(lines=300, seed=1)
     assert set(scores) == set(log_idioms.STREAMS) and set(log_idioms.GAPS) < set(scores)
     assert min(score for stream, score in scores.items() if stream not in log_idioms.GAPS) >= 0.95, scores
+    # The gaps no rule closes are held where they are (0.50 and 0.68 on this seed): a change must not lose more.
+    assert min(scores[stream] for stream in log_idioms.GAPS) >= 0.45, scores
     drawn = log_idioms.sample("proxy (program first)", lines=50, seed=1)
     assert len(drawn.lines) == 50 and set(drawn.events) <= {"open", "close", "error"}
