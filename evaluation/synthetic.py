@@ -196,7 +196,14 @@ SCENARIOS = [
         "auth POST /login",
         latency_stream("auth POST /login", lambda when: 0.1 if failing(when) else 1.0, failing),
     ),
-    Scenario("traffic drop", Signal.LOGS, {"target": "rate"}, "ingest", traffic_drop),
+    # A service's log volume, which should be steady: the rate's defaults and lull, which sees a drop.
+    Scenario(
+        "traffic drop",
+        Signal.LOGS,
+        {"target": "rate", "models": ["seasonal_profile", "ewm_mean", "level_shift", "range", "lull"]},
+        "ingest",
+        traffic_drop,
+    ),
     Scenario("scan from one client", Signal.LOGS, {"key": ["attributes.client.address"], "target": "rate"}, "10.0.0.3", scan),
     Scenario("error log burst", Signal.LOGS, {}, "billing", error_logs),
     Scenario("burst of a known message", Signal.LOGS, TEMPLATE_RATES, "billing pool", message_burst),

@@ -33,6 +33,7 @@ from otelml.processors.anomaly.kernels import (
     Rank,
     one_row_state,
 )
+from otelml.processors.anomaly.lull import LullKernel
 from otelml.processors.anomaly.novelty import HALF_SCORE, RarityKernel
 from otelml.references import NOVELTY, RATE
 
@@ -378,6 +379,45 @@ class Burst(BuiltinDetector, base.AnomalyDetector):
         return BurstKernel(self.window, self.half_life)
 
 
+class Lull(BuiltinDetector, base.AnomalyDetector):
+    """Fewer records of the key than it usually has: a drop in requests, in a service's log volume.
+
+    Reads only record times (``x["time"]``): the log of the time the key's
+    last ``records`` records took, judged against its usual value on the
+    scale that records coming at random have at least (see
+    :mod:`~otelml.processors.anomaly.lull`). For ``target: rate``.
+
+    Parameters
+    ----------
+    records
+        How many of the key's latest records the time is taken over (at least 5).
+    half_life
+        Seconds of the key's usual record time after which what was usual weighs half.
+
+    Examples
+    --------
+    >>> model = Lull(records=10)
+    >>> for second in range(300):
+    ...     model.learn_one({"time": float(second), "target": 1.0})
+    >>> round(model.score_one({"time": 300.0, "target": 1.0}), 2)
+    0.0
+    >>> for n in range(1, 9):
+    ...     model.learn_one({"time": 299.0 + 10 * n, "target": 0.1})
+    >>> round(model.score_one({"time": 389.0, "target": 0.1}), 2)
+    0.69
+    """
+
+    def __init__(self, records: int = 20, half_life: float = 600.0):
+        if not (records >= 5 and half_life > 0):
+            raise ValueError("records must be >= 5 and half_life > 0")
+        self.records = records
+        self.half_life = half_life
+        self._start()
+
+    def make_kernel(self) -> Kernel:
+        return LullKernel(self.records, self.half_life)
+
+
 def _scaled(estimator):
     """River's linear models need standardised features; put a scaler in front."""
     return lambda **params: preprocessing.StandardScaler() | estimator(**params)
@@ -396,6 +436,7 @@ MODELS = {
     "range": Range,
     "rarity": Rarity,
     "burst": Burst,
+    "lull": Lull,
     "linear_regression": _scaled(linear_model.LinearRegression),
     "pa_regressor": _scaled(linear_model.PARegressor),
     "bayesian_linear_regression": _scaled(linear_model.BayesianLinearRegression),
@@ -409,7 +450,7 @@ MODELS = {
 
 
 # Models that judge one target only, by name: the target they judge.
-TARGET_ONLY = {"rarity": NOVELTY, "burst": RATE}
+TARGET_ONLY = {"rarity": NOVELTY, "burst": RATE, "lull": RATE}
 
 
 def reads_features(name: str) -> bool:
