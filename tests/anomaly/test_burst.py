@@ -73,14 +73,20 @@ async def test_a_steady_stream_is_not_a_burst_and_a_lasting_change_of_rate_becom
     assert max(after) < 600.0, "and it is usual within minutes"
 
 
-async def test_a_key_borrowing_its_parents_state_counts_its_own_records():
+async def newcomer_beside_a_group(models: list[str], times: list[float]) -> list:
+    """The scored records of a never-seen client at ``times`` (after START + 600), once its service's group is ready.
+
+    Fifty clients of ``checkout`` at ten requests a second in all for ten minutes come first; the newcomer
+    borrows their group's state (``parent: [resource.service.name]``). Its first record has no rate and is
+    left out.
+    """
     processor = make_processor(
         Signal.LOGS,
         key=["resource.service.name", "attributes.client.address"],
         parent=["resource.service.name"],
         target="rate",
         warmup=50,
-        models=["ewm_mean", "burst"],
+        models=models,
         verbose=True,
     )
     rng = random.Random(5)
@@ -89,12 +95,15 @@ async def test_a_key_borrowing_its_parents_state_counts_its_own_records():
         for when in arrivals(rng, lambda t: 10.0, START, START + 600.0)
     ]
     await processor.consume(logs(clients, {"service.name": "checkout"}))
+    batch = logs([{"when": when, "attributes": {"client.address": "10.9.9.9"}} for when in times], {"service.name": "checkout"})
+    await processor.consume(batch)
+    return records_of(batch)[1:]
+
+
+async def test_a_key_borrowing_its_parents_state_counts_its_own_records():
     # Five times a second: far above what the group counts for one key, and what a scan looks like, which
     # the rate's regressors judge from the borrowed baseline; the burst detector waits for a count of its own.
-    newcomer = [{"when": START + 600.0 + n / 5, "attributes": {"client.address": "10.9.9.9"}} for n in range(30)]
-    batch = logs(newcomer, {"service.name": "checkout"})
-    await processor.consume(batch)
-    records = records_of(batch)[1:]  # a key's first record has no rate yet
+    records = await newcomer_beside_a_group(["ewm_mean", "burst"], [START + 600.0 + n / 5 for n in range(30)])
     # Judged from its first rate by the borrowed ewm_mean, but not by a group's count of records.
     assert all(attribute(record, "otelml.score.ewm_mean") is not None for record in records)
     assert [attribute(record, "otelml.score.burst") for record in records] == [0.0] * len(records)

@@ -6,11 +6,10 @@ import random
 
 import pytest
 
-from otelml.pdata import Signal
 from otelml.processors.anomaly.config import TARGET_MODELS
 from otelml.references import RATE
-from tests.anomaly.support import START, attribute, logs, make_processor, records_of
-from tests.anomaly.test_burst import arrivals, flags_at, templates_processor
+from tests.anomaly.support import START, attribute
+from tests.anomaly.test_burst import arrivals, flags_at, newcomer_beside_a_group, templates_processor
 from tests.anomaly.test_config import problems
 
 RATE_DEFAULTS = [model.name for model in TARGET_MODELS[RATE]]
@@ -57,26 +56,8 @@ def test_lull_judges_the_rate_target_only_over_five_records_or_more():
 
 
 async def test_a_key_borrowing_its_parents_state_times_its_own_records():
-    processor = make_processor(
-        Signal.LOGS,
-        key=["resource.service.name", "attributes.client.address"],
-        parent=["resource.service.name"],
-        target="rate",
-        warmup=50,
-        models=["ewm_mean", "lull"],
-        verbose=True,
-    )
-    rng = random.Random(5)
-    clients = [
-        {"when": when, "attributes": {"client.address": f"10.0.0.{rng.randint(1, 50)}"}}
-        for when in arrivals(rng, lambda t: 10.0, START, START + 600.0)
-    ]
-    await processor.consume(logs(clients, {"service.name": "checkout"}))
     # A newcomer far slower than one client of the group usually is: the group's usual span is not its own,
     # so lull waits for spans of the newcomer's own records (a window of 20, then 40 learned).
-    newcomer = [{"when": START + 600.0 + 30.0 * n, "attributes": {"client.address": "10.9.9.9"}} for n in range(30)]
-    batch = logs(newcomer, {"service.name": "checkout"})
-    await processor.consume(batch)
-    records = records_of(batch)[1:]  # a key's first record has no rate yet
+    records = await newcomer_beside_a_group(["ewm_mean", "lull"], [START + 600.0 + 30.0 * n for n in range(30)])
     assert all(attribute(record, "otelml.score.ewm_mean") is not None for record in records)
     assert [attribute(record, "otelml.score.lull") for record in records] == [0.0] * len(records)
