@@ -24,14 +24,17 @@ records scales the window with the key's own rate (a busy key is judged over
 its last seconds, a quiet one over its last hour). With ``K = 20``, a rate
 that falls to a sixth is flagged after about a dozen records at the new rate.
 
-What is usual learns from every record, weighted by record time, not by
-record, as ``burst``'s does (``half_life``): a lull's few records weigh what
-its seconds do, and a value more than :data:`CLIP` deviations from the usual
-is learned as if it were there, so a lull of minutes barely moves what is
-usual while a lasting change of rate becomes usual within about three
-``half_life``. A key is judged once it has learned over :data:`JUDGE` of its
-usual spans (about ``3 K`` records); the variance starts at twice the floor,
-as if :data:`PRIOR` spans had shown it.
+What is usual learns from every record, each weighing the key's usual gap
+between records (``half_life`` seconds of them weigh half), not its own gap:
+a long gap makes a long span, and weighing each record by its own gap would
+bias what is usual towards long spans. A value more than :data:`CLIP`
+deviations from the usual is learned as if it were there, and the variance
+learns :data:`SPREAD_SLOWER` times more slowly than the mean, so a lull of
+minutes barely moves what is usual, while a lasting change of rate becomes
+usual in the end (a fall to a sixth, within about half an hour). A key is
+judged once it has learned over :data:`JUDGE` of its usual spans (about
+``3 K`` records); the variance starts at twice the floor, as if
+:data:`PRIOR` spans had shown it.
 
 A key that stops altogether is judged only when its next record comes: the
 processor scores records, and a silence has none.
