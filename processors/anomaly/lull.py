@@ -27,11 +27,14 @@ that falls to a sixth is flagged after about a dozen records at the new rate.
 What is usual learns from every record, each weighing the key's usual gap
 between records (``half_life`` seconds of them weigh half), not its own gap:
 a long gap makes a long span, and weighing each record by its own gap would
-bias what is usual towards long spans. A value more than :data:`CLIP`
-deviations from the usual is learned as if it were there, and the variance
-learns :data:`SPREAD_SLOWER` times more slowly than the mean, so a lull of
-minutes barely moves what is usual, while a lasting change of rate becomes
-usual in the end (a fall to a sixth, within about half an hour). A key is
+bias what is usual towards long spans. A span more than :data:`CLIP`
+deviations longer than usual is learned as if it were there, one more than
+:data:`SHORT_CLIP` shorter likewise (a burst's short spans would otherwise
+drag the usual span down and widen the spread, and the normal pace after
+it would look like a lull), and the variance learns :data:`SPREAD_SLOWER`
+times more slowly than the mean, so a lull of minutes barely moves what is
+usual, while a lasting change of rate becomes usual in the end (a fall to a
+sixth, within about forty minutes). A key is
 judged once it has learned over :data:`JUDGE` of its usual spans (about
 ``3 K`` records); the variance starts at twice the floor, as if
 :data:`PRIOR` spans had shown it.
@@ -50,8 +53,10 @@ from otelml.processors.anomaly.kernels import DETECTOR, Kernel
 from otelml.processors.anomaly.residuals import Z_HALF_SCORE
 from otelml.processors.anomaly.store import Field
 
-# Deviations from the usual beyond which a value is learned as if it were there.
-CLIP = 3.0
+# Deviations from the usual beyond which a longer span is learned as if it were there, and a shorter one: a
+# burst's short spans, learned as at most one deviation short, can neither teach lull that spans are short
+# nor widen its spread.
+CLIP, SHORT_CLIP = 3.0, 1.0
 # Spans' worth of weight the starting variance has, and that variance as a multiple of the floor.
 PRIOR, PRIOR_VARIANCE = 5.0, 2.0
 # Usual spans a key learns over before it is judged.
@@ -85,11 +90,11 @@ class LullKernel(Kernel):
     >>> times = np.cumsum(rng.exponential(1.0, 3000))  # one record a second, at random
     >>> usual = [step(when) for when in times]
     >>> round(max(usual), 2)
-    0.51
+    0.5
     >>> start = times[-1]
     >>> lull = [step(start + when) for when in np.cumsum(rng.exponential(6.0, 15))]  # then one every six seconds
     >>> [round(score, 2) for score in lull[2::3]]  # after 3, 6, 9, 12 and 15 records
-    [0.46, 0.49, 0.61, 0.66, 0.68]
+    [0.45, 0.48, 0.61, 0.66, 0.68]
     """
 
     kind = DETECTOR
@@ -134,7 +139,7 @@ class LullKernel(Kernel):
         forgetting = -np.expm1(-usual_gap / self.time_constant)
         count = learned + 1.0
         spread = np.sqrt(np.maximum(variance, self.floor))
-        deviation = np.where(started, np.clip(x - mean, -CLIP * spread, CLIP * spread), 0.0)
+        deviation = np.where(started, np.clip(x - mean, -SHORT_CLIP * spread, CLIP * spread), 0.0)
         spread_weight = np.maximum(forgetting / SPREAD_SLOWER, 1.0 / (count + PRIOR * self.records))
         np.copyto(variance, variance + spread_weight * (deviation * deviation - variance), where=started)
         np.copyto(mean, np.where(started, mean + np.maximum(forgetting, 1.0 / count) * deviation, x), where=spans)

@@ -11,7 +11,17 @@ from river.checks import check_estimator, yield_checks
 
 from otelml.conventions import ANOMALY, EXPECTED, INCIDENT_ID, INCIDENT_OPEN, SCORE
 from otelml.pdata import Signal
-from otelml.processors.anomaly.models import MODELS, TARGET_ONLY, Autoregression, EwmMean, LevelShift, Range, SeasonalProfile
+from otelml.processors.anomaly.models import (
+    MODELS,
+    TARGET_ONLY,
+    Autoregression,
+    Burst,
+    EwmMean,
+    LevelShift,
+    Lull,
+    Range,
+    SeasonalProfile,
+)
 from otelml.synthetic import BASE_TIME_NS, make_trace_request
 from tests.anomaly.support import START, SpanSpec, attribute, logs, make_processor, outputs, records_of, traces
 from tests.anomaly.test_scoring import steady
@@ -93,6 +103,34 @@ def test_built_in_detectors_pass_rivers_checks_on_a_stream_with_a_target(model):
             check.func(model.clone(), dataset=stream)
         else:
             check(model.clone())
+
+
+@pytest.mark.parametrize("model", [Burst(), Lull()], ids=lambda m: type(m).__name__)
+def test_rate_detectors_pass_rivers_checks_on_a_stream_with_times(model):
+    # The same checks on records with times (all the rate detectors read): one a second at random, with a
+    # minute at ten a second and five minutes at one in ten seconds; the change the detector judges is labelled.
+    rng = random.Random(4)
+    stream, when = [], START
+    while when < START + 1500.0:
+        burst, lull = 600 <= when - START < 660, 900 <= when - START < 1200
+        when += rng.expovariate(10.0 if burst else 0.1 if lull else 1.0)
+        stream.append(({"time": when, "target": 1.0}, burst if isinstance(model, Burst) else lull))
+    for check in yield_checks(model):
+        if hasattr(check, "func"):
+            check.func(model.clone(), dataset=stream)
+        else:
+            check(model.clone())
+    changed, calm = [], []
+    for x, labelled in stream:
+        score = model.score_one(x)
+        model.learn_one(x)
+        # Calm: a minute or more from either change (a burst's count, a lull's span, takes time to pass).
+        since = x["time"] - START
+        if labelled:
+            changed.append(score)
+        elif 100 < since < 540 or 720 < since < 840 or since > 1260:
+            calm.append(score)
+    assert max(changed) > 0.65 > max(calm)
 
 
 @pytest.mark.integration  # seconds of scoring per value
