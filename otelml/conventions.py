@@ -34,7 +34,9 @@ ACTUAL = "otelml.actual"  # the measured value, in the target's units
 RANGE_LOW = "otelml.range.low"  # the usual range the models had for it
 RANGE_HIGH = "otelml.range.high"
 MODELS = "otelml.models"  # the models whose own score reached the threshold
-LEVEL_RECENT = "otelml.level.recent"  # a level model that fired (level_shift): the key's recent level, in the target's units
+LEVEL_RECENT = (
+    "otelml.level.recent"  # a level model that fired (level_shift, burst, lull): the key's recent level, in the target's units
+)
 LEVEL_USUAL = "otelml.level.usual"  # and the long-run level it was held against
 TARGET_FORECAST = "otelml.target.forecast"  # the target's own trend line at the horizon, in its units
 LIMIT = "otelml.limit"  # a configured trend.limit the forecast crosses

@@ -110,6 +110,10 @@ class BurstKernel(Kernel):
         z = np.maximum(count - mean, 0.0) / _spread(mean, dispersion)
         return np.where(judged, z / (z + Z_HALF_SCORE), 0.0)
 
+    def levels(self, state, rank):
+        """The key's rate over about its last ``window`` seconds, and its usual rate (records per second)."""
+        return self._count(state, rank) / self.window, state["mean"][: rank.size] / self.window
+
     def learn(self, state, rank, y, learn):
         """Every record counts and is learned (see the module docstring); ``learn`` is not consulted."""
         size, times = rank.size, rank.times

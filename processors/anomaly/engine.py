@@ -99,9 +99,10 @@ class Results:
     ranges were asked for), ``model_scores`` has one row per model, and
     ``opens``/``member``/``opened`` say whether the record opened an
     incident, belongs to one, and when that one opened. ``recent`` and
-    ``usual`` are, where a level model (``level_shift``) reached the
-    threshold, the recent and long-run levels it compared, in the models'
-    units (NaN elsewhere, and without ranges).
+    ``usual`` are, where a level model (``level_shift``, or a rate
+    detector: ``burst``, ``lull``) reached the threshold, the recent and
+    long-run levels it compared, in the models' units (NaN elsewhere, and
+    without ranges).
     """
 
     score: np.ndarray
@@ -261,12 +262,24 @@ class Engine:
         # The levels of the level model that reached the threshold with the highest score (for alert details).
         recent, usual, level_score = np.full(keys, np.nan), np.full(keys, np.nan), np.zeros(keys)
         threshold = self.threshold.current(views["threshold."], keys)
+
+        def keep_stronger(levels: tuple[np.ndarray, np.ndarray] | None, model_score: np.ndarray) -> None:
+            nonlocal recent, usual, level_score
+            if levels is not None:
+                stronger = (model_score >= threshold) & (model_score > level_score)
+                recent, usual = np.where(stronger, levels[0], recent), np.where(stronger, levels[1], usual)
+                level_score = np.where(stronger, model_score, level_score)
+
         for model, state, scale_state in models:
             output = model.kernel.predict(state, rank)
             if model.scale is None:
                 scores.append(output)
                 plain.append(output)
                 predictions.append(None)
+                readings = model.kernel.levels(state, rank) if self.ranges else None
+                if readings is not None:
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        keep_stronger((self.target.transform(readings[0]), self.target.transform(readings[1])), output)
                 continue
             judged = output == output
             verdict = model.scale.observe(scale_state, keys, y - output if model.predicts else output, judged, self.verbose)
@@ -277,11 +290,7 @@ class Engine:
             plain.append(np.where(silent, 0.0, verdict.plain))
             if not model.predicts:
                 predictions.append(None)
-                levels = model.kernel.levels(state, rank) if self.ranges else None
-                if levels is not None:
-                    stronger = (scores[-1] >= threshold) & (scores[-1] > level_score)
-                    recent, usual = np.where(stronger, levels[0], recent), np.where(stronger, levels[1], usual)
-                    level_score = np.where(stronger, scores[-1], level_score)
+                keep_stronger(model.kernel.levels(state, rank) if self.ranges else None, scores[-1])
                 continue
             predictions.append((output, verdict.isolated))
             spread = np.where(judged & (scale_state["n"][:keys] >= 2), scale_state["var"][:keys], np.inf)

@@ -75,7 +75,11 @@ class Kernel:
         raise NotImplementedError
 
     def levels(self, state: dict[str, np.ndarray], rank: Rank) -> tuple[np.ndarray, np.ndarray] | None:
-        """A deviation kernel's recent and long-run levels that its statistic compares, per key; None if it has none."""
+        """The recent and long-run levels the kernel's statistic compares, per key; None if it has none.
+
+        A deviation kernel's are in the models' units; a detector's in the target's readings (the rate
+        detectors judge record times, not the models' values), which the engine puts in the models' units.
+        """
         return None
 
 

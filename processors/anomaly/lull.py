@@ -124,6 +124,11 @@ class LullKernel(Kernel):
         judged = state["learned"][:size] >= JUDGE * self.records
         return np.where(judged & (z == z), z / (z + Z_HALF_SCORE), 0.0)
 
+    def levels(self, state, rank):
+        """The key's rate over its last ``records`` records, and its usual rate over as many (records per second)."""
+        size = rank.size
+        return self.records / np.exp(self._span(state, rank)), self.records / np.exp(state["mean"][:size])
+
     def learn(self, state, rank, y, learn):
         """Every record is learned (see the module docstring); ``learn`` is not consulted."""
         size = rank.size

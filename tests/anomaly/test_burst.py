@@ -62,6 +62,22 @@ async def test_a_tenfold_burst_of_a_known_message_is_flagged_within_seconds(seed
     assert burst_starts < first < burst_starts + 2.5
 
 
+async def test_an_alert_on_a_burst_names_the_rate_it_rose_to_and_the_usual_one():
+    # The rate over about the key's last ten seconds against its usual one, in records per second.
+    processor = templates_processor(["burst"], alerts=True)
+    times = arrivals(random.Random(1), lambda t: 15.0 if 120.0 <= t < 125.0 else 1.25, START, START + 140.0)
+    flagged = []
+    for start in range(0, len(times), 50):
+        batch = template_logs(times[start : start + 50])
+        await processor.consume(batch)
+        flagged += [record for record in records_of(batch) if (attribute(record, "otelml.score.burst") or 0.0) >= 0.65]
+    assert flagged
+    for record in flagged:
+        usual = attribute(record, "otelml.level.usual")
+        assert usual == pytest.approx(1.25, rel=0.3)
+        assert 2 * usual < attribute(record, "otelml.level.recent") < 15.0
+
+
 async def test_a_steady_stream_is_not_a_burst_and_a_lasting_change_of_rate_becomes_usual():
     rng = random.Random(4)
     # An hour at two a second, then the rate triples for good.
