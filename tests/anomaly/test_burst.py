@@ -62,15 +62,21 @@ async def test_a_tenfold_burst_of_a_known_message_is_flagged_within_seconds(seed
     assert burst_starts < first < burst_starts + 2.5
 
 
-async def test_an_alert_on_a_burst_names_the_rate_it_rose_to_and_the_usual_one():
-    # The rate over about the key's last ten seconds against its usual one, in records per second.
-    processor = templates_processor(["burst"], alerts=True)
-    times = arrivals(random.Random(1), lambda t: 15.0 if 120.0 <= t < 125.0 else 1.25, START, START + 140.0)
+async def flagged_by(models: list[str], model: str, times: list[float]) -> list:
+    """The records of one message logged at ``times`` that ``model`` alone scored past the default threshold, with alert details."""
+    processor = templates_processor(models, alerts=True)
     flagged = []
     for start in range(0, len(times), 50):
         batch = template_logs(times[start : start + 50])
         await processor.consume(batch)
-        flagged += [record for record in records_of(batch) if (attribute(record, "otelml.score.burst") or 0.0) >= 0.65]
+        flagged += [record for record in records_of(batch) if (attribute(record, f"otelml.score.{model}") or 0.0) >= 0.65]
+    return flagged
+
+
+async def test_an_alert_on_a_burst_names_the_rate_it_rose_to_and_the_usual_one():
+    # The rate over about the key's last ten seconds against its usual one, in records per second.
+    times = arrivals(random.Random(1), lambda t: 15.0 if 120.0 <= t < 125.0 else 1.25, START, START + 140.0)
+    flagged = await flagged_by(["burst"], "burst", times)
     assert flagged
     for record in flagged:
         usual = attribute(record, "otelml.level.usual")

@@ -8,8 +8,8 @@ import pytest
 
 from otelml.processors.anomaly.config import TARGET_MODELS
 from otelml.references import RATE
-from tests.anomaly.support import START, attribute, records_of
-from tests.anomaly.test_burst import arrivals, flags_at, newcomer_beside_a_group, template_logs, templates_processor
+from tests.anomaly.support import START, attribute
+from tests.anomaly.test_burst import arrivals, flagged_by, flags_at, newcomer_beside_a_group, templates_processor
 from tests.anomaly.test_config import problems
 
 RATE_DEFAULTS = [model.name for model in TARGET_MODELS[RATE]]
@@ -66,13 +66,8 @@ async def test_a_key_borrowing_its_parents_state_times_its_own_records():
 async def test_an_alert_on_a_lull_names_the_rate_it_fell_to_and_the_usual_one():
     # What an on-call engineer reads: the rate over the key's last twenty records against its usual rate, in
     # records per second, where the record that crossed may itself show an ordinary smoothed rate.
-    processor = templates_processor(WITH_LULL, alerts=True)
     times = arrivals(random.Random(1), lambda t: 1.0 if t < 1800.0 else 1 / 6, START, START + 2400.0)
-    flagged = []
-    for start in range(0, len(times), 50):
-        batch = template_logs(times[start : start + 50])
-        await processor.consume(batch)
-        flagged += [record for record in records_of(batch) if (attribute(record, "otelml.score.lull") or 0.0) >= 0.65]
+    flagged = await flagged_by(WITH_LULL, "lull", times)
     assert flagged
     for record in flagged:
         assert attribute(record, "otelml.level.usual") == pytest.approx(1.0, rel=0.2)
