@@ -12,8 +12,9 @@ from typing import Any, Literal
 from pydantic import Field
 
 from otelml.component import ComponentID, Kind
-from otelml.configmodel import Checked, ComponentConfig, Duration, Endpoint, check, parse_endpoint, sections
+from otelml.configmodel import Checked, ComponentConfig, Duration, Endpoint, check, listen_endpoints, parse_endpoint, sections
 from otelml.confmap import ConfigError
+from otelml.listen import endpoints_clash
 from otelml.pdata import Signal
 from otelml.registry import Registry
 
@@ -157,6 +158,7 @@ def parse(raw: dict[str, Any], registry: Registry) -> Config:
         _check_connectors(pipelines, checked[Kind.CONNECTOR], registry, problems)
         _check_cycles(pipelines, checked[Kind.CONNECTOR], problems)
         problems += _signal_problems(pipelines, checked)
+        problems += _clashing_endpoint_problems(checked, pipelines, extensions, service.telemetry)
     if problems or service is None:
         raise ConfigError(problems)
     # Without problems, every config was read whole.
@@ -240,6 +242,39 @@ def _extension_reference_problems(checked: dict[Kind, Checks], enabled: list[Com
                             f'{prefix}{field}: references extension "{extension_id}" which is not enabled in service::extensions'
                         )
             problems += [f"{kind.section}::{component_id}::{problem}" for problem in component.unrelated(found)]
+    return problems
+
+
+def _clashing_endpoint_problems(
+    checked: dict[Kind, Checks], pipelines: dict[PipelineID, Pipeline], extensions: list[ComponentID], telemetry: TelemetryConfig
+) -> list[str]:
+    """A problem for each server that would listen where one started before it does: it could not start.
+
+    Servers start in the service's order: internal metrics, extensions, exporters, receivers.
+    """
+    servers = []
+    metrics = telemetry.metrics.endpoint()
+    if metrics is not None:
+        servers.append(("service::telemetry::metrics", f"{metrics[0]}:{metrics[1]}"))
+    used = {
+        Kind.EXTENSION: extensions,
+        Kind.EXPORTER: [i for pipeline in pipelines.values() for i in pipeline.exporters],
+        Kind.RECEIVER: [i for pipeline in pipelines.values() for i in pipeline.receivers],
+    }
+    for kind, ids in used.items():
+        for component_id in dict.fromkeys(ids):
+            component = checked[kind].get(component_id)
+            if component is None or component.config is None:
+                continue
+            for path, endpoint in listen_endpoints(component.config):
+                if component.unrelated([f"{path}:"]):  # else refused and left at its default
+                    servers.append((f"{kind.section}::{component_id}::{path}", endpoint))
+    problems = []
+    for index, (path, endpoint) in enumerate(servers):
+        for earlier_path, earlier in servers[:index]:
+            if endpoints_clash(endpoint, earlier):
+                problems.append(f"{path}: {endpoint} is taken by {earlier_path} ({earlier}): one port serves one server")
+                break
     return problems
 
 

@@ -84,8 +84,30 @@ def _check_endpoint(value: str) -> str:
     return value
 
 
-Endpoint = Annotated[str, AfterValidator(_check_endpoint)]
-"""A ``host:port`` to listen on or connect to (port 0 picks a free one to listen on)."""
+class _Listens:
+    """Marks :data:`Endpoint` settings, for :func:`listen_endpoints`."""
+
+
+_LISTENS = _Listens()
+
+Endpoint = Annotated[str, AfterValidator(_check_endpoint), _LISTENS]
+"""A ``host:port`` a server of otelml listens on (port 0 picks a free one)."""
+
+
+def listen_endpoints(config: BaseModel) -> Iterator[tuple[str, str]]:
+    """Every :data:`Endpoint` setting of ``config`` and its sections: ``(path, host:port)``.
+
+    >>> class Server(ComponentConfig):
+    ...     endpoint: Endpoint = "localhost:4318"
+    >>> class Receiver(ComponentConfig):
+    ...     servers: dict[str, Server] = {"http": Server()}
+    >>> list(listen_endpoints(Receiver()))
+    [('servers::http::endpoint', 'localhost:4318')]
+    """
+    for path, section in sections(config):
+        for name, field in type(section).model_fields.items():
+            if _LISTENS in field.metadata:
+                yield f"{path}{name}", getattr(section, name)
 
 
 class ComponentConfig(BaseModel):

@@ -62,3 +62,29 @@ def check_can_listen(endpoint: str) -> None:
     # A name may resolve to addresses this host lacks (::1 without IPv6); one that works is enough.
     if failures and len(failures) == len(addresses):
         raise cannot_listen(endpoint, failures[0])
+
+
+def endpoints_clash(first: str, second: str) -> bool:
+    """Whether servers on ``first`` and ``second`` would want the same port of the same address.
+
+    An IPv4 wildcard takes the port on every IPv4 address, ``::`` on every
+    address (Linux binds it dual-stack), ``localhost`` on 127.0.0.1 and ::1.
+    Port 0 (any free port) never clashes.
+
+    >>> endpoints_clash("localhost:4317", "127.0.0.1:4317"), endpoints_clash(":4317", "10.0.0.5:4317")
+    (True, True)
+    >>> endpoints_clash("127.0.0.1:4317", "127.0.0.1:4318"), endpoints_clash("0.0.0.0:4317", "[::1]:4317")
+    (False, False)
+    """
+    (first_host, first_port), (second_host, second_port) = parse_endpoint(first), parse_endpoint(second)
+    if first_port != second_port or first_port == 0:
+        return False
+    first_addresses, second_addresses = _addresses(first_host), _addresses(second_host)
+    return bool(first_addresses & second_addresses) or any(
+        "::" in wildcard or ("0.0.0.0" in wildcard and any(":" not in address for address in other))
+        for wildcard, other in ((first_addresses, second_addresses), (second_addresses, first_addresses))
+    )
+
+
+def _addresses(host: str) -> set[str]:
+    return {"127.0.0.1", "::1"} if host == "localhost" else {host}

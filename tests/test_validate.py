@@ -131,6 +131,75 @@ def test_check_reports_pydantic_and_cross_field_problems_together():
     assert check(Section, {"size": 2}).problems == []
 
 
+def test_two_servers_on_one_port_are_found_by_validate(tmp_path, capsys):
+    document = {
+        "receivers": {
+            "otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:4317"}, "http": {"endpoint": "localhost:4317"}}},
+            "otlp/unused": {"protocols": {"http": {"endpoint": "127.0.0.1:13133"}}},
+        },
+        "exporters": {"debug": {}, "prometheus": {"endpoint": "0.0.0.0:8888"}},
+        "extensions": {"health_check": {"endpoint": "127.0.0.1:13133"}, "zpages": {"endpoint": "127.0.0.1:0"}},
+        "service": {
+            "extensions": ["health_check", "zpages"],
+            "pipelines": {
+                "traces": {"receivers": ["otlp"], "exporters": ["debug"]},
+                "metrics": {"receivers": ["otlp"], "exporters": ["prometheus"]},
+            },
+        },
+    }
+    assert validate(tmp_path, document, capsys) == (
+        1,
+        [
+            "exporters::prometheus::endpoint: 0.0.0.0:8888 is taken by service::telemetry::metrics (localhost:8888): "
+            "one port serves one server",
+            "receivers::otlp::protocols::http::endpoint: localhost:4317 is taken by receivers::otlp::protocols::grpc::endpoint "
+            "(127.0.0.1:4317): one port serves one server",
+        ],
+    )
+
+
+def test_servers_apart_by_address_or_on_free_ports_are_valid(tmp_path, capsys):
+    document = {
+        "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0"}, "http": {"endpoint": "127.0.0.1:0"}}}},
+        "exporters": {"prometheus": {"endpoint": "127.0.0.2:8888"}},
+        "extensions": {"health_check": {"endpoint": "[::1]:8888"}},
+        "service": {
+            "extensions": ["health_check"],
+            "pipelines": {"metrics": {"receivers": ["otlp"], "exporters": ["prometheus"]}},
+            "telemetry": {"metrics": {"address": "127.0.0.1:8888"}},
+        },
+    }
+    assert validate(tmp_path, document, capsys) == (0, [])
+
+
+def test_a_health_check_endpoint_that_is_not_host_port_is_found_by_validate(tmp_path, capsys):
+    document = {
+        "receivers": OTLP,
+        "exporters": {"debug": {}},
+        "extensions": {"health_check": {"endpoint": "healthy"}},
+        "service": {"extensions": ["health_check"], **traces_pipeline()},
+    }
+    assert validate(tmp_path, document, capsys) == (
+        1,
+        ["extensions::health_check::endpoint: invalid endpoint 'healthy': expected host:port"],
+    )
+
+
+@pytest.mark.parametrize("endpoint", ["http://:::", "collector", "collector:otlp", "https://collector:99999"])
+def test_an_otlp_exporter_endpoint_without_a_port_is_found_by_validate(tmp_path, capsys, endpoint):
+    document = {"receivers": OTLP, "exporters": {"otlp": {"endpoint": endpoint}}, "service": traces_pipeline(exporters=["otlp"])}
+    assert validate(tmp_path, document, capsys) == (1, [f"exporters::otlp::endpoint: {endpoint!r} must be host:port"])
+
+
+def test_an_otlp_exporter_endpoint_may_name_its_scheme(tmp_path, capsys):
+    document = {
+        "receivers": OTLP,
+        "exporters": {"otlp": {"endpoint": "https://collector.example:4317/"}},
+        "service": traces_pipeline(exporters=["otlp"]),
+    }
+    assert validate(tmp_path, document, capsys) == (0, [])
+
+
 # --- start failures ------------------------------------------------------------------
 
 

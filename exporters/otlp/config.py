@@ -3,6 +3,7 @@ from typing import Literal
 from pydantic import SecretStr
 
 from otelml.configauth import AuthConfig
+from otelml.configmodel import parse_endpoint
 from otelml.exporterhelper import ExporterHelperConfig
 from otelml.tlsconfig import ClientTLSConfig
 
@@ -19,8 +20,9 @@ class OTLPExporterConfig(ExporterHelperConfig):
 
     def validate_config(self) -> list[str]:
         problems = super().validate_config() + [f"tls::{problem}" for problem in self.tls.grpc_problems()]
-        target = self.endpoint.split("://", 1)[-1]
-        if ":" not in target:
+        try:
+            parse_endpoint(self.target())
+        except ValueError:
             problems.append(f"endpoint: {self.endpoint!r} must be host:port")
         return problems
 

@@ -1,8 +1,8 @@
-from otelml.configmodel import ComponentConfig
+from otelml.configmodel import ComponentConfig, Endpoint
 
 
 class HealthCheckConfig(ComponentConfig):
-    endpoint: str = "localhost:13133"
+    endpoint: Endpoint = "localhost:13133"
     path: str = "/"
 
     def validate_config(self) -> list[str]:
