@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from pydantic import Field
 
 from otelml.configmodel import ComponentConfig, Duration
@@ -41,4 +43,20 @@ class FileStorageConfig(ComponentConfig):
             problems.append("directory: must not be empty")
         if self.timeout < 0:
             problems.append("timeout: must not be negative")
+        for setting, directory in self.directories().items():
+            # A directory start creates need not exist yet.
+            if not directory.is_dir() and not (setting == "directory" and self.create_directory):
+                problems.append(missing_directory(setting, directory))
         return problems
+
+    def directories(self) -> dict[str, Path]:
+        """The directories the stores need, by setting: each must exist once the extension has started."""
+        directories = {"directory": Path(self.directory)} if self.directory else {}
+        if self.compaction.directory:
+            directories["compaction::directory"] = Path(self.compaction.directory)
+        return directories
+
+
+def missing_directory(setting: str, directory: Path) -> str:
+    advice = "create it, or set create_directory: true" if setting == "directory" else "create it"
+    return f"{setting}: {directory} does not exist ({advice})"

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from otelml.component import Component, ComponentID, CreateSettings, Host, Kind
-from otelml.extensions.file_storage.config import FileStorageConfig
+from otelml.extensions.file_storage.config import FileStorageConfig, missing_directory
 from otelml.extensions.file_storage.store import RecordStore, StorageError
 
 MIB = 1 << 20
@@ -45,9 +45,9 @@ class FileStorage(Component):
     async def start(self, host: Host) -> None:
         if self.config.create_directory:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for directory, setting in ((self.directory, "directory"), (self.scratch_directory, "compaction::directory")):
-            if not directory.is_dir():
-                raise StorageError(f"{setting} {directory} does not exist (create it, or set create_directory: true)")
+        for setting, directory in self.config.directories().items():
+            if not directory.is_dir():  # removed since the config was validated
+                raise StorageError(missing_directory(setting, directory))
         if self.config.compaction.on_rebound:
             self._rebound_task = asyncio.create_task(self._compact_on_rebound())
 

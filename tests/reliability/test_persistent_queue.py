@@ -241,15 +241,23 @@ def test_the_config_check_resolves_the_storage_reference(tmp_path):
 
 
 async def test_the_directory_must_exist_unless_it_may_be_created(tmp_path):
-    destination = Destination(free_port())
-    document = forwarding(destination, "file_storage", tmp_path / "missing")
-    with pytest.raises(StartError, match="^extension file_storage: cannot start: .*does not exist") as caught:
-        async with running_service(document):
-            pass
-    assert isinstance(caught.value.__cause__, StorageError)
+    document = forwarding(Destination(free_port()), "file_storage", tmp_path / "missing")
+    document["extensions"]["file_storage"]["compaction"] = {"directory": str(tmp_path / "scratch")}
+    with pytest.raises(ConfigError) as caught:
+        build_config(document)
+    assert caught.value.problems == [
+        f"extensions::file_storage::directory: {tmp_path / 'missing'} does not exist (create it, or set create_directory: true)",
+        f"extensions::file_storage::compaction::directory: {tmp_path / 'scratch'} does not exist (create it)",
+    ]
+    (tmp_path / "scratch").mkdir()
     document["extensions"]["file_storage"]["create_directory"] = True
     async with running_service(document):
         assert stat.S_IMODE((tmp_path / "missing").stat().st_mode) == 0o700
+
+
+async def test_a_directory_gone_since_the_config_was_checked_stops_the_start(tmp_path):
+    with pytest.raises(StorageError, match=f"^directory: {tmp_path / 'gone'} does not exist"):
+        await file_storage(tmp_path / "gone").start(host=None)
 
 
 def file_storage(directory, **compaction) -> FileStorage:
