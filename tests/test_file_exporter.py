@@ -180,6 +180,7 @@ def config_problems(settings: dict) -> list[str]:
     [
         ({}, "exporters::file::path: Field required"),
         ({"path": " "}, "exporters::file::path: must not be empty"),
+        ({"path": "/"}, "exporters::file::path: / is a directory: name a file (in it or elsewhere)"),
         (
             {"path": "out.jsonl", "flush_interval": "-1s"},
             "exporters::file::flush_interval: must not be negative (0 flushes every write)",

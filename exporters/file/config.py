@@ -1,3 +1,4 @@
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -35,6 +36,8 @@ class FileConfig(ExporterHelperConfig):
         problems = super().validate_config()
         if not self.path.strip():
             problems.append("path: must not be empty")
+        elif Path(self.path).is_dir():
+            problems.append(f"path: {self.path} is a directory: name a file (in it or elsewhere)")
         if self.flush_interval < 0:
             problems.append("flush_interval: must not be negative (0 flushes every write)")
         if self.append and self.rotation is not None:
