@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import SecretStr, field_validator
 
 from otelml.configmodel import ComponentConfig
 from otelml.tlsconfig import ClientTLSConfig
+
+# What Kafka accepts as a topic name (besides "." and "..").
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
+
+
+def topic_problem(topic: str) -> str | None:
+    """Why a broker would refuse ``topic`` as a topic name, or None.
+
+    >>> topic_problem("otlp_logs") is None, topic_problem("")
+    (True, 'must not be empty')
+    >>> print(topic_problem("app logs"))
+    'app logs' is not a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -, and not . or ..)
+    """
+    if not topic:
+        return "must not be empty"
+    if not _TOPIC_NAME.fullmatch(topic) or topic in (".", ".."):
+        return f"{topic!r} is not a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -, and not . or ..)"
+    return None
 
 
 class SASLConfig(ComponentConfig):

@@ -15,6 +15,7 @@ import re
 import types
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, TypeVar, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer, ValidationError
 
@@ -77,6 +78,24 @@ def parse_endpoint(value: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"invalid endpoint {value!r}: expected host:port")
     return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def http_url_problem(url: str) -> str | None:
+    """Why a client cannot send to ``url``, or None.
+
+    >>> http_url_problem("https://collector:4318/v1/logs") is None, http_url_problem("http://")
+    (True, "'http://' names no host")
+    >>> http_url_problem("collector:4318"), http_url_problem("http://collector:http")
+    ("'collector:4318' must start with http:// or https://", "'http://collector:http' has no valid port")
+    """
+    if not url.startswith(("http://", "https://")):
+        return f"{url!r} must start with http:// or https://"
+    parts = urlsplit(url)
+    try:
+        _ = parts.port  # parsed, and refused, on access
+    except ValueError:
+        return f"{url!r} has no valid port"
+    return None if parts.hostname else f"{url!r} names no host"
 
 
 def _check_endpoint(value: str) -> str:

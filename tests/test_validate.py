@@ -200,6 +200,49 @@ def test_an_otlp_exporter_endpoint_may_name_its_scheme(tmp_path, capsys):
     assert validate(tmp_path, document, capsys) == (0, [])
 
 
+@pytest.mark.parametrize(
+    "exporters, problems",
+    [
+        (
+            {"kafka": {"logs": {"topic": "app logs"}}},
+            [
+                "exporters::kafka::logs::topic: 'app logs' is not a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -, and not . or ..)"
+            ],
+        ),
+        ({"otlphttp": {"endpoint": "http://"}}, ["exporters::otlphttp::endpoint: 'http://' names no host"]),
+        (
+            {"otlphttp": {"endpoint": "http://collector:4318", "logs_endpoint": "https://collector:otlp/v1/logs"}},
+            ["exporters::otlphttp::logs_endpoint: 'https://collector:otlp/v1/logs' has no valid port"],
+        ),
+        ({"alertmanager": {"endpoint": "http://:9093"}}, ["exporters::alertmanager::endpoint: 'http://:9093' names no host"]),
+    ],
+)
+def test_a_destination_no_client_could_send_to_is_found_by_validate(tmp_path, capsys, exporters, problems):
+    document = {
+        "receivers": OTLP,
+        "exporters": exporters,
+        "service": {"pipelines": {"logs": {"receivers": ["otlp"], "exporters": list(exporters)}}},
+    }
+    assert validate(tmp_path, document, capsys) == (1, problems)
+
+
+def test_kafka_topics_a_broker_would_refuse_are_found_by_validate(tmp_path, capsys):
+    document = {
+        "receivers": {"kafka": {"logs": {"topics": ["otlp_logs", "", "a" * 250, ".."]}}},
+        "exporters": {"debug": {}},
+        "service": {"pipelines": {"logs": {"receivers": ["kafka"], "exporters": ["debug"]}}},
+    }
+    rule = "is not a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -, and not . or ..)"
+    assert validate(tmp_path, document, capsys) == (
+        1,
+        [
+            "receivers::kafka::logs::topics::1: must not be empty",
+            f"receivers::kafka::logs::topics::2: {'a' * 250!r} {rule}",
+            f"receivers::kafka::logs::topics::3: '..' {rule}",
+        ],
+    )
+
+
 # --- start failures ------------------------------------------------------------------
 
 

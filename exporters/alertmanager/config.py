@@ -3,7 +3,7 @@ import re
 from pydantic import SecretStr
 
 from otelml.configauth import AuthConfig
-from otelml.configmodel import Duration
+from otelml.configmodel import Duration, http_url_problem
 from otelml.exporterhelper import ExporterHelperConfig, QueueConfig
 from otelml.pdata import Signal
 from otelml.references import Reference, check_signal, parse_key
@@ -47,8 +47,8 @@ class AlertmanagerExporterConfig(ExporterHelperConfig):
 
     def validate_config(self) -> list[str]:
         problems = super().validate_config()
-        if not self.endpoint.startswith(("http://", "https://")):
-            problems.append(f"endpoint: {self.endpoint!r} must start with http:// or https://")
+        if (problem := http_url_problem(self.endpoint)) is not None:
+            problems.append(f"endpoint: {problem}")
         if self.api_version != "v2":
             problems.append(f"api_version: {self.api_version!r} is not supported; use v2 (Alertmanager removed v1 in 0.27)")
         if self.generator_url and not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", self.generator_url):

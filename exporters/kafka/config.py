@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from otelml.configkafka import KafkaClientConfig
+from otelml.configkafka import KafkaClientConfig, topic_problem
 from otelml.configmodel import ComponentConfig
 from otelml.encoding import Encoding, encoding_problems
 from otelml.exporterhelper import ExporterHelperConfig
@@ -63,7 +63,11 @@ class KafkaExporterConfig(ExporterHelperConfig, KafkaClientConfig):
     def validate_config(self) -> list[str]:
         problems = ExporterHelperConfig.validate_config(self) + KafkaClientConfig.validate_config(self)
         problems += encoding_problems({signal: self.topic_of(signal).encoding for signal in Signal})
-        problems += [f"{signal.value}::topic: must not be empty" for signal in Signal if not self.topic_of(signal).topic]
+        problems += [
+            f"{signal.value}::topic: {problem}"
+            for signal in Signal
+            if (problem := topic_problem(self.topic_of(signal).topic)) is not None
+        ]
         for signal in Signal:
             problems += self._partition_by_problems(signal)
         return problems

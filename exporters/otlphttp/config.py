@@ -3,6 +3,7 @@ from typing import Literal
 from pydantic import SecretStr
 
 from otelml.configauth import AuthConfig
+from otelml.configmodel import http_url_problem
 from otelml.exporterhelper import ExporterHelperConfig
 from otelml.tlsconfig import ClientTLSConfig
 
@@ -32,8 +33,8 @@ class OTLPHTTPExporterConfig(ExporterHelperConfig):
         if not any(urls.values()):
             problems.append("endpoint: must be set (or each of traces_endpoint, logs_endpoint, metrics_endpoint)")
         for name, url in urls.items():
-            if url and not url.startswith(("http://", "https://")):
-                problems.append(f"{name}: {url!r} must start with http:// or https://")
+            if url and (problem := http_url_problem(url)) is not None:
+                problems.append(f"{name}: {problem}")
         return problems
 
     def url(self, signal_name: str) -> str | None:

@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from otelml.configkafka import KafkaClientConfig
+from otelml.configkafka import KafkaClientConfig, topic_problem
 from otelml.configmodel import ComponentConfig, Duration
 from otelml.configretry import RetryConfig
 from otelml.encoding import Encoding, encoding_problems
@@ -101,8 +101,10 @@ class KafkaReceiverConfig(KafkaClientConfig):
             section = self.topics_of(signal)
             if not section.topics:
                 problems.append(f"{signal.value}::topics: at least one topic is required")
-            for topic in section.topics:
-                if topic in owners:
+            for index, topic in enumerate(section.topics):
+                if (problem := topic_problem(topic)) is not None:
+                    problems.append(f"{signal.value}::topics::{index}: {problem}")
+                elif topic in owners:
                     # A message must decode as one signal: the topic says which.
                     problems.append(f"{signal.value}::topics: {topic!r} is already a {owners[topic].value} topic")
                 owners.setdefault(topic, signal)
