@@ -57,6 +57,8 @@ class CheckpointConfig(ComponentConfig):
         problems: list[str] = []
         if self.path is None:
             return problems
+        if Path(self.path).is_dir():
+            problems.append(f"path: {self.path} is a directory: name a file (in it or elsewhere)")
         if self.interval <= 0:
             problems.append("interval: must be positive")
         secret = self.signing_key()
@@ -144,13 +146,17 @@ class Checkpointer:
         self._claimed: Path | None = None
 
     def load(self) -> bytes | None:
-        """Claim the path and return the verified payload (None without a path or a file yet)."""
+        """Claim the path and return the verified payload (None without a path or a file yet).
+
+        The path's folder is created (owner only) when missing, so that the first save can succeed.
+        """
         if self.path is None:
             return None
         resolved = self.path.resolve()
         if resolved in _CLAIMED_PATHS:
             raise ValueError(f"checkpoint path {resolved} is already used by another component; give each its own")
         payload = read_signed(self.path, self.magic, self._key(), self.what)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         _CLAIMED_PATHS.add(resolved)
         self._claimed = resolved
         return payload

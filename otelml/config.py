@@ -7,10 +7,12 @@ pipelines, and reports every problem at once, each with its ``::`` path.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
+from otelml.checkpoint import CheckpointConfig
 from otelml.component import ComponentID, Kind
 from otelml.configmodel import Checked, ComponentConfig, Duration, Endpoint, check, listen_endpoints, parse_endpoint, sections
 from otelml.confmap import ConfigError
@@ -159,6 +161,7 @@ def parse(raw: dict[str, Any], registry: Registry) -> Config:
         _check_cycles(pipelines, checked[Kind.CONNECTOR], problems)
         problems += _signal_problems(pipelines, checked)
         problems += _clashing_endpoint_problems(checked, pipelines, extensions, service.telemetry)
+        problems += _shared_checkpoint_problems(checked, pipelines)
     if problems or service is None:
         raise ConfigError(problems)
     # Without problems, every config was read whole.
@@ -276,6 +279,31 @@ def _clashing_endpoint_problems(
                 problems.append(f"{path}: {endpoint} is taken by {earlier_path} ({earlier}): one port serves one server")
                 break
     return problems
+
+
+def _shared_checkpoint_problems(checked: dict[Kind, Checks], pipelines: dict[PipelineID, Pipeline]) -> list[str]:
+    """A problem for each checkpoint file a second processor instance would write too: it could not start.
+
+    A processor has one instance, with state of its own, per pipeline it is in (as in the collector).
+    """
+    writers: dict[Path, tuple[str, PipelineID]] = {}
+    problems: dict[str, None] = {}  # ordered, one for a processor in three pipelines
+    for pipeline in pipelines.values():
+        for component_id in pipeline.processors:
+            component = checked[Kind.PROCESSOR].get(component_id)
+            for path, section in sections(component.config) if component and component.config else ():
+                if not isinstance(section, CheckpointConfig) or section.path is None:
+                    continue
+                setting = f"processors::{component_id}::{path}path"
+                first_setting, first_pipeline = writers.setdefault(Path(section.path).resolve(), (setting, pipeline.id))
+                if first_setting != setting:
+                    problems[f"{setting}: {section.path} is already the checkpoint of {first_setting}: give each its own"] = None
+                elif first_pipeline != pipeline.id:
+                    problems[
+                        f"{setting}: {section.path} would be written by the {component_id} of pipeline {first_pipeline} "
+                        f"and by the one of pipeline {pipeline.id}: give each pipeline a processor of its own"
+                    ] = None
+    return list(problems)
 
 
 def _readable(section: Checks) -> dict[ComponentID, Checked]:

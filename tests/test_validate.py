@@ -243,6 +243,65 @@ def test_kafka_topics_a_broker_would_refuse_are_found_by_validate(tmp_path, caps
     )
 
 
+def checkpoint(path) -> dict:
+    return {"path": str(path), "key": "0123456789abcdef"}
+
+
+def test_a_checkpoint_two_processors_would_write_is_found_by_validate(tmp_path, capsys):
+    document = {
+        "receivers": OTLP,
+        "processors": {
+            "drain": {"checkpoint": checkpoint(tmp_path / "state.ckpt")},
+            "anomaly": {"state": {"checkpoint": checkpoint(tmp_path / "." / "state.ckpt")}},
+        },
+        "exporters": {"debug": {}},
+        "service": {"pipelines": {"logs": {"receivers": ["otlp"], "processors": ["drain", "anomaly"], "exporters": ["debug"]}}},
+    }
+    assert validate(tmp_path, document, capsys) == (
+        1,
+        [
+            f"processors::anomaly::state::checkpoint::path: {tmp_path / '.' / 'state.ckpt'} is already the checkpoint of "
+            "processors::drain::checkpoint::path: give each its own"
+        ],
+    )
+
+
+def test_a_processor_with_a_checkpoint_in_two_pipelines_is_found_by_validate(tmp_path, capsys):
+    # One instance per pipeline: two writers of one file.
+    document = {
+        "receivers": OTLP,
+        "processors": {"anomaly": {"state": {"checkpoint": checkpoint(tmp_path / "anomaly.ckpt")}}},
+        "exporters": {"debug": {}},
+        "service": {
+            "pipelines": {
+                signal: {"receivers": ["otlp"], "processors": ["anomaly"], "exporters": ["debug"]}
+                for signal in ("logs", "metrics", "traces")
+            }
+        },
+    }
+    assert validate(tmp_path, document, capsys) == (
+        1,
+        [
+            f"processors::anomaly::state::checkpoint::path: {tmp_path / 'anomaly.ckpt'} would be written by the anomaly "
+            f"of pipeline logs and by the one of pipeline {signal}: give each pipeline a processor of its own"
+            for signal in ("metrics", "traces")
+        ],
+    )
+
+
+def test_a_checkpoint_path_that_is_a_directory_is_found_by_validate(tmp_path, capsys):
+    document = {
+        "receivers": OTLP,
+        "processors": {"anomaly": {"state": {"checkpoint": checkpoint(tmp_path)}}},
+        "exporters": {"debug": {}},
+        "service": traces_pipeline(["anomaly"]),
+    }
+    assert validate(tmp_path, document, capsys) == (
+        1,
+        [f"processors::anomaly::state::checkpoint::path: {tmp_path} is a directory: name a file (in it or elsewhere)"],
+    )
+
+
 # --- start failures ------------------------------------------------------------------
 
 

@@ -147,6 +147,16 @@ async def test_two_processors_cannot_share_a_checkpoint_path(tmp_path):
     await first.shutdown()
 
 
+async def test_a_checkpoint_in_a_folder_not_made_yet_is_written_there(tmp_path):
+    path = tmp_path / "state" / "anomaly" / "anomaly.ckpt"
+    await write_checkpoint(path)
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    restored = checkpointing(path)
+    await restored.start(None)
+    assert restored.store.keys
+    await restored.shutdown()
+
+
 async def test_checkpoints_are_written_every_interval(tmp_path):
     path = tmp_path / "anomaly.ckpt"
     processor = make_processor(state={"checkpoint": {"path": str(path), "key": KEY, "interval": "20ms"}})
