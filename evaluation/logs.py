@@ -14,12 +14,14 @@ Leave-one-system-out checks that the default generalises: for each system,
 the setting of :data:`GRID` with the best mean on the seven others is chosen
 and scored on the held-out one.
 
-Every sample goes, after the ``drain`` processor, through the logs novelty
-detector of ``config/demo.yaml`` (``anomaly/logs``). Where a sample labels
-its alert lines (BGL's ``Label`` column), :func:`novelty_flags` counts how
-many alert lines and alert categories it flags (``otelml.anomaly``) against
-normal lines; in the samples without labels, the lines it flags are counted
-as the cost of the detector on logs of healthy systems.
+Every sample goes, after the ``drain`` processor, through each of the two log
+detectors of ``config/demo.yaml`` on templates: the novelty detector
+(``anomaly/logs``) and the rate of each template (``anomaly/templates``).
+Where a sample labels its alert lines (BGL's ``Label`` column),
+:func:`detector_flags` counts how many alert lines and alert categories a
+detector flags (``otelml.anomaly``) against normal lines; in the samples
+without labels, the lines it flags are counted as the cost of the detector on
+logs of healthy systems.
 """
 
 from __future__ import annotations
@@ -172,8 +174,8 @@ def make_processor(settings: dict | None = None) -> DrainProcessor:
 
 
 @dataclasses.dataclass
-class NoveltyFlags:
-    """What the novelty score flagged in a labelled sample: lines and categories."""
+class LabelFlags:
+    """What a detector flagged in a labelled sample: lines and categories."""
 
     alert_lines: int
     alerts_flagged: int
@@ -183,11 +185,13 @@ class NoveltyFlags:
     normals_flagged: int
 
 
-# The logs novelty detector of config/demo.yaml, as it is there.
-NOVELTY = yaml.safe_load((REPO_ROOT / "config" / "demo.yaml").read_text(encoding="utf-8"))["processors"]["anomaly/logs"]
+# The detectors of config/demo.yaml that read templates, as they are there: the novelty of a line's
+# template, and the rate of each template.
+_DEMO = yaml.safe_load((REPO_ROOT / "config" / "demo.yaml").read_text(encoding="utf-8"))["processors"]
+NOVELTY, TEMPLATE_RATE = _DEMO["anomaly/logs"], _DEMO["anomaly/templates"]
 
 
-def novelty_flags(sample: LogSample, settings: dict = NOVELTY) -> NoveltyFlags:
+def detector_flags(sample: LogSample, settings: dict = NOVELTY) -> LabelFlags:
     """Run ``sample`` (with its own times and levels) through drain and an anomaly processor with ``settings``; count the flags by label."""
     drain = make_processor()
     anomaly = AnomalyProcessor(
@@ -211,7 +215,7 @@ def novelty_flags(sample: LogSample, settings: dict = NOVELTY) -> NoveltyFlags:
     alerts = [(label, flagged) for label, flagged in zip(sample.labels, flags, strict=True) if label != "-"]
     normals = [flagged for label, flagged in zip(sample.labels, flags) if label == "-"]
     categories = {label for label, _ in alerts}
-    return NoveltyFlags(
+    return LabelFlags(
         len(alerts),
         sum(flagged for _, flagged in alerts),
         len(categories),
@@ -310,8 +314,14 @@ def main(argv: list[str] | None = None) -> int:
     systems = arguments.systems.split(",") if arguments.systems else found_systems(root)
     samples = [load_sample(root, system) for system in systems]
     print(report(samples))
-    flags_by_system = {sample.system: novelty_flags(sample) for sample in samples}
-    print(f"\nLines the novelty detector (drain, then anomaly {NOVELTY}) flags per system:")
+    for name, settings in (("novelty detector", NOVELTY), ("template rate detector", TEMPLATE_RATE)):
+        _report_detector(samples, name, settings)
+    return 0
+
+
+def _report_detector(samples: list[LogSample], name: str, settings: dict) -> None:
+    flags_by_system = {sample.system: detector_flags(sample, settings) for sample in samples}
+    print(f"\nLines the {name} (drain, then anomaly {settings}) flags per system:")
     print("| system | lines | flagged | share flagged |\n|---|---|---|---|")
     for system, flags in flags_by_system.items():
         lines, flagged = flags.alert_lines + flags.normal_lines, flags.alerts_flagged + flags.normals_flagged
@@ -320,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         if all(label == "-" for label in sample.labels):
             continue
         flags = flags_by_system[sample.system]
-        print(f"\n{sample.system}, by label:")
+        print(f"\n{sample.system}, by label, the {name}:")
         print("| | lines | flagged | share flagged |\n|---|---|---|---|")
         print(f"| alert lines | {flags.alert_lines} | {flags.alerts_flagged} | {flags.alerts_flagged / flags.alert_lines:.1%} |")
         print(
@@ -331,15 +341,14 @@ def main(argv: list[str] | None = None) -> int:
             f"| normal lines | {flags.normal_lines} | {flags.normals_flagged} | "
             f"{flags.normals_flagged / flags.normal_lines:.1%} |"
         )
-        print(f"\n{sample.system}, the same detector at other thresholds (the default: {_threshold(NOVELTY)}):")
+        print(f"\n{sample.system}, the {name} at other thresholds (the default: {_threshold(settings)}):")
         print("| threshold | alert lines flagged | alert categories flagged | normal lines flagged |\n|---|---|---|---|")
         for threshold in SWEEP:
-            swept = novelty_flags(sample, {**NOVELTY, "threshold": threshold})
+            swept = detector_flags(sample, {**settings, "threshold": threshold})
             print(f"| {threshold} | {swept.alerts_flagged} | {swept.categories_flagged} | {swept.normals_flagged} |")
-    return 0
 
 
-# Thresholds the novelty detector is also run at on a labelled sample: does any of them separate its alerts?
+# Thresholds each detector is also run at on a labelled sample: does any of them separate its alerts?
 SWEEP = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from evaluation.logs import NOVELTY, SYSTEMS, load_sample, locate_data, novelty_flags
+from evaluation.logs import NOVELTY, SYSTEMS, detector_flags, load_sample, locate_data
 from otelml import conventions
 from otelml.component import ComponentID, CreateSettings, Kind
 from otelml.connectors.anomaly_alerts.config import AnomalyAlertsConfig
@@ -164,7 +164,7 @@ def test_novelty_exists_for_logs_only():
 
 
 def test_bgl_alerts_the_novelty_score_flags():
-    flags = novelty_flags(load_sample(locate_data(), "BGL"))
+    flags = detector_flags(load_sample(locate_data(), "BGL"))
     assert (flags.alert_lines, flags.categories, flags.normal_lines) == (143, 12, 1857)
     # Alert lines are flagged several times as often as normal ones (see evaluation/README.md for how many).
     assert flags.categories_flagged >= 5
@@ -173,5 +173,5 @@ def test_bgl_alerts_the_novelty_score_flags():
 
 @pytest.mark.parametrize("system", [system for system in SYSTEMS if system != "BGL"])
 def test_the_novelty_detector_flags_few_lines_of_healthy_systems(system):
-    flags = novelty_flags(load_sample(locate_data(), system))
+    flags = detector_flags(load_sample(locate_data(), system))
     assert flags.normals_flagged <= 0.0025 * flags.normal_lines, flags
