@@ -55,7 +55,8 @@ def test_a_system_with_other_columns_is_scored_and_its_labels_reported(tmp_path,
     assert main(["--data", str(tmp_path)]) == 0  # every sample of the folder
     out = capsys.readouterr().out
     assert "| Tiny | 1.000 |" in out
-    assert "Tiny, by label:" in out and "| alert categories | 1 |" in out
+    assert "Tiny, by label, the novelty detector:" in out and "| alert categories | 1 |" in out
+    assert "Tiny, by label, the template rate detector:" in out
     # The young key (300 records) does not reach the default threshold; a lower one flags the panic alone.
     assert "| alert lines | 1 | 0 |" in out
     assert "| 0.3 | 1 | 1 | 0 |" in out and "| 0.9 | 0 | 0 | 0 |" in out
