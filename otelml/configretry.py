@@ -40,13 +40,17 @@ class Backoff:
 
     Each wait is the current interval, randomised by ``randomization_factor``;
     the interval then grows by ``multiplier`` up to ``max_interval``. A delay
-    the other side asked for (Retry-After, RetryInfo) replaces the wait.
+    the other side asked for (Retry-After, RetryInfo) lengthens the wait but
+    never shortens it, as in the collector: a server answering "retry after 0"
+    must not turn the backoff into a busy loop.
 
     >>> backoff = Backoff(RetryConfig(initial_interval=1, multiplier=2, max_interval=3, randomization_factor=0))
     >>> [backoff.next_wait() for _ in range(4)]
     [1.0, 2.0, 3.0, 3.0]
-    >>> backoff.next_wait(retry_after=0.5)
-    0.5
+    >>> backoff.next_wait(retry_after=10.0)
+    10.0
+    >>> backoff.next_wait(retry_after=0)
+    3.0
     >>> Backoff(RetryConfig(initial_interval=2, max_interval=2, max_elapsed_time=1)).next_wait() is None
     True
     """
@@ -60,6 +64,6 @@ class Backoff:
     def next_wait(self, retry_after: float | None = None) -> float | None:
         """Seconds to wait before the next attempt, or None when that would pass ``max_elapsed_time``: give up."""
         jitter = self.config.randomization_factor
-        wait = retry_after if retry_after is not None else self._interval * random.uniform(1 - jitter, 1 + jitter)
+        wait = max(self._interval * random.uniform(1 - jitter, 1 + jitter), retry_after or 0.0)
         self._interval = min(self._interval * self.config.multiplier, self.config.max_interval)
         return None if time.monotonic() + wait > self._deadline else wait

@@ -26,8 +26,8 @@ pytestmark = pytest.mark.integration
 
 TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 FAST_RETRY = {"initial_interval": "50ms", "max_interval": "100ms", "max_elapsed_time": "10s"}
-# A backoff that would outlast max_elapsed_time: only a server-given delay can lead to a retry.
-SLOW_RETRY = {"initial_interval": "1h", "max_interval": "1h", "max_elapsed_time": "20s"}
+# A server-given delay longer than FAST_RETRY's max_elapsed_time: honoured, it leaves no time for a retry.
+BEYOND_MAX_ELAPSED = 60
 NO_QUEUE = {"enabled": False}
 
 
@@ -207,14 +207,23 @@ async def test_unavailable_then_ok_delivers_every_span_exactly_once():
         assert failed(service, "otlp") == 0
 
 
-@pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED])
-async def test_retry_info_delay_is_honoured_and_makes_resource_exhausted_retryable(code):
-    async with FakeGRPCDestination([(code, 0.05)]) as destination:
-        async with forwarding_service("otlp", otlp_exporter(destination, retry=SLOW_RETRY)) as (service, address):
+async def test_retry_info_makes_resource_exhausted_retryable():
+    async with FakeGRPCDestination([(grpc.StatusCode.RESOURCE_EXHAUSTED, 0.05)]) as destination:
+        async with forwarding_service("otlp", otlp_exporter(destination)) as (service, address):
             await send(address, spans(1, 3))
         assert destination.calls == 2
         assert span_numbers(destination.received) == [1, 2, 3]
         assert sent(service, "otlp") == 3
+
+
+@pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED])
+async def test_retry_info_delay_is_honoured(code):
+    async with FakeGRPCDestination([(code, BEYOND_MAX_ELAPSED)]) as destination:
+        async with forwarding_service("otlp", otlp_exporter(destination)) as (service, address):
+            with pytest.raises(grpc.aio.AioRpcError):
+                await send(address, spans(1, 3))
+        assert destination.calls == 1
+        assert dropped(service, "otlp", "retries_exhausted") == 3
 
 
 @pytest.mark.parametrize("code", [grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED])
@@ -279,11 +288,24 @@ async def test_otlphttp_503_with_retry_after_then_200_delivers_everything():
 
 
 async def test_otlphttp_retry_after_is_honoured():
-    async with FakeHTTPDestination([(429, "1")]) as destination:
-        async with forwarding_service("otlphttp", otlphttp_exporter(destination, SLOW_RETRY)) as (service, address):
-            await send(address, spans(1, 2))
-        assert destination.calls == 2
-        assert span_numbers(destination.received) == [1, 2]
+    async with FakeHTTPDestination([(429, str(BEYOND_MAX_ELAPSED))]) as destination:
+        async with forwarding_service("otlphttp", otlphttp_exporter(destination, FAST_RETRY)) as (service, address):
+            with pytest.raises(grpc.aio.AioRpcError):
+                await send(address, spans(1, 2))
+        assert destination.calls == 1
+        assert dropped(service, "otlphttp", "retries_exhausted") == 2
+
+
+async def test_a_retry_after_of_zero_does_not_shorten_the_backoff():
+    # Each wait is at least the 100ms interval, so 1s of retrying holds at most 10 waits. Taking the
+    # server's 0 in place of the backoff made it a busy loop: 1468 requests in that second.
+    retry = {"initial_interval": "100ms", "max_interval": "100ms", "max_elapsed_time": "1s", "randomization_factor": 0}
+    async with FakeHTTPDestination([(503, "0")] * 10_000) as destination:
+        async with forwarding_service("otlphttp", otlphttp_exporter(destination, retry)) as (service, address):
+            with pytest.raises(grpc.aio.AioRpcError):
+                await send(address, spans(1, 2))
+        assert 1 < destination.calls <= 1 + 10
+        assert dropped(service, "otlphttp", "retries_exhausted") == 2
 
 
 async def test_otlphttp_400_is_permanent():
