@@ -3,8 +3,10 @@
 An exporter derives from :class:`QueuedRetryExporter` and implements
 ``export(batch)``, raising :class:`~otelml.errors.PermanentError` for data
 the destination will never take and :class:`~otelml.errors.RetryableError`
-(optionally with ``retry_after``) for data it may take later. The helper
-then behaves as the collector's exporterhelper:
+(optionally with ``retry_after``) for data it may take later, and returning
+a :class:`PartialSuccess` when the destination took the request but refused
+some of its items (OTLP ``partial_success``). The helper then behaves as the
+collector's exporterhelper:
 
 - ``timeout`` bounds each attempt;
 - ``retry_on_failure`` retries retryable errors with exponential backoff,
@@ -15,7 +17,8 @@ then behaves as the collector's exporterhelper:
   With ``storage`` naming a ``file_storage`` extension, queued batches are
   written to disk before they are accepted and survive a crash or restart.
 
-Every item is counted: sent, send-failed (with a drop reason), or
+Every item is counted once: sent, send-failed (with a drop reason, which
+for the items of a partial success is ``rejected_by_destination``), or
 enqueue-failed. At shutdown the queue is drained within the service's
 shutdown timeout; what is left is counted as dropped (reason ``shutdown``)
 from a memory queue, and stays on disk for the next start in a persistent
@@ -25,6 +28,7 @@ one.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from pydantic import Field, field_validator
 
@@ -66,6 +70,17 @@ class ExporterHelperConfig(ComponentConfig):
         return ["timeout: must not be negative"] if self.timeout < 0 else []
 
 
+@dataclasses.dataclass(frozen=True)
+class PartialSuccess:
+    """The destination took a request but refused ``rejected`` of its items, saying why in ``message``.
+
+    ``rejected`` 0 with a ``message`` is a warning: everything was taken.
+    """
+
+    rejected: int
+    message: str
+
+
 class QueuedRetryExporter(Component):
     """Base of exporters; subclasses implement :meth:`export` and may override the hooks."""
 
@@ -84,7 +99,7 @@ class QueuedRetryExporter(Component):
         self._stopped = False
 
     # Hooks for subclasses.
-    async def export(self, batch: Batch) -> None:
+    async def export(self, batch: Batch) -> PartialSuccess | None:
         raise NotImplementedError
 
     async def start_exporting(self, host: Host) -> None:
@@ -92,12 +107,6 @@ class QueuedRetryExporter(Component):
 
     async def stop_exporting(self) -> None:
         """Flush and close; called after the queue drained."""
-
-    def count_rejected(self, signal: Signal, count: int, message: str) -> None:
-        """Count items the destination refused inside an accepted request (OTLP partial success)."""
-        if count:
-            self._telemetry.drop(self._name, signal, count, "rejected_by_destination")
-            self.logger.warning("destination rejected %d %s: %s", count, signal.item_name, message)
 
     # Component lifecycle.
     async def start(self, host: Host) -> None:
@@ -208,7 +217,7 @@ class QueuedRetryExporter(Component):
         while True:
             attempt += 1
             try:
-                await self._attempt(batch)
+                partial_success = await self._attempt(batch)
             except PermanentError as error:
                 self._fail(signal, items, "permanent_error", error)
                 raise
@@ -225,19 +234,37 @@ class QueuedRetryExporter(Component):
                 self.logger.info("export of %d %s failed, retrying in %.2fs: %s", items, signal.item_name, wait, error)
                 await asyncio.sleep(wait)
             else:
-                self._telemetry.exporter_sent(self._name, signal, items)
+                self._count_sent(signal, items, partial_success)
                 return
 
-    async def _attempt(self, batch: Batch) -> None:
+    async def _attempt(self, batch: Batch) -> PartialSuccess | None:
         if self.config.timeout <= 0:
             return await self.export(batch)
         try:
             async with asyncio.timeout(self.config.timeout):
-                await self.export(batch)
+                return await self.export(batch)
         except TimeoutError:
             raise RetryableError(f"export timed out after {self.config.timeout}s") from None
 
-    def _fail(self, signal: Signal, items: int, reason: str, error: BaseException) -> None:
+    def _count_sent(self, signal: Signal, items: int, partial_success: PartialSuccess | None) -> None:
+        """Count a request the destination took: its rejected items are failed, never sent as well.
+
+        A partial success is final, as the OTLP specification says: sending the
+        rejected items again would be rejected again.
+        """
+        if partial_success is None:
+            self._telemetry.exporter_sent(self._name, signal, items)
+            return
+        # A server may claim more than it was sent; counters cannot go down.
+        rejected = min(partial_success.rejected, items)
+        self._telemetry.exporter_sent(self._name, signal, items - rejected)
+        if rejected:
+            why = f"the destination took the other {items - rejected} and said: {partial_success.message}"
+            self._fail(signal, rejected, "rejected_by_destination", why)
+        elif partial_success.message:
+            self.logger.warning("destination took all %d %s with a warning: %s", items, signal.item_name, partial_success.message)
+
+    def _fail(self, signal: Signal, items: int, reason: str, error: BaseException | str) -> None:
         self._telemetry.exporter_send_failed(self._name, signal, items)
         self._telemetry.drop(self._name, signal, items, reason)
         self.logger.error("dropping %d %s (%s): %s", items, signal.item_name, reason, error)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 import grpc
 import pytest
@@ -29,6 +30,7 @@ FAST_RETRY = {"initial_interval": "50ms", "max_interval": "100ms", "max_elapsed_
 # A server-given delay longer than FAST_RETRY's max_elapsed_time: honoured, it leaves no time for a retry.
 BEYOND_MAX_ELAPSED = 60
 NO_QUEUE = {"enabled": False}
+FULL_SUCCESS = ExportTraceServiceResponse()
 
 
 def spans(first: int, count: int) -> ExportTraceServiceRequest:
@@ -66,9 +68,15 @@ class FakeGRPCDestination:
     ``gate``, when given, holds every call until it is set.
     """
 
-    def __init__(self, script: list[tuple[grpc.StatusCode, float | None]] = (), gate: asyncio.Event | None = None):
+    def __init__(
+        self,
+        script: list[tuple[grpc.StatusCode, float | None]] = (),
+        gate: asyncio.Event | None = None,
+        answer: ExportTraceServiceResponse = FULL_SUCCESS,
+    ):
         self.script = list(script)
         self.gate = gate
+        self.answer = answer
         self.calls = 0
         self.received: list[ExportTraceServiceRequest] = []
         self.endpoint = ""
@@ -82,7 +90,7 @@ class FakeGRPCDestination:
             code, retry_delay = self.script.pop(0)
             await context.abort(code, f"scripted {code.name}", trailing_metadata=status_details(code, retry_delay))
         self.received.append(ExportTraceServiceRequest.FromString(request))
-        return ExportTraceServiceResponse()
+        return self.answer
 
     async def __aenter__(self) -> FakeGRPCDestination:
         self._server = grpc.aio.server()
@@ -106,8 +114,9 @@ class FakeGRPCDestination:
 class FakeHTTPDestination:
     """An OTLP/HTTP /v1/traces endpoint that fails from ``script`` (status, Retry-After or None), then answers 200."""
 
-    def __init__(self, script: list[tuple[int, str | None]] = ()):
+    def __init__(self, script: list[tuple[int, str | None]] = (), answer: ExportTraceServiceResponse = FULL_SUCCESS):
         self.script = list(script)
+        self.answer = answer
         self.calls = 0
         self.received: list[ExportTraceServiceRequest] = []
         self.endpoint = ""
@@ -120,7 +129,7 @@ class FakeHTTPDestination:
             status, retry_after = self.script.pop(0)
             return web.Response(status=status, text="scripted", headers={"Retry-After": retry_after} if retry_after else None)
         self.received.append(ExportTraceServiceRequest.FromString(body))
-        return web.Response(body=ExportTraceServiceResponse().SerializeToString(), content_type="application/x-protobuf")
+        return web.Response(body=self.answer.SerializeToString(), content_type="application/x-protobuf")
 
     async def __aenter__(self) -> FakeHTTPDestination:
         app = web.Application()
@@ -317,3 +326,59 @@ async def test_otlphttp_400_is_permanent():
         assert destination.calls == 1
         assert failed(service, "otlphttp") == 3
         assert dropped(service, "otlphttp", "permanent_error") == 3
+
+
+# partial success, over either transport
+
+
+def partial_success(rejected: int, message: str) -> ExportTraceServiceResponse:
+    answer = ExportTraceServiceResponse()
+    answer.partial_success.rejected_spans = rejected
+    answer.partial_success.error_message = message
+    return answer
+
+
+@contextlib.asynccontextmanager
+async def answering_service(exporter_type: str, answer: ExportTraceServiceResponse):
+    """A forwarding service whose ``exporter_type`` destination takes every request with ``answer``."""
+    if exporter_type == "otlp":
+        async with FakeGRPCDestination(answer=answer) as destination:
+            async with forwarding_service("otlp", otlp_exporter(destination)) as (service, address):
+                yield service, address
+    else:
+        async with FakeHTTPDestination(answer=answer) as destination:
+            async with forwarding_service("otlphttp", otlphttp_exporter(destination, FAST_RETRY)) as (service, address):
+                yield service, address
+
+
+def exporter_warnings(caplog, exporter: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == f"otelml.exporter.{exporter}" and r.levelno >= logging.WARNING]
+
+
+@pytest.mark.parametrize("exporter", ["otlp", "otlphttp"])
+async def test_spans_rejected_in_a_partial_success_are_failed_not_sent_and_logged_once(exporter, caplog):
+    async with answering_service(exporter, partial_success(2, "2 spans without a trace ID")) as (service, address):
+        await send(address, spans(1, 5))
+    # Counted as sent as well, they were 7 of 5 spans.
+    assert sent(service, exporter) == 3
+    assert failed(service, exporter) == 2
+    assert dropped(service, exporter, "rejected_by_destination") == 2
+    (line,) = exporter_warnings(caplog, exporter)
+    assert "2 spans" in line and "2 spans without a trace ID" in line
+
+
+@pytest.mark.parametrize("exporter", ["otlp", "otlphttp"])
+async def test_a_partial_success_that_rejects_nothing_is_logged_as_a_warning(exporter, caplog):
+    async with answering_service(exporter, partial_success(0, "attribute limit reached, values truncated")) as (service, address):
+        await send(address, spans(1, 5))
+    assert sent(service, exporter) == 5
+    assert failed(service, exporter) == 0
+    (line,) = exporter_warnings(caplog, exporter)
+    assert "attribute limit reached, values truncated" in line
+
+
+async def test_a_server_claiming_more_rejections_than_spans_sent_fails_only_those_sent():
+    async with answering_service("otlp", partial_success(50, "everything is wrong")) as (service, address):
+        await send(address, spans(1, 5))
+    assert sent(service, "otlp") == 0
+    assert failed(service, "otlp") == 5

@@ -16,7 +16,7 @@ from google.rpc import error_details_pb2, status_pb2
 from otelml.component import CreateSettings, Host
 from otelml.configauth import ClientAuthenticator, client_authenticator
 from otelml.errors import PermanentError, RetryableError
-from otelml.exporterhelper import QueuedRetryExporter
+from otelml.exporterhelper import PartialSuccess, QueuedRetryExporter
 from otelml.exporters.otlp.config import OTLPExporterConfig
 from otelml.otlp import GRPC_SERVICES, RESPONSE_TYPES, rejected_items
 from otelml.pdata import Batch, Signal
@@ -63,7 +63,7 @@ class OTLPExporter(QueuedRetryExporter):
             await self._channel.close()
             self._channel = None
 
-    async def export(self, batch: Batch) -> None:
+    async def export(self, batch: Batch) -> PartialSuccess:
         signal = Signal.of(batch)
         metadata = self._metadata
         if self._authenticator is not None:
@@ -72,7 +72,7 @@ class OTLPExporter(QueuedRetryExporter):
             response = await self._calls[signal](batch, metadata=metadata, compression=self._compression, wait_for_ready=False)
         except grpc.aio.AioRpcError as error:
             raise _classify(error) from None
-        self.count_rejected(signal, *rejected_items(signal, response))
+        return PartialSuccess(*rejected_items(signal, response))
 
 
 def _classify(error: grpc.aio.AioRpcError) -> Exception:

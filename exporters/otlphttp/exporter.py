@@ -17,7 +17,7 @@ from google.protobuf import json_format
 from otelml.component import CreateSettings, Host
 from otelml.configauth import ClientAuthenticator, client_authenticator
 from otelml.errors import PermanentError, RetryableError
-from otelml.exporterhelper import QueuedRetryExporter
+from otelml.exporterhelper import PartialSuccess, QueuedRetryExporter
 from otelml.exporters.otlphttp.config import OTLPHTTPExporterConfig
 from otelml.otlp import RESPONSE_TYPES, rejected_items
 from otelml.pdata import Batch, Signal, to_json
@@ -49,7 +49,7 @@ class OTLPHTTPExporter(QueuedRetryExporter):
             await self._session.close()
             self._session = None
 
-    async def export(self, batch: Batch) -> None:
+    async def export(self, batch: Batch) -> PartialSuccess | None:
         signal = Signal.of(batch)
         url = self.config.url(signal.value)
         if url is None:
@@ -65,8 +65,7 @@ class OTLPHTTPExporter(QueuedRetryExporter):
             ) as response:
                 payload = await response.read()
                 if response.status // 100 == 2:
-                    self._check_partial_success(signal, payload, response.content_type)
-                    return
+                    return _partial_success(signal, payload, response.content_type)
                 message = f"HTTP {response.status} from {url}: {payload[:300].decode(errors='replace')}"
                 if response.status in RETRYABLE_STATUSES:
                     raise RetryableError(
@@ -76,18 +75,20 @@ class OTLPHTTPExporter(QueuedRetryExporter):
         except aiohttp.ClientError as error:
             raise RetryableError(f"cannot reach {url}: {error}") from None
 
-    def _check_partial_success(self, signal: Signal, payload: bytes, content_type: str) -> None:
-        if not payload:
-            return
-        response = RESPONSE_TYPES[signal]()
-        try:
-            if content_type == "application/json":
-                json_format.Parse(payload, response, ignore_unknown_fields=True)
-            else:
-                response.ParseFromString(payload)
-        except Exception:
-            return  # a success answer we cannot read carries no rejection we could count
-        self.count_rejected(signal, *rejected_items(signal, response))
+
+def _partial_success(signal: Signal, payload: bytes, content_type: str) -> PartialSuccess | None:
+    """What a 2xx answer says the server refused, if anything."""
+    if not payload:
+        return None
+    response = RESPONSE_TYPES[signal]()
+    try:
+        if content_type == "application/json":
+            json_format.Parse(payload, response, ignore_unknown_fields=True)
+        else:
+            response.ParseFromString(payload)
+    except Exception:
+        return None  # a success answer we cannot read carries no rejection we could count
+    return PartialSuccess(*rejected_items(signal, response))
 
 
 def _retry_after(value: str | None) -> float | None:
