@@ -72,13 +72,15 @@ class ExporterHelperConfig(ComponentConfig):
 
 @dataclasses.dataclass(frozen=True)
 class PartialSuccess:
-    """The destination took a request but refused ``rejected`` of its items, saying why in ``message``.
+    """The destination took a request but refused ``rejected`` of its items for good, saying why in ``message``.
 
     ``rejected`` 0 with a ``message`` is a warning: everything was taken.
+    ``reason`` labels the refused items in ``otelml_dropped_items``.
     """
 
     rejected: int
     message: str
+    reason: str = "rejected_by_destination"
 
 
 class QueuedRetryExporter(Component):
@@ -259,8 +261,8 @@ class QueuedRetryExporter(Component):
         rejected = min(partial_success.rejected, items)
         self._telemetry.exporter_sent(self._name, signal, items - rejected)
         if rejected:
-            why = f"the destination took the other {items - rejected} and said: {partial_success.message}"
-            self._fail(signal, rejected, "rejected_by_destination", why)
+            why = f"the other {items - rejected} of {items} were sent; {partial_success.message}"
+            self._fail(signal, rejected, partial_success.reason, why)
         elif partial_success.message:
             self.logger.warning("destination took all %d %s with a warning: %s", items, signal.item_name, partial_success.message)
 

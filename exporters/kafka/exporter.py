@@ -9,9 +9,17 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from otelml.component import CreateSettings, Host
 from otelml.errors import PermanentError, RetryableError
-from otelml.exporterhelper import QueuedRetryExporter
+from otelml.exporterhelper import PartialSuccess, QueuedRetryExporter
 from otelml.exporters.kafka.config import KafkaExporterConfig
-from otelml.exporters.kafka.messages import Message, fit, group_resources, resource_key, split_by_references, split_by_trace_id
+from otelml.exporters.kafka.messages import (
+    Message,
+    Payload,
+    fit,
+    group_resources,
+    resource_key,
+    split_by_references,
+    split_by_trace_id,
+)
 from otelml.pdata import Batch, Signal
 from otelml.references import KeyReader, parse_key
 
@@ -44,8 +52,26 @@ class KafkaExporter(QueuedRetryExporter):
             await self._producer.stop()
             self._producer = None
 
-    async def export(self, batch: Batch) -> None:
-        messages = self.messages(batch)
+    async def export(self, batch: Batch) -> PartialSuccess | None:
+        messages, oversized = self.messages(batch)
+        problems = []
+        if oversized:
+            largest = max(payload.size for payload in oversized)
+            limit = self.config.producer.max_message_bytes
+            problems.append(f"{len(oversized)} messages over max_message_bytes ({limit}), the largest {largest} bytes")
+        refused_by_brokers = await self._deliver(messages) if messages else []
+        if refused_by_brokers:
+            problems.append(f"the brokers refused {len(refused_by_brokers)} messages as too large")
+        if not problems:
+            return None
+        if len(refused_by_brokers) == len(messages):  # nothing was sent
+            raise PermanentError("; ".join(problems))
+        # What is too large for any message does not take the rest of its batch down with it.
+        refused = sum(payload.items for payload in oversized) + sum(message.items for message in refused_by_brokers)
+        return PartialSuccess(refused, "; ".join(problems), reason="permanent_error")
+
+    async def _deliver(self, messages: list[Message]) -> list[Message]:
+        """Send ``messages`` and wait for their acknowledgements; returns those the brokers refused as too large."""
         producer = await self._connected_producer()
         deliveries = []
         try:
@@ -62,23 +88,29 @@ class KafkaExporter(QueuedRetryExporter):
             raise
         # Every outcome is collected, so that no failed delivery goes unread.
         results = await asyncio.gather(*deliveries, return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
-            failed = failures[0]
-            if isinstance(failed, MessageSizeTooLargeError):
-                raise PermanentError(str(failed)) from failed
-            raise RetryableError(f"{len(failures)} of {len(messages)} messages were not acknowledged: {failed!r}") from failed
+        failures = [(message, result) for message, result in zip(messages, results) if isinstance(result, BaseException)]
+        retryable = [result for _, result in failures if not isinstance(result, MessageSizeTooLargeError)]
+        if retryable:
+            raise RetryableError(
+                f"{len(failures)} of {len(messages)} messages were not acknowledged: {retryable[0]!r}"
+            ) from retryable[0]
+        # The brokers' own limit may be lower than max_message_bytes: what they refuse as too large stays refused.
+        return [message for message, _ in failures]
 
-    def messages(self, batch: Batch) -> list[Message]:
-        """The messages that carry ``batch``: by topic, then key, then size."""
+    def messages(self, batch: Batch) -> tuple[list[Message], list[Payload]]:
+        """The messages that carry ``batch`` (by topic, then key, then size), and the payloads too large for any."""
         signal = Signal.of(batch)
         section = self.config.topic_of(signal)
         limit = self.config.producer.max_message_bytes
-        messages = []
+        messages, oversized = [], []
         for topic, part in self._by_topic(batch, section.topic).items():
             for key, piece in self._by_key(part, signal).items():
-                messages += [Message(topic, key, value) for value in fit(piece, section.encoding, key, limit)]
-        return messages
+                for payload in fit(piece, section.encoding, key, limit):
+                    if payload.size > limit:
+                        oversized.append(payload)
+                    else:
+                        messages.append(Message(topic, key, payload.value, payload.items))
+        return messages, oversized
 
     def _by_topic(self, batch: Batch, default_topic: str) -> dict[str, Batch]:
         attribute = self.config.topic_from_attribute

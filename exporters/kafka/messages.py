@@ -3,7 +3,8 @@
 A batch is cut, in this order, by topic (``topic_from_attribute``), by
 message key (trace ID, the values of ``partition_by`` references, or a hash
 of the resource attributes) and finally by size, so that every message fits
-``max_message_bytes``.
+``max_message_bytes``; an item too large to fit alone is set apart, so that
+it does not take the rest of its batch down with it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from otelml import pdata
 from otelml.encoding import Encoding, encode_batch, encode_log_record
-from otelml.errors import PermanentError
 from otelml.pdata import Batch, Signal
 from otelml.references import KeyReader
 
@@ -29,10 +29,20 @@ KEY_SEPARATOR = "|"
 
 
 @dataclasses.dataclass(frozen=True)
+class Payload:
+    """An encoded piece of a batch: ``items`` items in ``size`` bytes of message."""
+
+    value: bytes
+    items: int
+    size: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Message:
     topic: str
     key: bytes | None
     value: bytes
+    items: int
 
 
 def split_records(batch: Batch, keys_of: Callable[[Any, Any, Any], Sequence[Key]]) -> dict[Key, Batch]:
@@ -114,28 +124,23 @@ def message_size(key: bytes | None, value: bytes) -> int:
     return DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, [])
 
 
-def fit(batch: Batch, encoding: Encoding, key: bytes | None, limit: int) -> Iterator[bytes]:
+def fit(batch: Batch, encoding: Encoding, key: bytes | None, limit: int) -> Iterator[Payload]:
     """Payloads of ``batch`` that each fit ``limit``, halving the batch as often as needed.
 
-    Raises :class:`PermanentError` when a single item alone is over the limit.
+    A payload over ``limit`` is a single item that cannot be cut further (or a
+    key too long for any message): the caller refuses it.
     """
     if encoding.per_record:
         for _, _, records in pdata.scopes(batch):
             for record in records:
-                yield _checked(encode_log_record(record, encoding), key, limit, 1)
+                value = encode_log_record(record, encoding)
+                yield Payload(value, 1, message_size(key, value))
         return
     value = encode_batch(batch, encoding)
     items = pdata.count_items(batch)
-    if message_size(key, value) <= limit or items <= 1:
-        yield _checked(value, key, limit, items)
+    size = message_size(key, value)
+    if size <= limit or items <= 1:
+        yield Payload(value, items, size)
         return
     for piece in pdata.split(batch, (items + 1) // 2):
         yield from fit(piece, encoding, key, limit)
-
-
-def _checked(value: bytes, key: bytes | None, limit: int, items: int) -> bytes:
-    size = message_size(key, value)
-    if size > limit:
-        what = "a single item" if items == 1 else "a message without items"
-        raise PermanentError(f"{what} needs {size} bytes, over max_message_bytes ({limit})")
-    return value

@@ -13,7 +13,6 @@ import otelml.receivers.mqtt.topics
 from otelml import pdata
 from otelml.configmodel import nested_problems
 from otelml.encoding import BatchBuilder, Encoding, encode_log_record, parse_timestamp
-from otelml.errors import PermanentError
 from otelml.exporters.kafka.config import KafkaExporterConfig
 from otelml.exporters.kafka.messages import fit, split_by_trace_id
 from otelml.pdata import Signal, count_items
@@ -134,13 +133,14 @@ def test_split_by_trace_id_keeps_every_span_once():
         assert {s.trace_id for rs in piece.resource_spans for ss in rs.scope_spans for s in ss.spans} == {trace_id}
 
 
-def test_fit_halves_until_every_message_fits_and_refuses_a_lone_oversized_item():
+def test_fit_halves_until_every_message_fits_and_sets_apart_a_lone_oversized_item():
     batch = gauge_metrics(2000)
     pieces = list(fit(batch, Encoding.OTLP_PROTO, None, 4096))
-    assert len(pieces) > 1 and all(len(p) < 4096 for p in pieces)
-    assert sum(count_items(pdata.from_proto(p, Signal.METRICS)) for p in pieces) == 2000
-    with pytest.raises(PermanentError, match="single item"):
-        list(fit(gauge_metrics(1), Encoding.OTLP_PROTO, b"k" * 5000, 4096))
+    assert len(pieces) > 1 and all(len(p.value) < p.size <= 4096 for p in pieces)
+    assert [count_items(pdata.from_proto(p.value, Signal.METRICS)) for p in pieces] == [p.items for p in pieces]
+    assert sum(p.items for p in pieces) == 2000
+    (alone,) = fit(gauge_metrics(1), Encoding.OTLP_PROTO, b"k" * 5000, 4096)
+    assert alone.items == 1 and alone.size > 4096
 
 
 def test_config_problems_name_their_fields():

@@ -280,6 +280,31 @@ async def test_max_message_bytes_splits_and_refuses_a_single_oversized_record(ta
     assert telemetry.value("otelml_dropped_items_total", component="kafka", otel_signal="logs", reason="permanent_error") == 1
 
 
+async def test_an_oversized_record_is_refused_alone_and_the_rest_of_its_batch_is_sent(tansu):
+    limit = 4096
+    async with started(
+        "kafka_exporter",
+        {
+            "brokers": [tansu.bootstrap],
+            "logs": {"topic": "mixed"},
+            "producer": {"max_message_bytes": limit},
+            "sending_queue": {"enabled": False},
+        },
+    ) as (exporter, telemetry):
+        batch = numbered_logs(0, 200)
+        batch.resource_logs[0].scope_logs[0].log_records[70].body.string_value = "x" * (2 * limit)
+        await exporter.consume(batch)
+    messages = await asyncio.to_thread(read_topic, tansu.bootstrap, "mixed", 2, settle=0.5)
+    records = [
+        r for m in messages for rl in pdata.from_proto(m.value(), Signal.LOGS).resource_logs for r in rl.scope_logs[0].log_records
+    ]
+    # The whole batch used to be refused for its one oversized record: 200 dropped, none sent.
+    assert sorted(sequence_numbers(records)) == [seq for seq in range(200) if seq != 70]
+    assert telemetry.value("otelcol_exporter_sent_log_records_total", exporter="kafka") == 199
+    assert telemetry.value("otelcol_exporter_send_failed_log_records_total", exporter="kafka") == 1
+    assert telemetry.value("otelml_dropped_items_total", component="kafka", otel_signal="logs", reason="permanent_error") == 1
+
+
 @pytest.mark.parametrize("compression", ["gzip", "snappy", "lz4", "zstd"])
 async def test_every_compression_is_readable_by_librdkafka(tansu, compression):
     async with started(
