@@ -157,6 +157,7 @@ class QueuedRetryExporter(Component):
         await asyncio.gather(*self._workers, return_exceptions=True)
         for signal, queue in self._queues.items():
             self._abandon(signal, queue)
+            self._show_size(signal, queue)
             await queue.close()
 
     # Data path.
@@ -205,12 +206,9 @@ class QueuedRetryExporter(Component):
             return
         try:
             await self._send(batch, signal, entry.items)
-        except asyncio.CancelledError:
-            if not queue.persistent:
-                self._fail(signal, entry.items, "shutdown", RuntimeError("sending was cut off by shutdown"))
-            raise  # a persistent entry stays stored and is sent again after the restart
         except Exception:
             pass  # _send counted and logged it; the queue has no one to return it to
+        # Cut off by shutdown (CancelledError), the entry is not done: _abandon accounts for it.
 
     async def _send(self, batch: Batch, signal: Signal, items: int) -> None:
         retry = self.config.retry_on_failure
@@ -272,15 +270,17 @@ class QueuedRetryExporter(Component):
         self.logger.error("dropping %d %s (%s): %s", items, signal.item_name, reason, error)
 
     def _abandon(self, signal: Signal, queue: SendingQueue) -> None:
-        """Account for what shutdown left unsent: dropped from memory, kept on disk."""
-        waiting = queue.take_waiting()
-        if queue.persistent:
-            if waiting:
-                self.logger.info(
-                    "%d waiting %s batches (and any cut off while sending) stay in the persistent queue for the next start",
-                    len(waiting),
-                    signal.value,
-                )
+        """Account for what shutdown left unsent, in one line: dropped from memory, kept on disk."""
+        unsent = queue.take_unsent()
+        if not unsent:
             return
-        for entry in waiting:
-            self._fail(signal, entry.items, "shutdown", RuntimeError("still queued at shutdown"))
+        items = sum(entry.items for entry in unsent)
+        if queue.persistent:
+            self.logger.info(
+                "%d %s in %d batches stay in the persistent queue, to be sent after the next start",
+                items,
+                signal.item_name,
+                len(unsent),
+            )
+            return
+        self._fail(signal, items, "shutdown", f"{len(unsent)} batches were still queued or being sent at shutdown")

@@ -102,6 +102,7 @@ class SendingQueue:
         self.capacity = capacity
         self._keys: asyncio.Queue[Entry] = asyncio.Queue()
         self._reserved = 0  # puts that passed the capacity check and are writing
+        self._sending: set[Entry] = set()  # taken by get() and not done yet
 
     @property
     def persistent(self) -> bool:
@@ -130,13 +131,16 @@ class SendingQueue:
 
     async def get(self) -> Entry:
         """The oldest waiting entry; read its batch with :meth:`load`, then call :meth:`done`."""
-        return await self._keys.get()
+        entry = await self._keys.get()
+        self._sending.add(entry)
+        return entry
 
     async def load(self, entry: Entry) -> Batch:
         return await self.records.load(entry.key)
 
     async def done(self, entry: Entry) -> None:
         """``entry`` was sent or given up: forget it."""
+        self._sending.discard(entry)
         try:
             await self.records.delete(entry.key)
         finally:
@@ -146,12 +150,13 @@ class SendingQueue:
         """Wait until every entry put or restored is done."""
         await self._keys.join()
 
-    def take_waiting(self) -> list[Entry]:
-        """Remove and return the entries no one is sending yet."""
-        waiting = []
+    def take_unsent(self) -> list[Entry]:
+        """Remove and return the entries not done: those waiting and those whose sending was cut off."""
+        unsent = sorted(self._sending, key=lambda entry: entry.key)
+        self._sending.clear()
         while not self._keys.empty():
-            waiting.append(self._keys.get_nowait())
-        return waiting
+            unsent.append(self._keys.get_nowait())
+        return unsent
 
     async def close(self) -> None:
         await self.records.close()

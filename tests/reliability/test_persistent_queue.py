@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import stat
 import time
 
@@ -149,7 +150,13 @@ async def stored_records(directory) -> int:
         await store.close()
 
 
-async def test_queued_batches_outlive_a_restart_and_are_all_delivered(tmp_path):
+def shutdown_lines(caplog) -> list[str]:
+    """What the otlp exporter logged about the batches its shutdown left unsent."""
+    return [r.getMessage() for r in caplog.records if r.name == "otelml.exporter.otlp" and "batches" in r.getMessage()]
+
+
+async def test_queued_batches_outlive_a_restart_and_are_all_delivered(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="otelml")
     destination = Destination(free_port())  # down until the second run
     async with running_service(forwarding(destination, "file_storage", tmp_path)) as service:
         async with Client(receiver_address(service, "grpc"), spans_per_request=10) as client:
@@ -159,6 +166,7 @@ async def test_queued_batches_outlive_a_restart_and_are_all_delivered(tmp_path):
     # The shutdown timeout cut the retries short: nothing is dropped, all is on disk.
     assert dropped(service) == 0
     assert await stored_records(tmp_path) == 5
+    assert shutdown_lines(caplog) == ["50 spans in 5 batches stay in the persistent queue, to be sent after the next start"]
 
     await destination.start()
     try:
@@ -172,7 +180,8 @@ async def test_queued_batches_outlive_a_restart_and_are_all_delivered(tmp_path):
         await destination.stop()
 
 
-async def test_a_memory_queue_counts_what_shutdown_cut_off_as_dropped():
+async def test_a_memory_queue_counts_what_shutdown_cut_off_as_dropped_in_one_line(caplog):
+    caplog.set_level(logging.INFO, logger="otelml")
     destination = Destination(free_port())
     async with running_service(forwarding(destination, None)) as service:
         async with Client(receiver_address(service, "grpc"), spans_per_request=10) as client:
@@ -180,6 +189,9 @@ async def test_a_memory_queue_counts_what_shutdown_cut_off_as_dropped():
                 assert (await client.send()).accepted
     assert dropped(service, "shutdown") == 50
     assert service.telemetry.value("otelcol_exporter_send_failed_spans_total", exporter="otlp") == 50
+    # It was a line per batch, as many as the queue holds, and the gauge kept the queue's last size.
+    assert shutdown_lines(caplog) == ["dropping 50 spans (shutdown): 5 batches were still queued or being sent at shutdown"]
+    assert queue_size(service) == 0
 
 
 async def test_a_full_persistent_queue_refuses_with_throttling(tmp_path):
