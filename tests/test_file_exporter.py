@@ -137,6 +137,28 @@ async def test_rotation_keeps_the_newest_backups_and_bounds_file_sizes(tmp_path)
     assert len(numbers) > 20
 
 
+async def test_a_backup_that_cannot_be_removed_does_not_stop_the_writing(tmp_path, caplog):
+    # A directory in the shape of the oldest backup: removing it fails, as a backup that is not ours would.
+    stuck = tmp_path / "out-2000-01-01T00-00-00.000000.jsonl"
+    stuck.mkdir()
+    batches = [sample(Signal.LOGS, n, padding=400_000) for n in range(6)]  # a rotation every other batch
+    # Without retries a failed write refuses its batch at once. The file used to stay closed after the
+    # failed removal: every batch after the first rotation was refused.
+    await write(
+        tmp_path / "out.jsonl", batches, rotation={"max_megabytes": 1, "max_backups": 1}, retry_on_failure={"enabled": False}
+    )
+    files = sorted(tmp_path.glob("out-2*.jsonl")) + [tmp_path / "out.jsonl"]
+    numbers = [
+        int(from_json(line, Signal.LOGS).resource_logs[0].scope_logs[0].log_records[0].body.string_value.split()[1])
+        for f in files
+        if f.is_file()
+        for line in f.read_text().splitlines()
+    ]
+    assert numbers[-2:] == [4, 5]
+    assert stuck.is_dir()
+    assert any("cannot remove the old backup" in r.getMessage() and r.name == "otelml.exporter.file" for r in caplog.records)
+
+
 @pytest.mark.parametrize(("append", "kept"), [(True, True), (False, False)])
 async def test_append_keeps_old_content_and_otherwise_truncates(tmp_path, append, kept):
     path = tmp_path / "out.jsonl"

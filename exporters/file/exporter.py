@@ -32,7 +32,6 @@ from pathlib import Path
 import zstandard
 
 from otelml.component import CreateSettings, Host
-from otelml.errors import PermanentError
 from otelml.exporterhelper import QueuedRetryExporter
 from otelml.exporters.file.config import FileConfig
 from otelml.pdata import Batch, Signal, count_items, to_json
@@ -82,8 +81,8 @@ class FileExporter(QueuedRetryExporter):
             self._descriptor = None
 
     async def export(self, batch: Batch) -> None:
-        if self._descriptor is None:
-            raise PermanentError(f"file exporter {self.settings.id} is not started")
+        if self._descriptor is None:  # a rotation could not open the new file: try again
+            self._open(append=True)
         record = self._encode(batch)
         rotation = self.config.rotation
         if rotation is not None and self._size() and self._size() + len(record) > rotation.max_megabytes * MB:
@@ -142,18 +141,21 @@ class FileExporter(QueuedRetryExporter):
     def _rotate(self) -> None:
         assert self._descriptor is not None and self.config.rotation is not None  # rotating an open file, as configured
         self._write_buffer()
-        os.close(self._descriptor)
-        self._descriptor = None
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H-%M-%S.%f")
         self.path.rename(self.path.with_name(f"{self.path.stem}-{stamp}{self.path.suffix}"))
+        os.close(self._descriptor)
+        self._descriptor = None
+        self._open(append=False)  # when it fails, the next export opens the file again
+        self.logger.info("rotated %s", self.path)
         keep = self.config.rotation.max_backups
         if keep:  # 0 keeps every backup, as in the collector
             # Only names in the shape written above: other files may share the prefix.
             backups = sorted(self.path.parent.glob(f"{self.path.stem}-????-??-??T??-??-??.??????{self.path.suffix}"))
             for old in backups[:-keep]:
-                old.unlink()
-        self._open(append=False)
-        self.logger.info("rotated %s", self.path)
+                try:
+                    old.unlink()
+                except OSError as error:  # a backup left over is no reason to stop writing
+                    self.logger.warning("cannot remove the old backup %s: %s", old.name, error)
 
     async def _flush_periodically(self) -> None:
         while True:
