@@ -17,9 +17,8 @@ collector's exporterhelper:
   With ``storage`` naming a ``file_storage`` extension, queued batches are
   written to disk before they are accepted and survive a crash or restart.
 
-Every item is counted once: sent, send-failed (with a drop reason, which
-for the items of a partial success is ``rejected_by_destination``), or
-enqueue-failed. At shutdown the queue is drained within the service's
+Every item is counted once: sent, send-failed (with a drop reason; the
+items a partial success refused are not sent as well), or enqueue-failed. At shutdown the queue is drained within the service's
 shutdown timeout; what is left is counted as dropped (reason ``shutdown``)
 from a memory queue, and stays on disk for the next start in a persistent
 one.
