@@ -52,10 +52,16 @@ def span_numbers(requests: list[ExportTraceServiceRequest]) -> list[int]:
     ]
 
 
-def status_details(code: grpc.StatusCode, retry_delay: float | None) -> tuple:
-    """Trailing metadata carrying google.rpc.RetryInfo, as an OTLP server sends it."""
+# Status details a broken server or proxy may send: not a google.rpc.Status.
+CORRUPT_DETAILS = b"\xff\xfe not a status"
+
+
+def status_details(code: grpc.StatusCode, retry_delay: float | bytes | None) -> tuple:
+    """Trailing metadata carrying google.rpc.RetryInfo, as an OTLP server sends it (or ``retry_delay``'s bytes as they are)."""
     if retry_delay is None:
         return ()
+    if isinstance(retry_delay, bytes):
+        return (("grpc-status-details-bin", retry_delay),)
     status = status_pb2.Status(code=code.value[0], message="scripted")
     delay = duration_pb2.Duration(seconds=int(retry_delay), nanos=int(retry_delay % 1 * 1e9))
     status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
@@ -70,7 +76,7 @@ class FakeGRPCDestination:
 
     def __init__(
         self,
-        script: list[tuple[grpc.StatusCode, float | None]] = (),
+        script: list[tuple[grpc.StatusCode, float | bytes | None]] = (),
         gate: asyncio.Event | None = None,
         answer: ExportTraceServiceResponse = FULL_SUCCESS,
     ):
@@ -247,6 +253,17 @@ async def test_permanent_error_is_not_retried_and_is_counted(code):
         assert failed(service, "otlp") == 4
         assert dropped(service, "otlp", "permanent_error") == 4
         assert sent(service, "otlp") == 0
+
+
+async def test_a_permanent_status_with_unreadable_details_is_still_permanent():
+    # The details used to fail to parse inside the classification, and the error that raised was retried.
+    async with FakeGRPCDestination([(grpc.StatusCode.INVALID_ARGUMENT, CORRUPT_DETAILS)] * 10) as destination:
+        async with forwarding_service("otlp", otlp_exporter(destination)) as (service, address):
+            with pytest.raises(grpc.aio.AioRpcError) as refusal:
+                await send(address, spans(1, 4))
+        assert refusal.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert destination.calls == 1
+        assert dropped(service, "otlp", "permanent_error") == 4
 
 
 async def test_max_elapsed_time_exhausted_drops_with_reason():

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
 from otelml.component import CreateSettings, Host
@@ -88,7 +89,10 @@ def _retry_delay(error: grpc.aio.AioRpcError) -> float | None:
     """The delay in the google.rpc.RetryInfo detail of the status, if the server sent one."""
     for key, value in error.trailing_metadata() or ():
         if key == "grpc-status-details-bin":
-            status = status_pb2.Status.FromString(value)
+            try:
+                status = status_pb2.Status.FromString(value)
+            except DecodeError:  # details that cannot be read must not hide the status code
+                return None
             for detail in status.details:
                 info = error_details_pb2.RetryInfo()
                 if detail.Unpack(info):
