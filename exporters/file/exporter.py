@@ -72,9 +72,10 @@ class FileExporter(QueuedRetryExporter):
         try:
             self._write_buffer()
         except OSError as error:
-            for signal, items in self._buffered_items.items():
+            unwritten = {signal: items for signal, items in self._buffered_items.items() if items}
+            for signal, items in unwritten.items():
                 self._telemetry.drop(self._name, signal, items, "write_failed")
-            lost = ", ".join(f"{items} {signal.item_name}" for signal, items in self._buffered_items.items())
+            lost = ", ".join(f"{items} {signal.item_name}" for signal, items in unwritten.items())
             self.logger.error("dropping %s (write_failed): the last flush of %s failed: %s", lost, self.path, error)
         finally:
             os.close(self._descriptor)
