@@ -85,11 +85,13 @@ class FakeGRPCDestination:
         self.answer = answer
         self.calls = 0
         self.received: list[ExportTraceServiceRequest] = []
+        self.time_remaining: list[float | None] = []  # the deadline each call came with, in seconds from its arrival
         self.endpoint = ""
         self._server: grpc.aio.Server | None = None
 
     async def _export(self, request: bytes, context: grpc.aio.ServicerContext) -> ExportTraceServiceResponse:
         self.calls += 1
+        self.time_remaining.append(context.time_remaining())
         if self.gate is not None:
             await self.gate.wait()
         if self.script:
@@ -220,6 +222,16 @@ async def test_unavailable_then_ok_delivers_every_span_exactly_once():
         assert sorted(span_numbers(destination.received)) == [100 * n + i for n in range(5) for i in range(10)]
         assert sent(service, "otlp") == 50
         assert failed(service, "otlp") == 0
+
+
+@pytest.mark.parametrize("timeout, deadline", [("3s", True), ("0s", False)])
+async def test_the_attempt_timeout_travels_to_the_server_as_the_call_deadline(timeout, deadline):
+    # As in the collector: the server can give up on a call its client no longer waits for.
+    async with FakeGRPCDestination() as destination:
+        async with forwarding_service("otlp", otlp_exporter(destination, timeout=timeout)) as (_, address):
+            await send(address, spans(0, 1))
+        [remaining] = destination.time_remaining
+        assert (0 < remaining <= 3) if deadline else remaining is None
 
 
 async def test_retry_info_makes_resource_exhausted_retryable():

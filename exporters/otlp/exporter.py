@@ -70,7 +70,14 @@ class OTLPExporter(QueuedRetryExporter):
         if self._authenticator is not None:
             metadata += tuple(self._authenticator.headers().items())
         try:
-            response = await self._calls[signal](batch, metadata=metadata, compression=self._compression, wait_for_ready=False)
+            response = await self._calls[signal](
+                batch,
+                # The attempt's deadline travels with the call, so that the server can give up on it too.
+                timeout=self.config.timeout or None,
+                metadata=metadata,
+                compression=self._compression,
+                wait_for_ready=False,
+            )
         except grpc.aio.AioRpcError as error:
             raise _classify(error) from None
         return PartialSuccess(*rejected_items(signal, response))
