@@ -231,7 +231,8 @@ async def test_the_attempt_timeout_travels_to_the_server_as_the_call_deadline(ti
         async with forwarding_service("otlp", otlp_exporter(destination, timeout=timeout)) as (_, address):
             await send(address, spans(0, 1))
         [remaining] = destination.time_remaining
-        assert (0 < remaining <= 3) if deadline else remaining is None
+        # The server counts the deadline from its own clock: a few ms more than 3 s can remain.
+        assert (0 < remaining < 4) if deadline else remaining is None, remaining
 
 
 async def test_retry_info_makes_resource_exhausted_retryable():
