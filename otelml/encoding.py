@@ -161,6 +161,8 @@ def scalar_fields(document: dict, flatten: bool) -> dict[str, object]:
 # Epoch numbers are told apart by magnitude: seconds stay below 1e11 until
 # the year 5138, and a millisecond value of today is above it.
 _EPOCH_UNITS = ((1e11, 1_000_000_000), (1e14, 1_000_000), (1e17, 1_000))
+# OTLP times are unsigned 64-bit nanoseconds since the epoch.
+_NANOS_END = 2**64
 
 
 def parse_timestamp(value) -> int:
@@ -172,6 +174,10 @@ def parse_timestamp(value) -> int:
     1700000000123000000
     >>> parse_timestamp("2023-11-14T22:13:20.5Z")
     1700000000500000000
+    >>> parse_timestamp("1e999999")
+    Traceback (most recent call last):
+    ...
+    ValueError: timestamp '1e999999' is out of range (1970 to 2554)
     """
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError(f"timestamp {value!r} is neither an epoch number nor RFC 3339")
@@ -182,10 +188,11 @@ def parse_timestamp(value) -> int:
         return _parse_rfc3339(str(value))
     if not number.is_finite():
         raise ValueError(f"timestamp {value!r} is not a finite number")
-    for limit, nanos_per_unit in _EPOCH_UNITS:
-        if abs(number) < limit:
-            return int(number * nanos_per_unit)
-    return int(number)
+    nanos = next((number * per_unit for limit, per_unit in _EPOCH_UNITS if abs(number) < limit), number)
+    # Checked before int(), which takes minutes to expand an exponent such as 1e999999 into its digits.
+    if not 0 <= nanos < _NANOS_END:
+        raise ValueError(f"timestamp {value!r} is out of range (1970 to 2554)")
+    return int(nanos)
 
 
 def _parse_rfc3339(text: str) -> int:
@@ -224,11 +231,34 @@ def _field(document: dict, path: str):
     return node
 
 
+# Protobuf's decoders refuse messages nested more than 100 deep. A request holds a record body four
+# messages down, and each level of JSON in it is up to three more (AnyValue, KeyValueList, KeyValue):
+# a body nested deeper could be taken in but never sent on or read back.
+MAX_JSON_DEPTH = 32
+
+
+def check_json_depth(node: dict | list, depth: int = 1) -> None:
+    """Raise ``ValueError`` when objects and arrays in ``node`` nest deeper than :data:`MAX_JSON_DEPTH`.
+
+    >>> check_json_depth({"meta": {"unit": "C"}, "tags": ["a"]})
+    >>> check_json_depth(json.loads("[" * 33 + "]" * 33))
+    Traceback (most recent call last):
+    ...
+    ValueError: JSON nested deeper than 32 levels cannot travel as OTLP
+    """
+    for child in node.values() if isinstance(node, dict) else node:
+        if isinstance(child, (dict, list)):
+            if depth == MAX_JSON_DEPTH:
+                raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels cannot travel as OTLP")
+            check_json_depth(child, depth + 1)
+
+
 def _fill_json_record(record: LogRecord, payload: bytes, flatten: bool, timestamp_field: str | None) -> bool:
     """Fill ``record`` from a JSON object; True when invalid UTF-8 in it was repaired."""
     document, repaired = utf8.load_json(payload)
     if not isinstance(document, dict):
         raise ValueError(f"a JSON message must be an object, not {type(document).__name__}")
+    check_json_depth(document)
     set_any_value(record.body, document)
     add_attributes(record.attributes, scalar_fields(document, flatten))
     if timestamp_field:

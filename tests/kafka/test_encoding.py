@@ -74,6 +74,24 @@ def test_undecodable_records(encoding, payload, problem):
         BatchBuilder(Signal.LOGS, Encoding(encoding)).add(payload)
 
 
+def nested_objects(depth: int) -> bytes:
+    return b'{"a":' * depth + b"1" + b"}" * depth
+
+
+def test_json_nested_deeper_than_otlp_can_carry_is_refused_leaving_the_batch_unchanged():
+    builder = BatchBuilder(Signal.LOGS, Encoding.JSON)
+    builder.add(b'{"first": 1}', {"device.id": "a"})
+    before = builder.batch.SerializeToString()
+    # Deep enough for protobuf to refuse the record itself, and just deep enough for it to refuse the request.
+    for depth in (40, otelml.encoding.MAX_JSON_DEPTH + 1):
+        with pytest.raises(ValueError, match="nested deeper"):
+            builder.add(nested_objects(depth), {"device.id": "b"})
+        assert builder.batch.SerializeToString() == before and builder.items == 1
+    # The deepest body taken still reads back as OTLP protobuf, so that it can be sent on.
+    builder.add(nested_objects(otelml.encoding.MAX_JSON_DEPTH), {"device.id": "b"})
+    assert count_items(pdata.from_proto(builder.batch.SerializeToString(), Signal.LOGS)) == 2
+
+
 def test_record_encodings_group_records_by_resource():
     builder = BatchBuilder(Signal.LOGS, Encoding.JSON, flatten_json=True, timestamp_field="at")
     builder.add(b'{"v": 1, "at": "2024-05-01T12:00:00Z"}', {"device.id": "a"}, {"mqtt.topic": "s/a"})
@@ -106,7 +124,10 @@ def test_timestamps(value, nanos):
     assert parse_timestamp(value) == nanos
 
 
-@pytest.mark.parametrize("value", ["yesterday", "2023-11-14T22:13:20", True, None, float("nan")])
+# A huge exponent is refused from its magnitude: expanding it into an integer took minutes.
+@pytest.mark.parametrize(
+    "value", ["yesterday", "2023-11-14T22:13:20", True, None, float("nan"), -1, "1e999999", 2**64, 99_999_999_999]
+)
 def test_bad_timestamps(value):
     with pytest.raises(ValueError):
         parse_timestamp(value)

@@ -226,7 +226,9 @@ async def test_bad_messages_are_counted_logged_and_skipped(tansu, kcat_environme
         timeout=30,
     )
     await asyncio.to_thread(produce, tansu.bootstrap, "texts", [b"fine", b"\xff\xfe not UTF-8", b"also fine"], 0)
-    await asyncio.to_thread(produce, tansu.bootstrap, "json-logs", [good, json.dumps({"n": 1}).encode(), b"[1, 2]"], 0)
+    # The object nested deeper than OTLP protobuf can carry used to stop its partition for good, read again and again.
+    deep = b'{"a":' * 40 + b"1" + b"}" * 40
+    await asyncio.to_thread(produce, tansu.bootstrap, "json-logs", [good, json.dumps({"n": 1}).encode(), b"[1, 2]", deep], 0)
     logs_sink, traces_sink, json_sink = Sink(), Sink(), Sink()
     settings = {
         **GROUP_SETTINGS,
@@ -261,9 +263,9 @@ async def test_bad_messages_are_counted_logged_and_skipped(tansu, kcat_environme
                 json_telemetry.value(
                     "otelml_receiver_failed_requests_total", receiver="kafka", transport="kafka", reason="undecodable"
                 )
-                == 2
+                == 3
             ),
-            what="protobuf and an array on a JSON topic counted",
+            what="protobuf, an array and a too deep object on a JSON topic counted",
         )
         # Invalid UTF-8 in a text message is repaired, not refused (see otelml/utf8.py).
         assert telemetry.value("otelml_receiver_repaired_log_records_total", receiver="kafka", transport="kafka") == 1
@@ -278,9 +280,11 @@ async def test_bad_messages_are_counted_logged_and_skipped(tansu, kcat_environme
     ]
     assert any_value_to_python(json_sink.records()[0].body) == {"n": 1}
     warnings = [r.getMessage() for r in caplog.records if "cannot be used" in r.getMessage()]
-    assert len(warnings) == 3, "each bad message is logged once"
+    assert len(warnings) == 4, "each bad message is logged once"
     assert any("topic spans partition 0 offset 0" in w for w in warnings)
+    assert any("nested deeper" in w and "topic json-logs partition 0 offset 3" in w for w in warnings)
     assert await committed(tansu.bootstrap, "bad-input", {"spans": 1, "texts": 1}) == {("spans", 0): 1, ("texts", 0): 4}
+    assert await committed(tansu.bootstrap, "bad-input-json", {"json-logs": 1}) == {("json-logs", 0): 4}
 
 
 async def test_rebalance_finishes_in_flight_work_and_commits_before_revoke(tansu, caplog):

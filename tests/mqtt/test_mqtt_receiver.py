@@ -136,6 +136,8 @@ async def test_bad_payloads_are_counted_logged_and_dropped_and_invalid_utf8_repa
         await asyncio.to_thread(mosquitto.publish, "readings/b", b"[1, 2, 3]")
         await asyncio.to_thread(mosquitto.publish, "readings/c", b'{"pad": "' + b"x" * (5 * 1024 * 1024) + b'"}')
         await asyncio.to_thread(mosquitto.publish, "notes/d", b"\xff\xfe not UTF-8")
+        # Deeper than OTLP protobuf can carry: it used to end the receiver's worker, without a word.
+        await asyncio.to_thread(mosquitto.publish, "readings/g", b'{"a":' * 40 + b"1" + b"}" * 40)
         await asyncio.to_thread(mosquitto.publish, "readings/e", json.dumps({"ok": True}))
         await asyncio.to_thread(mosquitto.publish, "notes/f", "fine")
 
@@ -143,7 +145,7 @@ async def test_bad_payloads_are_counted_logged_and_dropped_and_invalid_utf8_repa
             return telemetry.value("otelml_receiver_failed_requests_total", receiver="mqtt", transport="mqtt", reason=reason)
 
         await eventually(
-            lambda: json_sink.items == 3 and failures("undecodable") == 2 and failures("too_large") == 1,
+            lambda: json_sink.items == 3 and failures("undecodable") == 3 and failures("too_large") == 1,
             what="the good readings arriving and the bad ones counted",
         )
         repaired = telemetry.value("otelml_receiver_repaired_log_records_total", receiver="mqtt", transport="mqtt")
@@ -155,8 +157,9 @@ async def test_bad_payloads_are_counted_logged_and_dropped_and_invalid_utf8_repa
     ]
     assert repaired == 1
     warnings = [r.getMessage() for r in caplog.records if "cannot be used" in r.getMessage()]
-    assert len(warnings) == 3, "each bad message is logged once"
+    assert len(warnings) == 4, "each bad message is logged once"
     assert any("too_large" in w and "readings/c" in w for w in warnings)
+    assert any("nested deeper" in w and "readings/g" in w for w in warnings)
     assert any("U+FFFD" in r.getMessage() and "notes/#" in r.getMessage() for r in caplog.records)
 
 
