@@ -6,9 +6,11 @@ import gzip
 import json
 import urllib.error
 import urllib.request
+import zlib
 
 import grpc
 import pytest
+import zstandard
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
@@ -92,6 +94,40 @@ def test_http_bad_requests_get_the_right_status_and_are_counted(otelml):
         ), reason
     assert metric(samples, "otelcol_receiver_accepted_spans_total", transport="http") == 20
     assert "refused a http request (malformed)" in otelml.log()
+
+
+def test_http_compressed_bodies_are_read_whole_or_refused(otelml):
+    url = f"{otelml.http_url}/v1/traces"
+    first, second = make_trace_request(spans=3).SerializeToString(), make_trace_request(spans=4).SerializeToString()
+    both = first + second  # concatenated protobuf is one request with the resources of both
+
+    # Concatenated gzip members and zstd frames are one body; only the first used to be read, the rest dropped.
+    for body, encoding in ((gzip.compress(first) + gzip.compress(second), "gzip"), (zstd(first) + zstd(second), "zstd")):
+        status, _, _ = post(url, body, encoding=encoding)
+        assert status == 200, encoding
+
+    # A body cut short used to be read as far as it went: a cut zstd frame as an empty request, answered 200.
+    cut = (
+        (gzip.compress(both)[:-8], "gzip"),
+        (zlib.compress(both)[:-4], "deflate"),
+        (zstd(both)[:-4], "zstd"),
+        (gzip.compress(first) + b"trailing bytes", "gzip"),
+        (zlib.compress(first) + b"trailing bytes", "deflate"),
+        (b"", "gzip"),
+    )
+    for body, encoding in cut:
+        status, _, response = post(url, body, encoding=encoding)
+        assert status == 400, (encoding, body[-20:])
+        assert f"invalid {encoding} body" in status_pb2.Status.FromString(response).message
+
+    samples = otelml.metrics()
+    assert metric(samples, "otelcol_receiver_accepted_spans_total", transport="http") == 2 * 7
+    assert metric(samples, "otelml_receiver_failed_requests_total", transport="http", reason="bad_encoding") == len(cut)
+    assert otelml.log().count("refused a http request (bad_encoding)") == len(cut)
+
+
+def zstd(data: bytes) -> bytes:
+    return zstandard.ZstdCompressor().compress(data)
 
 
 def test_grpc_bad_requests_get_the_right_code_and_are_counted(otelml):

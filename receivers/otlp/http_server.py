@@ -146,30 +146,62 @@ def media_type(request: web.Request) -> str:
 
 
 def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
-    """Undo Content-Encoding without ever holding more than ``limit`` bytes of output."""
+    """Undo Content-Encoding without ever holding more than ``limit`` bytes of output.
+
+    The body must be whole: a stream cut short, or bytes after its end, is refused rather than read in
+    part. Concatenated gzip members and zstd frames are all read, as the collector's (Go's) readers do.
+    """
     encoding = encoding.strip().lower()
     if encoding in ("", "identity"):
         return body
     if encoding in ("gzip", "deflate"):
+        return _inflate(body, encoding, limit)
+    if encoding == "zstd":
+        return _unzstd(body, limit)
+    raise ValueError(f"unsupported Content-Encoding {encoding!r} (supported: gzip, deflate, zstd)")
+
+
+def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
+    output = bytearray()
+    rest = body
+    while True:  # one gzip member after another
         # wbits 47 reads gzip or zlib headers alike.
         decompressor = zlib.decompressobj(47 if encoding == "gzip" else 15)
         try:
-            data = decompressor.decompress(body, limit + 1)
+            output += decompressor.decompress(rest, limit + 1 - len(output))
         except zlib.error as error:
             raise ValueError(f"invalid {encoding} body: {error}") from None
-        if len(data) > limit or decompressor.unconsumed_tail:
+        if len(output) > limit or decompressor.unconsumed_tail:
             raise BodyTooLarge(f"decompressed body exceeds {limit} bytes")
-        return data
-    if encoding == "zstd":
-        try:
-            with zstandard.ZstdDecompressor().stream_reader(body) as reader:
-                data = reader.read(limit + 1)
-        except zstandard.ZstdError as error:
-            raise ValueError(f"invalid zstd body: {error}") from None
+        if not decompressor.eof:
+            raise ValueError(f"invalid {encoding} body: it ends before its compressed stream does")
+        rest = decompressor.unused_data
+        if not rest:
+            return bytes(output)
+        if encoding == "deflate":
+            raise ValueError("invalid deflate body: data after the end of its compressed stream")
+
+
+def _unzstd(body: bytes, limit: int) -> bytes:
+    decompressor = zstandard.ZstdDecompressor()
+    try:
+        with decompressor.stream_reader(body, read_across_frames=True) as reader:
+            data = reader.read(limit + 1)
         if len(data) > limit:
             raise BodyTooLarge(f"decompressed body exceeds {limit} bytes")
-        return data
-    raise ValueError(f"unsupported Content-Encoding {encoding!r} (supported: gzip, deflate, zstd)")
+        # The reader stops quietly where a frame is cut short, so each frame is checked to end, one by
+        # one; this second pass holds no more than the first, which found the whole output within limit.
+        rest = body
+        while True:
+            frame = decompressor.decompressobj()
+            frame.decompress(rest)
+            if not frame.eof:
+                raise ValueError("invalid zstd body: it ends before its last frame does")
+            rest = frame.unused_data
+            if not rest:
+                return data
+    except zstandard.ZstdError as error:
+        raise ValueError(f"invalid zstd body: {error}") from None
 
 
 def _encode(message, content_type: str, status: int = 200, headers: dict | None = None) -> web.Response:
