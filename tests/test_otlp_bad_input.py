@@ -73,6 +73,13 @@ def test_http_bad_requests_get_the_right_status_and_are_counted(otelml):
     status, _, _ = post(url, good, "text/plain")
     assert status == 415
 
+    for method in ("GET", "PUT", "DELETE"):
+        request = urllib.request.Request(url, method=method)
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(request, timeout=10)
+        with caught.value as response:
+            assert response.code == 405 and response.headers["Allow"] == "POST"
+
     status, _, _ = post(url, b"\x00" * (2 << 20))
     assert status == 413
 
@@ -88,12 +95,19 @@ def test_http_bad_requests_get_the_right_status_and_are_counted(otelml):
     assert status == 200
 
     samples = otelml.metrics()
-    for reason, count in (("malformed", 3), ("unsupported_media_type", 1), ("too_large", 2), ("bad_encoding", 1)):
+    for reason, count in (
+        ("malformed", 3),
+        ("unsupported_media_type", 1),
+        ("method_not_allowed", 3),
+        ("too_large", 2),
+        ("bad_encoding", 1),
+    ):
         assert (
             metric(samples, "otelml_receiver_failed_requests_total", receiver="otlp", transport="http", reason=reason) == count
         ), reason
     assert metric(samples, "otelcol_receiver_accepted_spans_total", transport="http") == 20
     assert "refused a http request (malformed)" in otelml.log()
+    assert otelml.log().count("refused a http request (method_not_allowed): GET /v1/traces") == 1
 
 
 def test_http_compressed_bodies_are_read_whole_or_refused(otelml):
@@ -139,11 +153,20 @@ def test_grpc_bad_requests_get_the_right_code_and_are_counted(otelml):
         grpc_export(otelml.grpc_endpoint, make_trace_request(spans=6000).SerializeToString())
     assert caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
 
+    # Export is unary: a call that streams a second request used to be answered OK with the second one dropped.
+    with grpc.insecure_channel(otelml.grpc_endpoint) as channel:
+        export_stream = channel.stream_unary(
+            TRACES_METHOD, request_serializer=None, response_deserializer=ExportTraceServiceResponse.FromString
+        )
+        with pytest.raises(grpc.RpcError) as caught:
+            export_stream(iter([make_trace_request(spans=2).SerializeToString()] * 2), timeout=10)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
     response = grpc_export(otelml.grpc_endpoint, make_trace_request(spans=30).SerializeToString())
     assert not response.HasField("partial_success")
 
     samples = otelml.metrics()
-    assert metric(samples, "otelml_receiver_failed_requests_total", transport="grpc", reason="malformed") == 1
+    assert metric(samples, "otelml_receiver_failed_requests_total", transport="grpc", reason="malformed") == 2
     assert metric(samples, "otelml_receiver_failed_requests_total", transport="grpc", reason="too_large") == 1
     assert metric(samples, "otelcol_receiver_accepted_spans_total", transport="grpc") == 30
 

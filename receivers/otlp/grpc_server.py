@@ -98,6 +98,10 @@ class GRPCServer:
             if request is grpc.aio.EOF:
                 self.receiver.bad_request("grpc", "malformed", "the call carried no request")
                 await _abort(context, code_pb2.INVALID_ARGUMENT, "an Export call carries one request")
+            # A unary client half-closes with its request: a second one would be answered OK and never read.
+            if await context.read() is not grpc.aio.EOF:
+                self.receiver.bad_request("grpc", "malformed", "the call carried more than one request")
+                await _abort(context, code_pb2.INVALID_ARGUMENT, "an Export call carries one request")
             if len(request) > self.limit:
                 self.receiver.bad_request("grpc", "too_large", f"{len(request)} bytes > max_recv_msg_size_mib")
                 await _abort(

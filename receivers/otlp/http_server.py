@@ -55,6 +55,7 @@ class HTTPServer:
         for signal, path in paths.items():
             if signal in self.receiver.consumers:
                 app.router.add_post(path, self._handler(signal))
+                app.router.add_route("*", path, self._method_not_allowed)
         # Bodies are decompressed here, with a limit, not by aiohttp (gzip bombs).
         self._runner = web.AppRunner(app, access_log=None, auto_decompress=False)
         await self._runner.setup()
@@ -83,6 +84,11 @@ class HTTPServer:
             return await handler(request)
         finally:
             self._in_flight.leave()
+
+    async def _method_not_allowed(self, request: web.Request) -> web.Response:
+        # Answered here rather than by aiohttp's router, which would leave it uncounted and unlogged.
+        self.receiver.bad_request("http", "method_not_allowed", f"{request.method} {request.path}")
+        return web.Response(status=405, headers={"Allow": "POST"}, text="405 method not allowed, supported: [POST]")
 
     def _handler(self, signal: Signal):
         async def export(request: web.Request) -> web.Response:
