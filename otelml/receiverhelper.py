@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import enum
 
-from otelml.component import CreateSettings
+from otelml.component import CreateSettings, Host
 from otelml.configretry import Backoff, RetryConfig
 from otelml.consumer import Consumer
 from otelml.errors import PermanentError
@@ -103,3 +103,22 @@ async def _set_within(event: asyncio.Event, seconds: float) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+def report_fatal(settings: CreateSettings, host: Host | None, error: BaseException) -> None:
+    """Tell the service that the receiver cannot go on (it stops, as the collector does)."""
+    report = getattr(host, "report_fatal_error", None)
+    if report is not None:
+        report(f"receiver {settings.id}", error)
+
+
+def report_crash(task: asyncio.Task, settings: CreateSettings, host: Host | None, what: str) -> None:
+    """Log and report as fatal an error that ends ``task``, a receiver's loop, which would otherwise end silently."""
+
+    def done(task: asyncio.Task) -> None:
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            settings.logger.error("%s failed: %r", what, error)
+            report_fatal(settings, host, error)
+
+    task.add_done_callback(done)

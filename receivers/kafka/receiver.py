@@ -33,7 +33,7 @@ from otelml.encoding import BatchBuilder, Encoding
 from otelml.errors import RetryableError
 from otelml.partitions import Assignment, Origin, Partition, PartitionOwner, pushing_from
 from otelml.pdata import Signal
-from otelml.receiverhelper import Outcome, PipelinePusher
+from otelml.receiverhelper import Outcome, PipelinePusher, report_crash, report_fatal
 from otelml.receivers.kafka import metadata
 from otelml.receivers.kafka.config import KafkaReceiverConfig
 from otelml.receivers.kafka.source import KafkaSource
@@ -133,19 +133,7 @@ class KafkaReceiver(Component):
             owners = {signal: tuple(find_owners(self.settings.id, signal)) for signal in {r.signal for r in self.routes.values()}}
             self.routes = {topic: dataclasses.replace(route, owners=owners[route.signal]) for topic, route in self.routes.items()}
         self._run_task = asyncio.create_task(self._run(options))
-        self._run_task.add_done_callback(self._report_crash)
-
-    def _report_crash(self, task: asyncio.Task) -> None:
-        error = None if task.cancelled() else task.exception()
-        if error is None:
-            return
-        self.logger.error("the consumer loop failed: %r", error)
-        self._report_fatal(error)
-
-    def _report_fatal(self, error: BaseException) -> None:
-        report = getattr(self._host, "report_fatal_error", None)
-        if report is not None:
-            report(f"receiver {self.settings.id}", error)
+        report_crash(self._run_task, self.settings, host, "the consumer loop")
 
     async def shutdown(self) -> None:
         if self._stopped:
@@ -396,7 +384,7 @@ class KafkaReceiver(Component):
                 await asyncio.sleep(_RESTORE_RETRY_PAUSE)
             except Exception as error:
                 self.logger.error("restoring the state of %s failed: %s", _describe(partitions), error)
-                self._report_fatal(error)
+                report_fatal(self.settings, self._host, error)
                 return
         for partition in partitions:
             self._held[partition] = committed[partition]

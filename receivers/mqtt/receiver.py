@@ -23,7 +23,7 @@ from otelml.component import Component, CreateSettings, Host
 from otelml.consumer import Consumer
 from otelml.encoding import BatchBuilder
 from otelml.pdata import Signal
-from otelml.receiverhelper import Outcome, PipelinePusher
+from otelml.receiverhelper import Outcome, PipelinePusher, report_crash
 from otelml.receivers.mqtt.config import MQTTReceiverConfig, SubscriptionConfig
 from otelml.receivers.mqtt.topics import TopicTemplate
 
@@ -102,6 +102,7 @@ class MQTTReceiver(Component):
         else:
             self._client.connect_async(host_name, port, int(self.config.keepalive))
         self._worker = asyncio.create_task(self._work())
+        report_crash(self._worker, self.settings, host, "the message worker")
         self._client.loop_start()
         self.logger.info("connecting to %s", self.config.broker)
 

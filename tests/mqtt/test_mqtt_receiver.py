@@ -12,11 +12,15 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from otelml import pdata
+from otelml.component import ComponentID, CreateSettings
 from otelml.encoding import any_value_to_python
 from otelml.errors import RetryableError
 from otelml.pdata import Signal
+from otelml.receivers.mqtt.factory import factory as mqtt_receiver
+from otelml.receivers.mqtt.receiver import MQTTReceiver
 from otelml.synthetic import make_trace_request
-from tests.kafka.support import Sink, eventually, numbered_logs, sequence_numbers, started
+from otelml.telemetry import Telemetry
+from tests.kafka.support import Host, Sink, eventually, numbered_logs, sequence_numbers, started
 
 pytestmark = pytest.mark.integration
 
@@ -257,3 +261,27 @@ async def test_mqtt5_flow_control_keeps_what_otelml_has_not_taken_at_the_broker(
         await eventually(lambda: sink.items == 40, what="every reading arriving once the pipeline takes them")
         assert receiver.unacknowledged == 0
     assert sorted(str(any_value_to_python(r.body)) for r in sink.records()) == sorted(f"reading {n}" for n in range(40))
+
+
+async def test_a_worker_that_fails_is_reported_as_fatal_not_ended_silently(mosquitto, monkeypatch, caplog):
+    """A fault nothing foresaw ends the worker: the service is told and stops, as the collector does, rather than
+    the receiver going quiet with every later message unhandled (as a too deeply nested reading once made it)."""
+    caplog.set_level(logging.ERROR, logger="otelml")
+
+    def unforeseen(self, topic):
+        raise RuntimeError("unforeseen")
+
+    monkeypatch.setattr(MQTTReceiver, "_subscription_of", unforeseen)
+    config = mqtt_receiver.config_class.model_validate({"broker": mosquitto.url, "topics": [{"topic": "readings/#"}]})
+    settings = CreateSettings(ComponentID("mqtt"), mqtt_receiver.kind, Telemetry())
+    receiver = mqtt_receiver.create(settings, config, {Signal.LOGS: Sink()})
+    host = Host()
+    await receiver.start(host)
+    try:
+        await eventually(receiver.subscribed.is_set, timeout=15, what="the subscription being granted")
+        await asyncio.to_thread(mosquitto.publish, "readings/a", "{}")
+        await eventually(lambda: host.fatal_errors, what="the failure reported")
+    finally:
+        await receiver.shutdown()
+    assert [str(error) for error in host.fatal_errors] == ["unforeseen"]
+    assert [r.getMessage() for r in caplog.records] == ["the message worker failed: RuntimeError('unforeseen')"]
