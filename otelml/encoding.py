@@ -75,6 +75,8 @@ _INT64 = range(-(2**63), 2**63)
 def set_any_value(target: AnyValue, value) -> None:
     """Store a JSON-like Python value in ``target``; None leaves it empty.
 
+    Raises ``ValueError`` for an integer beyond a double's range, ``TypeError`` for a value of another kind.
+
     >>> v = AnyValue(); set_any_value(v, {"on": True, "n": [1, 2.5]})
     >>> any_value_to_python(v)
     {'on': True, 'n': [1, 2.5]}
@@ -86,7 +88,10 @@ def set_any_value(target: AnyValue, value) -> None:
     elif isinstance(value, int) and value in _INT64:
         target.int_value = value
     elif isinstance(value, (int, float)):
-        target.double_value = float(value)
+        try:
+            target.double_value = float(value)
+        except OverflowError:
+            raise ValueError(f"an integer of {len(str(abs(value)))} digits is beyond what an OTLP value holds") from None
     elif isinstance(value, str):
         target.string_value = value
     elif isinstance(value, (bytes, bytearray)):

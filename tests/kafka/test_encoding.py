@@ -67,6 +67,9 @@ def test_undecodable_batches_raise_value_error_and_leave_the_batch_unchanged(enc
         ("json", b"[1, 2]", "object"),
         ("json", b"{broken", "invalid JSON"),
         ("json", b"[" * 100_000, "JSON"),
+        # Beyond a double: it used to raise OverflowError, which ended the mqtt receiver's worker.
+        ("json", b'{"reading": ' + b"9" * 400 + b"}", "400 digits"),
+        ("json", b'{"readings": [1, -' + b"9" * 400 + b"]}", "400 digits"),
     ],
 )
 def test_undecodable_records(encoding, payload, problem):
