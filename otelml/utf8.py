@@ -12,7 +12,9 @@ Protobuf is re-read with a twin of the OTLP schema in which every string
 field is ``bytes`` (same wire format, no UTF-8 check); the parts that fail
 the strict check are repaired and the result is read strictly again. JSON
 cannot carry raw bytes, but a body may hold bytes that are not UTF-8 or
-escapes of lone surrogates (``"\\ud800"``); both become U+FFFD.
+escapes of lone surrogates (``"\\ud800"``); both become U+FFFD. A JSON body
+that may hold either is repaired before it is parsed at all, the rest is
+parsed strictly at once.
 """
 
 from __future__ import annotations
@@ -312,18 +314,16 @@ def parse_json(data: bytes, signal: Signal, *, bare_resources: bool = False) -> 
         document = _load_json(data, escape_bytes)
         return {_JSON_LEVELS[signal][0][0]: document} if bare_resources else document
 
-    try:
+    if not _may_need_repair(data):
         return pdata.from_json(otlp_document(escape_bytes=False), signal), 0
-    except ValueError as error:
-        if not _may_need_repair(data):
-            raise
-        strict_error = error
+    # Repaired before it is parsed, not after a strict parse fails: protobuf's JSON parser does not
+    # refuse a lone surrogate in a field name, it fails inside (SystemError).
     try:
         document = otlp_document(escape_bytes=True)
         positions = _repaired_positions(document, signal)
         batch = pdata.from_json(_repair_strings(document)[0], signal)
-    except (ValueError, RecursionError):
-        raise strict_error from None
+    except RecursionError:
+        raise ValueError("invalid JSON: nested too deeply") from None
     resources = getattr(batch, signal.resource_field)
     return batch, sum(
         pdata.record_items(getattr(getattr(resources[r], signal.scope_field)[s], signal.record_field)[i], signal)

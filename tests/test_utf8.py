@@ -180,6 +180,14 @@ def test_json_that_is_broken_for_another_reason_is_still_refused(body):
         utf8.parse_json(body, Signal.TRACES)
 
 
+def test_a_lone_surrogate_in_a_field_name_is_repaired_not_crashed_on():
+    # Protobuf's JSON parser failed inside on such a name (SystemError): HTTP answered 500 with a traceback,
+    # and a Kafka or MQTT message with it was not skipped as undecodable.
+    document = b'{"resourceLogs": [{"scopeLogs": [{"logRecords": [{"\\ud800": 1, "body": {"stringValue": "kept"}}]}]}]}'
+    batch, repaired = utf8.parse_json(document, Signal.LOGS)
+    assert (batch.resource_logs[0].scope_logs[0].log_records[0].body.string_value, repaired) == ("kept", 1)
+
+
 def test_surrogate_pairs_are_characters_not_repairs():
     document = json.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": [{"body": {"stringValue": "\U0001f600"}}]}]}]}).encode()
     assert b"\\ud83d\\ude00" in document
