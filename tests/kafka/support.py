@@ -92,22 +92,23 @@ class Host:
 
 
 @contextlib.asynccontextmanager
-async def started(component: str, settings: dict, *args, owners: list | None = None):
+async def started(component: str, settings: dict, *args, owners: list | None = None, host: Host | None = None):
     """``kafka_exporter``, ``kafka_receiver`` or ``mqtt_receiver`` made by its factory from a config map
     that must validate, started and always shut down; yields (component, telemetry).
-    ``owners`` are the partition owners its host names for every signal."""
+    ``owners`` are the partition owners its host names for every signal. Without a ``host`` of the
+    caller's (who then checks its fatal errors), the component must report none."""
     factory: Factory = FACTORIES[component]
     config = factory.config_class.model_validate(settings)
     assert nested_problems(config) == []
     telemetry = Telemetry()
     instance = factory.create(CreateSettings(ComponentID(factory.type), factory.kind, telemetry), config, *args)
-    host = Host(owners)
-    await instance.start(host)
+    own_host = host or Host(owners)
+    await instance.start(own_host)
     try:
         yield instance, telemetry
     finally:
         await instance.shutdown()
-    assert host.fatal_errors == []
+    assert host is not None or own_host.fatal_errors == []
 
 
 async def eventually(condition, timeout: float = 30.0, what: str = "the condition") -> None:

@@ -22,7 +22,7 @@ from otelml.receivers.kafka.receiver import MAX_QUEUED_BATCHES
 from otelml.synthetic import make_trace_request
 from tests.conftest import free_port
 from tests.kafka.conftest import TansuBroker
-from tests.kafka.support import GatedSink, Sink, eventually, numbered_logs, sequence_numbers, started
+from tests.kafka.support import GatedSink, Host, Sink, eventually, numbered_logs, sequence_numbers, started
 
 pytestmark = pytest.mark.integration
 
@@ -285,6 +285,25 @@ async def test_bad_messages_are_counted_logged_and_skipped(tansu, kcat_environme
     assert any("nested deeper" in w and "topic json-logs partition 0 offset 3" in w for w in warnings)
     assert await committed(tansu.bootstrap, "bad-input", {"spans": 1, "texts": 1}) == {("spans", 0): 1, ("texts", 0): 4}
     assert await committed(tansu.bootstrap, "bad-input-json", {"json-logs": 1}) == {("json-logs", 0): 4}
+
+
+async def test_a_header_key_that_is_not_utf8_stops_the_receiver_loudly(tansu, kcat_environment, caplog):
+    # A known limitation (README, Delivery): aiokafka refuses the record while parsing its batch and does
+    # not say where it is, so it cannot be skipped alone; the receiver must not hang silently instead.
+    subprocess.run(
+        ["kcat", "-b", tansu.bootstrap, "-P", "-t", "texts", "-p", "0", "-H", b"bad\xffkey=v"],
+        input=b"hello\n",
+        env=kcat_environment,
+        check=True,
+        timeout=30,
+    )
+    settings = {**GROUP_SETTINGS, "brokers": [tansu.bootstrap], "group_id": "bad-header", "logs": {"topics": ["texts"]}}
+    settings["logs"]["encoding"] = "text"
+    host, sink = Host(), Sink()
+    async with started("kafka_receiver", settings, {Signal.LOGS: sink}, host=host):
+        await eventually(lambda: host.fatal_errors, what="the failure reported to the service")
+    assert isinstance(host.fatal_errors[0], UnicodeDecodeError) and sink.items == 0
+    assert len([r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("otelml")]) == 1
 
 
 async def test_rebalance_finishes_in_flight_work_and_commits_before_revoke(tansu, caplog):
