@@ -176,12 +176,16 @@ def test_records_with_invalid_ids_are_refused_through_partial_success(otelml):
     spans = request.resource_spans[0].scope_spans[0].spans
     spans[0].trace_id = b"short"
     spans[1].span_id = b""
+    spans[2].parent_span_id = b"\x01" * 9
+    spans[3].links.add(trace_id=b"\x02" * 16, span_id=b"\x03" * 7)
+    spans[4].links.add(trace_id=b"\x02" * 16, span_id=b"\x03" * 8)  # a well-formed link
+    spans[5].parent_span_id = b""  # a root span
     response = grpc_export(otelml.grpc_endpoint, request.SerializeToString())
-    assert response.partial_success.rejected_spans == 2
+    assert response.partial_success.rejected_spans == 4
     assert "16 bytes" in response.partial_success.error_message
     samples = otelml.metrics()
-    assert metric(samples, "otelcol_receiver_refused_spans_total", transport="grpc") == 2
-    assert metric(samples, "otelcol_receiver_accepted_spans_total", transport="grpc") == 8
+    assert metric(samples, "otelcol_receiver_refused_spans_total", transport="grpc") == 4
+    assert metric(samples, "otelcol_receiver_accepted_spans_total", transport="grpc") == 6
 
 
 def test_a_pipeline_that_cannot_take_data_asks_clients_to_retry(otelml_process):

@@ -166,8 +166,11 @@ def drop_invalid_ids(batch: Batch, signal: Signal) -> Rejection:
     """Remove records whose trace or span ID has the wrong length.
 
     OTLP requires 16-byte trace IDs and 8-byte span IDs (empty is allowed
-    for logs). Such records cannot be stored or correlated, so they are
-    refused through partial success while the rest of the request goes on.
+    for logs, and for a root span's parent). Such records cannot be stored
+    or correlated, and a collector downstream refuses a whole request that
+    holds one (its decoder fails), so they are refused through partial
+    success while the rest of the request goes on. A span's parent and its
+    links are checked too.
     """
     if signal is Signal.METRICS:
         return Rejection()
@@ -175,9 +178,17 @@ def drop_invalid_ids(batch: Batch, signal: Signal) -> Rejection:
     for _, _, records in scopes(batch):
         # Inline checks: this runs on every record of every request.
         if signal is Signal.TRACES:
-            if all(len(r.trace_id) == 16 and len(r.span_id) == 8 for r in records):
+            # Links are rare: a scope with some takes the slower path below.
+            if all(
+                len(r.trace_id) == 16 and len(r.span_id) == 8 and len(r.parent_span_id) in (0, 8) and not r.links
+                for r in records
+            ):
                 continue
-            keep = [r for r in records if len(r.trace_id) == 16 and len(r.span_id) == 8]
+            keep = [
+                r
+                for r in records
+                if len(r.trace_id) == 16 and len(r.span_id) == 8 and len(r.parent_span_id) in (0, 8) and _valid_links(r)
+            ]
         else:
             if all(len(r.trace_id) in (0, 16) and len(r.span_id) in (0, 8) for r in records):
                 continue
@@ -190,3 +201,7 @@ def drop_invalid_ids(batch: Batch, signal: Signal) -> Rejection:
     return Rejection(
         rejected, f"{rejected} {signal.item_name} had a trace ID that is not 16 bytes or a span ID that is not 8 bytes"
     )
+
+
+def _valid_links(span) -> bool:
+    return all(len(link.trace_id) == 16 and len(link.span_id) == 8 for link in span.links)
