@@ -180,8 +180,7 @@ def drop_invalid_ids(batch: Batch, signal: Signal) -> Rejection:
         if signal is Signal.TRACES:
             # Links are rare: a scope with some takes the slower path below.
             if all(
-                len(r.trace_id) == 16 and len(r.span_id) == 8 and len(r.parent_span_id) in (0, 8) and not r.links
-                for r in records
+                len(r.trace_id) == 16 and len(r.span_id) == 8 and len(r.parent_span_id) in (0, 8) and not r.links for r in records
             ):
                 continue
             keep = [
