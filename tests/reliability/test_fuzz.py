@@ -251,7 +251,10 @@ def rejected_ids(request: ExportTraceServiceRequest) -> int:
         for rs in request.resource_spans
         for ss in rs.scope_spans
         for span in ss.spans
-        if len(span.trace_id) != 16 or len(span.span_id) != 8
+        if len(span.trace_id) != 16
+        or len(span.span_id) != 8
+        or len(span.parent_span_id) not in (0, 8)  # empty: a root span
+        or any(len(link.trace_id) != 16 or len(link.span_id) != 8 for link in span.links)
     )
 
 
